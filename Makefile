@@ -1,0 +1,34 @@
+# Two commands do all the set-up: `make demo` (score the bundled examples) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.full: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,audio,server]'
+	touch $@
+
+demo: $(VENV)/.core
+	$(BIN)/kefuqa check examples/
+
+test: $(VENV)/.full
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.full
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src/kefuqa
+
+bench: $(VENV)/.core
+	$(BIN)/python bench/bench_check.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,254 @@
+"""The conversation model (DESIGN §1) and the report model (DESIGN §3).
+
+Conversations are validated with pydantic at the edge; reports are plain dataclasses because the
+engine builds thousands of them per second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Role = Literal["agent", "customer", "system"]
+Channel = Literal["phone", "chat", "email", "web", "onsite"]
+
+# Spellings of roles seen in call-center exports, mapped to the three roles of the contract.
+ROLE_ALIASES: dict[str, str] = {
+    "agent": "agent", "坐席": "agent", "座席": "agent", "客服": "agent", "seat": "agent",
+    "staff": "agent", "service": "agent", "csr": "agent", "operator": "agent", "a": "agent",
+    "客服代表": "agent", "话务员": "agent", "工作人员": "agent",
+    "customer": "customer", "客户": "customer", "用户": "customer", "顾客": "customer",
+    "caller": "customer", "user": "customer", "client": "customer", "b": "customer", "来电人": "customer",
+    "业主": "customer",
+    "system": "system", "ivr": "system", "系统": "system", "bot": "system",
+}
+
+
+def normalize_role(value: object) -> str:
+    key = str(value).strip().lower()
+    role = ROLE_ALIASES.get(key)
+    if role is None:
+        raise ValueError(f"unknown role {value!r} (expected agent, customer or system)")
+    return role
+
+
+class Utterance(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Role
+    text: str | None = ""
+    start: float | None = None
+    end: float | None = None
+    # Measurements and tags added by readers or the audio layer (emotion, loudness_dbfs, pitch_sd …).
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, v: object) -> str:
+        return normalize_role(v)
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text(cls, v: object) -> object:
+        return "" if v is None else v
+
+    @model_validator(mode="after")
+    def _times(self) -> Utterance:
+        if self.start is not None and self.start < 0:
+            raise ValueError(f"start {self.start} is negative")
+        if self.end is not None and self.end < 0:
+            raise ValueError(f"end {self.end} is negative")
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    @property
+    def timed(self) -> bool:
+        return self.start is not None and self.end is not None
+
+    @property
+    def duration(self) -> float:
+        if self.start is None or self.end is None:
+            return 0.0
+        return self.end - self.start
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    start: float | None = None
+    end: float | None = None
+    at: float | None = None
+    target: str | None = None
+    inferred: bool = False
+
+    @model_validator(mode="after")
+    def _times(self) -> Event:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        if self.at is None and self.start is not None:
+            self.at = self.start
+        return self
+
+    @property
+    def duration(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return self.end - self.start
+
+
+class Party(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    name: str | None = None
+    team: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, v: object) -> object:
+        return None if v is None else str(v)
+
+
+class Conversation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    channel: Channel | None = None
+    direction: Literal["inbound", "outbound"] | None = None
+    started_at: datetime | None = None
+    received_at: datetime | None = None
+    first_response_at: datetime | None = None
+    agent: Party | None = None
+    customer: Party | None = None
+    ring_seconds: float | None = None
+    ended_by: Literal["customer", "agent", "system"] | None = None
+    utterances: list[Utterance]
+    events: list[Event] = Field(default_factory=list)
+    # Call-level measurements from the audio layer (agent_loudness_dbfs, …); rules of kind `metric` read them.
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    # Where the conversation came from (file, line) and notes such as "roles inferred"; not part of §1.
+    source: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, v: object) -> object:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise ValueError("id is empty")
+        return str(v)
+
+    @field_validator("ring_seconds")
+    @classmethod
+    def _ring(cls, v: float | None) -> float | None:
+        if v is not None and v < 0:
+            raise ValueError(f"ring_seconds {v} is negative")
+        return v
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Conversation:
+        if not self.utterances:
+            raise ValueError("conversation has no utterances")
+        return self
+
+    @property
+    def timed(self) -> bool:
+        """True when every utterance carries start and end times."""
+        return all(u.timed for u in self.utterances)
+
+    @property
+    def has_text(self) -> bool:
+        return any(u.text and u.text.strip() for u in self.utterances)
+
+
+# ---- reports (DESIGN §3) ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Finding:
+    rule: str
+    name: str
+    severity: str
+    points: float
+    utterance: int | None
+    start: float | None
+    end: float | None
+    evidence: str | None
+    message: str
+    suggestion: str | None = None
+    dimension: str | None = None
+    # character offsets of the evidence inside the original utterance text (for highlighting)
+    span: tuple[int, int] | None = None
+    match: str | None = None  # "exact", "pinyin" or "regex" for phrase evidence
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "rule": self.rule, "name": self.name, "severity": self.severity, "points": self.points,
+            "utterance": self.utterance, "start": self.start, "end": self.end, "evidence": self.evidence,
+            "message": self.message, "suggestion": self.suggestion,
+        }
+        if self.dimension is not None:
+            d["dimension"] = self.dimension
+        if self.span is not None:
+            d["span"] = list(self.span)
+        if self.match is not None:
+            d["match"] = self.match
+        return d
+
+
+@dataclass(slots=True)
+class EventHit:
+    rule: str
+    name: str
+    utterance: int | None
+    start: float | None
+    evidence: str | None = None
+    span: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"rule": self.rule, "name": self.name, "utterance": self.utterance, "start": self.start}
+        if self.evidence is not None:
+            d["evidence"] = self.evidence
+        if self.span is not None:
+            d["span"] = list(self.span)
+        return d
+
+
+@dataclass(slots=True)
+class Report:
+    call_id: str
+    rulebook: dict[str, str]
+    score: float
+    grade: str
+    fatal: bool
+    dimensions: dict[str, float]
+    findings: list[Finding]
+    events: list[EventHit]
+    not_applicable: dict[str, str]  # rule id -> reason
+    dimension_max: dict[str, float] = field(default_factory=dict)
+    fatal_rules: list[str] = field(default_factory=list)
+    conversation: Conversation | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "call_id": self.call_id,
+            "rulebook": dict(self.rulebook),
+            "score": self.score,
+            "grade": self.grade,
+            "fatal": self.fatal,
+            "dimensions": dict(self.dimensions),
+            "findings": [f.to_dict() for f in self.findings],
+            "events": [e.to_dict() for e in self.events],
+            "not_applicable": sorted(self.not_applicable),
+            "not_applicable_reasons": dict(sorted(self.not_applicable.items())),
+        }
+        if self.fatal_rules:
+            d["fatal_rules"] = list(self.fatal_rules)
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
