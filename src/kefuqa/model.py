@@ -85,6 +85,8 @@ class Event(BaseModel):
     at: float | None = None
     target: str | None = None
     inferred: bool = False
+    # the utterance an event was said in (inferred transfers), when known
+    utterance: int | None = None
 
     @model_validator(mode="after")
     def _times(self) -> Event:

@@ -1,0 +1,133 @@
+"""Audio input (DESIGN §5): call recordings become `Conversation`s.
+
+``read(path, channels="agent,customer", asr=None, vad="auto")`` decodes a recording, finds speech per
+channel, measures it and (with an ASR backend) transcribes it; it yields one `Conversation` or one
+`InputError`. `register()` adds it to the readers registry; the readers package calls it lazily.
+
+This module imports nothing heavy: without the ``audio`` extra (numpy, soundfile, onnxruntime, …) kefuqa
+still works, and audio files give the InputError "install kefuqa[audio]".
+
+Per-utterance ``attrs``: ``loudness_dbfs`` (active-speech RMS level), ``loudness_rel_db`` (against the
+speaker's median over the call: the loudness trend), ``pitch_median_hz``, ``pitch_sd_semitones`` (None
+when under 0.2 s of voicing), ``syllables`` (signal estimate), ``speech_seconds``, and from ASR
+``emotion``, ``asr_confidence``, ``language``. Call ``metrics``: ``audio``, ``audio_path``,
+``duration_seconds``, ``sample_rate``, ``channels``, ``talk_ratio_agent``, ``agent_loudness_dbfs``,
+``customer_loudness_dbfs``, ``vad``, ``asr``, plus talk seconds, overlap, silence, syllables per minute,
+pitch spread per role and the measured crosstalk (``agent_bleed_db`` …).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kefuqa.errors import InputError
+
+EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+INSTALL_HINT = "audio input needs the audio extra: pip install 'kefuqa[audio]'"
+
+__all__ = ["EXTENSIONS", "read", "register", "sniff", "parse_channels", "available"]
+
+
+def available() -> str | None:
+    """None when the audio extra is importable, else the name of the missing module."""
+    for mod in ("numpy", "soundfile"):
+        try:
+            __import__(mod)
+        except ImportError:
+            return mod
+    return None
+
+
+def sniff(head: bytes, path: str | Path | None = None) -> bool:
+    """True when the first bytes of a file look like a recording (RIFF/RF64 WAVE, FLAC, Ogg, MP3)."""
+    if len(head) >= 12 and head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return True
+    if head[:4] in (b"fLaC", b"OggS"):
+        return True
+    if head[:3] == b"ID3":
+        return True
+    # an MPEG audio frame header: 11 sync bits, layer != reserved
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06) != 0:
+        return True
+    return False
+
+
+def parse_channels(spec: str | tuple[str, ...] | list[str] | None) -> tuple[str, str]:
+    """``"agent,customer"`` → ("agent", "customer"); also accepts 坐席/客户 and the other role aliases."""
+    from kefuqa.model import normalize_role
+
+    if spec is None or spec == "":
+        return ("agent", "customer")
+    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec)]
+    try:
+        roles = tuple(normalize_role(p) for p in parts)
+    except ValueError as exc:
+        raise ValueError(f"--channels {spec!r}: {exc}") from None
+    if len(roles) != 2 or set(roles) != {"agent", "customer"}:
+        raise ValueError(f"--channels {spec!r}: name the role of the left and the right channel, "
+                         "e.g. agent,customer or customer,agent")
+    return roles  # type: ignore[return-value]
+
+
+def read(path: str | Path, options: Any = None, /, *, channels: str | None = None, asr: str | None = None,
+         vad: str | None = None, call_id: str | None = None, source_name: str | None = None,
+         **_other: Any) -> Iterator[Any]:
+    """Yield the recording at `path` as one `Conversation`, or one `InputError` saying why not.
+
+    Called by the readers registry as ``read(path, options)`` with a ``ReadOptions`` object (its
+    ``channels``/``audio_channels``, ``asr``, ``vad``, ``source_name`` and ``swap_roles`` attributes are
+    used when present), or directly with keywords. Options that do not concern audio are ignored.
+    """
+    if options is not None:
+        channels = channels or getattr(options, "channels", None) or getattr(options, "audio_channels", None)
+        asr = asr or getattr(options, "asr", None)
+        vad = vad or getattr(options, "vad", None)
+        source_name = source_name or getattr(options, "source_name", None)
+        if channels is None and getattr(options, "swap_roles", False):
+            channels = "customer,agent"
+    source = source_name or str(path)
+    missing = available()
+    if missing is not None:
+        yield InputError(source, None, f"{INSTALL_HINT} (missing module {missing})")
+        return
+    try:
+        roles = parse_channels(channels)
+    except ValueError as exc:
+        yield InputError(source, None, str(exc))
+        return
+    from kefuqa.audio.analyze import Options, analyze
+    from kefuqa.audio.asr import AsrError, make_transcriber
+    from kefuqa.audio.decode import AudioError, decode
+    from kefuqa.audio.vad import VadError, get_vad
+
+    try:
+        vad_impl = get_vad(vad or "auto")
+        transcriber = make_transcriber(asr) if asr else None
+    except (VadError, AsrError) as exc:
+        yield InputError(source, None, str(exc))
+        return
+    try:
+        decoded = decode(path)
+        conv = analyze(decoded.samples, decoded.sample_rate, call_id=call_id or Path(source).stem,
+                       options=Options(roles=roles, vad=vad or "auto"), transcriber=transcriber,
+                       vad=vad_impl, source=source, audio_path=source)
+    except AudioError as exc:
+        yield InputError(source, None, str(exc))
+        return
+    except MemoryError:
+        yield InputError(source, None, "recording too large to analyse in memory")
+        return
+    except Exception as exc:  # an ASR engine or a library failing on odd input must not stop the batch
+        yield InputError(source, None, f"audio analysis failed: {type(exc).__name__}: {exc}")
+        return
+    conv.metrics["codec"] = decoded.codec
+    yield conv
+
+
+def register() -> None:
+    """Add the audio reader to the readers registry (called lazily by `kefuqa.readers`)."""
+    from kefuqa.readers import register_reader
+
+    register_reader("audio", extensions=EXTENSIONS, sniff=sniff, read=read, binary=True)

@@ -1,0 +1,332 @@
+"""The `kefuqa` command line. It only calls the library: readers → Checker → writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .engine import Checker
+from .errors import InputError, RuleError
+from .model import Conversation, Report
+from .rules.rulebook import Rulebook, load_rulebook
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="kefuqa 客服质检: score customer-service conversations against service standards.")
+rules_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect and validate rulebooks.")
+app.add_typer(rules_app, name="rules")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_OK, EXIT_LOW_SCORE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out = [v.strip().upper() for item in values for v in item.split(",") if v.strip()]
+    return out or None
+
+
+def _load(rulebook: str | None, scorecard: str | None) -> Rulebook:
+    rb = load_rulebook(rulebook)
+    if scorecard:
+        from .rules.rulebook import _finish, _load_scorecard
+
+        p = Path(scorecard)
+        rb.scorecard = _load_scorecard(p.name, p.parent, rb.scorecard, str(p), rb.sources)
+        _finish(rb, str(p))
+    return rb
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kefuqa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                 help="Show the version and exit.")] = False) -> None:
+    pass
+
+
+# ---- check ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    """What happened in a run: bad inputs, low scores, counts."""
+
+    errors: list[InputError] = field(default_factory=list)
+    low: list[str] = field(default_factory=list)
+    scored: int = 0
+    seen: dict[str, str] = field(default_factory=dict)
+
+
+def _conversations(paths: list[str], input_format: str | None, batch: _Batch,
+                   options: dict[str, Any]) -> Iterator[Conversation]:
+    from .readers import iter_paths, read_path
+
+    targets: list[str | Path] = []
+    for p in paths:
+        if p == "-":
+            targets.append(p)
+        elif not Path(p).exists():
+            batch.errors.append(InputError(p, None, "no such file or folder"))
+            err.print(f"[red]error[/red] {p}: no such file or folder")
+        else:
+            targets.extend(iter_paths([p]))
+    for target in targets:
+        for item in read_path(target, input_format, **options):
+            if isinstance(item, InputError):
+                batch.errors.append(item)
+                err.print(f"[red]error[/red] {item}", markup=True)
+                continue
+            first = batch.seen.get(item.id)
+            if first is not None:
+                e = InputError(item.source or str(target), None, f"duplicate id {item.id!r} (first in {first}); skipped")
+                batch.errors.append(e)
+                err.print(f"[red]error[/red] {e}")
+                continue
+            batch.seen[item.id] = item.source or str(target)
+            yield item
+
+
+_WORKER: Checker | None = None
+
+
+def _init_worker(rulebook: Rulebook) -> None:
+    global _WORKER
+    _WORKER = Checker(rulebook)
+
+
+def _score_in_worker(args: tuple[Conversation, list[str] | None, list[str] | None]) -> Report:
+    assert _WORKER is not None
+    conv, select, ignore = args
+    return _WORKER.check(conv, select=select, ignore=ignore)
+
+
+def _reports(convs: Iterator[Conversation], rb: Rulebook, jobs: int, select: list[str] | None,
+             ignore: list[str] | None, batch: _Batch, fail_under: float | None) -> Iterator[Report]:
+    def account(r: Report) -> Report:
+        batch.scored += 1
+        if fail_under is not None and r.score < fail_under:
+            batch.low.append(r.call_id)
+        return r
+
+    if jobs <= 1:
+        checker = Checker(rb)
+        for conv in convs:
+            yield account(checker.check(conv, select=select, ignore=ignore))
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(rb,)) as pool:
+        for r in pool.imap(_score_in_worker, ((c, select, ignore) for c in convs), chunksize=32):
+            yield account(r)
+
+
+@contextmanager
+def _output(path: str | None, fmt: str) -> Iterator[TextIO]:
+    """stdout, or a temporary file renamed into place only when everything was written."""
+    if path is None or path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    newline = "" if fmt == "csv" else None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _progress(reports: Iterator[Report], total_files: int) -> Iterator[Report]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as prog:
+        task = prog.add_task("score", total=None)
+        for r in reports:
+            prog.advance(task)
+            yield r
+
+
+@app.command()
+def check(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or - for stdin.")],
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="Bundled name, folder or YAML file.")] = None,
+    scorecard: Annotated[str | None, typer.Option(help="A scorecard YAML replacing the rulebook's.")] = None,
+    select: Annotated[list[str] | None, typer.Option(help="Only these rule IDs or prefixes (LNG, LNG001).")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(help="Skip these rule IDs or prefixes.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, jsonl, csv or html.")] = "table",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes scoring in parallel.")] = 1,
+    fail_under: Annotated[float | None, typer.Option(help="Exit 1 when a call scores below this.")] = None,
+    input_format: Annotated[str | None, typer.Option(help="Force the input format (json, jsonl, csv, tsv, "
+                                                          "text, aliyun, funasr, aws, audio).")] = None,
+    channels: Annotated[str | None, typer.Option(help="Audio: channel roles, default agent,customer.")] = None,
+    asr: Annotated[str | None, typer.Option(help="Audio: ASR engine, e.g. sherpa-onnx:/models/sense-voice.")] = None,
+    excel: Annotated[bool, typer.Option(help="CSV: BOM and formula-safe cells for Excel.")] = False,
+) -> None:
+    """Score conversations and report findings (exit 0 ok, 1 below --fail-under, 2 bad input)."""
+    from .writers import FORMATS, write_reports
+
+    if fmt not in FORMATS:
+        err.print(f"[red]error[/red] unknown --format {fmt!r} (expected {', '.join(FORMATS)})")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        rb = _load(rulebook, scorecard)
+    except RuleError as exc:
+        err.print(f"[red]rulebook error[/red] {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    options: dict[str, Any] = {}
+    if channels:
+        options["channels"] = channels
+    if asr:
+        options["asr"] = asr
+    batch = _Batch()
+    convs = _conversations(paths, input_format, batch, options)
+    reports = _reports(convs, rb, jobs, _split(select), _split(ignore), batch, fail_under)
+    show_progress = err.is_terminal and (output not in (None, "-") or not sys.stdout.isatty())
+    if show_progress:
+        reports = _progress(reports, len(paths))
+    write_opts: dict[str, Any] = {"excel": True} if (excel and fmt == "csv") else {}
+    try:
+        with _output(output, fmt) as out:
+            write_reports(reports, fmt, out, **write_opts)
+    except BrokenPipeError:
+        pass
+    if batch.errors:
+        err.print(f"[yellow]{len(batch.errors)} input(s) could not be read; {batch.scored} call(s) scored.[/yellow]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if batch.low:
+        err.print(f"[yellow]{len(batch.low)} call(s) below {fail_under:g}: {', '.join(batch.low[:10])}"
+                  f"{' …' if len(batch.low) > 10 else ''}[/yellow]")
+        raise typer.Exit(EXIT_LOW_SCORE)
+
+
+# ---- rules ------------------------------------------------------------------------------------------------
+
+
+def _rulebook_or_exit(rulebook: str | None) -> Rulebook:
+    try:
+        return load_rulebook(rulebook)
+    except RuleError as exc:
+        err.print(f"[red]rulebook error[/red] {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+@rules_app.command("lint")
+def rules_lint(path: Annotated[str, typer.Argument(help="A rulebook folder, rulebook.yaml or rule file.")]) -> None:
+    """Validate a rulebook: unknown keys, bad values, bad regexes, duplicate IDs, unknown references."""
+    from .rules.rulebook import lint
+
+    problems = lint(path)
+    for p in problems:
+        typer.echo(str(p))
+    if problems:
+        raise typer.Exit(1)
+    rb = load_rulebook(path)
+    typer.echo(f"ok: {rb.name} {rb.version}, {len(rb.rules)} rules, scorecard {rb.scorecard.name}")
+
+
+@rules_app.command("list")
+def rules_list(
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+) -> None:
+    """List the rules of a rulebook."""
+    from .docs import rule_points
+
+    rb = _rulebook_or_exit(rulebook)
+    rows = []
+    for r in rb.rules:
+        points, dim = rule_points(rb, r)
+        rows.append({"id": r.id, "name": r.name, "kind": r.kind, "severity": r.severity, "points": points,
+                     "dimension": dim, "role": r.role, "enabled": r.enabled, "fatal": r.id in rb.scorecard.fatal})
+    if fmt == "json":
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{rb.name} {rb.version}")
+    for col in ("ID", "名称", "kind", "严重度", "扣分", "维度", ""):
+        table.add_column(col)
+    for row in rows:
+        flag = "红线" if row["fatal"] else ("停用" if not row["enabled"] else "")
+        table.add_row(row["id"], row["name"], row["kind"], row["severity"], f"{row['points']:g}",
+                      row["dimension"] or "", flag)
+    Console(highlight=False).print(table)
+
+
+@rules_app.command("explain")
+def rules_explain(
+    rule_id: Annotated[str, typer.Argument(help="A rule ID such as LNG001.")],
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+) -> None:
+    """What a rule checks, why, an example of a violation and the better wording."""
+    from .docs import explain
+
+    rb = _rulebook_or_exit(rulebook)
+    try:
+        rule = rb.rule(rule_id.upper())
+    except KeyError:
+        err.print(f"[red]error[/red] no rule {rule_id!r} in {rb.name} (see `kefuqa rules list`)")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    info = explain(rb, rule)
+    if fmt == "json":
+        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    typer.echo(info["text"])
+
+
+@rules_app.command("docs")
+def rules_docs(
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Write the rulebook as one Markdown page (docs/rules.md)."""
+    from .docs import rulebook_markdown
+
+    text = rulebook_markdown(_rulebook_or_exit(rulebook))
+    with _output(output, "md") as out:
+        out.write(text)
+
+
+def _mount_service() -> None:
+    """`kefuqa ingest` / `kefuqa serve` come from the service layer when its extra is installed."""
+    try:
+        from .service.cli import register
+    except ImportError:
+        return
+    register(app)
+
+
+_mount_service()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

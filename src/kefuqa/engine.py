@@ -1,0 +1,1019 @@
+"""The rule engine: a compiled rulebook checks conversations and produces reports.
+
+`Checker` is built once per rulebook (phrase automata, rule order); `Checker.check` is pure and fast.
+Each rule *kind* is a method ``_k_<kind>`` returning hits, or raising `NotApplicable` with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from statistics import mean, median
+from typing import Any
+
+from . import normalize
+from .model import Conversation, Event, EventHit, Finding, Report
+from .rules.matcher import Match, PhraseIndex
+from .rules.rulebook import Rulebook, _refs
+from .rules.schema import Condition, Phrases, Scope, Trigger, Window
+from .scoring import score_report
+
+
+class NotApplicable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Hit:
+    utterance: int | None
+    start: float | None
+    end: float | None
+    evidence: str | None = None
+    span: tuple[int, int] | None = None
+    suggestion: str | None = None
+    via: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Pos:
+    """A position a window is measured from (a trigger occurrence)."""
+
+    u: int | None
+    t: float | None
+    end_t: float | None = None
+    evidence: str | None = None
+    key: str | None = None
+    span: tuple[int, int] | None = None
+
+
+class _Vars(dict[str, Any]):
+    def __missing__(self, k: str) -> str:
+        return "{" + k + "}"
+
+
+_WORD = re.compile(r"[\w]", re.UNICODE)
+_DIGITS = re.compile(r"[0-9]{4,}")
+
+
+def _rule_selected(rule_id: str, select: list[str] | None, ignore: list[str] | None) -> bool:
+    if select and not any(rule_id.startswith(s) for s in select):
+        return False
+    return not (ignore and any(rule_id.startswith(s) for s in ignore))
+
+
+def _fmt_time(t: float | None) -> str:
+    if t is None:
+        return ""
+    m, s = divmod(t, 60)
+    return f"{int(m):02d}:{s:04.1f}"
+
+
+class Context:
+    """Per-conversation state: normalised views, raw phrase matches, events, fired rules."""
+
+    def __init__(self, checker: Checker, conv: Conversation) -> None:
+        self.checker = checker
+        self.conv = conv
+        utts = conv.utterances
+        self.n = len(utts)
+        self.roles = [u.role for u in utts]
+        self.texts = [u.text or "" for u in utts]
+        self.timed = conv.timed
+        self.has_text = conv.has_text
+        self.cleans: list[str] = []
+        self.keys: list[str] = []
+        self.raw: list[dict[int, list[Match]]] = []
+        index = checker.index
+        for t in self.texts:
+            c, k = normalize.views(t)
+            self.cleans.append(c)
+            self.keys.append(k)
+            self.raw.append(index.scan(k))
+        self.by_role: dict[str, list[int]] = {"agent": [], "customer": [], "any": []}
+        for i, r in enumerate(self.roles):
+            if r in ("agent", "customer"):
+                self.by_role[r].append(i)
+                self.by_role["any"].append(i)
+        self._cache: dict[tuple[int, int], list[Match]] = {}
+        self._texted: dict[str, list[int]] = {}
+        self.fired: dict[str, list[Hit]] = {}
+        self.events: list[Event] = list(conv.events)
+        self._infer_events()
+
+    # ---- phrase matches ------------------------------------------------------------------------------
+
+    def matches(self, sid: int, u: int) -> list[Match]:
+        """Matches of phrase set `sid` in utterance `u`, exceptions applied, longest first, no overlaps."""
+        ck = (sid, u)
+        got = self._cache.get(ck)
+        if got is not None:
+            return got
+        pset = self.checker.index.sets[sid]
+        raw = self.raw[u].get(sid, [])
+        if pset.regex_items:
+            raw = list(raw)
+            clean = self.cleans[u]
+            for idx in pset.regex_items:
+                rx = pset.items[idx].regex
+                assert rx is not None
+                for m in rx.finditer(clean):
+                    if m.end() > m.start():
+                        raw.append(Match(idx, m.start(), m.end(), "regex", "clean"))
+        if not raw:
+            self._cache[ck] = []
+            return []
+        key = self.keys[u]
+        out: list[Match] = []
+        for m in raw:
+            item = pset.items[m.item]
+            if item.whole is not None and m.view == "key":
+                is_whole = m.start == 0 and m.end == len(key)
+                if item.whole != is_whole:
+                    continue
+            if item.unless_set is not None and self._covered(item.unless_set, u, m):
+                continue
+            if pset.unless_set is not None and self._covered(pset.unless_set, u, m):
+                continue
+            if item.allowed_hours is not None and not self._outside_hours(item.allowed_hours):
+                continue
+            out.append(m)
+        if len(out) > 1:
+            out.sort(key=lambda m: (m.view, m.start, -(m.end - m.start)))
+            kept: list[Match] = []
+            for m in out:
+                if kept and kept[-1].view == m.view and m.start < kept[-1].end:
+                    continue
+                kept.append(m)
+            out = kept
+        self._cache[ck] = out
+        return out
+
+    def _covered(self, sid: int, u: int, m: Match) -> bool:
+        if m.view != "key":
+            return False
+        for x in self.matches(sid, u):
+            if x.start <= m.start and x.end >= m.end:
+                return True
+        return False
+
+    def _outside_hours(self, hours: tuple[int, int]) -> bool:
+        st = self.conv.started_at
+        if st is None:
+            return False
+        minute = st.hour * 60 + st.minute
+        lo, hi = hours
+        inside = lo <= minute < hi if lo <= hi else (minute >= lo or minute < hi)
+        return not inside
+
+    def said(self, sid: int, us: Iterable[int]) -> tuple[int, Match] | None:
+        for u in us:
+            ms = self.matches(sid, u)
+            if ms:
+                return u, ms[0]
+        return None
+
+    # ---- evidence -------------------------------------------------------------------------------------
+
+    def evidence(self, u: int, m: Match | None = None) -> tuple[str, tuple[int, int]]:
+        text = self.texts[u]
+        if m is None:
+            return _trim(text), (0, len(text))
+        s, e = normalize.original_span(text, m.start, m.end, view=m.view)
+        return text[s:e], (s, e)
+
+    def utt_time(self, u: int | None) -> tuple[float | None, float | None]:
+        if u is None:
+            return None, None
+        x = self.conv.utterances[u]
+        return x.start, x.end
+
+    def hit_at(self, u: int | None, m: Match | None = None, **kw: Any) -> Hit:
+        start, end = self.utt_time(u)
+        ev, span = (None, None) if u is None else self.evidence(u, m)
+        return Hit(u, start, end, ev, span, **kw)
+
+    # ---- scopes and windows -----------------------------------------------------------------------------
+
+    def role_utts(self, role: str) -> list[int]:
+        """Utterances of a role that carry text (all of them when the call has no transcript)."""
+        got = self._texted.get(role)
+        if got is None:
+            got = [u for u in self.by_role[role] if self.keys[u]] if self.has_text else self.by_role[role]
+            self._texted[role] = got
+        return got
+
+    def scoped(self, role: str, scope: Scope | None) -> list[int]:
+        us = self.role_utts(role)
+        if scope is None:
+            return us
+        if scope.first_turns:
+            us = us[: scope.first_turns]
+        if scope.last_turns:
+            us = us[-scope.last_turns:]
+        if scope.first_seconds or scope.last_seconds:
+            if not self.timed:
+                raise NotApplicable("缺少时间戳")
+            if scope.first_seconds:
+                t0 = min((x.start or 0.0) for x in self.conv.utterances)
+                us = [u for u in us if (self.conv.utterances[u].start or 0.0) <= t0 + scope.first_seconds]
+            if scope.last_seconds:
+                t1 = max((x.end or 0.0) for x in self.conv.utterances)
+                us = [u for u in us if (self.conv.utterances[u].end or 0.0) >= t1 - scope.last_seconds]
+        return us
+
+    def window(self, pos: Pos, role: str, win: Window) -> list[int]:
+        us = self.role_utts(role)
+        if win.direction == "call":
+            return us
+        if win.seconds and not self.timed:
+            raise NotApplicable("缺少时间戳")
+        utts = self.conv.utterances
+        if win.direction == "during":
+            if pos.t is None or pos.end_t is None:
+                return []
+            return [u for u in us if utts[u].start is not None and pos.t <= utts[u].start < pos.end_t]  # type: ignore[operator]
+        if win.direction == "after":
+            if pos.u is not None:
+                sel = [u for u in us if u > pos.u or (win.include_anchor and u == pos.u)]
+            elif pos.t is not None:
+                sel = [u for u in us if (utts[u].start or 0.0) >= pos.t - 0.05]
+            else:
+                sel = us
+            if win.seconds and pos.t is not None:
+                sel = [u for u in sel if (utts[u].start or 0.0) <= pos.t + win.seconds]
+            return sel[: win.turns] if win.turns else sel
+        # before
+        if pos.u is not None:
+            sel = [u for u in us if u < pos.u or (win.include_anchor and u == pos.u)]
+        elif pos.t is not None:
+            sel = [u for u in us if (utts[u].end or utts[u].start or 0.0) <= pos.t + 0.05]
+        else:
+            sel = us
+        if win.seconds and pos.t is not None:
+            sel = [u for u in sel if (utts[u].end or 0.0) >= pos.t - win.seconds]
+        return sel[-win.turns:] if win.turns else sel
+
+    # ---- events -----------------------------------------------------------------------------------------
+
+    def _infer_events(self) -> None:
+        settings = self.checker.rulebook.settings
+        utts = self.conv.utterances
+        if settings.infer_holds.enabled and self.timed and not any(e.type == "hold" for e in self.events):
+            sid = self.checker.hold_sid
+            agent = self.by_role["agent"]
+            for a, b in zip(agent, agent[1:], strict=False):
+                if sid is not None and self.matches(sid, a):
+                    gap_start, gap_end = utts[a].end, utts[b].start
+                    if gap_start is not None and gap_end is not None and \
+                            gap_end - gap_start >= settings.infer_holds.min_gap_seconds:
+                        self.events.append(Event(type="hold", start=gap_start, end=gap_end, inferred=True, utterance=a))
+        if settings.infer_transfers.enabled and not any(e.type == "transfer" for e in self.events):
+            sid = self.checker.transfer_sid
+            if sid is not None:
+                for a in self.by_role["agent"]:
+                    if self.matches(sid, a):
+                        self.events.append(Event(type="transfer", at=utts[a].end, inferred=True, utterance=a))
+        self.events.sort(key=lambda e: (e.at if e.at is not None else float("inf")))
+
+    def event_pos(self, ev: Event, edge: str = "end") -> Pos:
+        utts = self.conv.utterances
+        t = ev.end if (edge == "end" and ev.end is not None) else (ev.start if ev.start is not None else ev.at)
+        if ev.utterance is not None and (edge == "start" or t is None or not self.timed):
+            return Pos(ev.utterance, t, ev.end, None)
+        u: int | None = None
+        if t is not None:
+            if edge == "end":
+                # the first utterance at or after the time
+                after = [i for i, x in enumerate(utts) if x.start is not None and x.start >= t - 0.05]
+                u = after[0] - 1 if after else self.n - 1  # windows include utterances after index u
+                u = None if u < 0 else u
+            else:
+                before = [i for i, x in enumerate(utts) if x.start is not None and x.start <= t + 0.05]
+                u = before[-1] if before else None
+        return Pos(u, t, ev.end, None)
+
+
+def _trim(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class _Compiled:
+    rule: Any
+    sid: int | None = None
+    near_sid: int | None = None
+    groups: dict[str, int] = field(default_factory=dict)
+    steps: list[tuple[str, int]] = field(default_factory=list)
+    trigger_sid: int | None = None
+    slots: list[tuple[str, int, int]] = field(default_factory=list)
+    cond_sids: dict[int, int] = field(default_factory=dict)  # id(condition) -> sid
+    backchannel_sid: int | None = None
+
+
+class Checker:
+    """A rulebook compiled for checking. Build once, call `check` for each conversation."""
+
+    def __init__(self, rulebook: Rulebook) -> None:
+        self.rulebook = rulebook
+        self.index = PhraseIndex()
+        self.compiled: dict[str, _Compiled] = {}
+        needed = {r.id for r in rulebook.rules if r.enabled}
+        by_id = {r.id: r for r in rulebook.rules}
+        stack = list(needed)
+        while stack:  # disabled rules still run when an enabled rule depends on them
+            for ref in _refs(by_id[stack.pop()]):
+                if ref not in needed:
+                    needed.add(ref)
+                    stack.append(ref)
+        self.order = self._order([r for r in rulebook.rules if r.id in needed])
+        for r in self.order:
+            self.compiled[r.id] = self._compile(r)
+        s = rulebook.settings
+        self.hold_sid = self.index.add(list(s.infer_holds.phrases)) if s.infer_holds.phrases else None
+        self.transfer_sid = self.index.add(list(s.infer_transfers.phrases)) if s.infer_transfers.phrases else None
+        self.index.build()
+        card = rulebook.scorecard
+        self.fatal = set(card.fatal)
+
+    @staticmethod
+    def _order(rules: list[Any]) -> list[Any]:
+        ids = {r.id for r in rules}
+        done: set[str] = set()
+        out: list[Any] = []
+        by_id = {r.id: r for r in rules}
+
+        def visit(r: Any, path: tuple[str, ...]) -> None:
+            if r.id in done:
+                return
+            if r.id in path:
+                raise ValueError(f"rules depend on each other in a cycle: {' → '.join(path + (r.id,))}")
+            for ref in _refs(r):
+                if ref in ids:
+                    visit(by_id[ref], path + (r.id,))
+            done.add(r.id)
+            out.append(r)
+
+        for r in rules:
+            visit(r, ())
+        return out
+
+    def _phrases(self, phrases: Phrases, rule: Any, **kw: Any) -> int:
+        return self.index.add(list(phrases), pinyin=getattr(rule, "pinyin", False),
+                              pinyin_min_len=getattr(rule, "pinyin_min_len", 3), **kw)
+
+    def _compile(self, r: Any) -> _Compiled:
+        c = _Compiled(r)
+        kind = r.kind
+        if kind in ("phrase", "count") and r.phrases:
+            c.sid = self._phrases(r.phrases, r, unless=list(r.unless))
+        if kind == "phrase" and r.unless_near:
+            c.near_sid = self.index.add(list(r.unless_near))
+        if kind in ("required", "event"):
+            if r.phrases:
+                c.groups = {"": self._phrases(r.phrases, r)}
+            else:
+                c.groups = {name: self._phrases(p, r) for name, p in r.groups.items()}
+        if kind == "conditional":
+            then = r.then
+            if then.phrases:
+                c.groups = {"": self._phrases(then.phrases, r)}
+            elif then.groups:
+                c.groups = {name: self._phrases(p, r) for name, p in then.groups.items()}
+        if kind == "sequence":
+            c.steps = [(st.name, self._phrases(st.phrases, r)) for st in r.steps]
+        if kind == "overlap" and r.unless:
+            c.backchannel_sid = self.index.add(list(r.unless))
+        if kind == "repeat_ask":
+            c.slots = [(sl.name, self._phrases(sl.given, r), self._phrases(sl.ask, r)) for sl in r.slots]
+        trig: Trigger | None = getattr(r, "after", None) or getattr(r, "anchor", None) or getattr(r, "if_", None)
+        if trig is not None and trig.said is not None:
+            c.trigger_sid = self.index.add(list(trig.said.phrases), pinyin=getattr(r, "pinyin", False))
+        for cond in r.applies.when + r.applies.unless:
+            if cond.said is not None:
+                c.cond_sids[id(cond)] = self.index.add(list(cond.said.phrases))
+        return c
+
+    # ---- checking ---------------------------------------------------------------------------------------
+
+    def check(self, conv: Conversation, *, select: list[str] | None = None,
+              ignore: list[str] | None = None) -> Report:
+        ctx = Context(self, conv)
+        na: dict[str, str] = {}
+        results: dict[str, list[Hit]] = {}
+        for r in self.order:
+            c = self.compiled[r.id]
+            try:
+                hits = self._run(c, ctx)
+            except NotApplicable as exc:
+                na[r.id] = exc.reason
+                ctx.fired[r.id] = []
+                continue
+            ctx.fired[r.id] = hits
+            results[r.id] = hits
+        findings: list[Finding] = []
+        events: list[EventHit] = []
+        for r in self.order:
+            if not r.enabled or not _rule_selected(r.id, select, ignore):
+                na.pop(r.id, None)
+                continue
+            for h in results.get(r.id, []):
+                vars_ = _Vars(h.vars)
+                vars_.setdefault("evidence", h.evidence or "")
+                vars_.setdefault("time", _fmt_time(h.start))
+                message = r.message.format_map(vars_)
+                if r.severity == "event":
+                    events.append(EventHit(r.id, r.name, h.utterance, h.start, h.evidence, h.span))
+                else:
+                    findings.append(Finding(r.id, r.name, r.severity, 0.0, h.utterance, h.start, h.end, h.evidence,
+                                            message, h.suggestion or r.suggest, None, h.span, h.via))
+        findings.sort(key=lambda f: (f.utterance if f.utterance is not None else -1, f.rule))
+        events.sort(key=lambda e: (e.utterance if e.utterance is not None else -1, e.rule))
+        report = Report(
+            call_id=conv.id, rulebook={"name": self.rulebook.name, "version": self.rulebook.version},
+            score=0.0, grade="", fatal=False, dimensions={}, findings=findings, events=events,
+            not_applicable=na, conversation=conv, notes=list(conv.notes),
+        )
+        score_report(report, self.rulebook)
+        return report
+
+    def _run(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        conv = ctx.conv
+        app = r.applies
+        if app.channels is not None and (conv.channel or "phone") not in app.channels:
+            raise NotApplicable(f"仅适用于渠道 {'、'.join(app.channels)}")
+        if app.directions is not None and (conv.direction or "inbound") not in app.directions:
+            raise NotApplicable("仅适用于" + "、".join(_DIRECTION[d] for d in app.directions) + "通话")
+        if r.kind in _TEXT_KINDS and not ctx.has_text:
+            raise NotApplicable("没有转写文本（录音未做语音识别）")
+        if app.min_turns is not None and len(ctx.by_role["customer"]) < app.min_turns:
+            raise NotApplicable(f"客户发言少于 {app.min_turns} 句")
+        for cond in app.when:
+            ok = self._cond(cond, c, ctx)
+            if ok is None:
+                raise NotApplicable(f"缺少 {cond.field}")
+            if not ok:
+                raise NotApplicable(_cond_text(cond, negate=True))
+        hits: list[Hit] = getattr(self, "_k_" + r.kind)(c, ctx)
+        if hits and app.unless:
+            exempt = all(self._cond(cond, c, ctx) for cond in app.unless)
+            if exempt:
+                return []
+        return hits
+
+    def _cond(self, cond: Condition, c: _Compiled, ctx: Context) -> bool | None:
+        if cond.fired is not None:
+            return bool(ctx.fired.get(cond.fired))
+        if cond.not_fired is not None:
+            return not ctx.fired.get(cond.not_fired)
+        if cond.said is not None:
+            sid = c.cond_sids[id(cond)]
+            return ctx.said(sid, ctx.role_utts(cond.said.role)) is not None
+        assert cond.field is not None and cond.op is not None
+        value = measure(ctx, cond.field)
+        if value is None:
+            # an unknown value is not equal to anything: "ended_by != system" holds when ended_by is unknown
+            return True if cond.op in ("!=", "not in") else None
+        return compare(value, cond.op, cond.value)
+
+    # ---- trigger positions -----------------------------------------------------------------------------
+
+    def _positions(self, c: _Compiled, ctx: Context, trig: Trigger) -> list[Pos]:
+        if trig.rule is not None:
+            return [Pos(h.utterance, h.start, h.end, h.evidence, None, h.span) for h in ctx.fired.get(trig.rule, [])]
+        if trig.event is not None:
+            return [ctx.event_pos(e, trig.edge) for e in ctx.events if e.type == trig.event]
+        assert trig.said is not None and c.trigger_sid is not None
+        out = []
+        for u in ctx.role_utts(trig.said.role):
+            ms = ctx.matches(c.trigger_sid, u)
+            if ms:
+                ev, span = ctx.evidence(u, ms[0])
+                m = ms[0]
+                k = ctx.keys[u][m.start:m.end] if m.view == "key" else normalize.key(ctx.cleans[u][m.start:m.end])
+                out.append(Pos(u, ctx.conv.utterances[u].start, ctx.conv.utterances[u].end, ev, k, span))
+        return out
+
+    @staticmethod
+    def _groups_missing(c: _Compiled, ctx: Context, us: list[int], need: str | int) -> list[str]:
+        missing = [name for name, sid in c.groups.items() if ctx.said(sid, us) is None]
+        total = len(c.groups)
+        if need == "all":
+            return missing
+        if need == "any":
+            return missing if len(missing) == total else []
+        return missing if total - len(missing) < int(need) else []
+
+    # ---- kinds ------------------------------------------------------------------------------------------
+
+    def _k_phrase(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        pset = self.index.sets[c.sid] if c.sid is not None else None
+        if pset is not None and pset.items and all(i.allowed_hours for i in pset.items) and ctx.conv.started_at is None:
+            raise NotApplicable("缺少 started_at")
+        hits: list[Hit] = []
+        us = ctx.scoped(r.role, r.scope)
+        role_us = ctx.role_utts(r.role)
+        st = ctx.conv.started_at
+        base_vars = {"time_of_day": st.strftime("%H:%M")} if st is not None else {}
+        for u in us:
+            if c.sid is not None:
+                for m in ctx.matches(c.sid, u):
+                    item = pset.items[m.item]  # type: ignore[union-attr]
+                    if c.near_sid is not None or item.near_set is not None:
+                        pos = role_us.index(u) if u in role_us else 0
+                        near = role_us[pos: pos + 1 + r.near_turns]
+                        if c.near_sid is not None and ctx.said(c.near_sid, near) is not None:
+                            continue
+                        if item.near_set is not None and ctx.said(item.near_set, near) is not None:
+                            continue
+                    hits.append(ctx.hit_at(u, m, suggestion=item.suggest, via=m.via, vars=dict(base_vars)))
+            if r.attrs:
+                attrs = ctx.conv.utterances[u].attrs
+                for name, values in r.attrs.items():
+                    v = attrs.get(name)
+                    if v is not None and str(v).lower() in {x.lower() for x in values}:
+                        if not any(h.utterance == u for h in hits):
+                            hits.append(ctx.hit_at(u, None, via="attr", vars={name: v}))
+        return hits
+
+    def _k_required(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        if r.after is not None:
+            positions = self._positions(c, ctx, r.after)
+            if not positions:
+                raise NotApplicable(_trigger_text(r.after, absent=True))
+            win = r.window or Window(direction="after")
+            hits = []
+            for pos in positions:
+                us = ctx.window(pos, r.role, win)
+                if r.scope is not None:
+                    allowed = set(ctx.scoped(r.role, r.scope))
+                    us = [u for u in us if u in allowed]
+                missing = self._groups_missing(c, ctx, us, r.need)
+                if missing:
+                    u = us[0] if us else pos.u
+                    hits.append(ctx.hit_at(u, None, vars={"missing": "、".join(m for m in missing if m)}))
+                if not win.turns and not win.seconds:
+                    break  # the rest of the call: the first trigger decides
+            return hits
+        us = ctx.scoped(r.role, r.scope)
+        if not us:
+            raise NotApplicable(f"{_ROLE[r.role]}没有发言")
+        missing = self._groups_missing(c, ctx, us, r.need)
+        if not missing:
+            return []
+        # a closing check points at the last turn, an opening check at the first
+        u = us[-1] if r.scope is not None and r.scope.last_turns else us[0]
+        return [ctx.hit_at(u, None, vars={"missing": "、".join(m for m in missing if m)})]
+
+    def _k_sequence(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        positions = [Pos(None, None)] if r.anchor is None else self._positions(c, ctx, r.anchor)
+        if not positions:
+            raise NotApplicable(_trigger_text(r.anchor, absent=True))
+        hits = []
+        for pos in positions:
+            us = ctx.scoped(r.role, r.scope) if r.anchor is None else ctx.window(pos, r.role, r.window)
+            missing: list[str] = []
+            cursor = (-1, -1)
+            for name, sid in c.steps:
+                found = None
+                for u in us:
+                    for m in ctx.matches(sid, u):
+                        if not r.ordered or (u, m.start) > cursor:
+                            found = (u, m.start)
+                            break
+                    if found:
+                        break
+                if found is None:
+                    missing.append(name)
+                else:
+                    cursor = found
+            if missing:
+                anchor_u = pos.u if pos.u is not None else (us[0] if us else None)
+                h = ctx.hit_at(anchor_u, None, vars={"missing": "、".join(missing)})
+                if pos.t is not None:
+                    h.start = pos.t
+                    h.end = pos.end_t if pos.end_t is not None else h.end
+                hits.append(h)
+        return hits
+
+    def _k_conditional(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        positions = self._positions(c, ctx, r.if_)
+        if not positions:
+            raise NotApplicable(_trigger_text(r.if_, absent=True))
+        then = r.then
+        hits = []
+        for pos in positions:
+            us = ctx.window(pos, then.role, r.window)
+            ok = False
+            if c.groups:
+                ok = not self._groups_missing(c, ctx, us, then.need)
+            if not ok and then.echo and pos.key:
+                tail = _DIGITS.findall(pos.key)
+                probe = tail[-1][-4:] if tail else pos.key[-4:]
+                ok = any(probe in ctx.keys[u] for u in us)
+            if not ok:
+                h = ctx.hit_at(pos.u, None, vars={"trigger": pos.evidence or ""})
+                if pos.evidence:
+                    h.evidence, h.span = pos.evidence, pos.span
+                hits.append(h)
+            if not r.window.turns and not r.window.seconds and r.window.direction in ("after", "call"):
+                break  # unbounded window: the first trigger decides
+        return hits
+
+    def _k_count(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        assert c.sid is not None
+        found: list[tuple[int, Match]] = []
+        us = ctx.role_utts(r.role)
+        for u in us:
+            for m in ctx.matches(c.sid, u):
+                found.append((u, m))
+        count: float = len(found)
+        if r.per == "minute":
+            if not ctx.timed:
+                raise NotApplicable("缺少时间戳")
+            minutes = sum(ctx.conv.utterances[u].duration for u in us) / 60
+            if minutes <= 0:
+                raise NotApplicable(f"{_ROLE[r.role]}没有发言")
+            count = count / minutes
+        too_many = r.max is not None and count > r.max
+        too_few = r.min is not None and count < r.min
+        if not (too_many or too_few):
+            return []
+        words = "、".join(dict.fromkeys(ctx.evidence(u, m)[0] for u, m in found[:12]))
+        vars_ = {"count": round(count, 1) if r.per == "minute" else int(count), "max": r.max, "min": r.min,
+                 "words": words}
+        if too_many and found:
+            u, m = found[0]
+            h = ctx.hit_at(u, m, vars=vars_)
+            h.evidence = words
+            return [h]
+        return [Hit(None, None, None, words or None, None, vars=vars_)]
+
+    def _k_silence(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        if not ctx.timed:
+            raise NotApplicable("缺少时间戳")
+        utts = ctx.conv.utterances
+        order = sorted(ctx.by_role["any"], key=lambda i: utts[i].start or 0.0)
+        if not order:
+            raise NotApplicable("无人发言")
+        covers = [(e.start, e.end) for e in ctx.events if e.type in r.exclude_events and e.start is not None
+                  and e.end is not None]
+        points = [e.at for e in ctx.events if e.type in r.exclude_events and e.end is None and e.at is not None]
+        hits = []
+        last_end = utts[order[0]].end or 0.0
+        gaps: list[tuple[float, float, int | None]] = []
+        if r.edges and (utts[order[0]].start or 0.0) >= r.min_seconds:
+            gaps.append((0.0, utts[order[0]].start or 0.0, order[0]))
+        for i in order[1:]:
+            s = utts[i].start or 0.0
+            if s - last_end >= r.min_seconds:
+                gaps.append((last_end, s, i))
+            last_end = max(last_end, utts[i].end or 0.0)
+        for gs, ge, u in gaps:
+            covered = sum(max(0.0, min(ge, b) - max(gs, a)) for a, b in covers)  # type: ignore[type-var,operator]
+            if covered >= 0.5 * (ge - gs) or any(gs - 1 <= p <= ge + 1 for p in points):
+                continue
+            h = Hit(u, round(gs, 2), round(ge, 2), f"静音 {ge - gs:.1f} 秒", None,
+                    vars={"seconds": round(ge - gs, 1)})
+            hits.append(h)
+        return hits
+
+    def _k_overlap(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        if not ctx.timed:
+            raise NotApplicable("缺少时间戳")
+        utts = ctx.conv.utterances
+        over = ctx.by_role[r.over]
+        hits = []
+        for u in ctx.by_role[r.role]:
+            us, ue = utts[u].start, utts[u].end
+            assert us is not None and ue is not None
+            best = 0.0
+            victim = None
+            for v in over:
+                vs, ve = utts[v].start, utts[v].end
+                assert vs is not None and ve is not None
+                if vs < us < ve:
+                    amount = min(ue, ve) - us
+                    if amount > best:
+                        best, victim = amount, v
+            if victim is None or best < r.min_seconds:
+                continue
+            if c.backchannel_sid is not None:
+                ms = ctx.matches(c.backchannel_sid, u)
+                if any(m.start == 0 and m.end == len(ctx.keys[u]) for m in ms):
+                    continue
+            h = ctx.hit_at(u, None, vars={"seconds": round(best, 1)})
+            h.end = round(us + best, 2)
+            hits.append(h)
+        return hits
+
+    def _k_monologue(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        if not ctx.timed:
+            raise NotApplicable("缺少时间戳")
+        utts = ctx.conv.utterances
+        hits = []
+        run: list[int] = []
+
+        def flush() -> None:
+            if run:
+                s, e = utts[run[0]].start or 0.0, max(utts[i].end or 0.0 for i in run)
+                if e - s > r.min_seconds:
+                    h = ctx.hit_at(run[0], None, vars={"seconds": round(e - s, 1)})
+                    h.start, h.end = s, e
+                    hits.append(h)
+
+        for i in ctx.by_role["any"]:
+            if ctx.roles[i] == r.role:
+                run.append(i)
+            elif ctx.roles[i] == r.responder:
+                flush()
+                run = []
+        flush()
+        return hits
+
+    def _k_rate(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        if not ctx.timed:
+            raise NotApplicable("缺少时间戳")
+        utts = ctx.conv.utterances
+        us = ctx.by_role[r.role]
+        seconds = 0.0
+        units = 0.0
+        per_utt: list[tuple[float, int]] = []
+        for u in us:
+            d = utts[u].duration
+            if ctx.has_text:
+                n = len(_WORD.findall(ctx.cleans[u]))
+            else:
+                syl = utts[u].attrs.get("syllables")
+                if syl is None:
+                    continue
+                n = float(syl)
+            if n <= 0 or d <= 0:
+                continue
+            seconds += d
+            units += n
+            if d >= 2.0:
+                per_utt.append((n / d * 60, u))
+        if seconds < r.min_speech_seconds or seconds <= 0:
+            raise NotApplicable(f"{_ROLE[r.role]}说话不足 {r.min_speech_seconds:g} 秒")
+        rate = units / seconds * 60
+        fast = r.max is not None and rate > r.max
+        slow = r.min is not None and rate < r.min
+        if not (fast or slow):
+            return []
+        vars_ = {"value": round(rate), "max": r.max, "min": r.min}
+        if per_utt:
+            per_utt.sort()
+            u = per_utt[-1][1] if fast else per_utt[0][1]
+            return [ctx.hit_at(u, None, vars=vars_)]
+        return [Hit(None, None, None, None, None, vars=vars_)]
+
+    def _k_metric(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        if r.measure == "response_delay":
+            return self._sla(c, ctx)
+        if r.measure.startswith("attr:"):
+            name = r.measure[5:]
+            vals = [(float(ctx.conv.utterances[u].attrs[name]), u) for u in ctx.by_role[r.role]
+                    if isinstance(ctx.conv.utterances[u].attrs.get(name), int | float)]
+            if len(vals) < r.min_count:
+                raise NotApplicable(f"需要录音测得的 {name}（至少 {r.min_count} 句{_ROLE[r.role]}语音）")
+            agg = {"median": median, "mean": mean, "max": max, "min": min}[r.agg]
+            value = float(agg([v for v, _ in vals]))
+            if not self._violates(r, value):
+                return []
+            # point at the utterance furthest out in the violating direction
+            high = self._high_side(r, value)
+            vals.sort()
+            u = vals[-1][1] if high else vals[0][1]
+            return [ctx.hit_at(u, None, vars={"value": round(value, 1)})]
+        value = measure(ctx, r.measure)
+        if value is None:
+            raise NotApplicable(f"缺少 {r.measure}")
+        if not self._violates(r, value):
+            return []
+        return [Hit(None, None, None, f"{r.measure}: {_round(value)}", None, vars={"value": _round(value)})]
+
+    @staticmethod
+    def _violates(r: Any, value: Any) -> bool:
+        if r.outside is not None:
+            return bool(value < r.outside[0] or value > r.outside[1])
+        return compare(value, r.op, r.value)
+
+    @staticmethod
+    def _high_side(r: Any, value: float) -> bool:
+        if r.outside is not None:
+            return bool(value > r.outside[1])
+        return r.op in (">", ">=")
+
+    def _sla(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        conv = ctx.conv
+        if conv.channel is None or conv.channel not in r.limits:
+            raise NotApplicable(f"仅适用于渠道 {'、'.join(r.limits)}")
+        if conv.received_at is None or conv.first_response_at is None:
+            raise NotApplicable("缺少 received_at 或 first_response_at")
+        limit = r.limits[conv.channel]
+        deadline = add_limit(conv.received_at, limit)
+        if conv.first_response_at <= deadline:
+            return []
+        late = conv.first_response_at - conv.received_at
+        hours = late.total_seconds() / 3600
+        return [Hit(None, None, None, f"{hours:.1f} 小时后首次回复", None,
+                    vars={"value": f"{hours:.1f}", "limit": limit, "channel": conv.channel})]
+
+    def _k_event(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        r = c.rule
+        evs = [e for e in ctx.events if e.type == r.event]
+        if not evs:
+            raise NotApplicable(f"本通没有{_EVENT.get(r.event, r.event)}")
+        hits = []
+        for e in evs:
+            if r.min_seconds is not None:
+                d = e.duration
+                if d is None or d <= r.min_seconds:
+                    continue
+            pos = ctx.event_pos(e, "start" if r.window.direction in ("before", "during") else "end")
+            if r.window.direction == "during":
+                pos = Pos(pos.u, e.start, e.end)
+            us = ctx.window(pos, r.role, r.window)
+            missing = self._groups_missing(c, ctx, us, r.need) if c.groups else []
+            if c.groups and not missing:
+                continue
+            u = e.utterance if e.utterance is not None else (pos.u if pos.u is not None and pos.u >= 0 else None)
+            h = ctx.hit_at(u, None, vars={"missing": "、".join(m for m in missing if m),
+                                          "seconds": round(e.duration, 1) if e.duration is not None else ""})
+            if e.start is not None or e.at is not None:
+                h.start = e.start if e.start is not None else e.at
+                h.end = e.end
+            hits.append(h)
+        return hits
+
+    def _k_repeat_ask(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        hits = []
+        cust = ctx.by_role["customer"]
+        agent = ctx.role_utts(c.rule.role)
+        for name, given_sid, ask_sid in c.slots:
+            got = ctx.said(given_sid, cust)
+            if got is None:
+                continue
+            g = got[0]
+            # an ask right after the answer is the agent confirming it; look past the next agent turn
+            later = [u for u in agent if u > g][1:]
+            again = ctx.said(ask_sid, later)
+            if again is not None:
+                u, m = again
+                hits.append(ctx.hit_at(u, m, vars={"slot": name, "given": ctx.evidence(g, got[1])[0]}))
+        return hits
+
+
+_TEXT_KINDS = {"phrase", "required", "sequence", "conditional", "count", "repeat_ask"}
+
+
+def _round(v: Any) -> Any:
+    return round(v, 1) if isinstance(v, float) else v
+
+
+_ROLE = {"agent": "坐席", "customer": "客户", "any": "双方"}
+_DIRECTION = {"inbound": "呼入", "outbound": "外呼"}
+_EVENT = {"hold": "等候", "transfer": "转接"}
+
+
+def _cond_text(cond: Condition, negate: bool = False) -> str:
+    if cond.fired:
+        return f"仅在 {cond.fired} 触发时适用"
+    if cond.not_fired:
+        return f"仅在 {cond.not_fired} 未触发时适用"
+    if cond.said:
+        return f"仅在{_ROLE[cond.said.role]}说出特定语句时适用"
+    return f"仅当 {cond.field} {cond.op} {cond.value} 时适用"
+
+
+def _trigger_text(t: Trigger | None, absent: bool = False) -> str:
+    if t is None:
+        return "没有触发条件"
+    if t.rule:
+        return f"{t.rule} 未触发"
+    if t.event:
+        return f"本通没有{_EVENT.get(t.event, t.event)}"
+    return "未出现触发语句"
+
+
+def compare(value: Any, op: str | None, target: Any) -> bool:
+    if op == ">":
+        return bool(value > target)
+    if op == ">=":
+        return bool(value >= target)
+    if op == "<":
+        return bool(value < target)
+    if op == "<=":
+        return bool(value <= target)
+    if op == "==":
+        return bool(value == target)
+    if op == "!=":
+        return bool(value != target)
+    if op == "in":
+        return value in target
+    if op == "not in":
+        return value not in target
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def measure(ctx: Context, name: str) -> Any:
+    """Built-in measures and call fields for `metric` rules and conditions; None when unknown here."""
+    conv = ctx.conv
+    if name in ("ring_seconds", "ended_by", "channel", "direction"):
+        return getattr(conv, name)
+    if name.startswith("metrics:"):
+        return conv.metrics.get(name[8:])
+    if name.startswith("turns:"):
+        return len(ctx.by_role.get(name[6:], []))
+    if name == "customer_first_delay":
+        # seconds from the end of the agent's first turn to the customer's first words (silent calls)
+        agent, cust = ctx.by_role["agent"], ctx.by_role["customer"]
+        if not agent:
+            return None
+        if not cust:
+            return float("inf")
+        if not ctx.timed:
+            return None
+        first_agent = conv.utterances[agent[0]]
+        first_cust = conv.utterances[cust[0]]
+        return max(0.0, (first_cust.start or 0.0) - (first_agent.end or 0.0))
+    if name == "loudness_rise_db":
+        return _loudness_rise(ctx)
+    if name == "max_hold_seconds":
+        ds = [e.duration for e in ctx.events if e.type == "hold" and e.duration is not None]
+        return max(ds) if ds else None
+    return getattr(conv, name, None) if name in Conversation.model_fields else conv.metrics.get(name)
+
+
+def _loudness_rise(ctx: Context) -> float | None:
+    """How many dB louder the agent gets right after an angry customer turn than the agent's median level."""
+    utts = ctx.conv.utterances
+    agent = [u for u in ctx.by_role["agent"] if isinstance(utts[u].attrs.get("loudness_dbfs"), int | float)]
+    cust = [u for u in ctx.by_role["customer"] if isinstance(utts[u].attrs.get("loudness_dbfs"), int | float)]
+    if len(agent) < 3:
+        return None
+    angry_hits = {h.utterance for h in ctx.fired.get("EVT004", []) if h.utterance is not None}
+    cust_levels = [float(utts[u].attrs["loudness_dbfs"]) for u in cust]
+    cust_median = median(cust_levels) if cust_levels else None
+    angry = set()
+    for u in ctx.by_role["customer"]:
+        a = utts[u].attrs
+        if str(a.get("emotion", "")).lower() == "angry" or u in angry_hits:
+            angry.add(u)
+        elif cust_median is not None and isinstance(a.get("loudness_dbfs"), int | float) and \
+                a["loudness_dbfs"] >= cust_median + 6:
+            angry.add(u)
+    if not angry:
+        return 0.0
+    base = median(float(utts[u].attrs["loudness_dbfs"]) for u in agent)
+    after = []
+    for u in agent:
+        prev_cust = [c for c in ctx.by_role["customer"] if c < u]
+        if prev_cust and prev_cust[-1] in angry:
+            after.append(float(utts[u].attrs["loudness_dbfs"]))
+    if not after:
+        return 0.0
+    return max(after) - base
+
+
+def add_limit(start: datetime, limit: str) -> datetime:
+    """start + a limit like 2h, 30m, 3d or 1wd (working days, Monday–Friday)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(h|m|s|d|wd)", limit)
+    if not m:
+        raise ValueError(f"bad limit {limit!r}")
+    n, unit = float(m.group(1)), m.group(2)
+    if unit == "h":
+        return start + timedelta(hours=n)
+    if unit == "m":
+        return start + timedelta(minutes=n)
+    if unit == "s":
+        return start + timedelta(seconds=n)
+    if unit == "d":
+        return start + timedelta(days=n)
+    # working days: a request arriving at the weekend counts from Monday 00:00
+    t = start
+    while t.weekday() >= 5:
+        t = (t + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = int(n)
+    while days > 0:
+        t += timedelta(days=1)
+        if t.weekday() < 5:
+            days -= 1
+    return t

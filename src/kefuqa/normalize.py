@@ -1,0 +1,178 @@
+"""Text normalisation for matching, with a way back to the original characters.
+
+Two views of every utterance are matched against:
+
+- ``clean``: Traditional → Simplified (OpenCC ``t2s``), full-width → half-width, lower case, ASR pause
+  marks (``_``) removed. Punctuation is kept, so regular expressions can use it.
+- ``key``: ``clean`` without punctuation and spaces, and with CJK stutters collapsed (``我我我`` → ``我``;
+  patterns are normalised the same way, so ``谢谢`` still matches ``谢谢``). Phrases are matched here.
+
+Building the views is on the hot path (every utterance of every call), so it is done with
+``str.translate`` and one regex; the map from a key position back to the original text is computed only
+when a finding needs evidence.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import opencc
+
+_T2S = opencc.OpenCC("t2s")
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_STUTTER = re.compile(f"([{_CJK}])\\1+")
+
+
+def _build_width_table() -> dict[int, int | str | None]:
+    table: dict[int, int | str | None] = {}
+    for code in range(0xFF01, 0xFF5F):  # full-width ASCII
+        table[code] = chr(code - 0xFEE0).lower()
+    table[0x3000] = " "
+    for code in range(ord("A"), ord("Z") + 1):
+        table[code] = chr(code).lower()
+    table[ord("_")] = None  # ASR pause marks
+    table[ord("＿")] = None
+    return table
+
+
+def _is_word_char(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat[0] in "LN"  # letters (CJK included) and digits
+
+
+class _KeyTable(dict[int, "str | None"]):
+    """str.translate table deleting every non-letter, non-digit character; filled lazily."""
+
+    def __missing__(self, code: int) -> str | None:
+        ch = chr(code)
+        value = ch if _is_word_char(ch) else None
+        self[code] = value
+        return value
+
+
+_WIDTH = _build_width_table()
+_KEY = _KeyTable()
+
+
+def t2s(text: str) -> str:
+    """Traditional → Simplified, keeping one output character per input character."""
+    out: str = _T2S.convert(text)
+    if len(out) != len(text):
+        # Phrase conversion changed the length (rare): fall back to character by character so that
+        # positions still line up with the original.
+        out = "".join(_t2s_char(ch) for ch in text)
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _t2s_char(ch: str) -> str:
+    conv: str = _T2S.convert(ch)
+    return conv if len(conv) == 1 else ch
+
+
+def clean(text: str) -> str:
+    """The ``clean`` view: t2s, half-width, lower case, no ASR pause marks."""
+    return t2s(text).translate(_WIDTH)
+
+
+def key_of_clean(cleaned: str) -> str:
+    return _STUTTER.sub(r"\1", cleaned.translate(_KEY))
+
+
+def key(text: str) -> str:
+    """The ``key`` view of any text (utterances and patterns alike)."""
+    return key_of_clean(clean(text))
+
+
+def views(text: str) -> tuple[str, str]:
+    c = clean(text)
+    return c, key_of_clean(c)
+
+
+def key_map(text: str) -> list[int]:
+    """For each character of ``key(text)``, the index of the original character it came from.
+
+    Mirrors `key` step by step; only called when a finding needs its evidence.
+    """
+    conv = t2s(text)
+    mapping: list[int] = []
+    prev = ""
+    for i, ch in enumerate(conv):
+        w = _WIDTH.get(ord(ch), ch)
+        if w is None:
+            continue
+        w = str(w) if not isinstance(w, str) else w
+        for c in w:
+            k = _KEY[ord(c)]
+            if k is None:
+                continue
+            if k == prev and re.match(f"[{_CJK}]", k):
+                continue  # stutter collapsed: keep the first occurrence
+            mapping.append(i)
+            prev = k
+        if not w:
+            continue
+    return mapping
+
+
+def clean_map(text: str) -> list[int]:
+    """For each character of ``clean(text)``, the index of the original character."""
+    conv = t2s(text)
+    mapping: list[int] = []
+    for i, ch in enumerate(conv):
+        w = _WIDTH.get(ord(ch), ch)
+        if w is None:
+            continue
+        for _ in str(w):
+            mapping.append(i)
+    return mapping
+
+
+def original_span(text: str, start: int, end: int, *, view: str = "key") -> tuple[int, int]:
+    """Map a [start, end) span of the key (or clean) view back to [start, end) in the original text."""
+    mapping = key_map(text) if view == "key" else clean_map(text)
+    if not mapping:
+        return (0, len(text))
+    start = min(max(start, 0), len(mapping) - 1)
+    last = min(max(end - 1, start), len(mapping) - 1)
+    return (mapping[start], mapping[last] + 1)
+
+
+# ---- pinyin ---------------------------------------------------------------------------------------------
+
+
+class _PinyinTable(dict[int, str]):
+    """Maps each CJK character to one private-use character standing for its toneless syllable.
+
+    Pinyin strings then have exactly one character per key character, so a pinyin match has the same
+    offsets as in the key view, and Aho-Corasick runs on them unchanged. Heteronyms take the default
+    reading; the same character always maps the same way on both sides, so this only adds homophones.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._syllables: dict[str, str] = {}
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        value = ch
+        if re.match(f"[{_CJK}]", ch):
+            from pypinyin import Style, lazy_pinyin  # imported lazily: only needed for CJK
+
+            syl = lazy_pinyin(ch, style=Style.NORMAL, errors="ignore")
+            if syl and syl[0]:
+                s = syl[0].replace("ü", "v")
+                value = self._syllables.setdefault(s, chr(0xF0000 + len(self._syllables)))
+        self[code] = value
+        return value
+
+
+_PINYIN = _PinyinTable()
+
+
+def pinyin_key(key_text: str) -> str:
+    """One private-use character per syllable; non-CJK characters unchanged."""
+    return key_text.translate(_PINYIN)

@@ -1,0 +1,179 @@
+"""The readers' public functions: `read_path`, `read_bytes`, `iter_paths`."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from kefuqa.errors import InputError
+from kefuqa.model import Conversation
+
+from .detect import detect_format
+from .registry import get_reader, known_extension
+from .source import ReadOptions, Source, line_encoding, undecodable
+from .tabular import FIELD_ALIASES
+
+Item = Conversation | InputError
+
+
+def read_path(
+    path: str | Path,
+    input_format: str | None = None,
+    *,
+    csv_columns: Mapping[str, str] | None = None,
+    source_name: str | None = None,
+    swap_roles: bool = False,
+) -> Iterator[Item]:
+    """Read the conversations in a file (``"-"``: stdin), one item per conversation.
+
+    A malformed record yields an `InputError` (file, place, reason) and reading goes on with the next
+    record. `input_format` overrides detection; `csv_columns` names the columns of CSV/TSV files
+    (``{"role": "说话方", "text": "话术"}``); `source_name` replaces the path in ``Conversation.source`` and
+    errors (and gives the id of formats without one); `swap_roles` makes channel/speaker 0 the customer
+    in vendor ASR results. Raises only for bad arguments (unknown format or column field).
+    """
+    options = _options(input_format, csv_columns, source_name, swap_roles)
+    return _read_path(str(path) if str(path) == "-" else Path(path), input_format, options)
+
+
+def read_bytes(
+    data: bytes,
+    name: str,
+    input_format: str | None = None,
+    *,
+    csv_columns: Mapping[str, str] | None = None,
+    source_name: str | None = None,
+    swap_roles: bool = False,
+) -> Iterator[Item]:
+    """Like `read_path`, for content held in memory (an upload); `name` is its file name."""
+    options = _options(input_format, csv_columns, source_name, swap_roles)
+    shown = source_name or name
+    src = Source.from_bytes(data, shown, _stem(shown), name)
+    return _read_source(src, input_format, options)
+
+
+def iter_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files to read: folders are expanded recursively (sorted by name, skipping hidden entries and
+    files whose extension no reader claims); a file named explicitly is always given, as is ``-``."""
+    for p in paths:
+        path = Path(p)
+        if str(p) != "-" and path.is_dir():
+            yield from _walk(path, set())
+        else:
+            yield path
+
+
+def _walk(folder: Path, visited: set[Path]) -> Iterator[Path]:
+    real = folder.resolve()
+    if real in visited:  # a symlink loop
+        return
+    visited.add(real)
+    try:
+        entries = sorted(folder.iterdir(), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            yield from _walk(entry, visited)
+        elif entry.is_file() and known_extension(entry.name):
+            yield entry
+
+
+# ---- internals --------------------------------------------------------------------------------------
+
+
+def _options(
+    input_format: str | None, csv_columns: Mapping[str, str] | None, source_name: str | None, swap_roles: bool
+) -> ReadOptions:
+    if input_format is not None:
+        get_reader(input_format)  # ValueError for an unknown format
+    if csv_columns:
+        unknown = sorted(set(csv_columns) - set(FIELD_ALIASES))
+        if unknown:
+            raise ValueError(f"unknown column field(s) {', '.join(unknown)} (known: {', '.join(FIELD_ALIASES)})")
+    return ReadOptions(dict(csv_columns) if csv_columns else None, source_name, swap_roles)
+
+
+def _stem(name: str) -> str:
+    if name in ("", "-"):
+        return "stdin"
+    base = Path(name).name
+    return Path(base).stem or base
+
+
+def _read_path(path: str | Path, input_format: str | None, options: ReadOptions) -> Iterator[Item]:
+    if isinstance(path, str):  # "-": stdin
+        shown = options.source_name or "-"
+        src = Source.from_stdin(shown, _stem(options.source_name or "-"), options.source_name or "")
+    else:
+        shown = options.source_name or str(path)
+        try:
+            src = Source.from_file(path, shown, _stem(options.source_name or path.name))
+        except OSError as e:
+            yield InputError(shown, None, _os_reason(e))
+            return
+    yield from _read_source(src, input_format, options)
+
+
+def _os_reason(e: OSError) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    if isinstance(e, IsADirectoryError):
+        return "this is a folder, not a file"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    return f"cannot read the file: {e.strerror or e}"
+
+
+def _is_empty(head: bytes) -> bool:
+    for bom in (codecs.BOM_UTF8, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        if head.startswith(bom):
+            head = head[len(bom) :]
+            break
+    return not head.strip(b" \t\r\n\x00")
+
+
+def _read_source(src: Source, input_format: str | None, options: ReadOptions) -> Iterator[Item]:
+    if _is_empty(src.head):
+        yield InputError(src.name, None, "the file is empty")
+        return
+    name = input_format or detect_format(src.head, src.hint)
+    if name is None:
+        if line_encoding(src.head, complete=src.complete_head) is None:
+            yield undecodable(src.name)
+        else:
+            yield InputError(
+                src.name, None,
+                "cannot tell the format: not conversation JSON/JSON Lines, CSV/TSV with a known header, "
+                "a transcript with 坐席：/客户： prefixes, or a vendor ASR result; give the format explicitly",
+            )
+        return
+    spec = get_reader(name)
+    if spec.binary:
+        yield from _read_binary(src, spec.read, replace(options, source_name=src.name))
+        return
+    if line_encoding(src.head, complete=src.complete_head) is None:
+        yield undecodable(src.name)
+        return
+    yield from spec.read(src, options)
+
+
+def _read_binary(src: Source, read: Callable[..., Iterator[Item]], options: ReadOptions) -> Iterator[Item]:
+    """Binary readers get a real path; input from stdin or memory is copied to a temporary file."""
+    if src.path is not None:
+        yield from read(src.path, options)
+        return
+    fd, tmp = tempfile.mkstemp(suffix=Path(src.hint).suffix, prefix="kefuqa-")
+    try:
+        with os.fdopen(fd, "wb") as out, src.open() as data:
+            shutil.copyfileobj(data, out)
+        yield from read(Path(tmp), options)
+    finally:
+        os.unlink(tmp)

@@ -1,0 +1,192 @@
+"""Helpers shared by the readers: times, roles, JSON loading and turning validation errors into words."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from kefuqa.errors import InputError
+from kefuqa.model import Conversation, Utterance
+
+from .source import Source
+
+# ---- times ------------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+# mm:ss, hh:mm:ss, with an optional fraction after "." or "," (SRT writes 00:00:01,200)
+_CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d+))?")
+
+
+def to_seconds(value: object, *, ms: bool = False) -> float | None:
+    """Seconds from a number, a numeric string, or a ``mm:ss(.s)`` / ``hh:mm:ss(.s)`` clock string.
+
+    Empty values give None; anything else raises ValueError with a message in words. With ``ms`` plain
+    numbers are milliseconds (clock strings are clock strings either way).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a time")
+    if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{value!r} is not a time")
+        return round(value / 1000, 3) if ms else float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a time")
+    text = value.strip()
+    if not text:
+        return None
+    if _NUMBER.fullmatch(text):
+        number = float(text)
+        return round(number / 1000, 3) if ms else number
+    m = _CLOCK.fullmatch(text)
+    if m:
+        hours, minutes, seconds, fraction = m.groups()
+        if int(seconds) >= 60 or (hours is not None and int(minutes) >= 60):
+            raise ValueError(f"{text!r} is not a valid clock time")
+        total = int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds)
+        return total + (float("0." + fraction) if fraction else 0.0)
+    raise ValueError(f"{text!r} is not a time (expected seconds, mm:ss or hh:mm:ss)")
+
+
+def ms_to_seconds(value: object, field: str) -> float | None:
+    """Vendor milliseconds to seconds; ValueError names the vendor field."""
+    if value is None or value == "":
+        return None
+    try:
+        return to_seconds(value, ms=True)
+    except ValueError:
+        raise ValueError(f"{field} {value!r} is not a number of milliseconds") from None
+
+
+# ---- JSON -------------------------------------------------------------------------------------------
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def parse_json(text: str, source: str, place_prefix: str | None = None) -> Any | InputError:
+    """Parse JSON text; an error names line and column (after `place_prefix`, e.g. ``line 12``)."""
+    try:
+        return json.loads(text, parse_constant=_no_constants)
+    except json.JSONDecodeError as e:
+        if place_prefix:  # one line of a JSONL file: the column is enough
+            place = f"{place_prefix}, column {e.colno}"
+        else:
+            place = f"line {e.lineno}, column {e.colno}"
+        reason = f"invalid JSON: {e.msg}"
+        if e.msg == "Extra data":
+            reason += " (more than one JSON value; JSON Lines files need --format jsonl)"
+        return InputError(source, place, reason)
+    except (ValueError, RecursionError) as e:
+        return InputError(source, place_prefix, f"invalid JSON: {e}")
+
+
+def load_json(src: Source) -> Any | InputError:
+    text = src.text()
+    if isinstance(text, InputError):
+        return text
+    return parse_json(text, src.name)
+
+
+def type_name(value: object) -> str:
+    return {
+        dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+        bool: "true/false", type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+# ---- validation errors ------------------------------------------------------------------------------
+
+_FIELD_FIRST = re.compile(r"(start|end|at|ring_seconds|id) ")
+
+
+def loc_path(loc: Sequence[int | str]) -> str:
+    """('utterances', 3, 'end') -> 'utterances[3].end'"""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _error_words(err: Any) -> tuple[tuple[int | str, ...], str]:
+    """(location, reason) of one pydantic error, the location refined to the field a message names."""
+    loc: tuple[int | str, ...] = tuple(err["loc"])
+    msg: str = err["msg"]
+    kind = err["type"]
+    field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        m = _FIELD_FIRST.match(msg)
+        if m and (not loc or loc[-1] != m.group(1)):
+            loc = loc + (m.group(1),)
+        if not loc and msg == "conversation has no utterances":
+            loc = ("utterances",)
+    elif kind == "missing":
+        msg = f"{field or 'a required field'} is missing"
+    else:
+        value = err.get("input")
+        shown = repr(value) if isinstance(value, str | int | float | bool) or value is None else type_name(value)
+        msg = f"{field} {shown}: {msg[:1].lower()}{msg[1:]}" if field else msg
+    return loc, msg
+
+
+def describe_validation(
+    exc: ValidationError, place_of: Callable[[tuple[int | str, ...]], str | None]
+) -> tuple[str | None, str]:
+    """(place, reason) for a validation error: the first problem's place and all problems in words."""
+    problems = [_error_words(e) for e in exc.errors()]
+    (loc, reason), rest = problems[0], problems[1:]
+    if rest:
+        more = "; ".join(f"{place_of(lo) or 'conversation'}: {r}" for lo, r in rest[:3])
+        extra = f" and {len(rest) - 3} more" if len(rest) > 3 else ""
+        reason = f"{reason} (also {more}{extra})"
+    return place_of(loc), reason
+
+
+def prefixed(prefix: str | None) -> Callable[[tuple[int | str, ...]], str | None]:
+    """A place function: 'line 12, utterances[3].end' / '[2].utterances[3].end' / 'utterances[3].end'."""
+
+    def place(loc: tuple[int | str, ...]) -> str | None:
+        path = loc_path(loc)
+        if not prefix:
+            return path or None
+        if not path:
+            return prefix
+        if prefix.startswith("["):
+            return prefix + ("" if path.startswith("[") else ".") + path
+        return f"{prefix}, {path}"
+
+    return place
+
+
+def validate_conversation(
+    data: dict[str, Any], source: str, place_of: Callable[[tuple[int | str, ...]], str | None]
+) -> Conversation | InputError:
+    try:
+        return Conversation.model_validate(data)
+    except ValidationError as e:
+        place, reason = describe_validation(e, place_of)
+        return InputError(source, place, reason)
+
+
+def make_utterance(data: dict[str, Any]) -> Utterance:
+    """Validate one utterance; raises ValueError with the problems in words."""
+    try:
+        return Utterance.model_validate(data)
+    except ValidationError as e:
+        _, reason = describe_validation(e, lambda loc: loc_path(loc) or None)
+        raise ValueError(reason) from None
+
+
+def conversation_id(stem: str, index: int | None) -> str:
+    """The id of a conversation from a format that carries none: the file stem, `stem#N` for several."""
+    return stem if index is None else f"{stem}#{index}"

@@ -1,0 +1,98 @@
+"""The reader registry: one entry per input format, in detection order.
+
+Other layers add formats with `register_reader` (the audio layer registers ``audio`` for .wav/.flac/…).
+How a registered ``read`` is called depends on ``binary``:
+
+- text formats: ``read(source: Source, options: ReadOptions)``; the `Source` gives decoded lines or text;
+- binary formats: ``read(path: Path, options: ReadOptions)``; ``path`` is a real file (a temporary copy
+  when the input came from stdin or memory) and ``options.source_name`` is the name to put in
+  ``Conversation.source`` and ``InputError.source``.
+
+Either way ``read`` yields `Conversation` or `InputError` items and never raises for bad content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kefuqa.errors import InputError
+from kefuqa.model import Conversation
+
+ReadResult = Iterator[Conversation | InputError]
+Sniffer = Callable[[bytes, str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSpec:
+    name: str
+    extensions: tuple[str, ...]
+    sniff: Sniffer | None
+    read: Callable[..., ReadResult]
+    binary: bool = False
+
+
+_READERS: dict[str, ReaderSpec] = {}
+
+# Names of the registered formats, in registration order (updated in place by `register_reader`).
+FORMATS: list[str] = []
+
+
+def _norm_ext(ext: str) -> str:
+    ext = ext.strip().lower()
+    return ext if ext.startswith(".") else "." + ext
+
+
+def register_reader(
+    name: str,
+    *,
+    extensions: tuple[str, ...],
+    sniff: Sniffer | None,
+    read: Callable[..., Any],
+    binary: bool = False,
+) -> None:
+    """Add (or replace) the reader of format `name`.
+
+    `extensions` ("wav" or ".wav") are hints for detection and decide which files `iter_paths` picks up
+    inside folders; `sniff(head, name)` looks at the first bytes of the input and its file name and says
+    whether they are this format (None: only chosen by extension or by name).
+    """
+    if not name or not all(c.isalnum() or c in "_-" for c in name):
+        raise ValueError(f"format name {name!r} must be letters, digits, '_' or '-'")
+    if not callable(read) or (sniff is not None and not callable(sniff)):
+        raise TypeError("read and sniff must be callables")
+    spec = ReaderSpec(name, tuple(_norm_ext(e) for e in extensions), sniff, read, binary)
+    if name not in _READERS:
+        FORMATS.append(name)
+    _READERS[name] = spec
+
+
+def get_reader(name: str) -> ReaderSpec:
+    try:
+        return _READERS[name]
+    except KeyError:
+        raise ValueError(f"unknown input format {name!r} (known: {', '.join(FORMATS)})") from None
+
+
+def readers_in_detection_order() -> list[ReaderSpec]:
+    """Binary formats first (their magic bytes are unambiguous), then text formats, each in
+    registration order."""
+    specs = [_READERS[n] for n in FORMATS]
+    return [s for s in specs if s.binary] + [s for s in specs if not s.binary]
+
+
+def format_for_name(filename: str) -> str | None:
+    """The first registered format whose extension ends `filename`, if any."""
+    low = filename.lower()
+    best: tuple[int, str] | None = None
+    for name in FORMATS:
+        for ext in _READERS[name].extensions:
+            # the longest matching extension wins (".tar.gz" over ".gz")
+            if low.endswith(ext) and (best is None or len(ext) > best[0]):
+                best = (len(ext), name)
+    return best[1] if best else None
+
+
+def known_extension(filename: str) -> bool:
+    return format_for_name(filename) is not None

@@ -1,0 +1,315 @@
+"""Loading rulebooks: bundled ones by name, a directory, or a single YAML file; inheritance with
+``extends``, ``disable``, ``override`` and ``add_phrases``; cross-reference checks."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ..errors import RuleError
+from .schema import (
+    Condition,
+    PhraseItem,
+    Rule,
+    RulebookFile,
+    RuleFile,
+    Scorecard,
+    Settings,
+    Trigger,
+)
+from .yamlsrc import LineDict, load_yaml, rule_error_from_validation
+
+BUNDLED = Path(__file__).resolve().parent.parent / "rulebooks"
+_RULE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Rule)
+
+
+@dataclass
+class Rulebook:
+    name: str
+    version: str
+    description: str | None
+    rules: list[Any]  # validated rule models, in definition order
+    scorecard: Scorecard
+    settings: Settings
+    origin: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # file path -> text, for the version digest
+
+    def rule(self, rule_id: str) -> Any:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.id for r in self.rules]
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.name for p in BUNDLED.iterdir() if (p / "rulebook.yaml").is_file())
+
+
+def resolve(source: str | Path | None, base: Path | None = None) -> Path:
+    """A rulebook name or path → the rulebook.yaml (or rule file / folder) to read."""
+    if source is None:
+        source = "standard"
+    s = str(source)
+    if base is not None and not Path(s).is_absolute() and (base / s).exists():
+        p = base / s
+    else:
+        p = Path(s)
+    if not p.exists() and (BUNDLED / s / "rulebook.yaml").is_file():
+        return BUNDLED / s / "rulebook.yaml"
+    if p.is_dir():
+        return p / "rulebook.yaml" if (p / "rulebook.yaml").is_file() else p
+    if p.is_file():
+        return p
+    raise RuleError(s, None, None, f"no such rulebook (bundled ones: {', '.join(bundled_names())})")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(str(path), None, None, f"cannot read: {exc}") from None
+
+
+def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] = ()) -> Rulebook:
+    path = resolve(source)
+    key = str(path.resolve())
+    if key in _stack:
+        raise RuleError(str(path), None, "extends", "rulebooks extend each other in a cycle")
+    if path.is_dir():  # a folder of rule files without rulebook.yaml: those rules + the standard scorecard
+        parent = load_rulebook("standard", _stack=_stack + (key,))
+        files = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
+        rules: dict[str, Any] = {}
+        origin: dict[str, tuple[str, int | None]] = {}
+        sources: dict[str, str] = {}
+        for f in files:
+            _load_rule_file(f, rules, origin, sources)
+        rb = Rulebook(path.name, "", None, list(rules.values()), parent.scorecard, parent.settings, origin, sources)
+        _finish(rb, str(path))
+        return rb
+    text = _read(path)
+    data = load_yaml(text, str(path))
+    if isinstance(data, dict) and "name" not in data and "rules" in data:
+        # a single rule file: its rules with the standard scorecard
+        parent = load_rulebook("standard", _stack=_stack + (key,))
+        rules, origin, sources = {}, {}, {}
+        _load_rule_file(path, rules, origin, sources, text=text, data=data)
+        rb = Rulebook(path.stem, "", None, list(rules.values()), parent.scorecard, parent.settings, origin, sources)
+        _finish(rb, str(path))
+        return rb
+    if not isinstance(data, dict):
+        raise RuleError(str(path), 1, None, "a rulebook must be a mapping with at least 'name'")
+    try:
+        spec = RulebookFile.model_validate(data)
+    except ValidationError as exc:
+        raise rule_error_from_validation(exc, data, str(path)) from None
+
+    base = path.parent
+    if spec.extends:
+        parent_path = resolve(spec.extends, base)
+        parent = load_rulebook(parent_path, _stack=_stack + (key,))
+        rules = {r.id: r for r in parent.rules}
+        origin = dict(parent.origin)
+        sources = dict(parent.sources)
+        scorecard = parent.scorecard
+        settings = parent.settings
+    else:
+        rules, origin, sources = {}, {}, {}
+        scorecard = None  # type: ignore[assignment]
+        settings = Settings()
+    sources[str(path)] = text
+
+    own: set[str] = set()
+    raw_rules = data.get("rules") or []
+    for i, item in enumerate(spec.rules):
+        if isinstance(item, str):
+            matches = sorted(base.glob(item))
+            if not matches:
+                line = raw_rules.item_lines[i] if hasattr(raw_rules, "item_lines") else None
+                raise RuleError(str(path), line, "rules", f"no rule file matches {item!r}")
+            for f in matches:
+                _load_rule_file(f, rules, origin, sources, own=own)
+        else:
+            line = raw_rules.item_lines[i] if hasattr(raw_rules, "item_lines") else None
+            _add_rule(item, rules, origin, own, str(path), line)
+
+    lines = data.key_lines if isinstance(data, LineDict) else {}
+    for target in spec.disable:
+        hit = [rid for rid in rules if rid == target or (rid.startswith(target) and not target[-1:].isdigit())]
+        if not hit:
+            raise RuleError(str(path), lines.get("disable"), "disable", f"no rule {target!r} to disable")
+        for rid in hit:
+            rules[rid] = rules[rid].model_copy(update={"enabled": False})
+    for rid, changes in spec.override.items():
+        if rid not in rules:
+            raise RuleError(str(path), lines.get("override"), f"override.{rid}", f"no rule {rid!r} to override")
+        if "id" in changes or "kind" in changes:
+            raise RuleError(str(path), lines.get("override"), f"override.{rid}", "cannot change 'id' or 'kind'")
+        merged = rules[rid].model_dump(by_alias=True, exclude_unset=True)
+        merged.update(changes)
+        try:
+            rules[rid] = _RULE_ADAPTER.validate_python(merged)
+        except ValidationError as exc:
+            ov = data["override"][rid]
+            raise rule_error_from_validation(exc, ov, str(path), prefix=f"override.{rid}.") from None
+    for rid, phrases in spec.add_phrases.items():
+        if rid not in rules:
+            raise RuleError(str(path), lines.get("add_phrases"), f"add_phrases.{rid}", f"no rule {rid!r}")
+        rule = rules[rid]
+        if not hasattr(rule, "phrases") or (not rule.phrases and getattr(rule, "groups", None)):
+            raise RuleError(str(path), lines.get("add_phrases"), f"add_phrases.{rid}",
+                            f"rule {rid} ({rule.kind}) has no phrase list to add to")
+        rules[rid] = rule.model_copy(update={"phrases": list(rule.phrases) + list(phrases)})
+
+    if spec.scorecard is not None:
+        scorecard = _load_scorecard(spec.scorecard, base, scorecard, str(path), sources)
+    if scorecard is None:
+        raise RuleError(str(path), None, "scorecard", "a rulebook needs a scorecard (or 'extends')")
+    if spec.settings is not None:
+        settings = spec.settings
+
+    rb = Rulebook(spec.name, spec.version or "", spec.description, list(rules.values()), scorecard, settings,
+                  origin, sources)
+    _finish(rb, str(path))
+    return rb
+
+
+def _add_rule(rule: Any, rules: dict[str, Any], origin: dict[str, tuple[str, int | None]], own: set[str],
+              source: str, line: int | None) -> None:
+    if rule.id in own:
+        first = origin.get(rule.id, ("?", None))
+        raise RuleError(source, line, "id", f"duplicate rule id {rule.id} (first defined at {first[0]}:{first[1]})")
+    own.add(rule.id)
+    rules[rule.id] = rule
+    origin[rule.id] = (source, line)
+
+
+def _load_rule_file(path: Path, rules: dict[str, Any], origin: dict[str, tuple[str, int | None]],
+                    sources: dict[str, str], *, own: set[str] | None = None, text: str | None = None,
+                    data: Any = None) -> None:
+    own = own if own is not None else set()
+    if text is None:
+        text = _read(path)
+        data = load_yaml(text, str(path))
+    sources[str(path)] = text
+    if not isinstance(data, dict) or "rules" not in data:
+        raise RuleError(str(path), 1, None, "a rule file must be a mapping with a 'rules' list")
+    try:
+        parsed = RuleFile.model_validate(data)
+    except ValidationError as exc:
+        raise rule_error_from_validation(exc, data, str(path)) from None
+    lines = data["rules"].item_lines if hasattr(data["rules"], "item_lines") else [None] * len(parsed.rules)
+    for rule, line in zip(parsed.rules, lines, strict=False):
+        _add_rule(rule, rules, origin, own, str(path), line)
+
+
+def _load_scorecard(spec: str | Scorecard, base: Path, parent: Scorecard | None, source: str,
+                    sources: dict[str, str]) -> Scorecard:
+    if isinstance(spec, str):
+        p = base / spec
+        text = _read(p)
+        sources[str(p)] = text
+        data = load_yaml(text, str(p))
+        try:
+            card = Scorecard.model_validate(data)
+        except ValidationError as exc:
+            raise rule_error_from_validation(exc, data, str(p)) from None
+        source = str(p)
+    else:
+        card = spec
+    if card.extends:
+        if parent is None:
+            parent = load_rulebook(card.extends).scorecard
+        dims = {d.name: d for d in parent.dimensions}
+        for d in card.dimensions:
+            dims[d.name] = d
+        fatal = [f for f in list(dict.fromkeys(parent.fatal + card.fatal)) if f not in card.not_fatal]
+        rules = dict(parent.rules)
+        rules.update(card.rules)
+        card = Scorecard(name=card.name, extends=card.extends, description=card.description or parent.description,
+                         dimensions=list(dims.values()), fatal=fatal, grades=card.grades or parent.grades, rules=rules)
+    if not card.dimensions:
+        raise RuleError(source, None, "dimensions", "a scorecard needs at least one dimension")
+    if not card.grades:
+        card = card.model_copy(update={"grades": _DEFAULT_GRADES})
+    return card
+
+
+def _default_grades() -> list[Any]:
+    from .schema import Grade
+
+    return [Grade(name="优秀", min=90), Grade(name="良好", min=80), Grade(name="合格", min=60),
+            Grade(name="不合格", min=0)]
+
+
+_DEFAULT_GRADES = _default_grades()
+
+
+def _refs(rule: Any) -> list[str]:
+    """Rule IDs a rule depends on (conditions and triggers)."""
+    out: list[str] = []
+
+    def cond(c: Condition) -> None:
+        if c.fired:
+            out.append(c.fired)
+        if c.not_fired:
+            out.append(c.not_fired)
+
+    def trig(t: Trigger | None) -> None:
+        if t is not None and t.rule:
+            out.append(t.rule)
+
+    for c in rule.applies.when + rule.applies.unless:
+        cond(c)
+    trig(getattr(rule, "after", None))
+    trig(getattr(rule, "anchor", None))
+    trig(getattr(rule, "if_", None))
+    return out
+
+
+def _finish(rb: Rulebook, source: str) -> None:
+    """Cross-reference checks and the version digest."""
+    ids = {r.id for r in rb.rules}
+    dims = {d.name for d in rb.scorecard.dimensions}
+    for r in rb.rules:
+        where = rb.origin.get(r.id, (source, None))
+        for ref in _refs(r):
+            if ref not in ids:
+                raise RuleError(where[0], where[1], r.id, f"refers to unknown rule {ref!r}")
+        score = rb.scorecard.rules.get(r.id)
+        dim = (score.dimension if score and score.dimension else None) or r.dimension
+        points = score.points if score and score.points is not None else r.points
+        if r.severity != "event" and points and dim not in dims:
+            raise RuleError(where[0], where[1], r.id,
+                            f"dimension {dim!r} is not in scorecard {rb.scorecard.name!r} ({', '.join(sorted(dims))})")
+        for p in getattr(r, "phrases", []) or []:
+            if isinstance(p, PhraseItem) and p.regex is None and p.text is not None and not p.text.strip():
+                raise RuleError(where[0], where[1], r.id, "empty phrase")
+    for f in rb.scorecard.fatal:
+        if f not in ids:
+            raise RuleError(source, None, "fatal", f"fatal rule {f!r} is not in the rulebook")
+    for rid in rb.scorecard.rules:
+        if rid not in ids:
+            raise RuleError(source, None, f"rules.{rid}", f"scorecard scores unknown rule {rid!r}")
+    digest = hashlib.sha256()
+    for name in sorted(rb.sources):
+        digest.update(Path(name).name.encode())
+        digest.update(rb.sources[name].encode())
+    short = digest.hexdigest()[:10]
+    rb.version = f"{rb.version}+{short}" if rb.version else short
+
+
+def lint(source: str | Path) -> list[RuleError]:
+    """Validate a rulebook (file or folder); an empty list means it is fine."""
+    try:
+        load_rulebook(source)
+    except RuleError as exc:
+        return [exc]
+    return []

@@ -1,0 +1,439 @@
+"""The YAML schema of rules, rulebooks and scorecards (pydantic, unknown keys are errors)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+RoleSel = Literal["agent", "customer", "any"]
+Op = Literal[">", ">=", "<", "<=", "==", "!=", "in", "not in"]
+Severity = Literal["info", "minor", "major", "critical", "event"]
+
+RULE_ID = re.compile(r"^[A-Z]{1,6}[0-9]{1,4}$")
+
+
+def _coerce_phrase(v: Any) -> Any:
+    # a bare number in YAML (12315, 95598) is a phrase too
+    return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
+PhraseStr = Annotated[str, BeforeValidator(_coerce_phrase)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+
+
+class PhraseItem(Strict):
+    """One phrase: literal ``text`` (matched on the normalised key view) or a ``regex`` (on the clean view)."""
+
+    text: PhraseStr | None = None
+    regex: str | None = None
+    suggest: str | None = None
+    pinyin: bool | None = None
+    # True: only a hit when the phrase is the whole utterance; False: only when it is not.
+    whole: bool | None = None
+    # Exceptions for this phrase alone: a hit inside one of these longer phrases does not count.
+    unless: list[PhraseStr] = Field(default_factory=list)
+    # No hit when one of these is said in the same utterance (or the rule's near_turns after it).
+    unless_near: list[str] = Field(default_factory=list)
+    # "05:00-10:30": the phrase is only a hit when said outside this local-time window of started_at.
+    allowed_hours: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PhraseItem:
+        if (self.text is None) == (self.regex is None):
+            raise ValueError("a phrase needs exactly one of 'text' or 'regex'")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("empty phrase")
+        if self.regex is not None:
+            _compile(self.regex)
+        if self.allowed_hours is not None and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", self.allowed_hours):
+            raise ValueError(f"allowed_hours {self.allowed_hours!r} must look like 05:00-10:30")
+        return self
+
+
+Phrase = Annotated[str | PhraseItem, BeforeValidator(_coerce_phrase)]
+Phrases = list[Phrase]
+
+
+def _check_phrases(v: Phrases) -> Phrases:
+    for p in v:
+        if isinstance(p, str) and not p.strip():
+            raise ValueError("empty phrase")
+    return v
+
+
+class Said(Strict):
+    role: RoleSel = "customer"
+    phrases: Phrases
+
+    _v = field_validator("phrases")(_check_phrases)
+
+
+class Condition(Strict):
+    """One condition of ``applies.when`` / ``applies.unless`` / ``conditional.if``.
+
+    Exactly one of: ``fired`` (a rule produced a finding or event), ``not_fired``, ``field`` with ``op`` and
+    ``value`` (a call field or measure), ``said`` (a role said one of some phrases).
+    """
+
+    fired: str | None = None
+    not_fired: str | None = None
+    field: str | None = None
+    op: Op | None = None
+    value: Any = None
+    said: Said | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Condition:
+        given = [x for x in (self.fired, self.not_fired, self.field, self.said) if x is not None]
+        if len(given) != 1:
+            raise ValueError("a condition needs exactly one of fired, not_fired, field, said")
+        if self.field is not None and self.op is None:
+            raise ValueError(f"condition on field {self.field!r} needs 'op'")
+        return self
+
+
+class Applies(Strict):
+    channels: list[Literal["phone", "chat", "email", "web", "onsite"]] | None = None
+    directions: list[Literal["inbound", "outbound"]] | None = None
+    when: list[Condition] = Field(default_factory=list)  # all must hold, else not applicable
+    unless: list[Condition] = Field(default_factory=list)  # all hold → the rule does not fire (exempt)
+    min_turns: int | None = Field(default=None, ge=0)  # customer turns needed for the rule to make sense
+
+
+class Doc(Strict):
+    checks: str | None = None
+    why: str | None = None
+    example: str | None = None
+    instead: str | None = None
+    source: str | None = None
+
+
+class Scope(Strict):
+    """Which utterances of the rule's role are looked at."""
+
+    first_turns: int | None = Field(default=None, ge=1)
+    last_turns: int | None = Field(default=None, ge=1)
+    first_seconds: float | None = Field(default=None, gt=0)
+    last_seconds: float | None = Field(default=None, gt=0)
+
+
+class Trigger(Strict):
+    """Positions in the call a window is measured from: a rule's hits, an event, or phrases said."""
+
+    rule: str | None = None
+    event: str | None = None
+    edge: Literal["start", "end"] = "end"
+    said: Said | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Trigger:
+        if len([x for x in (self.rule, self.event, self.said) if x is not None]) != 1:
+            raise ValueError("a trigger needs exactly one of rule, event, said")
+        return self
+
+
+class Window(Strict):
+    direction: Literal["after", "before", "during", "call"] = "after"
+    turns: int | None = Field(default=None, ge=1)  # utterances of the checked role
+    seconds: float | None = Field(default=None, gt=0)
+    include_anchor: bool = True
+
+
+class _RuleBase(Strict):
+    id: str
+    name: str
+    severity: Severity = "minor"
+    points: float = Field(default=0, ge=0)
+    dimension: str | None = None
+    role: RoleSel = "agent"
+    message: str
+    suggest: str | None = None
+    enabled: bool = True
+    deduct: Literal["once", "each"] = "once"
+    max_points: float | None = Field(default=None, ge=0)
+    applies: Applies = Field(default_factory=Applies)
+    doc: Doc = Field(default_factory=Doc)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not RULE_ID.match(v):
+            raise ValueError(f"rule id {v!r} must be letters then digits, like LNG001 or X01")
+        return v
+
+
+class PhraseRule(_RuleBase):
+    kind: Literal["phrase"]
+    phrases: Phrases = Field(default_factory=list)
+    unless: list[PhraseStr] = Field(default_factory=list)
+    unless_near: list[str] = Field(default_factory=list)
+    near_turns: int = Field(default=0, ge=0)
+    pinyin: bool = True
+    pinyin_min_len: int = Field(default=3, ge=2)
+    scope: Scope | None = None
+    attrs: dict[str, list[str]] = Field(default_factory=dict)  # utterance attributes that count as hits
+
+    _v = field_validator("phrases")(_check_phrases)
+
+    @model_validator(mode="after")
+    def _some(self) -> PhraseRule:
+        if not self.phrases and not self.attrs:
+            raise ValueError("a phrase rule needs 'phrases' (or 'attrs')")
+        return self
+
+
+class _NeedsPhrases(_RuleBase):
+    phrases: Phrases = Field(default_factory=list)
+    groups: dict[str, Phrases] = Field(default_factory=dict)
+    need: Literal["all", "any"] | int = "all"
+    pinyin: bool = False
+
+    @model_validator(mode="after")
+    def _some(self) -> _NeedsPhrases:
+        if bool(self.phrases) == bool(self.groups):
+            raise ValueError("give either 'phrases' or 'groups'")
+        if isinstance(self.need, int) and not 1 <= self.need <= max(1, len(self.groups)):
+            raise ValueError(f"need {self.need} is more than the {len(self.groups)} groups")
+        return self
+
+
+class RequiredRule(_NeedsPhrases):
+    kind: Literal["required"]
+    scope: Scope | None = None
+    after: Trigger | None = None
+    window: Window | None = None
+
+
+class Step(Strict):
+    name: str
+    phrases: Phrases
+
+
+class SequenceRule(_RuleBase):
+    kind: Literal["sequence"]
+    steps: list[Step] = Field(min_length=2)
+    anchor: Trigger | None = None
+    window: Window = Field(default_factory=lambda: Window(direction="before", turns=3))
+    scope: Scope | None = None
+    ordered: bool = True
+    pinyin: bool = False
+
+
+class Then(Strict):
+    phrases: Phrases = Field(default_factory=list)
+    groups: dict[str, Phrases] = Field(default_factory=dict)
+    need: Literal["all", "any"] | int = "all"
+    role: RoleSel = "agent"
+    # the checked role repeats the trigger's evidence (e.g. reads a phone number back)
+    echo: bool = False
+
+    @model_validator(mode="after")
+    def _some(self) -> Then:
+        if not self.phrases and not self.groups and not self.echo:
+            raise ValueError("'then' needs phrases, groups or echo")
+        return self
+
+
+class ConditionalRule(_RuleBase):
+    kind: Literal["conditional"]
+    if_: Trigger = Field(alias="if")
+    then: Then
+    window: Window = Field(default_factory=lambda: Window(direction="after"))
+    pinyin: bool = False
+
+
+class CountRule(_RuleBase):
+    kind: Literal["count"]
+    phrases: Phrases
+    min: float | None = Field(default=None, ge=0)
+    max: float | None = Field(default=None, ge=0)
+    per: Literal["call", "minute"] = "call"
+    unless: list[PhraseStr] = Field(default_factory=list)
+    pinyin: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> CountRule:
+        if self.min is None and self.max is None:
+            raise ValueError("a count rule needs 'min' or 'max'")
+        return self
+
+
+class SilenceRule(_RuleBase):
+    kind: Literal["silence"]
+    min_seconds: float = Field(gt=0)
+    exclude_events: list[str] = Field(default_factory=lambda: ["hold", "transfer"])
+    edges: bool = False  # also count silence before the first and after the last utterance
+
+
+class OverlapRule(_RuleBase):
+    kind: Literal["overlap"]
+    over: Literal["agent", "customer"] = "customer"
+    min_seconds: float = Field(gt=0)
+    unless: list[PhraseStr] = Field(default_factory=list)  # backchannels said while overlapping don't count
+
+
+class MonologueRule(_RuleBase):
+    kind: Literal["monologue"]
+    min_seconds: float = Field(gt=0)
+    responder: Literal["agent", "customer"] = "agent"
+
+
+class RateRule(_RuleBase):
+    kind: Literal["rate"]
+    min: float | None = Field(default=None, gt=0)
+    max: float | None = Field(default=None, gt=0)
+    min_speech_seconds: float = Field(default=20, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RateRule:
+        if self.min is None and self.max is None:
+            raise ValueError("a rate rule needs 'min' or 'max'")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min {self.min} must be below max {self.max}")
+        return self
+
+
+class MetricRule(_RuleBase):
+    kind: Literal["metric"]
+    measure: str
+    op: Op | None = None
+    value: Any = None
+    outside: tuple[float, float] | None = None
+    # per channel limits for the measure 'response_delay': "2h", "30m", "1wd" (working days)
+    limits: dict[str, str] = Field(default_factory=dict)
+    agg: Literal["median", "mean", "max", "min"] = "median"
+    min_count: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _cmp(self) -> MetricRule:
+        if not self.limits and self.outside is None and self.op is None:
+            raise ValueError("a metric rule needs 'op' and 'value', 'outside', or 'limits'")
+        if self.outside is not None and self.outside[0] >= self.outside[1]:
+            raise ValueError("outside: the first bound must be below the second")
+        for ch, lim in self.limits.items():
+            if not re.fullmatch(r"\d+(\.\d+)?(h|m|s|d|wd)", lim):
+                raise ValueError(f"limit {ch}: {lim!r} must look like 2h, 30m, 3d or 1wd")
+        return self
+
+
+class EventRule(_RuleBase):
+    kind: Literal["event"]
+    event: str
+    min_seconds: float | None = Field(default=None, ge=0)
+    phrases: Phrases = Field(default_factory=list)
+    groups: dict[str, Phrases] = Field(default_factory=dict)
+    need: Literal["all", "any"] | int = "all"
+    window: Window = Field(default_factory=lambda: Window(direction="during"))
+    pinyin: bool = False
+
+
+class Slot(Strict):
+    name: str
+    given: Phrases  # what the customer says when giving it
+    ask: Phrases  # how the agent asks for it
+
+
+class RepeatAskRule(_RuleBase):
+    kind: Literal["repeat_ask"]
+    slots: list[Slot] = Field(min_length=1)
+    pinyin: bool = False
+
+
+Rule = Annotated[
+    PhraseRule | RequiredRule | SequenceRule | ConditionalRule | CountRule | SilenceRule | OverlapRule
+    | MonologueRule | RateRule | MetricRule | EventRule | RepeatAskRule,
+    Field(discriminator="kind"),
+]
+KINDS = (
+    "phrase", "required", "sequence", "conditional", "count", "silence", "overlap", "monologue", "rate",
+    "metric", "event", "repeat_ask",
+)
+
+
+class RuleFile(Strict):
+    rules: list[Rule]
+
+
+# ---- scorecards --------------------------------------------------------------------------------------------
+
+
+class Grade(Strict):
+    name: str
+    min: float
+
+
+class Dimension(Strict):
+    name: str
+    max: float = Field(gt=0)
+    description: str | None = None
+
+
+class RuleScore(Strict):
+    points: float | None = Field(default=None, ge=0)
+    dimension: str | None = None
+    deduct: Literal["once", "each"] | None = None
+    max_points: float | None = Field(default=None, ge=0)
+
+
+class Scorecard(Strict):
+    name: str
+    extends: str | None = None
+    description: str | None = None
+    dimensions: list[Dimension] = Field(default_factory=list)
+    fatal: list[str] = Field(default_factory=list)
+    not_fatal: list[str] = Field(default_factory=list)
+    grades: list[Grade] = Field(default_factory=list)
+    rules: dict[str, RuleScore] = Field(default_factory=dict)
+
+
+# ---- rulebooks ------------------------------------------------------------------------------------------
+
+
+class HoldInference(Strict):
+    """Infer holds in transcripts without hold events: a hold request, then the agent silent a while."""
+
+    enabled: bool = True
+    phrases: list[str] = Field(default_factory=list)
+    min_gap_seconds: float = Field(default=10, gt=0)
+
+
+class TransferInference(Strict):
+    enabled: bool = True
+    phrases: list[str] = Field(default_factory=list)
+
+
+class Settings(Strict):
+    infer_holds: HoldInference = Field(default_factory=HoldInference)
+    infer_transfers: TransferInference = Field(default_factory=TransferInference)
+
+
+class RuleOverride(Strict):
+    """Changes an inherited rule without copying it."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class RulebookFile(Strict):
+    name: str
+    version: str | None = None
+    description: str | None = None
+    extends: str | None = None
+    rules: list[Rule | str] = Field(default_factory=list)  # inline rules or rule files (globs) relative to it
+    scorecard: str | Scorecard | None = None
+    disable: list[str] = Field(default_factory=list)
+    override: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    add_phrases: dict[str, Phrases] = Field(default_factory=dict)
+    settings: Settings | None = None

@@ -1,0 +1,115 @@
+"""YAML loading that remembers line numbers, so rule errors can name file, line and key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import RuleError
+
+
+class LineDict(dict[str, Any]):
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class LineList(list[Any]):
+    line: int = 0
+    item_lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    source = "<yaml>"
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> LineDict:
+    loader.flatten_mapping(node)
+    out = LineDict()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    for key_node, value_node in node.value:
+        k = loader.construct_object(key_node, deep=True)
+        if not isinstance(k, str | int | float | bool):
+            raise RuleError(loader.source, key_node.start_mark.line + 1, None, "a key must be a plain value")
+        k = str(k)
+        if k in out:
+            raise RuleError(loader.source, key_node.start_mark.line + 1, k, f"duplicate key {k!r}")
+        out[k] = loader.construct_object(value_node, deep=True)
+        out.key_lines[k] = key_node.start_mark.line + 1
+    return out
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode, deep: bool = False) -> LineList:
+    out = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)  # type: ignore[arg-type]
+
+
+def load_yaml(text: str, source: str) -> Any:
+    loader = _Loader(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise RuleError(source, line, None, f"invalid YAML: {exc.problem or exc}") from None
+    finally:
+        loader.dispose()
+
+
+def line_of(data: Any, loc: Sequence[str | int]) -> tuple[int | None, str | None]:
+    """The line of the deepest node along `loc` that still exists, and the last key name seen."""
+    line: int | None = getattr(data, "line", None)
+    key: str | None = None
+    node = data
+    for part in loc:
+        if isinstance(node, LineDict) and isinstance(part, str):
+            if part in node.key_lines:
+                line = node.key_lines[part]
+                key = part
+                node = node[part]
+                continue
+            break
+        if isinstance(node, LineList) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.item_lines[part]
+            node = node[part]
+            continue
+        # pydantic adds union-member names such as 'str' or 'function-after[...]' to locations
+        continue
+    return line, key
+
+
+def rule_error_from_validation(exc: ValidationError, data: Any, source: str, prefix: str = "") -> RuleError:
+    """Turn pydantic's first error into a RuleError with file, line and key."""
+    err = exc.errors()[0]
+    loc = [p for p in err["loc"] if isinstance(p, str | int)]
+    # Drop discriminator/union tags that are not keys of the data (e.g. 'phrase' for kind=phrase).
+    path = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int):
+            path.append(part)
+            node = node[part] if 0 <= part < len(node) else None
+        elif err["type"] == "extra_forbidden" and part == loc[-1]:
+            path.append(part)
+    line, key = line_of(data, path)
+    dotted = ".".join(str(p) for p in path)
+    if err["type"] == "extra_forbidden":
+        reason = f"unknown key {str(path[-1]) if path else '?'!r}"
+        key = str(path[-1]) if path else key
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        reason = f"{dotted}: {msg}" if dotted else msg
+    return RuleError(source, line, f"{prefix}{key}" if key else None, reason)

@@ -1,0 +1,131 @@
+"""Request plumbing shared by the API and the web pages: database sessions, who is asking, CSRF."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session as DBSession
+
+from .models import Session, User
+from .security import find_session, same
+from .workbench import Workbench
+
+SESSION_COOKIE = "kefuqa_session"
+LOGIN_CSRF_COOKIE = "kefuqa_login_csrf"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class LoginRequired(Exception):
+    """A web page needs a login: answered with a redirect to /login."""
+
+
+class PageForbidden(Exception):
+    """A web page the user's role may not open."""
+
+
+@dataclass
+class Principal:
+    user: User
+    session: Session
+    via: str  # cookie | bearer
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf_token
+
+
+def workbench(request: Request) -> Workbench:
+    return request.app.state.workbench  # type: ignore[no-any-return]
+
+
+def get_db(request: Request) -> Iterator[DBSession]:
+    with workbench(request).sessions() as db:
+        yield db
+
+
+DB = Annotated[DBSession, Depends(get_db)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _token(request: Request) -> tuple[str | None, str]:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip(), "bearer"
+    return request.cookies.get(SESSION_COOKIE), "cookie"
+
+
+def principal(request: Request, db: DBSession) -> Principal | None:
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    token, via = _token(request)
+    found = find_session(db, token)
+    if found is None:
+        return None
+    p = Principal(found[1], found[0], via)
+    request.state.principal = p
+    return p
+
+
+def api_user(request: Request, db: DB) -> Principal:
+    p = principal(request, db)
+    if p is None:
+        raise HTTPException(401, "未登录或登录已过期", headers={"WWW-Authenticate": "Bearer"})
+    if p.via == "cookie" and request.method in UNSAFE:
+        # A browser session calling the API: the page must echo its CSRF token in a header.
+        if not same(request.headers.get("x-csrf-token"), p.csrf):
+            raise HTTPException(403, "CSRF 校验失败")
+    return p
+
+
+APIUser = Annotated[Principal, Depends(api_user)]
+
+
+def api_roles(*roles: str) -> Callable[..., Principal]:
+    def dep(p: APIUser) -> Principal:
+        if p.user.role not in roles:
+            raise HTTPException(403, "当前角色无此权限")
+        return p
+
+    return dep
+
+
+def page_user(request: Request, db: DB) -> Principal:
+    p = principal(request, db)
+    if p is None or p.via != "cookie":
+        raise LoginRequired()
+    return p
+
+
+PageUser = Annotated[Principal, Depends(page_user)]
+
+
+def page_roles(*roles: str) -> Callable[..., Principal]:
+    def dep(p: PageUser) -> Principal:
+        if p.user.role not in roles:
+            raise PageForbidden()
+        return p
+
+    return dep
+
+
+async def form_data(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    return {k: v for k, v in form.multi_items()}
+
+
+async def checked_form(request: Request, p: PageUser) -> dict[str, Any]:
+    """The posted form of a logged-in page, after its CSRF token was checked."""
+    form = await request.form()
+    if not same(str(form.get("csrf_token") or ""), p.csrf):
+        raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
+    return {k: v for k, v in form.items()}
+
+
+Form = Annotated[dict[str, Any], Depends(checked_form)]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the service schema (run by `kefuqa.service.db.migrate`)."""

@@ -1,0 +1,266 @@
+"""The storage schema (SQLAlchemy 2). One schema for SQLite and PostgreSQL; Alembic migrations in
+``service/migrations`` create and evolve it (a test checks the two agree).
+
+A conversation keeps every score it ever had: each `Score` row records the rulebook version that
+produced it, and re-scoring adds a row instead of replacing one. `Conversation.current_score_id` points
+at the score shown to people; `Conversation.score`/`grade`/`fatal` copy its effective values so that
+lists can filter and sort without a join.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+ROLES = ("admin", "qa", "leader", "agent")
+ROLE_LABELS = {"admin": "管理员", "qa": "质检员", "leader": "组长", "agent": "坐席"}
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType, datetime: DateTime(timezone=True)}
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)  # the agent id of the call-center system
+    name: Mapped[str | None] = mapped_column(String(100))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    team: Mapped[Team | None] = relationship(lazy="joined")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))  # a leader's team
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))  # an agent's own record
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    team: Mapped[Team | None] = relationship(lazy="joined")
+    agent: Mapped[Agent | None] = relationship(lazy="joined")
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS.get(self.role, self.role)
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.username
+
+
+class Session(Base):
+    """A login: the browser's cookie or an API bearer token. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8), default="web")  # web | api
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class RulebookVersion(Base):
+    __tablename__ = "rulebooks"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_rulebooks_name_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    origin: Mapped[str] = mapped_column(String(16))  # bundled | path | upload
+    source_ref: Mapped[str | None] = mapped_column(String(500))  # bundled name or path it came from
+    filename: Mapped[str | None] = mapped_column(String(255))
+    content: Mapped[str | None] = mapped_column(Text)  # the uploaded YAML text
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | active | archived | invalid
+    lint_errors: Mapped[list[Any]] = mapped_column(default=list)
+    rules: Mapped[list[Any]] = mapped_column(default=list)  # [{id, name, kind, severity, dimension, points}]
+    scorecard: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {name, dimensions, grades, fatal}
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_agent_call_at", "agent_id", "call_at"),
+        Index("ix_conversations_team_call_at", "team_id", "call_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(200), unique=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))  # the agent's team at ingest
+    channel: Mapped[str | None] = mapped_column(String(16))
+    direction: Mapped[str | None] = mapped_column(String(16))
+    call_at: Mapped[datetime] = mapped_column(index=True)  # started_at, else received_at, else upload time
+    duration: Mapped[float | None] = mapped_column(Float)
+    utterance_count: Mapped[int] = mapped_column(Integer, default=0)
+    has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+    audio_file: Mapped[str | None] = mapped_column(String(100))  # file name inside the data dir's audio/
+    source_name: Mapped[str | None] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column()
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    current_score_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scores.id", use_alter=True, name="fk_conversations_current_score_id_scores")
+    )
+    score: Mapped[float | None] = mapped_column(Float, index=True)
+    grade: Mapped[str | None] = mapped_column(String(32))
+    fatal: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    agent: Mapped[Agent | None] = relationship(lazy="joined")
+    team: Mapped[Team | None] = relationship(lazy="joined")
+
+
+class Score(Base):
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    rulebook_id: Mapped[int] = mapped_column(ForeignKey("rulebooks.id"), index=True)
+    score: Mapped[float] = mapped_column(Float)  # as the engine computed it
+    final_score: Mapped[float] = mapped_column(Float)  # after findings voided by review or appeal
+    grade: Mapped[str] = mapped_column(String(32))
+    fatal: Mapped[bool] = mapped_column(Boolean, default=False)
+    dimensions: Mapped[dict[str, Any]] = mapped_column()
+    report: Mapped[dict[str, Any]] = mapped_column()  # DESIGN §3, as the engine wrote it
+    reason: Mapped[str] = mapped_column(String(16), default="ingest")  # ingest | rescore | replace
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    rulebook: Mapped[RulebookVersion] = relationship(lazy="joined")
+
+
+class Finding(Base):
+    __tablename__ = "findings"
+    __table_args__ = (Index("ix_findings_rule_status", "rule", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    score_id: Mapped[int] = mapped_column(ForeignKey("scores.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8), default="finding")  # finding | event
+    position: Mapped[int] = mapped_column(Integer, default=0)  # index in the report's findings / events
+    rule: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    points: Mapped[float] = mapped_column(Float, default=0.0)
+    dimension: Mapped[str | None] = mapped_column(String(100))
+    utterance: Mapped[int | None] = mapped_column(Integer)
+    start: Mapped[float | None] = mapped_column(Float)
+    end: Mapped[float | None] = mapped_column(Float)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    suggestion: Mapped[str | None] = mapped_column(Text)
+    span_start: Mapped[int | None] = mapped_column(Integer)
+    span_end: Mapped[int | None] = mapped_column(Integer)
+    # open | confirmed | rejected (by an inspector) | overturned (appeal accepted)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None]
+    review_reason: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def voided(self) -> bool:
+        return self.status in ("rejected", "overturned")
+
+
+class Review(Base):
+    """Every verdict an inspector gave on a finding (the finding row keeps the latest)."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    verdict: Mapped[str] = mapped_column(String(16))  # confirm | reject
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Appeal(Base):
+    """An agent's appeal against one finding. One per finding (unique), and the decision is final."""
+
+    __tablename__ = "appeals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"), unique=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | accepted | rejected
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+
+    finding: Mapped[Finding] = relationship(lazy="joined")
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    object_type: Mapped[str | None] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))

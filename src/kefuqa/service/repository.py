@@ -1,0 +1,576 @@
+"""Queries and changes, every one scoped by the user's role.
+
+- admin, qa: every call;
+- leader: the calls of their team (the team the agent was in when the call was stored);
+- agent: their own calls only.
+
+Anything out of scope is reported as missing (`NotFound`), so guessed ids tell nothing. All SQL is built
+with SQLAlchemy expressions (bound parameters); no string is ever spliced into SQL.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, and_, case, false, func, or_, select
+from sqlalchemy.orm import Session as DBSession
+
+from .models import Agent, Appeal, AuditEntry, Conversation, Finding, Review, RulebookVersion, Score, Team, User, utcnow
+from .workbench import Workbench, recompute
+
+REVIEWERS = ("admin", "qa")
+PAGE_MAX = 200
+
+
+class NotFound(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+class Invalid(ValueError):
+    pass
+
+
+def scope_calls(stmt: Select[Any], user: User) -> Select[Any]:
+    if user.role in ("admin", "qa"):
+        return stmt
+    if user.role == "leader":
+        return stmt.where(Conversation.team_id == user.team_id) if user.team_id else stmt.where(false())
+    if user.role == "agent":
+        return stmt.where(Conversation.agent_id == user.agent_id) if user.agent_id else stmt.where(false())
+    return stmt.where(false())
+
+
+def can_review(user: User) -> bool:
+    return user.role in REVIEWERS
+
+
+def audit(db: DBSession, user: User | None, action: str, object_type: str | None = None,
+          object_id: object = None, ip: str | None = None, **detail: Any) -> None:
+    db.add(AuditEntry(user_id=user.id if user else None, username=user.username if user else None, action=action,
+                      object_type=object_type, object_id=None if object_id is None else str(object_id),
+                      detail=detail, ip=ip, at=utcnow()))
+
+
+# ---- call list -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CallFilter:
+    agent: str | None = None  # agent code
+    team: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    rule: str | None = None  # rule id or prefix (LNG, LNG001)
+    grade: str | None = None
+    channel: str | None = None
+    q: str | None = None  # call id contains
+    fatal: bool | None = None
+    review: str | None = None  # open: has unreviewed findings | done: all reviewed
+    sort: str = "-call_at"
+    page: int = 1
+    page_size: int = 50
+
+    def params(self) -> dict[str, str]:
+        out = {}
+        for k, v in self.__dict__.items():
+            if v is None or v == "" or (k == "sort" and v == "-call_at") or (k == "page" and v == 1) or \
+                    (k == "page_size" and v == 50):
+                continue
+            out[k] = "1" if v is True else "0" if v is False else str(v)
+        return out
+
+
+SORTS = {
+    "call_at": Conversation.call_at, "score": Conversation.score, "call_id": Conversation.call_id,
+    "duration": Conversation.duration,
+}
+
+
+def _bounds(day: date, tz: str) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+
+
+def _rule_match(column: Any, rule: str) -> Any:
+    rule = rule.strip().upper()
+    if rule[-1:].isdigit():
+        return column == rule
+    return column.like(rule.replace("%", "").replace("_", "") + "%")
+
+
+def filtered_calls(user: User, f: CallFilter, tz: str) -> Select[Any]:
+    stmt = scope_calls(select(Conversation), user)
+    if f.agent:
+        stmt = stmt.join(Agent, Agent.id == Conversation.agent_id).where(Agent.code == f.agent)
+    if f.team:
+        stmt = stmt.where(Conversation.team_id == f.team)
+    if f.date_from:
+        stmt = stmt.where(Conversation.call_at >= _bounds(f.date_from, tz))
+    if f.date_to:
+        stmt = stmt.where(Conversation.call_at < _bounds(f.date_to + timedelta(days=1), tz))
+    if f.score_min is not None:
+        stmt = stmt.where(Conversation.score >= f.score_min)
+    if f.score_max is not None:
+        stmt = stmt.where(Conversation.score <= f.score_max)
+    if f.grade:
+        stmt = stmt.where(Conversation.grade == f.grade)
+    if f.channel:
+        stmt = stmt.where(Conversation.channel == f.channel)
+    if f.fatal is not None:
+        stmt = stmt.where(Conversation.fatal == f.fatal)
+    if f.q:
+        stmt = stmt.where(Conversation.call_id.contains(f.q.strip(), autoescape=True))
+    if f.rule:
+        stmt = stmt.where(select(Finding.id).where(
+            Finding.score_id == Conversation.current_score_id, _rule_match(Finding.rule, f.rule),
+            Finding.status.not_in(("rejected", "overturned"))).exists())
+    if f.review == "open":
+        stmt = stmt.where(select(Finding.id).where(
+            Finding.score_id == Conversation.current_score_id, Finding.kind == "finding",
+            Finding.status == "open").exists())
+    elif f.review == "done":
+        stmt = stmt.where(~select(Finding.id).where(
+            Finding.score_id == Conversation.current_score_id, Finding.kind == "finding",
+            Finding.status == "open").exists())
+    return stmt
+
+
+def list_calls(db: DBSession, user: User, f: CallFilter, tz: str) -> tuple[list[Conversation], int]:
+    stmt = filtered_calls(user, f, tz)
+    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    key = f.sort.lstrip("-")
+    col = SORTS.get(key, Conversation.call_at)
+    order = col.desc() if f.sort.startswith("-") else col.asc()
+    size = max(1, min(PAGE_MAX, f.page_size))
+    page = max(1, f.page)
+    rows = list(db.scalars(stmt.order_by(order, Conversation.id.desc()).offset((page - 1) * size).limit(size)))
+    return rows, total
+
+
+def iter_calls(db: DBSession, user: User, f: CallFilter, tz: str, limit: int = 100_000) -> list[Conversation]:
+    stmt = filtered_calls(user, f, tz).order_by(Conversation.call_at.desc(), Conversation.id.desc()).limit(limit)
+    return list(db.scalars(stmt))
+
+
+def finding_counts(db: DBSession, calls: list[Conversation]) -> dict[int, dict[str, int]]:
+    """Per call: findings (not voided) and of those still open for review."""
+    ids = [c.current_score_id for c in calls if c.current_score_id]
+    if not ids:
+        return {}
+    rows = db.execute(select(
+        Finding.conversation_id,
+        func.sum(case((Finding.status.not_in(("rejected", "overturned")), 1), else_=0)),
+        func.sum(case((Finding.status == "open", 1), else_=0)),
+    ).where(Finding.score_id.in_(ids), Finding.kind == "finding").group_by(Finding.conversation_id)).all()
+    return {cid: {"findings": int(n or 0), "open": int(o or 0)} for cid, n, o in rows}
+
+
+# ---- one call --------------------------------------------------------------------------------------------
+
+
+def get_call(db: DBSession, user: User, call_id: int) -> Conversation:
+    conv = db.scalar(scope_calls(select(Conversation).where(Conversation.id == call_id), user))
+    if conv is None:
+        raise NotFound("会话不存在或无权查看")
+    return conv
+
+
+def get_call_by_ref(db: DBSession, user: User, ref: str) -> Conversation:
+    """By numeric id or by the call's own id."""
+    if ref.isdigit():
+        try:
+            return get_call(db, user, int(ref))
+        except NotFound:
+            pass
+    conv = db.scalar(scope_calls(select(Conversation).where(Conversation.call_id == ref), user))
+    if conv is None:
+        raise NotFound("会话不存在或无权查看")
+    return conv
+
+
+def current_score(db: DBSession, conv: Conversation) -> Score | None:
+    return db.get(Score, conv.current_score_id) if conv.current_score_id else None
+
+
+def score_history(db: DBSession, conv: Conversation) -> list[Score]:
+    return list(db.scalars(select(Score).where(Score.conversation_id == conv.id).order_by(Score.id.desc())))
+
+
+def call_findings(db: DBSession, score_id: int) -> list[Finding]:
+    return list(db.scalars(select(Finding).where(Finding.score_id == score_id)
+                           .order_by(Finding.kind.desc(), Finding.position)))
+
+
+def appeals_for(db: DBSession, finding_ids: list[int]) -> dict[int, Appeal]:
+    if not finding_ids:
+        return {}
+    return {a.finding_id: a for a in db.scalars(select(Appeal).where(Appeal.finding_id.in_(finding_ids)))}
+
+
+def user_names(db: DBSession, ids: set[int | None]) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return {u.id: u.label for u in db.scalars(select(User).where(User.id.in_(ids)))}
+
+
+def _finding_in_scope(db: DBSession, user: User, finding_id: int) -> tuple[Finding, Conversation]:
+    row = db.execute(scope_calls(select(Finding, Conversation).join(
+        Conversation, Conversation.id == Finding.conversation_id).where(Finding.id == finding_id), user)).first()
+    if row is None:
+        raise NotFound("扣分项不存在或无权查看")
+    return row[0], row[1]
+
+
+def get_finding(db: DBSession, user: User, finding_id: int) -> tuple[Finding, Conversation]:
+    return _finding_in_scope(db, user, finding_id)
+
+
+# ---- review, appeal, decision ------------------------------------------------------------------------------
+
+
+def review_finding(db: DBSession, wb: Workbench, user: User, finding_id: int, verdict: str, reason: str | None,
+                   ip: str | None = None) -> Finding:
+    if not can_review(user):
+        raise Forbidden("只有质检员和管理员可以复核扣分项")
+    finding, conv = _finding_in_scope(db, user, finding_id)
+    if verdict not in ("confirm", "reject"):
+        raise Invalid("复核结论须为 confirm（确认）或 reject（驳回）")
+    reason = (reason or "").strip() or None
+    if verdict == "reject" and not reason:
+        raise Invalid("驳回扣分项时请填写理由")
+    if reason and len(reason) > 2000:
+        raise Invalid("理由不能超过 2000 字")
+    if finding.score_id != conv.current_score_id:
+        raise Conflict("这条扣分属于历史评分，只能复核当前评分")
+    appeal = db.scalar(select(Appeal).where(Appeal.finding_id == finding.id))
+    if appeal is not None and appeal.status != "pending":
+        raise Conflict("该扣分的申诉已裁决，结论为最终结果")
+    now = utcnow()
+    finding.status = "confirmed" if verdict == "confirm" else "rejected"
+    finding.reviewed_by, finding.reviewed_at, finding.review_reason = user.id, now, reason
+    db.add(Review(finding_id=finding.id, reviewer_id=user.id, verdict=verdict, reason=reason, created_at=now))
+    score = db.get(Score, finding.score_id)
+    assert score is not None
+    recompute(db, conv, score, score.rulebook.scorecard)
+    audit(db, user, f"finding.{verdict}", "finding", finding.id, ip, call=conv.call_id, rule=finding.rule,
+          reason=reason)
+    return finding
+
+
+def appeal_finding(db: DBSession, user: User, finding_id: int, reason: str, ip: str | None = None) -> Appeal:
+    if user.role != "agent":
+        raise Forbidden("只有坐席本人可以申诉")
+    finding, conv = _finding_in_scope(db, user, finding_id)  # an agent's scope is their own calls
+    reason = (reason or "").strip()
+    if len(reason) < 2:
+        raise Invalid("请填写申诉理由")
+    if len(reason) > 2000:
+        raise Invalid("申诉理由不能超过 2000 字")
+    if finding.kind != "finding":
+        raise Invalid("事件不扣分，无需申诉")
+    if finding.score_id != conv.current_score_id:
+        raise Conflict("这条扣分属于历史评分，不能申诉")
+    if finding.status in ("rejected", "overturned"):
+        raise Conflict("这条扣分已被撤销，无需申诉")
+    if db.scalar(select(Appeal.id).where(Appeal.finding_id == finding.id)) is not None:
+        raise Conflict("每条扣分只能申诉一次")
+    appeal = Appeal(finding_id=finding.id, conversation_id=conv.id, agent_id=conv.agent_id, user_id=user.id,
+                    reason=reason, status="pending", created_at=utcnow())
+    db.add(appeal)
+    db.flush()
+    audit(db, user, "appeal.create", "appeal", appeal.id, ip, call=conv.call_id, rule=finding.rule, reason=reason)
+    return appeal
+
+
+def scope_appeals(stmt: Select[Any], user: User) -> Select[Any]:
+    return scope_calls(stmt.join(Conversation, Conversation.id == Appeal.conversation_id), user)
+
+
+def get_appeal(db: DBSession, user: User, appeal_id: int) -> Appeal:
+    appeal = db.scalar(scope_appeals(select(Appeal).where(Appeal.id == appeal_id), user))
+    if appeal is None:
+        raise NotFound("申诉不存在或无权查看")
+    return appeal
+
+
+def decide_appeal(db: DBSession, user: User, appeal_id: int, decision: str, reason: str | None,
+                  ip: str | None = None) -> Appeal:
+    if not can_review(user):
+        raise Forbidden("只有质检员和管理员可以裁决申诉")
+    appeal = get_appeal(db, user, appeal_id)
+    if decision not in ("accept", "reject"):
+        raise Invalid("裁决须为 accept（申诉成立）或 reject（维持扣分）")
+    reason = (reason or "").strip() or None
+    if decision == "reject" and not reason:
+        raise Invalid("维持扣分时请填写理由")
+    if reason and len(reason) > 2000:
+        raise Invalid("理由不能超过 2000 字")
+    if appeal.status != "pending":
+        raise Conflict("该申诉已裁决，结论为最终结果，不能再次裁决")
+    now = utcnow()
+    appeal.status = "accepted" if decision == "accept" else "rejected"
+    appeal.decided_by, appeal.decided_at, appeal.decision_reason = user.id, now, reason
+    finding = appeal.finding
+    finding.status = "overturned" if decision == "accept" else "confirmed"
+    finding.reviewed_by, finding.reviewed_at = user.id, now
+    finding.review_reason = reason or ("申诉成立" if decision == "accept" else None)
+    conv = db.get(Conversation, appeal.conversation_id)
+    score = db.get(Score, finding.score_id)
+    assert conv is not None and score is not None
+    recompute(db, conv, score, score.rulebook.scorecard)
+    audit(db, user, f"appeal.{decision}", "appeal", appeal.id, ip, call=conv.call_id, rule=finding.rule,
+          reason=reason)
+    return appeal
+
+
+def list_appeals(db: DBSession, user: User, status: str | None = None, limit: int = 200) -> list[Appeal]:
+    stmt = scope_appeals(select(Appeal), user)
+    if status:
+        stmt = stmt.where(Appeal.status == status)
+    order = case((Appeal.status == "pending", 0), else_=1)
+    return list(db.scalars(stmt.order_by(order, Appeal.created_at.desc()).limit(limit)))
+
+
+def review_queue(db: DBSession, user: User, rule: str | None = None, team: int | None = None,
+                 limit: int = 100) -> tuple[list[tuple[Finding, Conversation]], int]:
+    """Findings of current scores no inspector has looked at: fatal and major first, then the newest calls."""
+    if not can_review(user):
+        raise Forbidden("只有质检员和管理员可以复核")
+    stmt = select(Finding, Conversation).join(Conversation, and_(
+        Conversation.id == Finding.conversation_id, Conversation.current_score_id == Finding.score_id)).where(
+        Finding.kind == "finding", Finding.status == "open")
+    if rule:
+        stmt = stmt.where(_rule_match(Finding.rule, rule))
+    if team:
+        stmt = stmt.where(Conversation.team_id == team)
+    stmt = scope_calls(stmt, user)
+    total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    sev = case((Finding.severity == "fatal", 0), (Finding.severity == "critical", 0), (Finding.severity == "major", 1),
+               else_=2)
+    rows = db.execute(stmt.order_by(sev, Conversation.call_at.desc(), Finding.id).limit(limit)).all()
+    return [(f, c) for f, c in rows], total
+
+
+# ---- statistics ------------------------------------------------------------------------------------------------
+
+
+def _current_findings(user: User) -> Select[Any]:
+    return scope_calls(select(Finding.rule, func.max(Finding.name), func.count(Finding.id)).join(
+        Conversation, and_(Conversation.id == Finding.conversation_id,
+                           Conversation.current_score_id == Finding.score_id)).where(
+        Finding.kind == "finding", Finding.status.not_in(("rejected", "overturned"))), user)
+
+
+def top_rules(db: DBSession, user: User, *, agent_id: int | None = None, team_id: int | None = None,
+              since: datetime | None = None, limit: int = 10) -> list[dict[str, Any]]:
+    stmt = _current_findings(user)
+    if agent_id is not None:
+        stmt = stmt.where(Conversation.agent_id == agent_id)
+    if team_id is not None:
+        stmt = stmt.where(Conversation.team_id == team_id)
+    if since is not None:
+        stmt = stmt.where(Conversation.call_at >= since)
+    rows = db.execute(stmt.group_by(Finding.rule).order_by(func.count(Finding.id).desc(), Finding.rule)
+                      .limit(limit)).all()
+    return [{"rule": r, "name": n, "count": int(c)} for r, n, c in rows]
+
+
+def practice(db: DBSession, user: User, agent_id: int, rules: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """For each rule: the prescribed sentences (suggestions) the agent's findings carried, most frequent first,
+    with an example of what was said."""
+    if not rules:
+        return {}
+    stmt = scope_calls(select(Finding.rule, Finding.suggestion, func.count(Finding.id), func.max(Finding.evidence))
+                       .join(Conversation, and_(Conversation.id == Finding.conversation_id,
+                                                Conversation.current_score_id == Finding.score_id))
+                       .where(Conversation.agent_id == agent_id, Finding.rule.in_(rules), Finding.kind == "finding",
+                              Finding.status.not_in(("rejected", "overturned"))), user)
+    rows = db.execute(stmt.group_by(Finding.rule, Finding.suggestion)).all()
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rule, suggestion, count, evidence in sorted(rows, key=lambda r: -r[2]):
+        out[rule].append({"suggestion": suggestion, "count": int(count), "evidence": evidence})
+    return dict(out)
+
+
+def local_day(dt: datetime, tz: str) -> date:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(ZoneInfo(tz)).date()
+
+
+@dataclass
+class Summary:
+    calls: int = 0
+    average: float | None = None
+    fatal: int = 0
+    grades: dict[str, int] = field(default_factory=dict)
+    trend: list[tuple[date, float, int]] = field(default_factory=list)  # (day or week start, avg, calls)
+    distribution: list[tuple[str, int]] = field(default_factory=list)
+
+
+BUCKETS = [(0, 60, "<60"), (60, 70, "60–69"), (70, 80, "70–79"), (80, 90, "80–89"), (90, 101, "90–100")]
+
+
+def summary(db: DBSession, user: User, tz: str, *, agent_id: int | None = None, team_id: int | None = None,
+            days: int = 90) -> Summary:
+    """Calls, average, grades, score distribution and the daily (or weekly) trend of a scope."""
+    since = utcnow() - timedelta(days=days)
+    stmt = scope_calls(select(Conversation.call_at, Conversation.score, Conversation.grade, Conversation.fatal),
+                       user).where(Conversation.score.is_not(None), Conversation.call_at >= since)
+    if agent_id is not None:
+        stmt = stmt.where(Conversation.agent_id == agent_id)
+    if team_id is not None:
+        stmt = stmt.where(Conversation.team_id == team_id)
+    rows = db.execute(stmt.limit(200_000)).all()
+    out = Summary(calls=len(rows))
+    if not rows:
+        return out
+    scores = [float(r[1]) for r in rows]
+    out.average = round(sum(scores) / len(scores), 1)
+    out.fatal = sum(1 for r in rows if r[3])
+    out.grades = dict(Counter(r[2] for r in rows).most_common())
+    out.distribution = [(label, sum(1 for s in scores if lo <= s < hi)) for lo, hi, label in BUCKETS]
+    per_day: dict[date, list[float]] = defaultdict(list)
+    for at, score, _, _ in rows:
+        per_day[local_day(at, tz)].append(float(score))
+    if len(per_day) > 45:  # weekly points read better over a long span
+        weekly: dict[date, list[float]] = defaultdict(list)
+        for d, vals in per_day.items():
+            weekly[d - timedelta(days=d.weekday())].extend(vals)
+        per_day = weekly
+    out.trend = [(d, round(sum(v) / len(v), 1), len(v)) for d, v in sorted(per_day.items())]
+    return out
+
+
+def agent_ranking(db: DBSession, user: User, team_id: int | None = None, days: int = 90) -> list[dict[str, Any]]:
+    since = utcnow() - timedelta(days=days)
+    stmt = scope_calls(select(Agent.id, Agent.code, Agent.name, func.count(Conversation.id),
+                              func.avg(Conversation.score),
+                              func.sum(case((Conversation.fatal.is_(True), 1), else_=0)))
+                       .join(Agent, Agent.id == Conversation.agent_id), user).where(
+        Conversation.score.is_not(None), Conversation.call_at >= since)
+    if team_id is not None:
+        stmt = stmt.where(Conversation.team_id == team_id)
+    rows = db.execute(stmt.group_by(Agent.id, Agent.code, Agent.name)).all()
+    ranked = [{"id": i, "code": c, "name": n, "calls": int(k), "average": round(float(a or 0), 1),
+               "fatal": int(f or 0)} for i, c, n, k, a, f in rows]
+    ranked.sort(key=lambda r: (-r["average"], -r["calls"], r["code"]))
+    return ranked
+
+
+def rule_quality(db: DBSession, user: User) -> list[dict[str, Any]]:
+    """Per rule, over the current scores: findings, and how inspectors and appeals judged them."""
+    if user.role != "admin":
+        raise Forbidden("只有管理员可以查看规则准确率")
+    stmt = select(
+        Finding.rule, func.max(Finding.name), func.count(Finding.id),
+        func.sum(case((Finding.status == "confirmed", 1), else_=0)),
+        func.sum(case((Finding.status == "rejected", 1), else_=0)),
+        func.sum(case((Finding.status == "overturned", 1), else_=0)),
+    ).join(Conversation, and_(Conversation.id == Finding.conversation_id,
+                              Conversation.current_score_id == Finding.score_id)).group_by(Finding.rule)
+    out = []
+    for rule, name, total, confirmed, rejected, overturned in db.execute(stmt).all():
+        confirmed, rejected, overturned = int(confirmed or 0), int(rejected or 0), int(overturned or 0)
+        judged = confirmed + rejected + overturned
+        out.append({"rule": rule, "name": name, "findings": int(total), "reviewed": judged, "confirmed": confirmed,
+                    "rejected": rejected, "overturned": overturned,
+                    "precision": round(confirmed / judged, 3) if judged else None})
+    out.sort(key=lambda r: (r["precision"] if r["precision"] is not None else 2, -r["findings"], r["rule"]))
+    return out
+
+
+def counts(db: DBSession, user: User) -> dict[str, int]:
+    """Numbers for the navigation badges."""
+    out = {"appeals": 0, "reviews": 0}
+    out["appeals"] = db.scalar(select(func.count()).select_from(
+        scope_appeals(select(Appeal.id), user).where(Appeal.status == "pending").subquery())) or 0
+    if can_review(user):
+        out["reviews"] = db.scalar(select(func.count(Finding.id)).join(Conversation, and_(
+            Conversation.id == Finding.conversation_id, Conversation.current_score_id == Finding.score_id)).where(
+            Finding.kind == "finding", Finding.status == "open")) or 0
+    return out
+
+
+# ---- agents and teams ------------------------------------------------------------------------------------------
+
+
+def visible_agents(db: DBSession, user: User) -> list[Agent]:
+    stmt = select(Agent).order_by(Agent.code)
+    if user.role == "leader":
+        stmt = stmt.where(Agent.team_id == user.team_id) if user.team_id else stmt.where(false())
+    elif user.role == "agent":
+        stmt = stmt.where(Agent.id == user.agent_id) if user.agent_id else stmt.where(false())
+    return list(db.scalars(stmt))
+
+
+def get_agent(db: DBSession, user: User, code: str) -> Agent:
+    agent = db.scalar(select(Agent).where(Agent.code == code))
+    if agent is None:
+        raise NotFound("坐席不存在或无权查看")
+    allowed = user.role in ("admin", "qa") or (user.role == "agent" and user.agent_id == agent.id) or (
+        user.role == "leader" and user.team_id is not None and (
+            agent.team_id == user.team_id or db.scalar(select(Conversation.id).where(
+                Conversation.agent_id == agent.id, Conversation.team_id == user.team_id).limit(1)) is not None))
+    if not allowed:
+        raise NotFound("坐席不存在或无权查看")
+    return agent
+
+
+def visible_teams(db: DBSession, user: User) -> list[Team]:
+    stmt = select(Team).order_by(Team.name)
+    if user.role == "leader":
+        stmt = stmt.where(Team.id == user.team_id) if user.team_id else stmt.where(false())
+    elif user.role == "agent":
+        return []
+    return list(db.scalars(stmt))
+
+
+def get_team(db: DBSession, user: User, team_id: int) -> Team:
+    team = db.get(Team, team_id)
+    if team is None or not (user.role in ("admin", "qa") or (user.role == "leader" and user.team_id == team_id)):
+        raise NotFound("班组不存在或无权查看")
+    return team
+
+
+# ---- rulebooks, users, audit ---------------------------------------------------------------------------------
+
+
+def list_rulebooks(db: DBSession) -> list[RulebookVersion]:
+    order = case((RulebookVersion.status == "active", 0), else_=1)
+    return list(db.scalars(select(RulebookVersion).order_by(order, RulebookVersion.created_at.desc())))
+
+
+def rulebook_usage(db: DBSession) -> dict[int, int]:
+    return dict(db.execute(select(Score.rulebook_id, func.count(Score.id)).group_by(Score.rulebook_id)).all())
+
+
+def list_users(db: DBSession) -> list[User]:
+    return list(db.scalars(select(User).order_by(User.role, User.username)))
+
+
+def list_audit(db: DBSession, limit: int = 200, action: str | None = None) -> list[AuditEntry]:
+    stmt = select(AuditEntry)
+    if action:
+        stmt = stmt.where(AuditEntry.action.startswith(action, autoescape=True))
+    return list(db.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+def search_agents(db: DBSession, user: User, text: str) -> list[Agent]:
+    like = f"%{text}%"
+    stmt = select(Agent).where(or_(Agent.code.like(like), Agent.name.like(like))).limit(20)
+    return [a for a in db.scalars(stmt) if a in visible_agents(db, user)]

@@ -1,0 +1,723 @@
+"""The web pages (Chinese), rendered on the server with Jinja2; forms carry a CSRF token."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+from sqlalchemy import select
+
+from . import charts, scoring, views
+from . import repository as repo
+from .api import (
+    UserIn,
+    UserPatch,
+    create_user,
+    csv_response,
+    ingest_uploads,
+    update_user,
+    upload_rulebook,
+)
+from .deps import (
+    DB,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Form,
+    PageUser,
+    Principal,
+    client_ip,
+    form_data,
+    page_roles,
+    principal,
+    workbench,
+)
+from .models import ROLE_LABELS, ROLES, Conversation, RulebookVersion, Team, User
+from .security import (
+    AuthError,
+    authenticate,
+    close_session,
+    close_user_sessions,
+    hash_password,
+    open_session,
+    password_problem,
+    same,
+    verify_password,
+)
+
+WEB = Path(__file__).with_name("web")
+templates = Jinja2Templates(directory=str(WEB / "templates"))
+router = APIRouter(include_in_schema=False)
+
+
+def _secs(value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return ""
+    v = int(value)
+    return f"{v // 60}:{v % 60:02d}"
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "—"
+    v = float(value)
+    return f"{v:.0f}" if abs(v - round(v)) < 0.05 else f"{v:.1f}"
+
+
+templates.env.filters["secs"] = _secs
+templates.env.filters["num"] = _num
+templates.env.filters["local"] = lambda dt, tz, fmt="%Y-%m-%d %H:%M": views.local(dt, tz, fmt)
+
+Staff = Depends(page_roles("admin", "qa", "leader"))
+ReviewerPage = Depends(page_roles("admin", "qa"))
+AdminPage = Depends(page_roles("admin"))
+
+NOTICES = {
+    "reviewed": "复核结论已保存", "appealed": "申诉已提交，等待质检裁决", "decided": "申诉已裁决",
+    "rescored": "已用当前规则集重新评分，历史评分已保留", "activated": "规则集已启用，新导入的会话将按此评分",
+    "password": "密码已修改，请重新登录", "user_saved": "用户已保存", "logged_out": "已退出登录",
+}
+
+
+def _nav(user: User, counts: dict[str, int]) -> list[dict[str, Any]]:
+    r = user.role
+    items: list[tuple[str, str, str, tuple[str, ...]]] = [
+        ("/", "概览", "home", ("admin", "qa")),
+        (f"/teams/{user.team_id}" if user.team_id else "/teams", "班组概览", "team", ("leader",)),
+        (f"/agents/{user.agent.code}" if user.agent else "/calls", "我的表现", "me", ("agent",)),
+        ("/calls", "我的会话" if r == "agent" else "会话列表", "calls", ROLES),
+        ("/reviews", "复核队列", "reviews", ("admin", "qa")),
+        ("/appeals", "我的申诉" if r == "agent" else "申诉处理", "appeals", ROLES),
+        ("/teams", "班组", "teams", ("admin", "qa")),
+        ("/agents", "坐席", "agents", ("admin", "qa", "leader")),
+        ("/upload", "导入会话", "upload", ("admin", "qa")),
+        ("/rulebooks", "规则集", "rulebooks", ("admin", "qa")),
+        ("/rules/quality", "规则准确率", "quality", ("admin",)),
+        ("/admin/users", "用户管理", "users", ("admin",)),
+        ("/admin/audit", "审计日志", "audit", ("admin",)),
+    ]
+    badge = {"reviews": counts.get("reviews", 0), "appeals": counts.get("appeals", 0)}
+    return [{"href": h, "label": label, "key": k, "badge": badge.get(k, 0)} for h, label, k, roles in items
+            if r in roles]
+
+
+def render(request: Request, template: str, p: Principal | None, *, status: int = 200, active: str = "",
+           **ctx: Any) -> HTMLResponse:
+    wb = workbench(request)
+    base: dict[str, Any] = {"request": request, "user": p.user if p else None, "csrf": p.csrf if p else "",
+                            "active": active, "labels": views, "tz": wb.settings.timezone,
+                            "notice": NOTICES.get(request.query_params.get("ok", "")),
+                            "role_labels": ROLE_LABELS}
+    if p is not None:
+        with wb.sessions() as db:
+            base["nav"] = _nav(p.user, repo.counts(db, p.user))
+    base.update(ctx)
+    return templates.TemplateResponse(request, template, base, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    with workbench(request).sessions() as db:
+        p = principal(request, db)
+        p = p if p is not None and p.via == "cookie" else None
+    return render(request, "error.html", p, status=status, code=status, message=message)
+
+
+def redirect(url: str, ok: str | None = None) -> RedirectResponse:
+    if ok:
+        url += ("&" if "?" in url else "?") + urlencode({"ok": ok})
+    return RedirectResponse(url, status_code=303)
+
+
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _home(user: User) -> str:
+    if user.role == "agent":
+        return f"/agents/{user.agent.code}" if user.agent else "/calls"
+    if user.role == "leader":
+        return f"/teams/{user.team_id}" if user.team_id else "/calls"
+    return "/"
+
+
+# ---- login -----------------------------------------------------------------------------------------------------
+
+
+def _login_page(request: Request, error: str | None = None, status: int = 200) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    resp = render(request, "login.html", None, status=status, error=error, login_csrf=token,
+                  next=_safe_next(request.query_params.get("next")))
+    resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
+                    secure=workbench(request).settings.cookie_secure)
+    return resp
+
+
+@router.get("/login")
+def login_form(request: Request, db: DB) -> Response:
+    p = principal(request, db)
+    if p is not None and p.via == "cookie":
+        return redirect(_home(p.user))
+    return _login_page(request)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await form_data(request)
+    if not same(str(form.get("csrf_token") or ""), request.cookies.get(LOGIN_CSRF_COOKIE)):
+        return _login_page(request, "页面已过期，请重新登录", 400)
+    wb = workbench(request)
+    s = wb.settings
+    username = str(form.get("username") or "")[:64]
+    with wb.sessions() as db:
+        try:
+            user = authenticate(db, username, str(form.get("password") or "")[:200],
+                                max_failed=s.max_failed_logins, lockout_minutes=s.lockout_minutes)
+        except AuthError as exc:
+            repo.audit(db, None, "auth.fail", "user", username, client_ip(request))
+            db.commit()
+            return _login_page(request, str(exc), 401)
+        new = open_session(db, user, hours=s.session_hours)
+        repo.audit(db, user, "auth.login", "user", user.id, client_ip(request), via="web")
+        db.commit()
+        target = _safe_next(str(form.get("next") or ""))
+        if target == "/":
+            target = _home(user)
+    resp = redirect(target)
+    resp.set_cookie(SESSION_COOKIE, new.token, httponly=True, samesite="lax", secure=s.cookie_secure, path="/",
+                    max_age=s.session_hours * 3600)
+    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, p: PageUser, form: Form, db: DB) -> Response:
+    close_session(db, request.cookies.get(SESSION_COOKIE))
+    repo.audit(db, p.user, "auth.logout", "user", p.user.id, client_ip(request))
+    db.commit()
+    resp = redirect("/login", "logged_out")
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+# ---- overview --------------------------------------------------------------------------------------------------
+
+
+@router.get("/")
+def overview(request: Request, p: PageUser, db: DB) -> Response:
+    if p.user.role not in ("admin", "qa"):
+        return redirect(_home(p.user))
+    tz = workbench(request).settings.timezone
+    s = repo.summary(db, p.user, tz, days=30)
+    top = repo.top_rules(db, p.user, since=repo.utcnow() - timedelta(days=30), limit=8)
+    teams = []
+    for t in repo.visible_teams(db, p.user):
+        ts = repo.summary(db, p.user, tz, team_id=t.id, days=30)
+        teams.append({"team": t, "summary": ts})
+    teams.sort(key=lambda x: -(x["summary"].average or 0))
+    counts = repo.counts(db, p.user)
+    return render(request, "overview.html", p, active="home", s=s, counts=counts, teams=teams,
+                  trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="近30天平均分"),
+                  dist=charts.column_chart(s.distribution, title="得分分布", colors=charts.DISTRIBUTION_COLORS),
+                  top=charts.bar_chart([(f"{t['rule']} {t['name'] or ''}", t["count"]) for t in top],
+                                       title="最常违反的规则", unit=" 次", color="#f97316",
+                                       links=[f"/calls?rule={t['rule']}" for t in top]))
+
+
+# ---- calls -----------------------------------------------------------------------------------------------------
+
+
+def _page_filter(request: Request) -> repo.CallFilter:
+    """The call filter from the query string; bad values are ignored rather than refused (it is a form)."""
+    q = request.query_params
+
+    def num(key: str) -> float | None:
+        try:
+            return float(q[key]) if q.get(key) else None
+        except ValueError:
+            return None
+
+    def day(key: str) -> date | None:
+        try:
+            return date.fromisoformat(q[key]) if q.get(key) else None
+        except ValueError:
+            return None
+
+    def text(key: str, n: int) -> str | None:
+        v = (q.get(key) or "").strip()
+        return v[:n] or None
+
+    try:
+        page = max(1, min(100_000, int(q.get("page") or 1)))
+    except ValueError:
+        page = 1
+    team = q.get("team")
+    rule = text("rule", 32)
+    sort = q.get("sort") or "-call_at"
+    return repo.CallFilter(
+        agent=text("agent", 100), team=int(team) if team and team.isdigit() else None, date_from=day("date_from"),
+        date_to=day("date_to"), score_min=num("score_min"), score_max=num("score_max"),
+        rule=rule if rule and rule.replace("_", "").replace("-", "").isalnum() else None, grade=text("grade", 32),
+        channel=text("channel", 16), q=text("q", 100),
+        fatal=True if q.get("fatal") == "1" else None,
+        review=q.get("review") if q.get("review") in ("open", "done") else None,
+        sort=sort if sort.lstrip("-") in repo.SORTS else "-call_at", page=page, page_size=50)
+
+
+@router.get("/calls")
+def calls(request: Request, p: PageUser, db: DB) -> Response:
+    f = _page_filter(request)
+    tz = workbench(request).settings.timezone
+    rows, total = repo.list_calls(db, p.user, f, tz)
+    counts = repo.finding_counts(db, rows)
+    grades = [g for (g,) in db.execute(repo.scope_calls(select(Conversation.grade).distinct(), p.user)
+                                       .where(Conversation.grade.is_not(None)))]
+    params = f.params()
+    pages = max(1, -(-total // f.page_size))
+
+    def page_url(n: int) -> str:
+        return "/calls?" + urlencode({**params, "page": str(n)})
+
+    def sort_url(key: str) -> str:
+        current = f.sort
+        new = key if current == "-" + key else "-" + key
+        return "/calls?" + urlencode({**{k: v for k, v in params.items() if k not in ("sort", "page")}, "sort": new})
+
+    return render(request, "calls.html", p, active="calls", rows=rows, total=total, f=f, counts=counts,
+                  teams=repo.visible_teams(db, p.user), agents=repo.visible_agents(db, p.user), grades=sorted(grades),
+                  page=f.page, pages=pages, page_url=page_url, sort_url=sort_url,
+                  export_url="/export.csv?" + urlencode({k: v for k, v in params.items() if k != "page"}))
+
+
+@router.get("/export.csv")
+def export(request: Request, p: PageUser, db: DB) -> Response:
+    return csv_response(db, p.user, _page_filter(request), workbench(request).settings.timezone, request)
+
+
+def highlight(text: str, marks: list[tuple[int, int, str, str]]) -> Markup:
+    """`text` with <mark>s at (start, end, css class, title) spans; overlapping spans are merged."""
+    marks = sorted((max(0, s), min(len(text), e), c, t) for s, e, c, t in marks if e > s and s < len(text))
+    out: list[str] = []
+    pos = 0
+    i = 0
+    while i < len(marks):
+        s, e, cls, title = marks[i]
+        titles = [title]
+        j = i + 1
+        while j < len(marks) and marks[j][0] < e:
+            e = max(e, marks[j][1])
+            titles.append(marks[j][3])
+            if marks[j][2] == "sev-fatal" or (marks[j][2] == "sev-major" and cls != "sev-fatal"):
+                cls = marks[j][2]
+            j += 1
+        if s < pos:
+            s = pos
+        out.append(str(escape(text[pos:s])))
+        out.append(f'<mark class="{cls}" title="{escape("；".join(titles))}">{escape(text[s:e])}</mark>')
+        pos = e
+        i = j
+    out.append(str(escape(text[pos:])))
+    return Markup("".join(out))
+
+
+def _span(f: Any, text: str) -> tuple[int, int] | None:
+    if f.span_start is not None and f.span_end is not None:
+        return f.span_start, f.span_end
+    if f.evidence and f.evidence in text:
+        at = text.index(f.evidence)
+        return at, at + len(f.evidence)
+    return None
+
+
+def _timeline_html(conv: Conversation, report: dict[str, Any] | None, data: dict[str, Any],
+                   findings: list[dict[str, Any]]) -> Markup:
+    """The audio helper's timeline when it is installed, else our own SVG lanes."""
+    utts = data.get("utterances") or []
+    ends = [u.get("end") for u in utts if isinstance(u.get("end"), (int, float))]
+    duration = float(conv.duration or (max(ends) if ends else 0) or 0)
+    return charts.timeline(utts, findings, data.get("events") or [], duration=duration)
+
+
+@router.get("/calls/{call_id}")
+def call_page(call_id: int, request: Request, p: PageUser, db: DB) -> Response:
+    conv = repo.get_call(db, p.user, call_id)
+    score = repo.current_score(db, conv)
+    findings = repo.call_findings(db, score.id) if score else []
+    appeals = repo.appeals_for(db, [f.id for f in findings])
+    names = repo.user_names(db, {f.reviewed_by for f in findings} | {a.decided_by for a in appeals.values()})
+    data = conv.data
+    utterances = data.get("utterances") or []
+    per_utt: dict[int, list[Any]] = {}
+    for f in findings:
+        if f.utterance is not None:
+            per_utt.setdefault(f.utterance, []).append(f)
+    rendered = []
+    for i, u in enumerate(utterances):
+        text = str(u.get("text") or "")
+        marks = []
+        for f in per_utt.get(i, []):
+            span = _span(f, text)
+            if span is not None and not (f.kind == "finding" and f.status in ("rejected", "overturned")):
+                cls = "sev-event" if f.kind == "event" else f"sev-{f.severity or 'minor'}"
+                marks.append((span[0], span[1], cls, f"{f.rule} {f.name or ''}"))
+        rendered.append({"i": i, "role": u.get("role"), "start": u.get("start"), "end": u.get("end"),
+                         "html": highlight(text, marks), "findings": per_utt.get(i, [])})
+    rec = score.rulebook if score else None
+    dims = []
+    if score:
+        maxes = {d["name"]: d["max"] for d in (rec.scorecard.get("dimensions") if rec else []) or []}
+        for name, value in (score.dimensions or {}).items():
+            top = maxes.get(name) or 0
+            dims.append({"name": name, "value": value, "max": top, "pct": (value / top * 100) if top else 0})
+    finding_dicts = [{"rule": f.rule, "name": f.name, "start": f.start} for f in findings if f.kind == "finding"]
+    history = repo.score_history(db, conv)
+    return render(
+        request, "call.html", p, active="calls", conv=conv, score=score, data=data, utterances=rendered,
+        findings=[f for f in findings if f.kind == "finding"], events=[f for f in findings if f.kind == "event"],
+        appeals=appeals, names=names, dims=dims, history=history,
+        not_applicable=(score.report.get("not_applicable_reasons") or {}) if score else {},
+        can_review=repo.can_review(p.user), can_appeal=p.user.role == "agent" and conv.agent_id == p.user.agent_id,
+        timeline=_timeline_html(conv, score.report if score else None, data, finding_dicts) if conv.has_audio
+        or any(isinstance(u.get("start"), (int, float)) for u in utterances) else None,
+    )
+
+
+@router.get("/calls/{call_id}/audio")
+def call_audio(call_id: int, request: Request, p: PageUser, db: DB) -> Response:
+    conv = repo.get_call(db, p.user, call_id)
+    if not conv.audio_file:
+        raise repo.NotFound("该会话没有录音")
+    folder = workbench(request).settings.audio_dir.resolve()
+    path = (folder / Path(conv.audio_file).name).resolve()
+    if path.parent != folder or not path.is_file():
+        raise repo.NotFound("录音文件不存在")
+    media = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
+             ".mp3": "audio/mpeg"}.get(path.suffix.lower(), "application/octet-stream")
+    return FileResponse(path, media_type=media)
+
+
+@router.post("/calls/{call_id}/rescore", dependencies=[ReviewerPage])
+def rescore(call_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
+    conv = repo.get_call(db, p.user, call_id)
+    score = workbench(request).rescore(db, conv, user_id=p.user.id)
+    repo.audit(db, p.user, "conversation.rescore", "conversation", conv.id, client_ip(request),
+               rulebook=f"{score.rulebook.name} {score.rulebook.version}")
+    db.commit()
+    return redirect(f"/calls/{conv.id}", "rescored")
+
+
+@router.post("/findings/{finding_id}/review")
+def review(finding_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
+    f = repo.review_finding(db, workbench(request), p.user, finding_id, str(form.get("verdict") or ""),
+                            str(form.get("reason") or ""), client_ip(request))
+    db.commit()
+    back = str(form.get("back") or "")
+    if back == "queue":
+        return redirect("/reviews", "reviewed")
+    return redirect(f"/calls/{f.conversation_id}#f{f.id}", "reviewed")
+
+
+@router.post("/findings/{finding_id}/appeal")
+def appeal(finding_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
+    a = repo.appeal_finding(db, p.user, finding_id, str(form.get("reason") or ""), client_ip(request))
+    db.commit()
+    return redirect(f"/calls/{a.conversation_id}#f{finding_id}", "appealed")
+
+
+# ---- review and appeals ----------------------------------------------------------------------------------------
+
+
+@router.get("/reviews", dependencies=[ReviewerPage])
+def reviews(request: Request, p: PageUser, db: DB) -> Response:
+    rule = (request.query_params.get("rule") or "").strip()[:32] or None
+    team = request.query_params.get("team")
+    rows, total = repo.review_queue(db, p.user, rule, int(team) if team and team.isdigit() else None, 100)
+    return render(request, "reviews.html", p, active="reviews", rows=rows, total=total, rule=rule or "",
+                  team=int(team) if team and team.isdigit() else None, teams=repo.visible_teams(db, p.user))
+
+
+@router.get("/appeals")
+def appeals(request: Request, p: PageUser, db: DB) -> Response:
+    rows = repo.list_appeals(db, p.user)
+    convs = {c.id: c for c in db.scalars(select(Conversation).where(
+        Conversation.id.in_({a.conversation_id for a in rows})))} if rows else {}
+    names = repo.user_names(db, {a.decided_by for a in rows} | {a.user_id for a in rows})
+    return render(request, "appeals.html", p, active="appeals", rows=rows, convs=convs, names=names,
+                  can_decide=repo.can_review(p.user))
+
+
+@router.post("/appeals/{appeal_id}/decide")
+def decide(appeal_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
+    repo.decide_appeal(db, p.user, appeal_id, str(form.get("decision") or ""), str(form.get("reason") or ""),
+                       client_ip(request))
+    db.commit()
+    return redirect("/appeals", "decided")
+
+
+# ---- agents and teams ------------------------------------------------------------------------------------------
+
+
+@router.get("/agents", dependencies=[Staff])
+def agents(request: Request, p: PageUser, db: DB) -> Response:
+    ranking = repo.agent_ranking(db, p.user, days=90)
+    seen = {r["code"] for r in ranking}
+    idle = [a for a in repo.visible_agents(db, p.user) if a.code not in seen]
+    return render(request, "agents.html", p, active="agents", ranking=ranking, idle=idle)
+
+
+@router.get("/agents/{code}")
+def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
+    agent = repo.get_agent(db, p.user, code[:100])
+    tz = workbench(request).settings.timezone
+    s = repo.summary(db, p.user, tz, agent_id=agent.id, days=90)
+    top = repo.top_rules(db, p.user, agent_id=agent.id, limit=8)
+    practice = repo.practice(db, p.user, agent.id, [t["rule"] for t in top[:5]])
+    recent, _ = repo.list_calls(db, p.user, repo.CallFilter(agent=agent.code, page_size=10), tz)
+    rules_meta = {}
+    with workbench(request).sessions() as db2:
+        rec = scoring.active(db2)
+        if rec is not None:
+            rules_meta = {r["id"]: r for r in rec.rules or []}
+    return render(request, "agent.html", p, active="me" if p.user.agent_id == agent.id else "agents", agent=agent,
+                  s=s, top=top, practice=practice, recent=recent, rules_meta=rules_meta,
+                  trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="得分趋势"),
+                  top_chart=charts.bar_chart([(f"{t['rule']} {t['name'] or ''}", t["count"]) for t in top],
+                                             title="最常违反的规则", unit=" 次", color="#f97316"))
+
+
+@router.get("/teams", dependencies=[Staff])
+def teams(request: Request, p: PageUser, db: DB) -> Response:
+    tz = workbench(request).settings.timezone
+    rows = [{"team": t, "s": repo.summary(db, p.user, tz, team_id=t.id, days=90)}
+            for t in repo.visible_teams(db, p.user)]
+    if p.user.role == "leader" and len(rows) == 1:
+        return redirect(f"/teams/{rows[0]['team'].id}")
+    return render(request, "teams.html", p, active="teams", rows=rows,
+                  chart=charts.bar_chart([(r["team"].name, r["s"].average or 0) for r in rows if r["s"].calls],
+                                         title="各班组平均分", unit=" 分",
+                                         links=[f"/teams/{r['team'].id}" for r in rows if r["s"].calls]))
+
+
+@router.get("/teams/{team_id}", dependencies=[Staff])
+def team_page(team_id: int, request: Request, p: PageUser, db: DB) -> Response:
+    team = repo.get_team(db, p.user, team_id)
+    tz = workbench(request).settings.timezone
+    s = repo.summary(db, p.user, tz, team_id=team.id, days=90)
+    top = repo.top_rules(db, p.user, team_id=team.id, limit=8)
+    ranking = repo.agent_ranking(db, p.user, team.id, 90)
+    return render(request, "team.html", p, active="team" if p.user.role == "leader" else "teams", team=team, s=s,
+                  ranking=ranking,
+                  trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="班组得分趋势"),
+                  dist=charts.column_chart(s.distribution, title="得分分布", colors=charts.DISTRIBUTION_COLORS),
+                  top=charts.bar_chart([(f"{t['rule']} {t['name'] or ''}", t["count"]) for t in top],
+                                       title="最常违反的规则", unit=" 次", color="#f97316",
+                                       links=[f"/calls?team={team.id}&rule={t['rule']}" for t in top]),
+                  rank_chart=charts.bar_chart([(f"{r['name'] or r['code']}", r["average"]) for r in ranking[:15]],
+                                              title="坐席平均分", unit=" 分",
+                                              links=[f"/agents/{r['code']}" for r in ranking[:15]]))
+
+
+# ---- upload ----------------------------------------------------------------------------------------------------
+
+
+@router.get("/upload", dependencies=[ReviewerPage])
+def upload_form(request: Request, p: PageUser, db: DB) -> Response:
+    rec = workbench(request).active_rulebook(db)
+    db.commit()
+    return render(request, "upload.html", p, active="upload", result=None, rulebook=rec)
+
+
+@router.post("/upload", dependencies=[ReviewerPage])
+async def upload(request: Request, p: PageUser) -> Response:
+    wb = workbench(request)
+    form = await request.form(max_files=wb.settings.max_files + 1, max_fields=50)
+    if not same(str(form.get("csrf_token") or ""), p.csrf):
+        raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
+    files = []
+    for f in form.getlist("files"):
+        if hasattr(f, "read") and getattr(f, "filename", None):
+            files.append((f.filename, await f.read()))
+    replace = form.get("replace") == "1"
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        result = await run_in_threadpool(ingest_uploads, request, p, files, replace)
+        error = None
+    except HTTPException as exc:
+        result, error = None, str(exc.detail)
+    with wb.sessions() as db:
+        rec = wb.active_rulebook(db)
+        db.commit()
+    return render(request, "upload.html", p, active="upload", result=result, error=error, rulebook=rec,
+                  status=200 if error is None else 400)
+
+
+# ---- rulebooks -------------------------------------------------------------------------------------------------
+
+
+@router.get("/rulebooks", dependencies=[ReviewerPage])
+def rulebooks(request: Request, p: PageUser, db: DB) -> Response:
+    return render(request, "rulebooks.html", p, active="rulebooks", rows=repo.list_rulebooks(db),
+                  usage=repo.rulebook_usage(db), errors=None, names=repo.user_names(
+                      db, {r.uploaded_by for r in repo.list_rulebooks(db)}))
+
+
+@router.post("/rulebooks", dependencies=[AdminPage])
+async def rulebook_upload(request: Request, p: PageUser) -> Response:
+    form = await request.form(max_files=2, max_fields=10)
+    if not same(str(form.get("csrf_token") or ""), p.csrf):
+        raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
+    upload = form.get("file")
+    if upload is None or not hasattr(upload, "read"):
+        raise HTTPException(422, "请选择规则集 YAML 文件")
+    data = await upload.read(scoring.MAX_RULEBOOK_BYTES + 1)
+    from starlette.concurrency import run_in_threadpool
+
+    wb = workbench(request)
+
+    def work() -> tuple[Any, list[dict[str, Any]]]:
+        with wb.sessions() as db:
+            return upload_rulebook(request, p, db, upload.filename or "rulebook.yaml", data)
+
+    rec, errors = await run_in_threadpool(work)
+    if rec is not None:
+        return redirect(f"/rulebooks/{rec.id}")
+    with wb.sessions() as db:
+        rows = repo.list_rulebooks(db)
+        return render(request, "rulebooks.html", p, active="rulebooks", rows=rows, usage=repo.rulebook_usage(db),
+                      errors=errors, names=repo.user_names(db, {r.uploaded_by for r in rows}), status=422)
+
+
+@router.get("/rulebooks/{rulebook_id}", dependencies=[ReviewerPage])
+def rulebook_page(rulebook_id: int, request: Request, p: PageUser, db: DB) -> Response:
+    rec = db.get(RulebookVersion, rulebook_id)
+    if rec is None:
+        raise repo.NotFound("规则集不存在")
+    return render(request, "rulebook.html", p, active="rulebooks", rb=rec, usage=repo.rulebook_usage(db).get(rec.id, 0))
+
+
+@router.post("/rulebooks/{rulebook_id}/activate", dependencies=[AdminPage])
+def rulebook_activate(rulebook_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
+    rec = db.get(RulebookVersion, rulebook_id)
+    if rec is None:
+        raise repo.NotFound("规则集不存在")
+    workbench(request).rulebooks.get(rec)
+    try:
+        scoring.activate(db, rec)
+    except ValueError as exc:
+        raise repo.Conflict(str(exc)) from None
+    repo.audit(db, p.user, "rulebook.activate", "rulebook", rec.id, client_ip(request), name=rec.name,
+               version=rec.version)
+    db.commit()
+    return redirect(f"/rulebooks/{rec.id}", "activated")
+
+
+@router.get("/rules/quality", dependencies=[AdminPage])
+def quality(request: Request, p: PageUser, db: DB) -> Response:
+    rows = repo.rule_quality(db, p.user)
+    judged = [r for r in rows if r["reviewed"]]
+    return render(request, "quality.html", p, active="quality", rows=rows, bar=charts.precision_bar,
+                  chart=charts.bar_chart([(f"{r['rule']} {r['name'] or ''}", round(r["precision"] * 100))
+                                          for r in judged[:12]], title="准确率最低的规则", unit="%", color="#dc2626"))
+
+
+# ---- users, audit, account -------------------------------------------------------------------------------------
+
+
+@router.get("/admin/users", dependencies=[AdminPage])
+def users(request: Request, p: PageUser, db: DB) -> Response:
+    return render(request, "users.html", p, active="users", rows=repo.list_users(db), created=None, error=None,
+                  teams=list(db.scalars(select(Team).order_by(Team.name))), roles=ROLES)
+
+
+@router.post("/admin/users", dependencies=[AdminPage])
+def users_create(request: Request, p: PageUser, form: Form, db: DB) -> Response:
+    created = error = None
+    try:
+        body = UserIn(username=str(form.get("username") or "").strip(),
+                      display_name=str(form.get("display_name") or "").strip() or None,
+                      role=str(form.get("role") or ""),  # type: ignore[arg-type]
+                      password=str(form.get("password") or "") or None,
+                      team=str(form.get("team") or "").strip() or None,
+                      agent_code=str(form.get("agent_code") or "").strip() or None)
+        user, generated = create_user(db, p.user, body, client_ip(request))
+        db.commit()
+        created = {"username": user.username, "password": generated}
+    except (repo.Invalid, repo.Conflict) as exc:
+        db.rollback()
+        error = str(exc)
+    except ValueError as exc:  # pydantic
+        db.rollback()
+        error = "输入不正确：" + "; ".join(e["msg"] for e in exc.errors()) if hasattr(exc, "errors") else str(exc)
+    return render(request, "users.html", p, active="users", rows=repo.list_users(db), created=created, error=error,
+                  teams=list(db.scalars(select(Team).order_by(Team.name))), roles=ROLES,
+                  status=200 if error is None else 422)
+
+
+@router.post("/admin/users/{user_id}", dependencies=[AdminPage])
+def users_update(user_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
+    user = db.get(User, user_id)
+    if user is None:
+        raise repo.NotFound("用户不存在")
+    role = str(form.get("role") or "") or None
+    patch = UserPatch(role=role if role in ROLES else None,  # type: ignore[arg-type]
+                      team=str(form.get("team") or "").strip() or None,
+                      agent_code=str(form.get("agent_code") or "").strip() or None,
+                      active=form.get("active") == "1" if "active_present" in form else None,
+                      reset_password=form.get("reset_password") == "1")
+    created = error = None
+    try:
+        generated = update_user(db, p.user, user, patch, client_ip(request))
+        db.commit()
+        if generated:
+            created = {"username": user.username, "password": generated}
+    except (repo.Invalid, repo.Conflict) as exc:
+        db.rollback()
+        error = str(exc)
+    if created is None and error is None:
+        return redirect("/admin/users", "user_saved")
+    return render(request, "users.html", p, active="users", rows=repo.list_users(db), created=created, error=error,
+                  teams=list(db.scalars(select(Team).order_by(Team.name))), roles=ROLES,
+                  status=200 if error is None else 422)
+
+
+@router.get("/admin/audit", dependencies=[AdminPage])
+def audit(request: Request, p: PageUser, db: DB) -> Response:
+    action = (request.query_params.get("action") or "").strip()[:40] or None
+    return render(request, "audit.html", p, active="audit", rows=repo.list_audit(db, 300, action), action=action or "")
+
+
+@router.get("/account")
+def account(request: Request, p: PageUser) -> Response:
+    return render(request, "account.html", p, error=None)
+
+
+@router.post("/account/password")
+def account_password(request: Request, p: PageUser, form: Form, db: DB) -> Response:
+    user = db.get(User, p.user.id)
+    assert user is not None
+    error = None
+    new = str(form.get("new_password") or "")
+    if not verify_password(user.password_hash, str(form.get("old_password") or "")):
+        error = "原密码不正确"
+    elif new != str(form.get("confirm_password") or ""):
+        error = "两次输入的新密码不一致"
+    else:
+        error = password_problem(new)
+    if error:
+        return render(request, "account.html", p, error=error, status=422)
+    user.password_hash = hash_password(new)
+    close_user_sessions(db, user.id)
+    repo.audit(db, user, "user.password", "user", user.id, client_ip(request))
+    db.commit()
+    resp = redirect("/login", "password")
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+

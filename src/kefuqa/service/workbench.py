@@ -1,0 +1,480 @@
+"""The service's working parts in one object: settings, database, rulebooks, and the ingest path
+(read → score → store) shared by the HTTP API and `kefuqa ingest`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DBSession
+
+from ..errors import InputError
+from ..model import Conversation as ConversationModel
+from . import scoring
+from .config import Settings
+from .db import make_engine, migrate, session_factory
+from .models import Agent, Appeal, AuditEntry, Conversation, Finding, RulebookVersion, Score, Team, User, utcnow
+from .security import generate_password, hash_password
+
+log = logging.getLogger("kefuqa.service")
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3"}
+TEXT_EXTENSIONS = {".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".txt"}
+STORE_BATCH = 200
+_SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
+
+
+class UploadError(ValueError):
+    """A file was refused before reading (size, type, content)."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one conversation (or one unreadable record) of an upload."""
+
+    call_id: str | None
+    status: str  # stored | replaced | unchanged | conflict | error
+    id: int | None = None
+    score: float | None = None
+    grade: str | None = None
+    error: str | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class SetupInfo:
+    applied_migrations: list[str]
+    rulebook: str
+    admin_username: str | None = None
+    admin_password: str | None = None  # set only when a password was generated now
+
+
+@dataclass
+class Item:
+    conversation: ConversationModel
+    source_name: str | None = None
+    audio_file: str | None = None
+    report: Any = None
+    data: dict[str, Any] = field(default_factory=dict)
+    content_hash: str = ""
+
+
+def safe_filename(name: str) -> str:
+    """The last path component of a client-supplied name, with anything odd replaced; never a path."""
+    base = re.split(r"[\\/]", name or "")[-1].strip().lstrip(".")
+    base = _SAFE_NAME.sub("_", base)[:120]
+    return base or "upload"
+
+
+def _sniff_audio(head: bytes, ext: str) -> bool:
+    if ext == ".wav":
+        return head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE"
+    if ext == ".flac":
+        return head[:4] == b"fLaC"
+    if ext in (".ogg", ".oga"):
+        return head[:4] == b"OggS"
+    if ext == ".mp3":
+        return head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0)
+    return False
+
+
+def _audio_supported() -> bool:
+    try:
+        from ..readers.registry import known_extension
+    except ImportError:
+        return False
+    return known_extension("x.wav")
+
+
+def _text_supported(name: str) -> bool:
+    try:
+        from ..readers.registry import known_extension
+    except ImportError:
+        return Path(name).suffix.lower() in TEXT_EXTENSIONS
+    return known_extension(name) and Path(name).suffix.lower() not in AUDIO_EXTENSIONS
+
+
+class Workbench:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.database_url)
+        self.sessions = session_factory(self.engine)
+        self.rulebooks = scoring.RulebookCache(settings)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # ---- set-up ------------------------------------------------------------------------------------------
+
+    def setup(self) -> SetupInfo:
+        """Migrate, make sure a rulebook is active, and create the first administrator on an empty database."""
+        applied = migrate(self.engine)
+        with self.sessions() as db, db.begin():
+            rec = scoring.ensure_active(db, self.settings)
+            info = SetupInfo(applied, f"{rec.name} {rec.version}")
+            if db.scalar(select(User.id).limit(1)) is None:
+                password = self.settings.admin_password
+                generated = password is None
+                if generated:
+                    password = generate_password()
+                assert password is not None
+                db.add(User(username=self.settings.admin_username, display_name="管理员", role="admin",
+                            password_hash=hash_password(password)))
+                db.add(AuditEntry(action="user.create", object_type="user", object_id=self.settings.admin_username,
+                                  detail={"role": "admin", "first_admin": True}))
+                info.admin_username = self.settings.admin_username
+                info.admin_password = password if generated else None
+        return info
+
+    def active_rulebook(self, db: DBSession) -> RulebookVersion:
+        rec = scoring.active(db)
+        if rec is None:
+            rec = scoring.ensure_active(db, self.settings)
+        return rec
+
+    # ---- reading -----------------------------------------------------------------------------------------
+
+    def check_upload(self, name: str, data: bytes) -> tuple[str, str]:
+        """(safe name, "audio" | "text") for an acceptable upload, else UploadError."""
+        safe = safe_filename(name)
+        ext = Path(safe).suffix.lower()
+        if not data:
+            raise UploadError("文件为空")
+        if ext in AUDIO_EXTENSIONS:
+            if len(data) > self.settings.max_file_bytes:
+                raise UploadError(f"录音文件超过 {self.settings.max_file_bytes // (1024 * 1024)} MB")
+            if not _sniff_audio(data[:16], ext):
+                raise UploadError(f"文件内容不是 {ext[1:]} 音频")
+            if not _audio_supported():
+                raise UploadError("此安装未启用录音读取（需安装 kefuqa[audio]）")
+            return safe, "audio"
+        if not _text_supported(safe):
+            raise UploadError(f"不支持的文件类型 {ext or '（无扩展名）'}")
+        if len(data) > self.settings.max_text_file_bytes:
+            raise UploadError(f"文本文件超过 {self.settings.max_text_file_bytes // (1024 * 1024)} MB")
+        if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise UploadError("文件内容是二进制数据，不是文本")
+        return safe, "text"
+
+    def store_audio_bytes(self, data: bytes, ext: str) -> Path:
+        """Keep an audio file under the data dir, named by its content hash (so never by a client's name)."""
+        digest = hashlib.sha256(data).hexdigest()
+        self.settings.audio_dir.mkdir(parents=True, exist_ok=True)
+        path = self.settings.audio_dir / f"{digest}{ext}"
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=self.settings.audio_dir, suffix=".part")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        return path
+
+    def read_upload(self, name: str, data: bytes) -> Iterator[Item | InputError]:
+        """Conversations of one uploaded file (after `check_upload`)."""
+        from .. import readers
+
+        safe, kind = self.check_upload(name, data)
+        if kind == "audio":
+            path = self.store_audio_bytes(data, Path(safe).suffix.lower())
+            for conv in readers.read_path(path):
+                if isinstance(conv, InputError):
+                    yield InputError(safe, conv.place, conv.reason)
+                else:
+                    yield Item(conv, safe, path.name)
+            return
+        for conv in readers.read_bytes(data, safe):
+            yield conv if isinstance(conv, InputError) else Item(conv, safe)
+
+    def read_local(self, path: Path) -> Iterator[Item | InputError]:
+        """Conversations of a local file (for `kefuqa ingest`): audio is copied into the data dir."""
+        from .. import readers
+
+        ext = path.suffix.lower()
+        if ext in AUDIO_EXTENSIONS:
+            with path.open("rb") as fh:
+                head = fh.read(16)
+            if not _sniff_audio(head, ext):
+                yield InputError(str(path), None, f"not {ext[1:]} audio")
+                return
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            self.settings.audio_dir.mkdir(parents=True, exist_ok=True)
+            stored = self.settings.audio_dir / f"{digest}{ext}"
+            if not stored.exists():
+                shutil.copyfile(path, stored)
+            for conv in readers.read_path(stored):
+                if isinstance(conv, InputError):
+                    yield InputError(str(path), conv.place, conv.reason)
+                else:
+                    yield Item(conv, path.name, stored.name)
+            return
+        for conv in readers.read_path(path):
+            yield conv if isinstance(conv, InputError) else Item(conv, path.name)
+
+    # ---- scoring and storing -----------------------------------------------------------------------------
+
+    def score_items(self, items: list[Item], rb: Any) -> None:
+        import kefuqa
+
+        for item in items:
+            item.report = kefuqa.check(item.conversation, rb)
+            item.data = conversation_data(item.conversation, item.audio_file)
+            item.content_hash = content_hash(item.data)
+
+    def ingest(self, items: Iterable[Item], *, user_id: int | None = None, replace: bool = False) -> list[Outcome]:
+        """Score and store conversations in batches; returns one outcome per conversation."""
+        outcomes: list[Outcome] = []
+        batch: list[Item] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= STORE_BATCH:
+                outcomes.extend(self._ingest_batch(batch, user_id, replace))
+                batch = []
+        if batch:
+            outcomes.extend(self._ingest_batch(batch, user_id, replace))
+        return outcomes
+
+    def _ingest_batch(self, items: list[Item], user_id: int | None, replace: bool) -> list[Outcome]:
+        with self.sessions() as db:
+            rec = self.active_rulebook(db)
+            db.commit()
+        rb = self.rulebooks.get(rec)
+        self.score_items(items, rb)
+        for attempt in range(3):
+            try:
+                with self.sessions() as db, db.begin():
+                    return self._store(db, items, rec, user_id, replace)
+            except IntegrityError:
+                # Another request stored one of these call ids (or agents) at the same moment: look again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _insert_ignore(self, db: DBSession, model: Any, rows: list[dict[str, Any]], key: str) -> None:
+        if not rows:
+            return
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        db.execute(dialect.insert(model).on_conflict_do_nothing(index_elements=[key]), rows)
+
+    def _agents(self, db: DBSession, items: list[Item]) -> dict[str, tuple[int, int | None]]:
+        """Agent code → (agent id, team id), creating agents and teams met for the first time."""
+        teams = {i.conversation.agent.team for i in items if i.conversation.agent and i.conversation.agent.team}
+        self._insert_ignore(db, Team, [{"name": t, "created_at": utcnow()} for t in sorted(teams)], "name")
+        team_ids = dict(db.execute(select(Team.name, Team.id).where(Team.name.in_(teams))).all()) if teams else {}
+        wanted: dict[str, tuple[str | None, int | None]] = {}
+        for i in items:
+            a = i.conversation.agent
+            code = agent_code(a)
+            if code:
+                name, team = wanted.get(code, (None, None))
+                wanted[code] = (a.name or name, team_ids.get(a.team) if a.team else team)
+        if not wanted:
+            return {}
+        self._insert_ignore(db, Agent, [{"code": c, "name": n, "team_id": t, "created_at": utcnow()}
+                                        for c, (n, t) in sorted(wanted.items())], "code")
+        out: dict[str, tuple[int, int | None]] = {}
+        for agent in db.scalars(select(Agent).where(Agent.code.in_(wanted))):
+            name, team = wanted[agent.code]
+            if name and agent.name != name:
+                agent.name = name
+            if team and agent.team_id != team:
+                agent.team_id = team  # agents move between teams; their old calls keep the old team
+            out[agent.code] = (agent.id, agent.team_id)
+        return out
+
+    def _store(self, db: DBSession, items: list[Item], rec: RulebookVersion, user_id: int | None,
+               replace: bool) -> list[Outcome]:
+        agents = self._agents(db, items)
+        ids = {i.conversation.id for i in items}
+        existing = {c.call_id: c for c in db.scalars(select(Conversation).where(Conversation.call_id.in_(ids)))}
+        outcomes: list[Outcome] = []
+        todo: list[tuple[Item, Conversation, str]] = []
+        seen: dict[str, str] = {}
+        for item in items:
+            conv = item.conversation
+            cid = conv.id
+            if cid in seen:
+                same = seen[cid] == item.content_hash
+                outcomes.append(Outcome(cid, "unchanged" if same else "conflict", source=item.source_name,
+                                        error=None if same else "同一批次中有两个同编号但内容不同的会话"))
+                continue
+            seen[cid] = item.content_hash
+            row = existing.get(cid)
+            agent_id, team_id = agents.get(agent_code(conv.agent) or "", (None, None))
+            fields = conversation_fields(item, agent_id, team_id)
+            if row is not None:
+                if row.content_hash == item.content_hash:
+                    outcomes.append(Outcome(cid, "unchanged", row.id, row.score, row.grade, source=item.source_name))
+                    continue
+                if not replace:
+                    outcomes.append(Outcome(cid, "conflict", row.id, source=item.source_name,
+                                            error="会话编号已存在且内容不同（需要覆盖时请选择“替换已有会话”）"))
+                    continue
+                for k, v in fields.items():
+                    setattr(row, k, v)
+                row.updated_at = utcnow()
+                todo.append((item, row, "replace"))
+            else:
+                row = Conversation(**fields, uploaded_by=user_id)
+                db.add(row)
+                todo.append((item, row, "ingest"))
+            outcomes.append(Outcome(cid, "stored" if row.id is None else "replaced", source=item.source_name))
+        db.flush()
+        scores = [self._score_row(item.report, row.id, rec, user_id, reason) for item, row, reason in todo]
+        db.add_all(scores)
+        db.flush()
+        rows: list[dict[str, Any]] = []
+        for (item, row, _), score in zip(todo, scores, strict=True):
+            rows.extend(finding_rows(item.report, score.id, row.id))
+            row.current_score_id = score.id
+            row.score, row.grade, row.fatal = score.final_score, score.grade, score.fatal
+        if rows:
+            db.execute(Finding.__table__.insert(), rows)
+        by_call = {row.call_id: (row, score) for (_, row, _), score in zip(todo, scores, strict=True)}
+        for o in outcomes:
+            if o.status in ("stored", "replaced") and o.call_id in by_call:
+                row, score = by_call[o.call_id]
+                o.id, o.score, o.grade = row.id, score.final_score, score.grade
+        if todo:
+            db.add(AuditEntry(user_id=user_id, action="conversation.ingest", object_type="conversation",
+                              object_id=str(todo[0][1].id) if len(todo) == 1 else None,
+                              detail={"count": len(todo), "rulebook": f"{rec.name} {rec.version}",
+                                      "replaced": sum(1 for t in todo if t[2] == "replace")}))
+        return outcomes
+
+    @staticmethod
+    def _score_row(report: Any, conversation_id: int, rec: RulebookVersion, user_id: int | None,
+                   reason: str) -> Score:
+        d = report.to_dict()
+        return Score(conversation_id=conversation_id, rulebook_id=rec.id, score=float(report.score),
+                     final_score=float(report.score), grade=report.grade, fatal=bool(report.fatal),
+                     dimensions=dict(report.dimensions), report=d, reason=reason, created_by=user_id,
+                     created_at=utcnow())
+
+    def rescore(self, db: DBSession, conv: Conversation, *, user_id: int | None) -> Score:
+        """Score a stored conversation again with the active rulebook; the old scores stay as history and
+        inspectors' verdicts and pending appeals move to the matching new findings."""
+        import kefuqa
+
+        rec = self.active_rulebook(db)
+        rb = self.rulebooks.get(rec)
+        model = ConversationModel.model_validate(conv.data)
+        report = kefuqa.check(model, rb)
+        score = self._score_row(report, conv.id, rec, user_id, "rescore")
+        db.add(score)
+        db.flush()
+        old = list(db.scalars(select(Finding).where(Finding.score_id == conv.current_score_id))) \
+            if conv.current_score_id else []
+        rows = finding_rows(report, score.id, conv.id)
+        db.execute(Finding.__table__.insert(), rows)
+        new = list(db.scalars(select(Finding).where(Finding.score_id == score.id)))
+        carry_over(db, old, new)
+        conv.current_score_id = score.id
+        recompute(db, conv, score, rec.scorecard)
+        return score
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------
+
+
+def agent_code(agent: Any) -> str | None:
+    if agent is None:
+        return None
+    code = agent.id or agent.name
+    return str(code).strip()[:100] if code else None
+
+
+def conversation_data(conv: ConversationModel, audio_file: str | None) -> dict[str, Any]:
+    data = conv.model_dump(mode="json", exclude_none=True)
+    metrics = data.get("metrics") or {}
+    if "audio_path" in metrics:  # a path of this server: keep only the stored file's name
+        metrics["audio_path"] = audio_file
+    if audio_file:
+        metrics["audio"] = True
+    if metrics:
+        data["metrics"] = metrics
+    return data
+
+
+def content_hash(data: dict[str, Any]) -> str:
+    body = {k: v for k, v in data.items() if k not in ("source", "notes")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def call_time(conv: ConversationModel) -> datetime:
+    for value in (conv.started_at, conv.received_at):
+        if value is not None:
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return utcnow()
+
+
+def conversation_fields(item: Item, agent_id: int | None, team_id: int | None) -> dict[str, Any]:
+    conv = item.conversation
+    ends = [u.end for u in conv.utterances if u.end is not None]
+    return {
+        "call_id": conv.id, "agent_id": agent_id, "team_id": team_id, "channel": conv.channel,
+        "direction": conv.direction, "call_at": call_time(conv), "duration": max(ends) if ends else None,
+        "utterance_count": len(conv.utterances), "has_audio": bool(item.audio_file),
+        "audio_file": item.audio_file, "source_name": (item.source_name or None) and item.source_name[:255],
+        "content_hash": item.content_hash, "data": item.data,
+    }
+
+
+def finding_rows(report: Any, score_id: int, conversation_id: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    base = {"score_id": score_id, "conversation_id": conversation_id, "status": "open"}
+    for i, f in enumerate(report.findings):
+        span = f.span or (None, None)
+        rows.append({**base, "kind": "finding", "position": i, "rule": f.rule, "name": f.name,
+                     "severity": f.severity, "points": float(f.points or 0), "dimension": f.dimension,
+                     "utterance": f.utterance, "start": f.start, "end": f.end, "evidence": f.evidence,
+                     "message": f.message, "suggestion": f.suggestion, "span_start": span[0], "span_end": span[1]})
+    for i, e in enumerate(report.events):
+        span = e.span or (None, None)
+        rows.append({**base, "kind": "event", "position": i, "rule": e.rule, "name": e.name, "severity": "event",
+                     "points": 0.0, "dimension": None, "utterance": e.utterance, "start": e.start, "end": None,
+                     "evidence": e.evidence, "message": e.name, "suggestion": None, "span_start": span[0],
+                     "span_end": span[1]})
+    return rows
+
+
+def _key(f: Finding) -> tuple[Any, ...]:
+    return (f.kind, f.rule, f.utterance, f.evidence)
+
+
+def carry_over(db: DBSession, old: list[Finding], new: list[Finding]) -> None:
+    """Verdicts of old findings to the new findings that say the same (same rule, utterance, evidence)."""
+    by_key = {_key(f): f for f in new}
+    for f in old:
+        target = by_key.get(_key(f))
+        if target is None:
+            continue
+        if f.status != "open":
+            target.status, target.reviewed_by, target.reviewed_at, target.review_reason = (
+                f.status, f.reviewed_by, f.reviewed_at, f.review_reason)
+        db.execute(update(Appeal).where(Appeal.finding_id == f.id).values(finding_id=target.id))
+
+
+def recompute(db: DBSession, conv: Conversation, score: Score, scorecard: dict[str, Any]) -> None:
+    """The effective score of `score` from its findings' statuses; copied to the conversation if current."""
+    voided = set(db.scalars(select(Finding.position).where(
+        Finding.score_id == score.id, Finding.kind == "finding", Finding.status.in_(("rejected", "overturned")))))
+    final, grade, fatal = scoring.effective_score(score.report, voided, scorecard)
+    score.final_score, score.grade, score.fatal = final, grade, fatal
+    if conv.current_score_id == score.id:
+        conv.score, conv.grade, conv.fatal = final, grade, fatal
