@@ -11,8 +11,16 @@ from pathlib import Path
 import pytest
 
 from kefuqa.errors import InputError
-from kefuqa.model import Conversation
-from kefuqa.readers import FORMATS, detect_format, iter_paths, read_bytes, read_path, register_reader
+from kefuqa.model import Conversation, Utterance
+from kefuqa.readers import (
+    FORMATS,
+    ReadOptions,
+    detect_format,
+    iter_paths,
+    read_bytes,
+    read_path,
+    register_reader,
+)
 from kefuqa.readers import registry as registry_module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "readers"
@@ -89,10 +97,24 @@ def test_one_line_jsonl_file_is_json_lines_by_its_extension(tmp_path: Path) -> N
     assert conv.source == f"{path}:line 1"
 
 
+def test_jsonl_whose_first_line_is_broken_is_still_json_lines(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "calls.jsonl", '{"id": "a", "utterances": [\n' + conv_json() + "\n" + conv_json() + "\n"
+    )
+    assert detect_format(path.read_bytes(), "") == "jsonl"
+    items = read_all(path)
+    assert [type(i).__name__ for i in items] == ["InputError", "Conversation", "Conversation"]
+
+
+def test_pretty_printed_json_is_json_not_json_lines(tmp_path: Path) -> None:
+    content = json.dumps({"id": "p", "utterances": [{"role": "agent", "text": "您好"}]}, indent=2)
+    assert detect_format(content.encode(), "p.jsonl") == "json"
+
+
 def test_input_format_overrides_detection(tmp_path: Path) -> None:
     path = write(tmp_path, "a.json", conv_json() + "\n")
     conv = only_conversation(read_all(path, input_format="jsonl"))
-    assert conv.source.endswith(":line 1")
+    assert conv.source == f"{path}:line 1"
 
 
 def test_unknown_input_format_raises_value_error() -> None:
@@ -157,7 +179,10 @@ def test_reversed_times_fail_only_that_conversation_with_the_field_path() -> Non
 
 
 def test_negative_time_is_an_input_error_naming_the_field(tmp_path: Path) -> None:
-    utts = [{"role": "agent", "start": 0, "end": 1, "text": "您好"}, {"role": "customer", "start": -2.0, "text": "喂"}]
+    utts = [
+        {"role": "agent", "start": 0, "end": 1, "text": "您好"},
+        {"role": "customer", "start": -2.0, "text": "喂"},
+    ]
     path = write(tmp_path, "neg.json", json.dumps({"id": "n", "utterances": utts}))
     error = only_error(read_all(path))
     assert error.place == "utterances[1].start"
@@ -165,7 +190,9 @@ def test_negative_time_is_an_input_error_naming_the_field(tmp_path: Path) -> Non
 
 
 def test_unknown_role_is_an_input_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "role.json", json.dumps({"id": "r", "utterances": [{"role": "robot", "text": "您好"}]}))
+    path = write(
+        tmp_path, "role.json", json.dumps({"id": "r", "utterances": [{"role": "robot", "text": "您好"}]})
+    )
     error = only_error(read_all(path))
     assert error.place == "utterances[0].role"
     assert error.reason == "unknown role 'robot' (expected agent, customer or system)"
@@ -188,7 +215,11 @@ def test_several_problems_are_all_named_in_the_reason(tmp_path: Path) -> None:
 
 
 def test_invalid_json_is_an_input_error_with_line_and_column(tmp_path: Path) -> None:
-    path = write(tmp_path, "broken.json", '{\n  "id": "b",\n  "utterances": [\n    {"role": "agent" "text": "您好"}\n  ]\n}\n')
+    path = write(
+        tmp_path,
+        "broken.json",
+        '{\n  "id": "b",\n  "utterances": [\n    {"role": "agent" "text": "您好"}\n  ]\n}\n',
+    )
     error = only_error(read_all(path, input_format="json"))
     assert error.place == "line 4, column 22"
     assert error.reason == "invalid JSON: Expecting ',' delimiter"
@@ -262,7 +293,9 @@ def test_csv_utf8_bom_with_chinese_headers_groups_calls() -> None:
     first, second = items
     assert isinstance(first, Conversation) and isinstance(second, Conversation)
     assert [(u.role, u.start, u.end) for u in first.utterances] == [
-        ("agent", 0.0, 3.2), ("customer", 3.6, 9.1), ("agent", 9.5, 14.0)
+        ("agent", 0.0, 3.2),
+        ("customer", 3.6, 9.1),
+        ("agent", 9.5, 14.0),
     ]
     assert first.utterances[1].text == "我想查一下话费，为什么这个月扣了这么多"
     assert first.direction == "inbound" and first.agent is not None and first.agent.id == "A1023"
@@ -287,7 +320,9 @@ def test_tsv_with_millisecond_headers() -> None:
 
 
 def test_csv_millisecond_unit_in_brackets_and_clock_times(tmp_path: Path) -> None:
-    content = "通话ID,角色,开始时间（毫秒）,结束时间,内容\nX,客服,1500,00:00:03.5,您好\nX,客户,4000,01:02,喂\n"
+    content = (
+        "通话ID,角色,开始时间（毫秒）,结束时间,内容\nX,客服,1500,00:00:03.5,您好\nX,客户,4000,01:02,喂\n"
+    )
     conv = only_conversation(read_all(write(tmp_path, "unit.csv", content)))
     assert [(u.start, u.end) for u in conv.utterances] == [(1.5, 3.5), (4.0, 62.0)]
 
@@ -319,7 +354,9 @@ def test_csv_with_only_a_header_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_csv_without_id_column_is_one_call_named_after_the_file(tmp_path: Path) -> None:
-    conv = only_conversation(read_all(write(tmp_path, "20260305-0042.csv", "role,text\nagent,您好\ncustomer,喂\n")))
+    conv = only_conversation(
+        read_all(write(tmp_path, "20260305-0042.csv", "role,text\nagent,您好\ncustomer,喂\n"))
+    )
     assert conv.id == "20260305-0042"
 
 
@@ -523,7 +560,16 @@ def test_missing_file_and_folder_are_input_errors(tmp_path: Path) -> None:
 
 
 def test_iter_paths_expands_folders_sorted_skipping_hidden_and_unknown(tmp_path: Path) -> None:
-    for rel in ["b.json", "a.csv", "sub/c.txt", "sub/d.jsonl", "notes.docx", ".hidden.json", ".git/x.json", "e.TSV"]:
+    for rel in [
+        "b.json",
+        "a.csv",
+        "sub/c.txt",
+        "sub/d.jsonl",
+        "notes.docx",
+        ".hidden.json",
+        ".git/x.json",
+        "e.TSV",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
     explicit = tmp_path / "notes.docx"
@@ -546,14 +592,19 @@ def scratch_registry() -> Iterator[None]:
 def test_registered_binary_reader_gets_a_real_path(tmp_path: Path, scratch_registry: None) -> None:
     seen: dict[str, object] = {}
 
-    def read(path: Path, options: object) -> Iterator[Conversation | InputError]:
+    def read(path: Path, options: ReadOptions) -> Iterator[Conversation | InputError]:
         seen["exists"] = path.exists()
         seen["bytes"] = path.read_bytes()
-        seen["source"] = options.source_name  # type: ignore[attr-defined]
-        yield Conversation(id=path.stem, utterances=[{"role": "agent", "text": "您好"}], source=seen["source"])
+        seen["source"] = options.source_name
+        utterance = Utterance(role="agent", text="您好")
+        yield Conversation(id=path.stem, utterances=[utterance], source=options.source_name)
 
     register_reader(
-        "fakeaudio", extensions=("fak",), sniff=lambda head, name: head.startswith(b"FAKE"), read=read, binary=True
+        "fakeaudio",
+        extensions=("fak",),
+        sniff=lambda head, name: head.startswith(b"FAKE"),
+        read=read,
+        binary=True,
     )
     assert "fakeaudio" in FORMATS
     data = b"FAKE\x00\xff\x01binary"
@@ -573,3 +624,32 @@ def test_json_file_with_a_bad_byte_names_the_line(tmp_path: Path) -> None:
     error = only_error(read_all(write(tmp_path, "bad.json", content)))
     assert error.place == "line 2"
     assert error.reason == "bytes that are not valid UTF-8 (the rest of the file is)"
+
+
+def test_other_keywords_reach_registered_readers_as_option_attributes(scratch_registry: None) -> None:
+    seen: dict[str, object] = {}
+
+    def read(path: Path, options: ReadOptions) -> Iterator[Conversation | InputError]:
+        seen["asr"] = options.asr
+        seen["channels"] = getattr(options, "channels", None)
+        seen["vad"] = getattr(options, "vad", "absent")
+        yield InputError(options.source_name or str(path), None, "not decoded in this test")
+
+    register_reader("fakeaudio", extensions=(".fak",), sniff=None, read=read, binary=True)
+    list(read_bytes(b"\x00\x01", "x.fak", "fakeaudio", asr="sherpa-onnx:/m", channels="customer,agent"))
+    assert seen == {"asr": "sherpa-onnx:/m", "channels": "customer,agent", "vad": "absent"}
+
+
+def test_reader_keywords_are_ignored_by_readers_that_do_not_use_them() -> None:
+    conv = only_conversation(read_all(FIXTURES / "transcript_tw.txt", channels="agent,customer", asr="x"))
+    assert conv.id == "transcript_tw"
+
+
+def test_audio_reader_of_the_audio_layer_is_registered() -> None:
+    from kefuqa.readers.registry import get_reader
+
+    spec = get_reader("audio")
+    assert spec.binary and ".wav" in spec.extensions
+    assert detect_format(b"RIFF\x24\x00\x00\x00WAVEfmt ", "call.wav") == "audio"
+    # a UTF-16 byte-order mark (FF FE) also looks like an MPEG frame header: text formats go first
+    assert detect_format("角色\t内容\n坐席\t您好\n".encode("utf-16"), "x.mp3") == "tsv"

@@ -12,14 +12,23 @@ from kefuqa.model import Conversation
 from kefuqa.readers import read_path
 
 MB = 1024 * 1024
-AGENT = "您好，这里是XX公司客服部，我是工号1023，请问有什么可以帮您？非常抱歉给您带来不便，我马上为您查询处理。" * 2
-CUSTOMER = "你好，我家宽带从昨天晚上开始就上不了网了，打了好几次电话都没有人处理，你们到底什么时候能修好？" * 2
+AGENT = (
+    "您好，这里是XX公司客服部，我是工号1023，请问有什么可以帮您？非常抱歉给您带来不便，我马上为您查询处理。"
+    * 2
+)
+CUSTOMER = (
+    "你好，我家宽带从昨天晚上开始就上不了网了，打了好几次电话都没有人处理，你们到底什么时候能修好？" * 2
+)
 
 
 def _conversation_line(i: int, utterances: int) -> str:
     utts = [
-        {"role": "agent" if j % 2 == 0 else "customer", "start": j * 5.0, "end": j * 5.0 + 4.5,
-         "text": AGENT if j % 2 == 0 else CUSTOMER}
+        {
+            "role": "agent" if j % 2 == 0 else "customer",
+            "start": j * 5.0,
+            "end": j * 5.0 + 4.5,
+            "text": AGENT if j % 2 == 0 else CUSTOMER,
+        }
         for j in range(utterances)
     ]
     return json.dumps({"id": f"call-{i:06d}", "channel": "phone", "utterances": utts}, ensure_ascii=False)

@@ -39,7 +39,9 @@ def test_aliyun_filetrans_result_maps_channels_times_and_attrs() -> None:
     conv = one(list(read_path(path)))
     assert conv.id == "aliyun_filetrans" and conv.source == str(path)
     assert [(u.role, u.start, u.end) for u in conv.utterances] == [
-        ("agent", 0.0, 3.2), ("customer", 3.6, 8.9), ("agent", 9.3, 14.5)
+        ("agent", 0.0, 3.2),
+        ("customer", 3.6, 8.9),
+        ("agent", 9.3, 14.5),
     ]
     assert conv.utterances[1].text == "我的信用卡被盗刷了，你们怎么回事？"
     assert conv.utterances[1].attrs == {"speech_rate": 180, "emotion_value": 4.2, "silence_duration": 0}
@@ -115,7 +117,9 @@ def test_funasr_list_of_results_uses_key_as_id() -> None:
     conv = one(list(read_path(FIXTURES / "funasr.json")))
     assert conv.id == "rec_20260305_0007"
     assert [(u.role, u.start, u.end) for u in conv.utterances] == [
-        ("agent", 0.38, 3.61), ("customer", 4.01, 5.53), ("agent", 5.9, 8.12)
+        ("agent", 0.38, 3.61),
+        ("customer", 4.01, 5.53),
+        ("agent", 5.9, 8.12),
     ]
     assert conv.utterances[1].text == "我家电梯又坏了。"
 
@@ -130,7 +134,11 @@ def test_funasr_several_results_without_keys_get_numbered_ids_and_fail_alone() -
     good = {"sentence_info": [{"text": "您好", "start": 0, "end": 800, "spk": 1}]}
     no_spk = {"sentence_info": [{"text": "您好", "start": 0, "end": 800}]}
     items = read([good, no_spk, good], "batch.json", swap_roles=True)
-    assert isinstance(items[0], Conversation) and items[0].id == "batch#1" and items[0].utterances[0].role == "agent"
+    assert (
+        isinstance(items[0], Conversation)
+        and items[0].id == "batch#1"
+        and items[0].utterances[0].role == "agent"
+    )
     assert isinstance(items[1], InputError) and items[1].place == "[1].sentence_info[0]"
     assert "no speaker (spk)" in items[1].reason
     assert isinstance(items[2], Conversation) and items[2].id == "batch#3"
@@ -149,7 +157,9 @@ def test_aws_call_analytics_maps_roles_times_sentiment_and_job_name() -> None:
     conv = one(list(read_path(FIXTURES / "aws_call_analytics.json")))
     assert conv.id == "shop-call-0305-01"
     assert [(u.role, u.start, u.end) for u in conv.utterances] == [
-        ("agent", 0.0, 3.3), ("customer", 3.7, 7.6), ("agent", 8.0, 10.9)
+        ("agent", 0.0, 3.3),
+        ("customer", 3.7, 7.6),
+        ("agent", 8.0, 10.9),
     ]
     assert conv.utterances[1].attrs["sentiment"] == "NEGATIVE"
     assert conv.utterances[1].attrs["loudness_scores"] == [85.2, 88.9, 90.3, 87.0]
@@ -158,7 +168,9 @@ def test_aws_call_analytics_maps_roles_times_sentiment_and_job_name() -> None:
 def test_aws_participant_id_is_resolved_through_participants() -> None:
     data = {
         "Participants": [{"ParticipantId": "p-1", "ParticipantRole": "CUSTOMER"}],
-        "Transcript": [{"ParticipantId": "p-1", "BeginOffsetMillis": 0, "EndOffsetMillis": 900, "Content": "喂"}],
+        "Transcript": [
+            {"ParticipantId": "p-1", "BeginOffsetMillis": 0, "EndOffsetMillis": 900, "Content": "喂"}
+        ],
     }
     conv = one(read(data, "contact.json"))
     assert conv.id == "contact" and conv.utterances[0].role == "customer"

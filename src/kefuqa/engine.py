@@ -281,21 +281,21 @@ class Context:
         self.events.sort(key=lambda e: (e.at if e.at is not None else float("inf")))
 
     def event_pos(self, ev: Event, edge: str = "end") -> Pos:
-        utts = self.conv.utterances
+        """Where a window around an event starts: its time when the call is timed, else its utterance."""
         t = ev.end if (edge == "end" and ev.end is not None) else (ev.start if ev.start is not None else ev.at)
         if ev.utterance is not None and (edge == "start" or t is None or not self.timed):
             return Pos(ev.utterance, t, ev.end, None)
-        u: int | None = None
-        if t is not None:
-            if edge == "end":
-                # the first utterance at or after the time
-                after = [i for i, x in enumerate(utts) if x.start is not None and x.start >= t - 0.05]
-                u = after[0] - 1 if after else self.n - 1  # windows include utterances after index u
-                u = None if u < 0 else u
-            else:
-                before = [i for i, x in enumerate(utts) if x.start is not None and x.start <= t + 0.05]
-                u = before[-1] if before else None
-        return Pos(u, t, ev.end, None)
+        return Pos(None, t, ev.end, None)
+
+    def utterance_before(self, t: float | None) -> int | None:
+        """The last utterance that starts at or before time t (the evidence for a timed event)."""
+        if t is None:
+            return None
+        best = None
+        for i, x in enumerate(self.conv.utterances):
+            if x.start is not None and x.start <= t + 0.05:
+                best = i
+        return best
 
 
 def _trim(text: str, limit: int = 80) -> str:
@@ -710,10 +710,8 @@ class Checker:
                         best, victim = amount, v
             if victim is None or best < r.min_seconds:
                 continue
-            if c.backchannel_sid is not None:
-                ms = ctx.matches(c.backchannel_sid, u)
-                if any(m.start == 0 and m.end == len(ctx.keys[u]) for m in ms):
-                    continue
+            if c.backchannel_sid is not None and _covers(ctx.matches(c.backchannel_sid, u), len(ctx.keys[u])):
+                continue  # only backchannels ("嗯，好的") while the customer talks: listening, not cutting in
             h = ctx.hit_at(u, None, vars={"seconds": round(best, 1)})
             h.end = round(us + best, 2)
             hits.append(h)
@@ -854,7 +852,7 @@ class Checker:
             missing = self._groups_missing(c, ctx, us, r.need) if c.groups else []
             if c.groups and not missing:
                 continue
-            u = e.utterance if e.utterance is not None else (pos.u if pos.u is not None and pos.u >= 0 else None)
+            u = e.utterance if e.utterance is not None else ctx.utterance_before(e.start if e.start is not None else e.at)
             h = ctx.hit_at(u, None, vars={"missing": "、".join(m for m in missing if m),
                                           "seconds": round(e.duration, 1) if e.duration is not None else ""})
             if e.start is not None or e.at is not None:
@@ -882,6 +880,18 @@ class Checker:
 
 
 _TEXT_KINDS = {"phrase", "required", "sequence", "conditional", "count", "repeat_ask"}
+
+
+def _covers(ms: list[Match], length: int) -> bool:
+    """Do key-view matches cover the whole utterance key?"""
+    if not ms or length == 0:
+        return False
+    covered = [False] * length
+    for m in ms:
+        if m.view == "key":
+            for i in range(m.start, min(m.end, length)):
+                covered[i] = True
+    return all(covered)
 
 
 def _round(v: Any) -> Any:

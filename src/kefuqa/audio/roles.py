@@ -23,7 +23,7 @@ AGENT_CUES = [
 ]
 CUSTOMER_CUES = [
     r"我(想|要)(问|咨询|投诉|查|办|反映|退|换)", r"我的", r"你们", r"怎么回事", r"为什么", r"投诉", r"我家",
-    r"\bi (want|need|would like)\b", r"\bmy (order|account|bill|phone|package)\b", r"\byour company\b",
+    r"\bi (want|need|would like)\b", r"\bmy (order|account|bill|phone|package|internet|line|card|service)\b", r"\byour company\b",
     r"\bwhy\b",
 ]
 _AGENT = [re.compile(p, re.I) for p in AGENT_CUES]

@@ -2,7 +2,7 @@
 
 Interface (the CLI, the service and the batch layer only use these):
 
-- ``read_path(path, input_format=None, *, csv_columns=None, source_name=None, swap_roles=False)``
+- ``read_path(path, input_format=None, *, csv_columns=None, source_name=None, swap_roles=False, **more)``
   yields one `Conversation` or `InputError` per conversation found in the file (``"-"``: stdin); a bad
   record yields an `InputError` naming file, place and reason, and reading goes on with the next record.
 - ``read_bytes(data, name, input_format=None, **same options)``: the same from memory (uploads).
@@ -11,7 +11,7 @@ Interface (the CLI, the service and the batch layer only use these):
   lists the registered names.
 
 Built-in formats, in detection order: aliyun, funasr, aws (vendor ASR JSON), json, jsonl (native),
-csv, tsv, text.
+csv, tsv, text; then ``audio`` from `kefuqa.audio` (binary formats are sniffed first).
 """
 
 from __future__ import annotations
@@ -30,6 +30,19 @@ register_reader("jsonl", extensions=(".jsonl", ".ndjson"), sniff=native.sniff_js
 register_reader("csv", extensions=(".csv",), sniff=tabular.sniff_csv, read=tabular.read_csv)
 register_reader("tsv", extensions=(".tsv", ".tab"), sniff=tabular.sniff_tsv, read=tabular.read_tsv)
 register_reader("text", extensions=(".txt", ".text"), sniff=text.sniff_text, read=text.read_text)
+
+
+def _register_audio() -> None:
+    """The audio layer's reader (.wav/.flac/.ogg/.mp3). Registering it is cheap: its heavy imports
+    happen when a recording is read, and without the audio extra it says how to install it."""
+    try:
+        from kefuqa import audio
+    except ImportError:
+        return
+    audio.register()
+
+
+_register_audio()
 
 __all__ = [
     "FORMATS",

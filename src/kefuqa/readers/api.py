@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from kefuqa.errors import InputError
 from kefuqa.model import Conversation
@@ -28,6 +29,7 @@ def read_path(
     csv_columns: Mapping[str, str] | None = None,
     source_name: str | None = None,
     swap_roles: bool = False,
+    **reader_options: Any,
 ) -> Iterator[Item]:
     """Read the conversations in a file (``"-"``: stdin), one item per conversation.
 
@@ -35,9 +37,11 @@ def read_path(
     record. `input_format` overrides detection; `csv_columns` names the columns of CSV/TSV files
     (``{"role": "说话方", "text": "话术"}``); `source_name` replaces the path in ``Conversation.source`` and
     errors (and gives the id of formats without one); `swap_roles` makes channel/speaker 0 the customer
-    in vendor ASR results. Raises only for bad arguments (unknown format or column field).
+    in vendor ASR results (and in recordings). Other keywords go to registered readers that use them
+    (audio: ``channels``, ``asr``, ``vad``) and are ignored by the others. Raises only for bad
+    arguments (unknown format or column field).
     """
-    options = _options(input_format, csv_columns, source_name, swap_roles)
+    options = _options(input_format, csv_columns, source_name, swap_roles, reader_options)
     return _read_path(str(path) if str(path) == "-" else Path(path), input_format, options)
 
 
@@ -49,9 +53,10 @@ def read_bytes(
     csv_columns: Mapping[str, str] | None = None,
     source_name: str | None = None,
     swap_roles: bool = False,
+    **reader_options: Any,
 ) -> Iterator[Item]:
     """Like `read_path`, for content held in memory (an upload); `name` is its file name."""
-    options = _options(input_format, csv_columns, source_name, swap_roles)
+    options = _options(input_format, csv_columns, source_name, swap_roles, reader_options)
     shown = source_name or name
     src = Source.from_bytes(data, shown, _stem(shown), name)
     return _read_source(src, input_format, options)
@@ -90,15 +95,21 @@ def _walk(folder: Path, visited: set[Path]) -> Iterator[Path]:
 
 
 def _options(
-    input_format: str | None, csv_columns: Mapping[str, str] | None, source_name: str | None, swap_roles: bool
+    input_format: str | None,
+    csv_columns: Mapping[str, str] | None,
+    source_name: str | None,
+    swap_roles: bool,
+    extra: dict[str, Any],
 ) -> ReadOptions:
     if input_format is not None:
         get_reader(input_format)  # ValueError for an unknown format
     if csv_columns:
         unknown = sorted(set(csv_columns) - set(FIELD_ALIASES))
         if unknown:
-            raise ValueError(f"unknown column field(s) {', '.join(unknown)} (known: {', '.join(FIELD_ALIASES)})")
-    return ReadOptions(dict(csv_columns) if csv_columns else None, source_name, swap_roles)
+            raise ValueError(
+                f"unknown column field(s) {', '.join(unknown)} (known: {', '.join(FIELD_ALIASES)})"
+            )
+    return ReadOptions(dict(csv_columns) if csv_columns else None, source_name, swap_roles, extra)
 
 
 def _stem(name: str) -> str:
@@ -133,7 +144,13 @@ def _os_reason(e: OSError) -> str:
 
 
 def _is_empty(head: bytes) -> bool:
-    for bom in (codecs.BOM_UTF8, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+    for bom in (
+        codecs.BOM_UTF8,
+        codecs.BOM_UTF32_LE,
+        codecs.BOM_UTF32_BE,
+        codecs.BOM_UTF16_LE,
+        codecs.BOM_UTF16_BE,
+    ):
         if head.startswith(bom):
             head = head[len(bom) :]
             break
@@ -150,7 +167,8 @@ def _read_source(src: Source, input_format: str | None, options: ReadOptions) ->
             yield undecodable(src.name)
         else:
             yield InputError(
-                src.name, None,
+                src.name,
+                None,
                 "cannot tell the format: not conversation JSON/JSON Lines, CSV/TSV with a known header, "
                 "a transcript with 坐席：/客户： prefixes, or a vendor ASR result; give the format explicitly",
             )

@@ -96,8 +96,13 @@ def load_json(src: Source) -> Any | InputError:
 
 def type_name(value: object) -> str:
     return {
-        dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
-        bool: "true/false", type(None): "null",
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "true/false",
+        type(None): "null",
     }.get(type(value), type(value).__name__)
 
 
@@ -134,7 +139,9 @@ def _error_words(err: Any) -> tuple[tuple[int | str, ...], str]:
         msg = f"{field or 'a required field'} is missing"
     else:
         value = err.get("input")
-        shown = repr(value) if isinstance(value, str | int | float | bool) or value is None else type_name(value)
+        shown = (
+            repr(value) if isinstance(value, str | int | float | bool) or value is None else type_name(value)
+        )
         msg = f"{field} {shown}: {msg[:1].lower()}{msg[1:]}" if field else msg
     return loc, msg
 

@@ -15,21 +15,30 @@ from kefuqa.errors import InputError
 from kefuqa.model import Conversation
 
 from .common import conversation_id, parse_json, prefixed, type_name, validate_conversation
-from .source import Line, ReadOptions, Source, head_text, undecodable
+from .source import HEAD_SIZE, Line, ReadOptions, Source, head_text, undecodable
 
 NATIVE_KEY = re.compile(r'"utterances"\s*:')
 # a list of objects (or an empty list); "[00:01-00:03] 坐席：…" is a transcript, not JSON
 JSON_LIST = re.compile(r"\[\s*(?:\{|\]|$)")
 
 
-def _first_object_line(text: str) -> tuple[bool, str]:
-    """(whether the first line is one complete JSON object, the text after it)."""
-    first, _, rest = text.partition("\n")
-    try:
-        value = json.loads(first)
-    except ValueError:
-        return False, rest
-    return isinstance(value, dict), rest
+def _object_lines(head: bytes) -> tuple[int, int] | None:
+    """For input starting with '{': (complete lines seen, how many of them are whole JSON objects), or
+    None when some line does not start with '{' (pretty-printed JSON). Looks at up to 20 lines."""
+    text = head_text(head).lstrip()
+    lines = text.split("\n")
+    if len(head) >= HEAD_SIZE:
+        lines = lines[:-1]  # the last line may be cut
+    lines = [ln.strip() for ln in lines if ln.strip()][:20]
+    if not all(ln.startswith("{") for ln in lines):
+        return None
+    whole = 0
+    for line in lines:
+        try:
+            whole += isinstance(json.loads(line), dict)
+        except ValueError:
+            pass
+    return len(lines), whole
 
 
 def sniff_json(head: bytes, name: str) -> bool:
@@ -38,14 +47,17 @@ def sniff_json(head: bytes, name: str) -> bool:
         return True
     if not text.startswith("{"):
         return False
-    whole_line, rest = _first_object_line(text)
+    seen = _object_lines(head)
     # two or more objects, one per line, are JSON Lines and not one JSON document
-    return not (whole_line and rest.lstrip().startswith("{"))
+    return seen is None or seen[0] < 2 or seen[1] == 0
 
 
 def sniff_jsonl(head: bytes, name: str) -> bool:
-    text = head_text(head).lstrip()
-    return text.startswith("{") and _first_object_line(text)[0]
+    if not head_text(head).lstrip().startswith("{"):
+        return False
+    seen = _object_lines(head)
+    # no complete line yet (a very long first line): maybe; the extension decides
+    return seen is not None and (seen[0] == 0 or seen[1] > 0)
 
 
 def conversation_from_object(
@@ -55,12 +67,10 @@ def conversation_from_object(
     if not isinstance(value, dict):
         return InputError(src.name, place, f"expected a conversation object, found {type_name(value)}")
     data = dict(value)
-    notes = data.get("notes")
     if data.get("id") is None:
         data["id"] = fallback_id
-        data["notes"] = [*notes, "id missing; taken from the file name"] if isinstance(notes, list) else [
-            "id missing; taken from the file name"
-        ]
+        notes = data.get("notes")
+        data["notes"] = [*(notes if isinstance(notes, list) else []), "id missing; taken from the file name"]
     data["source"] = source
     return validate_conversation(data, src.name, prefixed(place))
 
@@ -78,7 +88,9 @@ def read_json(src: Source, options: ReadOptions) -> Iterator[Conversation | Inpu
         yield conversation_from_object(value, src, src.name, src.stem, None)
         return
     if not isinstance(value, list):
-        yield InputError(src.name, None, f"expected a conversation object or a list of them, found {type_name(value)}")
+        yield InputError(
+            src.name, None, f"expected a conversation object or a list of them, found {type_name(value)}"
+        )
         return
     if not value:
         yield InputError(src.name, None, "the file holds an empty list: no conversations")

@@ -11,10 +11,10 @@ import codecs
 import io
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kefuqa.errors import InputError
 
@@ -25,7 +25,11 @@ _SHOWN = {"utf-8": "UTF-8", "gb18030": "GB18030"}
 
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
-    """Options every reader receives (readers ignore the ones that do not concern them)."""
+    """Options every reader receives (readers ignore the ones that do not concern them).
+
+    Options of registered readers (the audio reader's ``channels``, ``asr``, ``vad`` …) travel in
+    `extra` and read as attributes too: ``options.asr``.
+    """
 
     # canonical field -> header in the file, e.g. {"role": "说话方", "text": "话术内容"} (tabular formats)
     csv_columns: Mapping[str, str] | None = None
@@ -33,6 +37,13 @@ class ReadOptions:
     source_name: str | None = None
     # vendor formats: channel/speaker 0 is the customer and 1 the agent (default: 0 agent, 1 customer)
     swap_roles: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return object.__getattribute__(self, "extra")[name]
+        except (KeyError, AttributeError):
+            raise AttributeError(name) from None
 
 
 @dataclass(slots=True)
@@ -246,7 +257,9 @@ def decode_all(data: bytes, name: str) -> str | InputError:
     mostly = majority_encoding(data)
     if mostly is not None:
         line = first_bad_line(data, mostly)
-        return InputError(name, f"line {line}", f"bytes that are not valid {_SHOWN[mostly]} (the rest of the file is)")
+        return InputError(
+            name, f"line {line}", f"bytes that are not valid {_SHOWN[mostly]} (the rest of the file is)"
+        )
     guess = _guess_encoding(data, True)
     return data.decode(guess) if guess else undecodable(name)
 

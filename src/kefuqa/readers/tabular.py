@@ -33,18 +33,54 @@ def _squash(name: str) -> str:
 # canonical field -> header spellings (compared lower-case without spaces, '_', '-', '.')
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "id": _keys(
-        "通话ID", "会话ID", "call_id", "id", "通话编号", "会话编号", "录音ID", "录音编号", "通话流水号",
-        "流水号", "conversation_id", "session_id", "contact_id", "呼叫ID",
+        "通话ID",
+        "会话ID",
+        "call_id",
+        "id",
+        "通话编号",
+        "会话编号",
+        "录音ID",
+        "录音编号",
+        "通话流水号",
+        "流水号",
+        "conversation_id",
+        "session_id",
+        "contact_id",
+        "呼叫ID",
     ),
     "role": _keys(
-        "角色", "role", "speaker", "说话人", "说话方", "发言人", "发言方", "讲话人", "身份", "participant",
-        "participant_role", "speaker_role",
+        "角色",
+        "role",
+        "speaker",
+        "说话人",
+        "说话方",
+        "发言人",
+        "发言方",
+        "讲话人",
+        "身份",
+        "participant",
+        "participant_role",
+        "speaker_role",
     ),
     "start": _keys("开始", "开始时间", "start", "begin", "start_time", "begin_time", "起始时间", "起始"),
     "end": _keys("结束", "结束时间", "end", "end_time", "stop", "终止时间", "截止时间"),
     "text": _keys(
-        "内容", "文本", "text", "content", "话术", "对话内容", "通话内容", "说话内容", "识别文本", "识别结果",
-        "transcript", "utterance", "sentence", "message", "消息", "消息内容",
+        "内容",
+        "文本",
+        "text",
+        "content",
+        "话术",
+        "对话内容",
+        "通话内容",
+        "说话内容",
+        "识别文本",
+        "识别结果",
+        "transcript",
+        "utterance",
+        "sentence",
+        "message",
+        "消息",
+        "消息内容",
     ),
     # call-level fields, taken from the first row of a call that has them
     "agent_id": _keys("坐席工号", "工号", "agent_id", "坐席ID", "客服工号", "坐席编号"),
@@ -62,14 +98,33 @@ ATTR_FIELDS = ("emotion", "speech_rate", "asr_confidence")
 CALL_FIELDS = ("agent_id", "agent_name", "channel", "direction", "started_at")
 
 _DIRECTIONS = {
-    "呼入": "inbound", "来电": "inbound", "in": "inbound", "inbound": "inbound",
-    "呼出": "outbound", "外呼": "outbound", "去电": "outbound", "回访": "outbound", "out": "outbound",
+    "呼入": "inbound",
+    "来电": "inbound",
+    "in": "inbound",
+    "inbound": "inbound",
+    "呼出": "outbound",
+    "外呼": "outbound",
+    "去电": "outbound",
+    "回访": "outbound",
+    "out": "outbound",
     "outbound": "outbound",
 }
 _CHANNELS = {
-    "电话": "phone", "语音": "phone", "热线": "phone", "phone": "phone", "在线": "chat", "在线客服": "chat",
-    "文字": "chat", "微信": "chat", "chat": "chat", "邮件": "email", "email": "email", "网页": "web",
-    "web": "web", "现场": "onsite", "onsite": "onsite",
+    "电话": "phone",
+    "语音": "phone",
+    "热线": "phone",
+    "phone": "phone",
+    "在线": "chat",
+    "在线客服": "chat",
+    "文字": "chat",
+    "微信": "chat",
+    "chat": "chat",
+    "邮件": "email",
+    "email": "email",
+    "网页": "web",
+    "web": "web",
+    "现场": "onsite",
+    "onsite": "onsite",
 }
 _UNIT = re.compile(r"\s*[(（\[【]\s*([^)）\]】]*?)\s*[)）\]】]\s*$")
 _MS_WORDS = {"ms", "毫秒", "millis", "milliseconds", "msec"}
@@ -136,7 +191,10 @@ def _sniff(head: bytes, delimiter: str, other: str) -> bool:
     for line in lines:
         if line.count(delimiter) < 1 or line.count(delimiter) < line.count(other):
             continue
-        cells = next(csv.reader([line], delimiter=delimiter), [])
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter), [])
+        except csv.Error:
+            continue
         if {_header_key(c)[0] for c in cells} & known:
             return True
     return False
@@ -206,9 +264,7 @@ def _read(src: Source, options: ReadOptions, delimiter: str) -> Iterator[Convers
     yield first_problem or InputError(src.name, None, "the file is empty")
 
 
-def _rows(
-    reader: Any, feed: _LineFeed, src: Source
-) -> Iterator[tuple[int, list[str] | InputError, bool]]:
+def _rows(reader: Any, feed: _LineFeed, src: Source) -> Iterator[tuple[int, list[str] | InputError, bool]]:
     """(first line of the row, its cells or a problem, whether its bytes decoded) for non-empty rows."""
     while True:
         start = reader.line_num + 1
@@ -254,7 +310,8 @@ def _group(
             call = _Call(cid, row)
             if cid in seen:
                 call.error = InputError(
-                    src.name, f"row {row}",
+                    src.name,
+                    f"row {row}",
                     f"call {cid!r} appeared before (from row {seen[cid]}); the rows of one call must be "
                     "next to each other: sort the file by call id",
                 )
@@ -352,5 +409,4 @@ def _datetime_text(value: str) -> str:
     if not m:
         return value
     y, mo, d = m.groups()
-    return f"{y}-{int(mo):02d}-{int(d):02d}{value[m.end():]}"
-
+    return f"{y}-{int(mo):02d}-{int(d):02d}{value[m.end() :]}"

@@ -24,7 +24,18 @@ from .common import make_utterance, to_seconds, validate_conversation
 from .source import ReadOptions, Source, head_text
 
 _ROLE_WORDS = (
-    "客服代表", "工作人员", "话务员", "来电人", "坐席", "座席", "客服", "客户", "用户", "顾客", "业主", "系统",
+    "客服代表",
+    "工作人员",
+    "话务员",
+    "来电人",
+    "坐席",
+    "座席",
+    "客服",
+    "客户",
+    "用户",
+    "顾客",
+    "业主",
+    "系统",
 )
 _ROLE = "|".join(_ROLE_WORDS) + r"|(?i:agent|customer|ivr)|A|B"
 _STAMP = r"[\[【](?P<stamp>[^\]】]{1,40})[\]】]"
@@ -87,7 +98,9 @@ def parse_transcript(text: str, src: Source) -> Conversation | InputError:
         m = PREFIX.match(line)
         if m is None:
             if _is_time_stamp(line):
-                return InputError(src.name, f"line {number}", "a time without a role prefix (坐席：/客户：/A:/B:)")
+                return InputError(
+                    src.name, f"line {number}", "a time without a role prefix (坐席：/客户：/A:/B:)"
+                )
             if turns:
                 turns[-1]["text"] = _join(turns[-1]["text"], line.strip())
             else:
@@ -102,7 +115,9 @@ def parse_transcript(text: str, src: Source) -> Conversation | InputError:
         turns.append(turn)
         lines.append(number)
     if not turns:
-        return InputError(src.name, None, "no line starts with a role prefix (坐席：/客户：/客服：/用户：/A:/B:)")
+        return InputError(
+            src.name, None, "no line starts with a role prefix (坐席：/客户：/客服：/用户：/A:/B:)"
+        )
     utterances = []
     for turn, number in zip(turns, lines, strict=True):
         try:

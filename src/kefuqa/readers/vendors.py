@@ -54,7 +54,9 @@ def sniff_funasr(head: bytes, name: str) -> bool:
 
 
 def sniff_aws(head: bytes, name: str) -> bool:
-    return _json_with(head, r'"Transcript"\s*:\s*\[', r'"(?:ParticipantRole|ParticipantId|BeginOffsetMillis)"')
+    return _json_with(
+        head, r'"Transcript"\s*:\s*\[', r'"(?:ParticipantRole|ParticipantId|BeginOffsetMillis)"'
+    )
 
 
 # ---- shared -----------------------------------------------------------------------------------------
@@ -99,7 +101,9 @@ def _read_results(
         fallback = conversation_id(src.stem, n if len(results) > 1 else None)
         try:
             if not isinstance(result, dict):
-                raise _Bad(prefix.rstrip(".") or "", f"expected a {what} result object, found {type_name(result)}")
+                raise _Bad(
+                    prefix.rstrip(".") or "", f"expected a {what} result object, found {type_name(result)}"
+                )
             data = convert(result, prefix, fallback)
         except _Bad as e:
             yield InputError(src.name, e.place or None, e.reason)
@@ -176,7 +180,9 @@ def _aliyun(result: dict[str, Any], prefix: str, fallback: str, swap: bool) -> d
     speakers = _speaker_order(sentences)
     notes = []
     if speakers:
-        notes.append("roles inferred: one channel with speaker diarization, the first speaker taken as the agent")
+        notes.append(
+            "roles inferred: one channel with speaker diarization, the first speaker taken as the agent"
+        )
     utterances = []
     for j, s in enumerate(sentences):
         place = f"{where}[{j}]"
@@ -185,7 +191,9 @@ def _aliyun(result: dict[str, Any], prefix: str, fallback: str, swap: bool) -> d
         if speakers:
             speaker = str(_field(s, "SpeakerId", "speaker_id"))
             if speaker not in speakers[:2]:
-                raise _Bad(place, f"SpeakerId {speaker} is a third speaker; only two can be agent and customer")
+                raise _Bad(
+                    place, f"SpeakerId {speaker} is a third speaker; only two can be agent and customer"
+                )
             role = _role_by_number(speakers.index(speaker), place, "speaker", swap)
         else:
             role = _role_by_number(_field(s, "ChannelId", "channel_id") or 0, place, "ChannelId", swap)
@@ -193,8 +201,11 @@ def _aliyun(result: dict[str, Any], prefix: str, fallback: str, swap: bool) -> d
         data |= _times(s, place, ("BeginTime", "begin_time"), ("EndTime", "end_time"))
         attrs = {
             name: s[key]
-            for name, key in (("speech_rate", "SpeechRate"), ("emotion_value", "EmotionValue"),
-                              ("silence_duration", "SilenceDuration"))
+            for name, key in (
+                ("speech_rate", "SpeechRate"),
+                ("emotion_value", "EmotionValue"),
+                ("silence_duration", "SilenceDuration"),
+            )
             if s.get(key) is not None
         }
         if attrs:
@@ -234,8 +245,11 @@ def _funasr(result: dict[str, Any], prefix: str, fallback: str, swap: bool) -> d
         if not isinstance(s, dict):
             raise _Bad(place, f"expected a sentence object, found {type_name(s)}")
         if s.get("spk") is None:
-            raise _Bad(place, "no speaker (spk): FunASR ran without a speaker model, agent and customer "
-                              "cannot be told apart")
+            raise _Bad(
+                place,
+                "no speaker (spk): FunASR ran without a speaker model, agent and customer "
+                "cannot be told apart",
+            )
         data = {"role": _role_by_number(s["spk"], place, "spk", swap), "text": _field(s, "text", "sentence")}
         data |= _times(s, place, ("start",), ("end",))
         utterances.append(_utterance(place, data))

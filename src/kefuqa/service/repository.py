@@ -16,10 +16,22 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, false, func, or_, select
+from sqlalchemy import Select, and_, case, false, func, select
 from sqlalchemy.orm import Session as DBSession
 
-from .models import Agent, Appeal, AuditEntry, Conversation, Finding, Review, RulebookVersion, Score, Team, User, utcnow
+from .models import (
+    Agent,
+    Appeal,
+    AuditEntry,
+    Conversation,
+    Finding,
+    Review,
+    RulebookVersion,
+    Score,
+    Team,
+    User,
+    utcnow,
+)
 from .workbench import Workbench, recompute
 
 REVIEWERS = ("admin", "qa")
@@ -568,9 +580,3 @@ def list_audit(db: DBSession, limit: int = 200, action: str | None = None) -> li
     if action:
         stmt = stmt.where(AuditEntry.action.startswith(action, autoescape=True))
     return list(db.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit)))
-
-
-def search_agents(db: DBSession, user: User, text: str) -> list[Agent]:
-    like = f"%{text}%"
-    stmt = select(Agent).where(or_(Agent.code.like(like), Agent.name.like(like))).limit(20)
-    return [a for a in db.scalars(stmt) if a in visible_agents(db, user)]

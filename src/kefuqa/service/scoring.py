@@ -70,7 +70,8 @@ def grade_for(score: float, scorecard: dict[str, Any], fallback: str) -> str:
 
 
 class RulebookCache:
-    """Loaded rulebooks by version id (loading parses YAML and builds automata: do it once a process)."""
+    """Compiled checkers by rulebook version id (loading parses YAML and builds the phrase automaton: once
+    a process)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -78,15 +79,16 @@ class RulebookCache:
         self._lock = threading.Lock()
 
     def get(self, rec: RulebookVersion) -> Any:
-        rb = self._loaded.get(rec.id)
-        if rb is not None:
-            return rb
+        """The `kefuqa.Checker` of a stored rulebook version (pass it to `kefuqa.check`)."""
+        checker = self._loaded.get(rec.id)
+        if checker is not None:
+            return checker
         with self._lock:
-            rb = self._loaded.get(rec.id)
-            if rb is None:
-                rb = self._load(rec)
-                self._loaded[rec.id] = rb
-        return rb
+            checker = self._loaded.get(rec.id)
+            if checker is None:
+                checker = _core().Checker(self._load(rec))
+                self._loaded[rec.id] = checker
+        return checker
 
     def _load(self, rec: RulebookVersion) -> Any:
         load = _core().load_rulebook
@@ -207,12 +209,24 @@ def lint_upload(data: bytes, filename: str) -> tuple[Any, str]:
 # ---- effective score ---------------------------------------------------------------------------------------
 
 
-def _deductions(findings: list[dict[str, Any]], dims: dict[str, float]) -> dict[str, float]:
+def _deductions(findings: list[dict[str, Any]], kept: set[int], dims: dict[str, float]) -> dict[str, float]:
+    """Points lost per dimension by the findings at the indexes in `kept`.
+
+    A rule that deducts once (or up to a cap) charged only its first findings; when one of those is
+    withdrawn, a remaining finding of the same rule is charged instead: a rule costs
+    min(what it cost in all, remaining findings × its largest single deduction).
+    """
+    per_rule: dict[str, list[tuple[int, float, str | None]]] = {}
+    for i, f in enumerate(findings):
+        per_rule.setdefault(str(f.get("rule")), []).append((i, abs(float(f.get("points") or 0)), f.get("dimension")))
     out = dict.fromkeys(dims, 0.0)
-    for f in findings:
-        d = f.get("dimension")
-        if d in out:
-            out[d] += abs(float(f.get("points") or 0))
+    for items in per_rule.values():
+        total = sum(p for _, p, _ in items)
+        largest = max(p for _, p, _ in items)
+        n = sum(1 for i, _, _ in items if i in kept)
+        dim = next((d for _, p, d in items if p and d), None) or items[0][2]
+        if dim in out:
+            out[dim] += min(total, n * largest)
     return out
 
 
@@ -220,9 +234,9 @@ def effective_score(report: dict[str, Any], voided: set[int], scorecard: dict[st
     """Score, grade and fatal flag of a report whose findings at the indexes in `voided` were withdrawn.
 
     The engine's figures stand when nothing is voided. Otherwise each dimension gets back the points of
-    its withdrawn findings, bounded by the dimension's maximum and by what the engine's own arithmetic
-    (maximum minus deductions, at least 0) allows; a fatal call stops being fatal when every finding of
-    a fatal rule was withdrawn.
+    its withdrawn findings, as the scorecard's arithmetic (maximum minus deductions, at least 0) gives
+    them; a fatal call stops being fatal (and scores its dimensions) when every finding of a fatal rule
+    was withdrawn.
     """
     score = float(report.get("score") or 0.0)
     grade = str(report.get("grade") or "")
@@ -232,9 +246,10 @@ def effective_score(report: dict[str, Any], voided: set[int], scorecard: dict[st
         return score, grade, fatal
     dims = {k: float(v) for k, v in (report.get("dimensions") or {}).items()}
     dmax = {d["name"]: float(d["max"]) for d in scorecard.get("dimensions") or []}
-    kept = [f for i, f in enumerate(findings) if i not in voided]
-    before = _deductions(findings, dims)
-    after = _deductions(kept, dims)
+    kept_idx = {i for i in range(len(findings)) if i not in voided}
+    kept = [findings[i] for i in sorted(kept_idx)]
+    before = _deductions(findings, set(range(len(findings))), dims)
+    after = _deductions(findings, kept_idx, dims)
     new_dims = {}
     for d, value in dims.items():
         top = dmax.get(d)
@@ -244,19 +259,12 @@ def effective_score(report: dict[str, Any], voided: set[int], scorecard: dict[st
         # what the arithmetic gives before and after; apply its change to the engine's figure
         delta = max(0.0, top - after[d]) - max(0.0, top - before[d])
         new_dims[d] = min(top, value + delta)
-    dim_gain = sum(new_dims.values()) - sum(dims.values())
-    # Points of findings whose dimension the scorecard does not know (not in `dims`).
-    loose = sum(abs(float(f.get("points") or 0)) for i, f in enumerate(findings)
-                if i in voided and f.get("dimension") not in dims)
     fatal_rules = set(report.get("fatal_rules") or scorecard.get("fatal") or [])
     still_fatal = fatal and any(f.get("rule") in fatal_rules for f in kept)
-    if fatal and not still_fatal:
-        base = sum(new_dims.values()) if new_dims else 100.0 - sum(abs(float(f.get("points") or 0)) for f in kept)
-        new_score = base
-    elif fatal:
+    if still_fatal:
         return score, grade, True
-    else:
-        new_score = score + dim_gain + loose
+    # A fatal call scored 0; once its fatal findings are all withdrawn it scores its dimensions.
+    new_score = sum(new_dims.values()) if fatal else score + sum(new_dims.values()) - sum(dims.values())
     top_total = sum(dmax.values()) or 100.0
     new_score = round(max(0.0, min(top_total, new_score)), 1)
     return new_score, grade_for(new_score, scorecard, grade), still_fatal

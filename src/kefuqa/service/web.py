@@ -398,7 +398,7 @@ def call_audio(call_id: int, request: Request, p: PageUser, db: DB) -> Response:
     path = (folder / Path(conv.audio_file).name).resolve()
     if path.parent != folder or not path.is_file():
         raise repo.NotFound("录音文件不存在")
-    media = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
+    media = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg",
              ".mp3": "audio/mpeg"}.get(path.suffix.lower(), "application/octet-stream")
     return FileResponse(path, media_type=media)
 

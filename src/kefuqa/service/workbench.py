@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
@@ -26,13 +25,22 @@ from ..model import Conversation as ConversationModel
 from . import scoring
 from .config import Settings
 from .db import make_engine, migrate, session_factory
-from .models import Agent, Appeal, AuditEntry, Conversation, Finding, RulebookVersion, Score, Team, User, utcnow
+from .models import (
+    Agent,
+    Appeal,
+    AuditEntry,
+    Conversation,
+    Finding,
+    RulebookVersion,
+    Score,
+    Team,
+    User,
+    utcnow,
+)
 from .security import generate_password, hash_password
 
-log = logging.getLogger("kefuqa.service")
-
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3"}
-TEXT_EXTENSIONS = {".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".txt"}
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3"}
+TEXT_EXTENSIONS = {".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".tab", ".txt", ".text"}
 STORE_BATCH = 200
 _SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
 
@@ -95,19 +103,23 @@ def _sniff_audio(head: bytes, ext: str) -> bool:
 
 
 def _audio_supported() -> bool:
+    """Whether audio files can be read here (the audio extra installed and its reader registered)."""
+    from ..readers.registry import known_extension
+
+    if known_extension("x.wav"):
+        return True
     try:
-        from ..readers.registry import known_extension
+        from .. import audio
     except ImportError:
         return False
+    if audio.available() is not None:
+        return False
+    audio.register()
     return known_extension("x.wav")
 
 
 def _text_supported(name: str) -> bool:
-    try:
-        from ..readers.registry import known_extension
-    except ImportError:
-        return Path(name).suffix.lower() in TEXT_EXTENSIONS
-    return known_extension(name) and Path(name).suffix.lower() not in AUDIO_EXTENSIONS
+    return Path(name).suffix.lower() in TEXT_EXTENSIONS
 
 
 class Workbench:
@@ -192,7 +204,7 @@ class Workbench:
         safe, kind = self.check_upload(name, data)
         if kind == "audio":
             path = self.store_audio_bytes(data, Path(safe).suffix.lower())
-            for conv in readers.read_path(path):
+            for conv in readers.read_path(path, source_name=safe):
                 if isinstance(conv, InputError):
                     yield InputError(safe, conv.place, conv.reason)
                 else:
@@ -212,12 +224,15 @@ class Workbench:
             if not _sniff_audio(head, ext):
                 yield InputError(str(path), None, f"not {ext[1:]} audio")
                 return
+            if not _audio_supported():
+                yield InputError(str(path), None, "audio input needs the audio extra: pip install 'kefuqa[audio]'")
+                return
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             self.settings.audio_dir.mkdir(parents=True, exist_ok=True)
             stored = self.settings.audio_dir / f"{digest}{ext}"
             if not stored.exists():
                 shutil.copyfile(path, stored)
-            for conv in readers.read_path(stored):
+            for conv in readers.read_path(stored, source_name=path.name):
                 if isinstance(conv, InputError):
                     yield InputError(str(path), conv.place, conv.reason)
                 else:
@@ -228,11 +243,9 @@ class Workbench:
 
     # ---- scoring and storing -----------------------------------------------------------------------------
 
-    def score_items(self, items: list[Item], rb: Any) -> None:
-        import kefuqa
-
+    def score_items(self, items: list[Item], checker: Any) -> None:
         for item in items:
-            item.report = kefuqa.check(item.conversation, rb)
+            item.report = checker.check(item.conversation)
             item.data = conversation_data(item.conversation, item.audio_file)
             item.content_hash = content_hash(item.data)
 
@@ -253,8 +266,7 @@ class Workbench:
         with self.sessions() as db:
             rec = self.active_rulebook(db)
             db.commit()
-        rb = self.rulebooks.get(rec)
-        self.score_items(items, rb)
+        self.score_items(items, self.rulebooks.get(rec))
         for attempt in range(3):
             try:
                 with self.sessions() as db, db.begin():
@@ -369,12 +381,8 @@ class Workbench:
     def rescore(self, db: DBSession, conv: Conversation, *, user_id: int | None) -> Score:
         """Score a stored conversation again with the active rulebook; the old scores stay as history and
         inspectors' verdicts and pending appeals move to the matching new findings."""
-        import kefuqa
-
         rec = self.active_rulebook(db)
-        rb = self.rulebooks.get(rec)
-        model = ConversationModel.model_validate(conv.data)
-        report = kefuqa.check(model, rb)
+        report = self.rulebooks.get(rec).check(ConversationModel.model_validate(conv.data))
         score = self._score_row(report, conv.id, rec, user_id, "rescore")
         db.add(score)
         db.flush()
@@ -401,6 +409,7 @@ def agent_code(agent: Any) -> str | None:
 
 def conversation_data(conv: ConversationModel, audio_file: str | None) -> dict[str, Any]:
     data = conv.model_dump(mode="json", exclude_none=True)
+    data.pop("source", None)  # a path of the machine it was read on; the file name is kept in the row
     metrics = data.get("metrics") or {}
     if "audio_path" in metrics:  # a path of this server: keep only the stored file's name
         metrics["audio_path"] = audio_file

@@ -149,7 +149,7 @@ def render_timeline(report: Report, *, embed: bool = False, base_dir: str | Path
     ends += [f.end or f.start or 0.0 for f in report.findings]
     duration = float(conv.metrics.get("duration_seconds") or 0.0) or max([1.0, *[x for x in ends if x]])
     duration = max(duration, 0.1)
-    plot = WIDTH - LEFT - 8
+    plot = WIDTH - LEFT - 24
 
     def xpos(t: float) -> float:
         return LEFT + max(0.0, min(1.0, t / duration)) * plot

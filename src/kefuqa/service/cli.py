@@ -1,0 +1,198 @@
+"""`kefuqa ingest PATH…`, `kefuqa serve` and `kefuqa user …`: plain functions, and typer commands that the
+main CLI mounts (``python -m kefuqa.service`` runs them on their own)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+
+from .config import Settings
+from .workbench import STORE_BATCH, Item, Outcome, Workbench
+
+Echo = Callable[[str], None]
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _settings(database_url: str | None, rulebook: str | None, data_dir: str | None) -> Settings:
+    return Settings.from_env(database_url=database_url or None, rulebook=rulebook or None,
+                             data_dir=Path(data_dir).expanduser() if data_dir else None)
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _announce_setup(wb: Workbench, echo: Echo) -> None:
+    info = wb.setup()
+    if info.applied_migrations:
+        echo(f"数据库已初始化/升级（迁移 {', '.join(info.applied_migrations)}）：{safe_url(wb.settings.database_url)}")
+    if info.admin_username:
+        if info.admin_password:
+            echo(f"已创建管理员账号 {info.admin_username}，初始密码：{info.admin_password}")
+            echo("  （只显示这一次，登录后请在“修改密码”中修改；也可用 KEFUQA_ADMIN_PASSWORD 事先指定）")
+        else:
+            echo(f"已创建管理员账号 {info.admin_username}（密码取自 KEFUQA_ADMIN_PASSWORD）")
+
+
+def ingest(paths: list[str], database_url: str | None = None, rulebook: str | None = None, *,
+           replace: bool = False, data_dir: str | None = None, echo: Echo = print, err: Echo = _err) -> int:
+    """Read, score and store files and folders (every format the CLI reads, audio included).
+
+    Returns 0 when everything was stored (or already was), 1 when some input was refused, 2 when nothing
+    could be read at all. `rulebook` (a bundled name, a folder or a YAML file) becomes the active rulebook.
+    """
+    from .. import readers
+
+    wb = Workbench(_settings(database_url, rulebook, data_dir))
+    _announce_setup(wb, echo)
+    missing = [p for p in paths if not Path(p).exists()]
+    for p in missing:
+        err(f"{p}: 文件或目录不存在")
+    outcomes: list[Outcome] = []
+    batch: list[Item] = []
+    files = 0
+    for path in readers.iter_paths([p for p in paths if Path(p).exists()]):
+        files += 1
+        for got in wb.read_local(Path(path)):
+            if isinstance(got, Item):
+                batch.append(got)
+                if len(batch) >= STORE_BATCH:
+                    outcomes.extend(wb.ingest(batch, replace=replace))
+                    batch = []
+            else:
+                outcomes.append(Outcome(None, "error", error=str(got), source=str(path)))
+                err(str(got))
+    if batch:
+        outcomes.extend(wb.ingest(batch, replace=replace))
+    for o in outcomes:
+        if o.status == "conflict":
+            err(f"{o.source or ''} {o.call_id}: {o.error}")
+    stored = sum(1 for o in outcomes if o.status in ("stored", "replaced"))
+    unchanged = sum(1 for o in outcomes if o.status == "unchanged")
+    bad = sum(1 for o in outcomes if o.status in ("error", "conflict"))
+    scores = [o.score for o in outcomes if o.status in ("stored", "replaced") and o.score is not None]
+    avg = f"，平均分 {sum(scores) / len(scores):.1f}" if scores else ""
+    echo(f"{files} 个文件：已存储 {stored} 通{avg}，未变化 {unchanged}，失败 {bad}（数据库 "
+         f"{safe_url(wb.settings.database_url)}）")
+    wb.engine.dispose()
+    if missing or bad:
+        return 2 if stored == 0 and unchanged == 0 else 1
+    return 0
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, database_url: str | None = None, *,
+          rulebook: str | None = None, workers: int = 1, data_dir: str | None = None, echo: Echo = print) -> int:
+    """Migrate, make sure an administrator exists (printing how to log in), and serve the API and the UI."""
+    import uvicorn
+
+    settings = _settings(database_url, rulebook, data_dir)
+    wb = Workbench(settings)
+    _announce_setup(wb, echo)
+    if wb.dialect == "sqlite" and workers > 1:
+        echo("SQLite 只支持单进程写入：workers 改为 1（多进程请使用 PostgreSQL）")
+        workers = 1
+    with wb.sessions() as db:
+        rec = wb.active_rulebook(db)
+        echo(f"评分规则集：{rec.name} {rec.version}")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    echo(f"打开 http://{shown}:{port}/ 登录；API 文档 http://{shown}:{port}/api/docs")
+    if workers > 1:
+        wb.engine.dispose()
+        # Workers build their own app from the environment.
+        os.environ["KEFUQA_DATABASE_URL"] = settings.database_url
+        os.environ["KEFUQA_DATA_DIR"] = str(settings.data_dir)
+        os.environ.pop("KEFUQA_RULEBOOK", None)  # activated above, once
+        uvicorn.run("kefuqa.service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", proxy_headers=False)
+        return 0
+    from .app import create_app
+
+    settings.rulebook = None
+    uvicorn.run(create_app(settings, wb), host=host, port=port, log_level="warning", proxy_headers=False)
+    return 0
+
+
+def add_user(username: str, role: str, database_url: str | None = None, *, password: str | None = None,
+             team: str | None = None, agent_code: str | None = None, display_name: str | None = None,
+             data_dir: str | None = None, echo: Echo = print) -> int:
+    """Create a user from the command line; prints a generated password once."""
+    from .api import UserIn, create_user
+    from .repository import Conflict, Invalid
+
+    wb = Workbench(_settings(database_url, None, data_dir))
+    _announce_setup(wb, echo)
+    with wb.sessions() as db:
+        try:
+            body = UserIn(username=username, role=role, password=password, team=team, agent_code=agent_code,  # type: ignore[arg-type]
+                          display_name=display_name)
+            user, generated = create_user(db, None, body, None)  # type: ignore[arg-type]
+            db.commit()
+        except (Invalid, Conflict, ValueError) as exc:
+            _err(f"无法创建用户：{exc}")
+            return 1
+    echo(f"已创建用户 {user.username}（{user.role_label}）" + (f"，初始密码：{generated}" if generated else ""))
+    return 0
+
+
+# ---- typer commands (the main CLI mounts these) ------------------------------------------------------------
+
+DBOpt = Annotated[str | None, typer.Option("--database-url", envvar="KEFUQA_DATABASE_URL",
+                                           help="SQLAlchemy URL; default: a SQLite file in the data dir")]
+DataOpt = Annotated[str | None, typer.Option("--data-dir", envvar="KEFUQA_DATA_DIR",
+                                             help="where the SQLite file and audio go (~/.local/share/kefuqa)")]
+
+
+def ingest_command(
+    paths: Annotated[list[str], typer.Argument(help="files or folders of conversations (any readable format)")],
+    database_url: DBOpt = None,
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r",
+                                                 help="activate this rulebook first (name, folder or YAML)")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="replace stored calls whose content changed")] = False,
+    data_dir: DataOpt = None,
+) -> None:
+    """Score conversation files and store them for the web workbench."""
+    raise typer.Exit(ingest(paths, database_url, rulebook, replace=replace, data_dir=data_dir))
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    database_url: DBOpt = None,
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="activate this rulebook on start")] = None,
+    workers: Annotated[int, typer.Option(help="worker processes (PostgreSQL only)")] = 1,
+    data_dir: DataOpt = None,
+) -> None:
+    """Start the QA workbench: web UI and HTTP API (creates and migrates the database)."""
+    raise typer.Exit(serve(host, port, database_url, rulebook=rulebook, workers=workers, data_dir=data_dir))
+
+
+def user_add_command(
+    username: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Option("--role", help="admin | qa | leader | agent")],
+    team: Annotated[str | None, typer.Option(help="a leader's team")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="an agent's agent id (工号)")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="display name")] = None,
+    database_url: DBOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Create a workbench user; the password is generated and printed once (or read from KEFUQA_NEW_PASSWORD)."""
+    raise typer.Exit(add_user(username, role, database_url, password=os.environ.get("KEFUQA_NEW_PASSWORD"),
+                              team=team, agent_code=agent, display_name=name, data_dir=data_dir))
+
+
+app = typer.Typer(help="kefuqa QA workbench: storage, HTTP API and web UI", no_args_is_help=True,
+                  add_completion=False)
+app.command("ingest")(ingest_command)
+app.command("serve")(serve_command)
+user_app = typer.Typer(help="workbench users", no_args_is_help=True)
+user_app.command("add")(user_add_command)
+app.add_typer(user_app, name="user")
