@@ -12,7 +12,7 @@ sf = pytest.importorskip("soundfile")
 
 import kefuqa.audio as audio  # noqa: E402
 from kefuqa.audio import synth  # noqa: E402
-from kefuqa.audio.decode import AudioError, decode  # noqa: E402
+from kefuqa.audio.decode import decode  # noqa: E402
 from kefuqa.audio.resample import resample, resample_poly  # noqa: E402
 from kefuqa.errors import InputError  # noqa: E402
 from kefuqa.model import Conversation  # noqa: E402

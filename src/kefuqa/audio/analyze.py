@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from kefuqa.audio.decode import AudioError, to_rate, working_rate
 from kefuqa.audio.resample import resample
 from kefuqa.audio.roles import assign_roles
 from kefuqa.audio.vad import FRAME_SECONDS, Vad, frame_length, frame_levels, get_vad, noise_floor
-from kefuqa.model import Conversation, Utterance
+from kefuqa.model import Conversation, Role, Utterance
 
 ROLE_NOTE_TEXT = "roles inferred from text"
 
@@ -102,12 +103,13 @@ def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Opt
     tracks = []
     for i, ch in enumerate(x):
         levels = frame_levels(ch, work)
-        noise = noise_floor(levels)
-        probs, x16 = _vad_probs(vad, ch, work)
-        gate = levels > max(noise + 6.0, -70.0)
-        active = M.hysteresis(probs) & gate
-        tracks.append(Track(i, ch, levels, noise, active, _x16=x16))
-    _remove_bleed(tracks)
+        tracks.append(Track(i, ch, levels, noise_floor(levels), np.zeros(levels.size, bool)))
+    _find_bleed(tracks)
+    for tr in tracks:
+        gate = tr.levels > max(tr.noise + 6.0, -70.0)
+        probs, tr._x16 = _vad_probs(vad, tr.x, work, gate & tr.allowed)
+        tr.active = M.hysteresis(probs) & gate
+        tr.speech = tr.active & tr.allowed
     timing.vad += time.perf_counter() - t
 
     t = time.perf_counter()
@@ -154,8 +156,8 @@ def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Opt
         for p in pieces:
             p.role = opts.roles[p.track]
 
-    utterances = [Utterance(role=p.role, start=round(p.start, 2), end=round(p.end, 2), text=p.text,
-                            attrs=p.attrs) for p in pieces]
+    utterances = [Utterance(role=cast(Role, p.role), start=round(p.start, 2), end=round(p.end, 2),
+                            text=p.text, attrs=p.attrs) for p in pieces]
     metrics = _call_metrics(utterances, duration)
     metrics.update({
         "audio": True, "audio_path": audio_path, "duration_seconds": round(duration, 2),
@@ -183,27 +185,27 @@ def _same_signal(a: np.ndarray, b: np.ndarray) -> bool:
     return corr > 0.999 and abs(10 * np.log10(ea / eb)) < 1.0
 
 
-def _vad_probs(vad: Vad, ch: np.ndarray, work: int) -> tuple[np.ndarray, np.ndarray | None]:
-    if getattr(vad, "name", "") == "silero" and work != ASR_RATE:
-        x16 = resample(ch, work, ASR_RATE)
-        return vad.probabilities(x16, ASR_RATE), x16
-    return vad.probabilities(ch, work), (ch if work == ASR_RATE else None)
+def _vad_probs(vad: Vad, ch: np.ndarray, work: int, candidates: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    if getattr(vad, "name", "") == "silero":
+        x16 = resample(ch, work, ASR_RATE) if work != ASR_RATE else ch
+        return vad.probabilities(x16, ASR_RATE, candidates), x16
+    return vad.probabilities(ch, work, candidates), (ch if work == ASR_RATE else None)
 
 
-def _remove_bleed(tracks: list[Track]) -> None:
-    """Drop frames whose energy is explained by the other channel leaking in (crosstalk)."""
+def _find_bleed(tracks: list[Track]) -> None:
+    """Measure each channel's crosstalk from the other and mark the frames it cannot explain
+    (`allowed`). Energy alone decides this, before the VAD, so the VAD can skip crosstalk."""
     if len(tracks) == 1:
-        tracks[0].speech = tracks[0].active.copy()
-        tracks[0].allowed = np.ones_like(tracks[0].active)
+        tracks[0].allowed = np.ones(tracks[0].levels.size, bool)
         return
     a, b = tracks
     n = min(a.levels.size, b.levels.size)
+    loud = {id(t): t.levels[:n] > t.noise + 12.0 for t in tracks}
     for me, other in ((a, b), (b, a)):
-        me.bleed_db = M.estimate_bleed_db(me.levels[:n], other.levels[:n], other.active[:n], other.noise)
+        me.bleed_db = M.estimate_bleed_db(me.levels[:n], other.levels[:n], loud[id(other)], other.noise)
     for me, other in ((a, b), (b, a)):
-        always = np.ones(n, bool)
-        me.allowed = M.own_speech_mask(always, me.levels[:n], other.levels[:n], me.bleed_db)
-        me.speech = me.active[:n] & me.allowed
+        me.allowed = M.own_speech_mask(np.ones(n, bool), me.levels[:n], other.levels[:n], me.bleed_db)
 
 
 def _measure(tr: Track, p: Piece, work: int) -> dict:

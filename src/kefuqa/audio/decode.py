@@ -11,6 +11,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,18 +140,20 @@ def _decode_av(p: Path) -> Decoded:
         streams = [s for s in container.streams if s.type == "audio"]
         if not streams:
             raise AudioError("no audio stream in the file")
-        stream = streams[0]
-        codec = f"{stream.codec_context.name} (PyAV)"
-        layout_channels = int(getattr(stream.codec_context, "channels", 0) or 0)
+        stream: Any = streams[0]
+        ctx: Any = stream.codec_context
+        codec = f"{ctx.name} (PyAV)"
+        layout_channels = int(getattr(ctx, "channels", 0) or 0)
         if not layout_channels:
-            layout_channels = len(stream.codec_context.layout.channels)
+            layout_channels = len(ctx.layout.channels)
         if layout_channels > 2:
             raise AudioError(f"{layout_channels} channels; expected mono or stereo (one channel per party)")
-        sr = int(stream.codec_context.sample_rate or stream.sample_rate or 0)
+        sr = int(ctx.sample_rate or stream.sample_rate or 0)
         if sr <= 0:
             raise AudioError("invalid sample rate 0")
         chunks: list[np.ndarray] = []
         try:
+            frame: Any
             for frame in container.decode(stream):
                 arr = frame.to_ndarray()
                 if arr.dtype.kind == "i":

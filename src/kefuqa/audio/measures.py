@@ -140,15 +140,18 @@ def overlaps(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> list
 
 
 def union_seconds(intervals: list[tuple[float, float]]) -> float:
-    total, cur_s, cur_e = 0.0, None, None
+    """Seconds covered by at least one interval."""
+    total = 0.0
+    cur_s = cur_e = 0.0
+    started = False
     for s, e in sorted(intervals):
-        if cur_e is None or s > cur_e:
-            if cur_e is not None:
+        if not started or s > cur_e:
+            if started:
                 total += cur_e - cur_s
-            cur_s, cur_e = s, e
+            cur_s, cur_e, started = s, e, True
         else:
             cur_e = max(cur_e, e)
-    if cur_e is not None:
+    if started:
         total += cur_e - cur_s
     return total
 
@@ -269,8 +272,8 @@ def count_syllables(x: np.ndarray, sample_rate: int, track: PitchTrack | None = 
         return 0
     threshold = float(np.percentile(inten, 99)) - below_peak_db
     # local maxima
-    cand = np.flatnonzero((inten[1:-1] > inten[:-2]) & (inten[1:-1] >= inten[2:])) + 1
-    cand = [int(i) for i in cand if inten[i] > threshold]
+    maxima = np.flatnonzero((inten[1:-1] > inten[:-2]) & (inten[1:-1] >= inten[2:])) + 1
+    cand: list[int] = [int(i) for i in maxima if inten[i] > threshold]
     if not cand:
         return 0
     # merge neighbours whose dip is too shallow (or that are too close), keeping the higher peak
@@ -292,7 +295,7 @@ def count_syllables(x: np.ndarray, sample_rate: int, track: PitchTrack | None = 
         cand = kept
     if track is not None and track.times.size:
         win = 0.04  # intensity frame i is centred at i*step + window/2
-        voiced = []
+        voiced: list[int] = []
         for i in cand:
             t = i * step + win / 2
             k = int(np.argmin(np.abs(track.times - t)))

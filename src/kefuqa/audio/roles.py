@@ -49,7 +49,7 @@ def pitch_clusters(medians: list[float | None], min_separation: float = 4.0) -> 
     idx = [i for i, m in enumerate(medians) if m]
     if len(idx) < 2:
         return None
-    st = np.array([12.0 * np.log2(medians[i] / 100.0) for i in idx])
+    st = np.array([12.0 * np.log2(float(medians[i] or 100.0) / 100.0) for i in idx])
     lo, hi = float(st.min()), float(st.max())
     if hi - lo < min_separation:
         return None
@@ -93,11 +93,11 @@ def assign_roles(texts: list[str], pitch_medians: list[float | None]) -> Assignm
                 totals[c] += s
             if totals[0] != totals[1]:
                 agent_cluster = 0 if totals[0] > totals[1] else 1
-        roles = ["agent" if c == agent_cluster else "customer" for c in clusters]
+        roles: list[str] = ["agent" if c == agent_cluster else "customer" for c in clusters]
         method = "text+pitch" if has_text and any(scores) else "pitch"
         return Assignment(roles, method)
     if has_text and any(scores):
-        roles: list[str] = []
+        roles = []
         for i, s in enumerate(scores):
             if s > 0:
                 roles.append("agent")

@@ -33,8 +33,10 @@ class VadError(Exception):
 class Vad(Protocol):
     name: str
 
-    def probabilities(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """Speech probability (0..1) per 32 ms frame; len == ceil(len(samples) / frame)."""
+    def probabilities(self, samples: np.ndarray, sample_rate: int, candidates: np.ndarray | None = None
+                      ) -> np.ndarray:
+        """Speech probability (0..1) per 32 ms frame; len == ceil(len(samples) / frame). Frames outside
+        `candidates` (bool per frame) may be skipped and scored 0."""
         ...
 
 
@@ -95,7 +97,11 @@ class SileroVad:
             )
         self.model_path = path
 
-    def probabilities(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    def probabilities(self, samples: np.ndarray, sample_rate: int, candidates: np.ndarray | None = None
+                      ) -> np.ndarray:
+        """Speech probability per 32 ms frame. With `candidates` (a bool per frame), the network only
+        runs on those frames' neighbourhood — 0.5 s before each stretch to settle its state — and the
+        rest is 0: silence and crosstalk need no neural network to be rejected."""
         n = n_frames(samples.size, sample_rate)
         if n == 0:
             return np.zeros(0, np.float32)
@@ -104,12 +110,21 @@ class SileroVad:
         total = n * SILERO_WINDOW
         if x.size < total:
             x = np.pad(x, (0, total - x.size))
-        x = x[:total]
-        windows = x.reshape(n, SILERO_WINDOW)
+        windows = x[:total].reshape(n, SILERO_WINDOW)
+        if candidates is None:
+            return self._run(windows, 0, n)
+        out = np.zeros(n, np.float32)
+        for s, e in _regions(np.asarray(candidates[:n], bool), before=16, after=4, bridge=32):
+            out[s:e] = self._run(windows, s, e)
+        return out
+
+    def _run(self, windows: np.ndarray, s: int, e: int) -> np.ndarray:
+        """The network over windows[s:e], each with the 64 samples before it as context, fresh state."""
+        n = e - s
         context = np.empty((n, SILERO_CONTEXT), np.float32)
-        context[0] = 0.0
-        context[1:] = windows[:-1, -SILERO_CONTEXT:]
-        batch = np.concatenate([context, windows], axis=1)
+        context[0] = windows[s - 1, -SILERO_CONTEXT:] if s > 0 else 0.0
+        context[1:] = windows[s : e - 1, -SILERO_CONTEXT:]
+        batch = np.concatenate([context, windows[s:e]], axis=1)
         h = np.zeros((1, 1, 128), np.float32)
         c = np.zeros((1, 1, 128), np.float32)
         out = []
@@ -118,6 +133,19 @@ class SileroVad:
             probs, h, c = self.session.run(None, {"input": batch[i : i + step], "h": h, "c": c})
             out.append(np.asarray(probs, np.float32).reshape(-1))
         return np.concatenate(out)[:n]
+
+
+def _regions(mask: np.ndarray, before: int, after: int, bridge: int) -> list[tuple[int, int]]:
+    """Runs of `mask` widened by `before`/`after` frames, joined across gaps under `bridge` frames."""
+    idx = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    out: list[list[int]] = []
+    for s, e in zip(idx[::2].tolist(), idx[1::2].tolist(), strict=True):
+        s, e = max(0, s - before), min(mask.size, e + after)
+        if out and s - out[-1][1] < bridge:
+            out[-1][1] = e
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
 
 
 class EnergyVad:
@@ -129,7 +157,8 @@ class EnergyVad:
         self.margin_db = margin_db
         self.floor_dbfs = floor_dbfs
 
-    def probabilities(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    def probabilities(self, samples: np.ndarray, sample_rate: int, candidates: np.ndarray | None = None
+                      ) -> np.ndarray:
         levels = frame_levels(samples, sample_rate)
         if levels.size == 0:
             return np.zeros(0, np.float32)

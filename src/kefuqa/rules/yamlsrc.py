@@ -90,7 +90,11 @@ def line_of(data: Any, loc: Sequence[str | int]) -> tuple[int | None, str | None
 
 def rule_error_from_validation(exc: ValidationError, data: Any, source: str, prefix: str = "") -> RuleError:
     """Turn pydantic's first error into a RuleError with file, line and key."""
-    err = exc.errors()[0]
+    # A union (a phrase is a string or a mapping) reports one error per branch; the most specific is
+    # the one that is not "wrong type" and goes deepest.
+    generic = {"string_type", "model_type", "dict_type", "model_attributes_type", "list_type"}
+    errors = sorted(exc.errors(), key=lambda e: (e["type"] in generic, -len(e["loc"])))
+    err = errors[0]
     loc = [p for p in err["loc"] if isinstance(p, str | int)]
     # Drop discriminator/union tags that are not keys of the data (e.g. 'phrase' for kind=phrase).
     path = []
@@ -105,7 +109,9 @@ def rule_error_from_validation(exc: ValidationError, data: Any, source: str, pre
         elif err["type"] == "extra_forbidden" and part == loc[-1]:
             path.append(part)
     line, key = line_of(data, path)
-    dotted = ".".join(str(p) for p in path)
+    # "rules.3.phrases.0" → "phrases[0]": the line already says which rule
+    tail = path[2:] if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int) else path
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(tail))
     if err["type"] == "extra_forbidden":
         reason = f"unknown key {str(path[-1]) if path else '?'!r}"
         key = str(path[-1]) if path else key

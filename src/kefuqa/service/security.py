@@ -48,7 +48,11 @@ def password_problem(password: str) -> str | None:
 
 
 def generate_password() -> str:
-    return secrets.token_urlsafe(12)
+    """16 random URL-safe characters that pass `password_problem` (letters and digits or symbols)."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        if password_problem(password) is None:
+            return password
 
 
 def token_digest(token: str) -> str:

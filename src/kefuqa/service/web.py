@@ -336,13 +336,48 @@ def _span(f: Any, text: str) -> tuple[int, int] | None:
     return None
 
 
-def _timeline_html(conv: Conversation, report: dict[str, Any] | None, data: dict[str, Any],
-                   findings: list[dict[str, Any]]) -> Markup:
-    """The audio helper's timeline when it is installed, else our own SVG lanes."""
+def _timeline_html(conv: Conversation, score: Any, data: dict[str, Any], findings: list[Any]) -> Markup:
+    """A recording: the audio layer's timeline with its player (`kefuqa.writers.timeline`). A transcript
+    with times: our own SVG lanes, without a player."""
+    kept = [f for f in findings if f.kind == "finding" and f.status not in ("rejected", "overturned")]
+    if conv.has_audio:
+        try:
+            from ..model import Conversation as ConversationModel
+            from ..model import Finding as CoreFinding
+            from ..model import Report
+            from ..writers.timeline import render_timeline
+        except ImportError:
+            pass
+        else:
+            report = Report(
+                call_id=conv.call_id, rulebook={}, score=conv.score or 0.0, grade=conv.grade or "",
+                fatal=conv.fatal, dimensions=dict(score.dimensions) if score else {}, events=[],
+                findings=[CoreFinding(rule=f.rule, name=f.name or f.rule, severity=f.severity or "minor",
+                                      points=f.points, utterance=f.utterance, start=f.start, end=f.end,
+                                      evidence=f.evidence, message=f.message or "", suggestion=f.suggestion)
+                          for f in kept],
+                not_applicable={}, conversation=ConversationModel.model_validate(data))
+            return Markup(render_timeline(report, audio_src=f"/calls/{conv.id}/audio", assets=False))
     utts = data.get("utterances") or []
     ends = [u.get("end") for u in utts if isinstance(u.get("end"), (int, float))]
     duration = float(conv.duration or (max(ends) if ends else 0) or 0)
-    return charts.timeline(utts, findings, data.get("events") or [], duration=duration)
+    return charts.timeline(utts, [{"rule": f.rule, "name": f.name, "start": f.start} for f in kept],
+                           data.get("events") or [], duration=duration)
+
+
+@router.get("/assets/timeline.js")
+def timeline_js() -> Response:
+    from ..writers.timeline import TIMELINE_JS
+
+    return Response(TIMELINE_JS, media_type="text/javascript; charset=utf-8",
+                    headers={"cache-control": "public, max-age=3600"})
+
+
+@router.get("/assets/timeline.css")
+def timeline_css() -> Response:
+    from ..writers.timeline import TIMELINE_CSS
+
+    return Response(TIMELINE_CSS, media_type="text/css; charset=utf-8", headers={"cache-control": "public, max-age=3600"})
 
 
 @router.get("/calls/{call_id}")
@@ -376,7 +411,6 @@ def call_page(call_id: int, request: Request, p: PageUser, db: DB) -> Response:
         for name, value in (score.dimensions or {}).items():
             top = maxes.get(name) or 0
             dims.append({"name": name, "value": value, "max": top, "pct": (value / top * 100) if top else 0})
-    finding_dicts = [{"rule": f.rule, "name": f.name, "start": f.start} for f in findings if f.kind == "finding"]
     history = repo.score_history(db, conv)
     return render(
         request, "call.html", p, active="calls", conv=conv, score=score, data=data, utterances=rendered,
@@ -384,7 +418,7 @@ def call_page(call_id: int, request: Request, p: PageUser, db: DB) -> Response:
         appeals=appeals, names=names, dims=dims, history=history,
         not_applicable=(score.report.get("not_applicable_reasons") or {}) if score else {},
         can_review=repo.can_review(p.user), can_appeal=p.user.role == "agent" and conv.agent_id == p.user.agent_id,
-        timeline=_timeline_html(conv, score.report if score else None, data, finding_dicts) if conv.has_audio
+        timeline=_timeline_html(conv, score, data, findings) if conv.has_audio
         or any(isinstance(u.get("start"), (int, float)) for u in utterances) else None,
     )
 

@@ -58,7 +58,7 @@
     }
 
     // Audio: click an utterance or a timeline block to play from there; follow the playback.
-    var player = document.getElementById("player");
+    var player = document.getElementById("player") || document.querySelector(".kq-tl audio");
     function seek(at) {
       if (!player || at === null || at === undefined || at === "") return;
       var t = parseFloat(at);

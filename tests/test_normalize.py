@@ -1,0 +1,54 @@
+"""Normalisation views and the map back to the original characters."""
+
+from __future__ import annotations
+
+import pytest
+
+from kefuqa import normalize
+
+
+def test_key_view_unifies_script_width_punctuation_and_marks():
+    assert normalize.key("我怎麼知道！") == "我怎么知道"
+    assert normalize.key("ＡＢＣ１２３，Ok") == "abc123ok"
+    assert normalize.key("不_行 不行") == "不行不行"
+
+
+def test_stutters_collapse_but_digits_stay():
+    assert normalize.key("我我我怎么知道") == "我怎么知道"
+    assert normalize.key("13800138000") == "13800138000"
+    assert normalize.key("这个这个") == "这个这个"
+
+
+def test_clean_view_keeps_punctuation_for_regexes():
+    assert normalize.clean("什麼？") == "什么?"
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("您好，我怎麼知道！", "我怎么知道"),
+        ("喂_喂，我我我怎么知道啊", "我怎么知道"),
+        ("ＯＫ，我怎么知道", "我怎么知道"),
+        ("嗯…… 这 个 这 个", "这个这个"),
+    ],
+)
+def test_original_span_points_at_the_original_characters(text, phrase):
+    key = normalize.key(text)
+    start = key.index(phrase)
+    s, e = normalize.original_span(text, start, start + len(phrase))
+    quoted = text[s:e]
+    assert normalize.key(quoted) == phrase
+    # the quote starts and ends on characters of the phrase, not on surrounding punctuation
+    assert normalize.key(quoted[0]) and normalize.key(quoted[-1])
+
+
+def test_key_map_has_one_entry_per_key_character():
+    for text in ["您好，我我是小王！", "ＡＢ_Ｃ，１２", "這個這個，就是說"]:
+        assert len(normalize.key_map(text)) == len(normalize.key(text))
+
+
+def test_pinyin_key_keeps_offsets_and_merges_homophones():
+    a, b = normalize.key("我知道了"), normalize.key("我知到了")
+    assert len(normalize.pinyin_key(a)) == len(a)
+    assert normalize.pinyin_key(a) == normalize.pinyin_key(b)
+    assert normalize.pinyin_key("abc123") == "abc123"

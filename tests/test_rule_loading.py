@@ -1,0 +1,127 @@
+"""Rulebook validation: every error names file, line and key; inheritance works without copying."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import kefuqa
+from kefuqa.errors import RuleError
+from tests.conftest import conv
+
+HEAD = "name: t\nscorecard:\n  name: s\n  dimensions: [{name: 礼貌, max: 100}]\nrules:\n"
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "rulebook.yaml"
+    p.write_text(HEAD + body, encoding="utf-8")
+    return p
+
+
+def lint_one(path: Path) -> RuleError:
+    (err,) = kefuqa.lint(path)
+    return err
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path):
+    p = write(tmp_path, "  - {id: X01, name: a, kind: phrase, message: m, phrases: [喂]}\n"
+                        "  - id: X02\n    name: b\n    kind: phrase\n    message: m\n    phrazes: [嘿]\n")
+    err = lint_one(p)
+    assert err.source == str(p) and err.line == 11 and err.key == "phrazes" and "unknown key" in err.reason
+
+
+def test_unknown_kind(tmp_path):
+    err = lint_one(write(tmp_path, "  - {id: X01, name: a, kind: magic, message: m}\n"))
+    assert err.line == 6 and "magic" in str(err)
+
+
+def test_bad_regex(tmp_path):
+    err = lint_one(write(tmp_path, "  - id: X01\n    name: a\n    kind: phrase\n    message: m\n"
+                                   "    phrases:\n      - {regex: '难道(.*吗'}\n"))
+    assert err.line == 11 and "regular expression" in err.reason
+
+
+def test_duplicate_ids(tmp_path):
+    err = lint_one(write(tmp_path, "  - {id: X01, name: a, kind: phrase, message: m, phrases: [喂]}\n"
+                                   "  - {id: X01, name: b, kind: phrase, message: m, phrases: [嘿]}\n"))
+    assert err.line == 7 and "duplicate rule id X01" in err.reason
+
+
+def test_bad_threshold(tmp_path):
+    err = lint_one(write(tmp_path, "  - {id: X01, name: a, kind: silence, message: m, min_seconds: -3}\n"))
+    assert err.line == 6 and "min_seconds" in err.reason
+
+
+def test_unknown_dimension_and_reference(tmp_path):
+    err = lint_one(write(tmp_path, "  - {id: X01, name: a, kind: phrase, points: 2, dimension: 耐心, message: m, phrases: [喂]}\n"))
+    assert "耐心" in err.reason and err.line == 6
+    err = lint_one(write(tmp_path, "  - id: X01\n    name: a\n    kind: conditional\n    message: m\n"
+                                   "    if: {rule: EVT009}\n    then: {phrases: [抱歉]}\n"))
+    assert "EVT009" in err.reason
+
+
+def test_duplicate_yaml_key(tmp_path):
+    err = lint_one(write(tmp_path, "  - id: X01\n    name: a\n    name: b\n    kind: phrase\n    message: m\n    phrases: [喂]\n"))
+    assert err.line == 8 and "duplicate key" in err.reason
+
+
+def test_invalid_yaml(tmp_path):
+    err = lint_one(write(tmp_path, "  - {id: X01, name: a\n"))
+    assert err.line is not None and "invalid YAML" in err.reason
+
+
+def test_bundled_rulebooks_lint_clean():
+    for name in ("standard", "utility-95598"):
+        assert kefuqa.lint(name) == []
+
+
+def test_profile_inherits_disables_overrides_and_adds(tmp_path):
+    std = kefuqa.load_rulebook("standard")
+    grid = kefuqa.load_rulebook("utility-95598")
+    assert set(std.ids) < set(grid.ids)
+    assert not grid.rule("OPN002").enabled and std.rule("OPN002").enabled
+    assert grid.rule("LST003").min_seconds == 60 and std.rule("LST003").min_seconds == 45
+    assert grid.scorecard.rules["RSP003"].points == 8
+    assert grid.scorecard.fatal == std.scorecard.fatal
+    r = kefuqa.check(conv("C: 停电了", "A: 停电又不是我们造成的"), grid)
+    assert any(f.rule == "RSP001" for f in r.findings)
+    assert not any(f.rule == "RSP001" for f in kefuqa.check(conv("C: 停电了", "A: 停电又不是我们造成的"), std).findings)
+
+
+def test_user_profile_overrides_bundled(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text("name: mine\nextends: standard\ndisable: [VOC]\noverride:\n  SIL001: {min_seconds: 20}\n"
+                 "add_phrases:\n  LNG001: [你自己想办法]\n"
+                 "rules:\n  - {id: X01, name: 推销, kind: phrase, points: 2, dimension: 礼貌程度, message: m, phrases: [办个信用卡]}\n",
+                 encoding="utf-8")
+    rb = kefuqa.load_rulebook(p)
+    assert all(not rb.rule(i).enabled for i in rb.ids if i.startswith("VOC"))
+    assert rb.rule("SIL001").min_seconds == 20
+    r = kefuqa.check(conv("A: 你自己想办法，要不办个信用卡"), rb)
+    assert {"LNG001", "X01"} <= {f.rule for f in r.findings}
+
+
+def test_override_error_points_at_the_profile(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text("name: mine\nextends: standard\noverride:\n  SIL001: {min_seconds: 'long'}\n", encoding="utf-8")
+    err = lint_one(p)
+    assert err.source == str(p) and "min_seconds" in str(err)
+    p.write_text("name: mine\nextends: standard\ndisable: [ZZZ001]\n", encoding="utf-8")
+    assert "ZZZ001" in lint_one(p).reason
+
+
+def test_version_changes_with_content(tmp_path):
+    a = write(tmp_path, "  - {id: X01, name: a, kind: phrase, message: m, phrases: [喂]}\n")
+    v1 = kefuqa.load_rulebook(a).version
+    a.write_text(a.read_text(encoding="utf-8").replace("喂", "嘿"), encoding="utf-8")
+    assert kefuqa.load_rulebook(a).version != v1
+
+
+@pytest.mark.parametrize("rule_id", kefuqa.load_rulebook("standard").ids)
+def test_every_rule_has_an_explanation_with_example(rule_id):
+    from kefuqa.docs import explain
+
+    rb = kefuqa.load_rulebook("standard")
+    info = explain(rb, rb.rule(rule_id))
+    assert info["example"] and info["instead"] and rule_id in info["text"]
