@@ -209,7 +209,9 @@ def test_sniff():
     assert audio.sniff(b"fLaC\x00\x00\x00\x22")
     assert audio.sniff(b"OggS\x00\x02")
     assert audio.sniff(b"ID3\x04\x00")
-    assert audio.sniff(b"\xff\xfb\x90\x64")
+    assert audio.sniff(b"\xff\xfb\x90\x64")  # MPEG-1 layer III, 128 kbit/s, 44.1 kHz
+    assert audio.sniff(b"\xff\xf3\x48\xc4")  # MPEG-2 layer III, 8 kbit/s... a narrow-band call
+    assert not audio.sniff("坐席：您好".encode("utf-16"))  # FF FE byte-order mark
     assert not audio.sniff(b'{"id": "x", "utterances": []}')
     assert not audio.sniff("坐席：您好".encode())
     assert not audio.sniff(b"RIFF\x24\x00\x00\x00AVI LIST")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import kefuqa
 from tests.conftest import conv, fired
+
+import kefuqa
 
 
 def test_phrase_kind_fires_and_quotes_original_text(rulebook):

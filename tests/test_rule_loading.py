@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import conv
 
 import kefuqa
 from kefuqa.errors import RuleError
-from tests.conftest import conv
 
 HEAD = "name: t\nscorecard:\n  name: s\n  dimensions: [{name: 礼貌, max: 100}]\nrules:\n"
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import kefuqa
 from tests.conftest import conv
+
+import kefuqa
 
 CARD = """
 scorecard:

@@ -33,10 +33,19 @@ def _cached_checker(source: str) -> Checker:
     return Checker(load_rulebook(None if source == "" else source))
 
 
+_BY_OBJECT: dict[int, tuple[Rulebook, Checker]] = {}
+
+
 def checker_for(rulebook: Rulebook | str | Path | None = None) -> Checker:
-    """A compiled checker; bundled names and paths are compiled once per process."""
+    """A compiled checker; each rulebook (object, bundled name or path) is compiled once per process."""
     if isinstance(rulebook, Rulebook):
-        return Checker(rulebook)
+        got = _BY_OBJECT.get(id(rulebook))
+        if got is None or got[0] is not rulebook:
+            if len(_BY_OBJECT) >= 16:
+                _BY_OBJECT.clear()
+            got = (rulebook, Checker(rulebook))
+            _BY_OBJECT[id(rulebook)] = got
+        return got[1]
     return _cached_checker("" if rulebook is None else str(rulebook))
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .engine import Checker
@@ -74,33 +75,48 @@ class _Batch:
     seen: dict[str, str] = field(default_factory=dict)
 
 
-def _conversations(paths: list[str], input_format: str | None, batch: _Batch,
-                   options: dict[str, Any]) -> Iterator[Conversation]:
-    from .readers import iter_paths, read_path
+def _targets(paths: list[str], batch: _Batch) -> list[str | Path]:
+    """Expand folders; a missing path is a bad input, reported now and counted at the end."""
+    from .readers import iter_paths
 
     targets: list[str | Path] = []
     for p in paths:
         if p == "-":
             targets.append(p)
         elif not Path(p).exists():
-            batch.errors.append(InputError(p, None, "no such file or folder"))
-            err.print(f"[red]error[/red] {p}: no such file or folder")
+            e = InputError(p, None, "no such file or folder")
+            batch.errors.append(e)
+            err.print(f"[red]error[/red] {escape(str(e))}", highlight=False)
         else:
             targets.extend(iter_paths([p]))
+    return targets
+
+
+def _conversations(targets: list[str | Path], input_format: str | None, batch: _Batch,
+                   options: dict[str, Any]) -> Iterator[Conversation]:
+    from .readers import read_path
+
     for target in targets:
         for item in read_path(target, input_format, **options):
             if isinstance(item, InputError):
                 batch.errors.append(item)
-                err.print(f"[red]error[/red] {item}", markup=True)
+                err.print(f"[red]error[/red] {escape(str(item))}", highlight=False)
                 continue
             first = batch.seen.get(item.id)
             if first is not None:
                 e = InputError(item.source or str(target), None, f"duplicate id {item.id!r} (first in {first}); skipped")
                 batch.errors.append(e)
-                err.print(f"[red]error[/red] {e}")
+                err.print(f"[red]error[/red] {escape(str(e))}", highlight=False)
                 continue
             batch.seen[item.id] = item.source or str(target)
             yield item
+
+
+def _many(targets: list[str | Path]) -> bool:
+    """More than a handful of inputs: several files, or one big batch file."""
+    if len(targets) > 5:
+        return True
+    return any(isinstance(t, Path) and t.stat().st_size > 1_000_000 for t in targets)
 
 
 _WORKER: Checker | None = None
@@ -158,7 +174,7 @@ def _output(path: str | None, fmt: str) -> Iterator[TextIO]:
         raise
 
 
-def _progress(reports: Iterator[Report], total_files: int) -> Iterator[Report]:
+def _progress(reports: Iterator[Report]) -> Iterator[Report]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -203,11 +219,12 @@ def check(
     if asr:
         options["asr"] = asr
     batch = _Batch()
-    convs = _conversations(paths, input_format, batch, options)
+    targets = _targets(paths, batch)
+    convs = _conversations(targets, input_format, batch, options)
     reports = _reports(convs, rb, jobs, _split(select), _split(ignore), batch, fail_under)
-    show_progress = err.is_terminal and (output not in (None, "-") or not sys.stdout.isatty())
-    if show_progress:
-        reports = _progress(reports, len(paths))
+    # a live bar on stderr, unless the report itself is being printed to the same terminal
+    if err.is_terminal and _many(targets) and (output not in (None, "-") or not sys.stdout.isatty()):
+        reports = _progress(reports)
     write_opts: dict[str, Any] = {"excel": True} if (excel and fmt == "csv") else {}
     try:
         with _output(output, fmt) as out:

@@ -121,9 +121,9 @@ class Context:
             for idx in pset.regex_items:
                 rx = pset.items[idx].regex
                 assert rx is not None
-                for m in rx.finditer(clean):
-                    if m.end() > m.start():
-                        raw.append(Match(idx, m.start(), m.end(), "regex", "clean"))
+                for rm in rx.finditer(clean):
+                    if rm.end() > rm.start():
+                        raw.append(Match(idx, rm.start(), rm.end(), "regex", "clean"))
         if not raw:
             self._cache[ck] = []
             return []
@@ -143,12 +143,12 @@ class Context:
                 continue
             out.append(m)
         if len(out) > 1:
-            out.sort(key=lambda m: (m.view, m.start, -(m.end - m.start)))
+            out.sort(key=lambda x: (x.view, x.start, x.start - x.end))
             kept: list[Match] = []
-            for m in out:
-                if kept and kept[-1].view == m.view and m.start < kept[-1].end:
+            for x in out:
+                if kept and kept[-1].view == x.view and x.start < kept[-1].end:
                     continue
-                kept.append(m)
+                kept.append(x)
             out = kept
         self._cache[ck] = out
         return out
@@ -753,6 +753,7 @@ class Checker:
         per_utt: list[tuple[float, int]] = []
         for u in us:
             d = utts[u].duration
+            n: float
             if ctx.has_text:
                 n = len(_WORD.findall(ctx.cleans[u]))
             else:
@@ -790,8 +791,8 @@ class Checker:
                     if isinstance(ctx.conv.utterances[u].attrs.get(name), int | float)]
             if len(vals) < r.min_count:
                 raise NotApplicable(f"需要录音测得的 {name}（至少 {r.min_count} 句{_ROLE[r.role]}语音）")
-            agg = {"median": median, "mean": mean, "max": max, "min": min}[r.agg]
-            value = float(agg([v for v, _ in vals]))
+            nums = [v for v, _ in vals]
+            value = float({"median": median(nums), "mean": mean(nums), "max": max(nums), "min": min(nums)}[r.agg])
             if not self._violates(r, value):
                 return []
             # point at the utterance furthest out in the violating direction

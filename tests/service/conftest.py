@@ -90,7 +90,8 @@ def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def make_settings(url: str, folder: Path, **extra: Any) -> Settings:
-    return Settings(database_url=url, data_dir=folder, admin_password=ADMIN_PASSWORD, **extra)
+    extra.setdefault("admin_password", ADMIN_PASSWORD)
+    return Settings(database_url=url, data_dir=folder, **extra)
 
 
 # ---- a seeded workbench ------------------------------------------------------------------------------------

@@ -48,10 +48,19 @@ def sniff(head: bytes, path: str | Path | None = None) -> bool:
         return True
     if head[:3] == b"ID3":
         return True
-    # an MPEG audio frame header: 11 sync bits, layer != reserved
-    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06) != 0:
-        return True
-    return False
+    return _mpeg_frame(head)
+
+
+def _mpeg_frame(head: bytes) -> bool:
+    """An MPEG audio layer II/III frame header without ID3 tag: 11 sync bits, a valid version, bitrate
+    and sample-rate index. Layer I is left out, so a UTF-16 byte-order mark (FF FE) is not audio."""
+    if len(head) < 3 or head[0] != 0xFF or (head[1] & 0xE0) != 0xE0:
+        return False
+    version = (head[1] >> 3) & 0x03
+    layer = (head[1] >> 1) & 0x03
+    bitrate = head[2] >> 4
+    rate = (head[2] >> 2) & 0x03
+    return version != 0x01 and layer in (0x01, 0x02) and bitrate not in (0x00, 0x0F) and rate != 0x03
 
 
 def parse_channels(spec: str | tuple[str, ...] | list[str] | None) -> tuple[str, str]:

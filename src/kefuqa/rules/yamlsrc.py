@@ -97,7 +97,7 @@ def rule_error_from_validation(exc: ValidationError, data: Any, source: str, pre
     err = errors[0]
     loc = [p for p in err["loc"] if isinstance(p, str | int)]
     # Drop discriminator/union tags that are not keys of the data (e.g. 'phrase' for kind=phrase).
-    path = []
+    path: list[str | int] = []
     node = data
     for part in loc:
         if isinstance(node, dict) and isinstance(part, str) and part in node:

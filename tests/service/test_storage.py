@@ -1,0 +1,226 @@
+"""Schema and migrations on SQLite and PostgreSQL, the effective score after withdrawn findings, and the
+`kefuqa ingest` / `kefuqa serve` functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import svc_samples as samples
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from conftest import ADMIN_PASSWORD, make_settings
+from sqlalchemy import inspect, select
+
+import kefuqa
+from kefuqa.service import cli
+from kefuqa.service.db import alembic_config, make_engine, migrate
+from kefuqa.service.models import AuditEntry, Base, Conversation, RulebookVersion, Score, User
+from kefuqa.service.scoring import effective_score, summarize
+from kefuqa.service.workbench import Item, Workbench
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "readers"
+
+
+def test_migrations_build_the_models_schema_and_go_back(any_db: str) -> None:
+    engine = make_engine(any_db)
+    assert migrate(engine) == ["0001"]
+    assert migrate(engine) == []  # idempotent
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], diff
+    tables = set(inspect(engine).get_table_names())
+    assert {"conversations", "scores", "findings", "rulebooks", "agents", "teams", "users", "reviews",
+            "appeals", "audit_log", "sessions", "alembic_version"} <= tables
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+
+
+def test_setup_on_a_fresh_database(any_db: str, tmp_path: Path) -> None:
+    wb = Workbench(make_settings(any_db, tmp_path, admin_password=None))
+    info = wb.setup()
+    assert info.applied_migrations == ["0001"] and info.rulebook.startswith("standard ")
+    assert info.admin_username == "admin" and info.admin_password and len(info.admin_password) >= 12
+    again = wb.setup()
+    assert again.applied_migrations == [] and again.admin_password is None
+    with wb.sessions() as db:
+        users = list(db.scalars(select(User)))
+        assert [(u.username, u.role) for u in users] == [("admin", "admin")]
+        active = list(db.scalars(select(RulebookVersion).where(RulebookVersion.status == "active")))
+        assert len(active) == 1 and active[0].origin == "bundled"
+    wb.engine.dispose()
+
+
+def test_every_score_records_its_rulebook_version(any_db: str, tmp_path: Path) -> None:
+    wb = Workbench(make_settings(any_db, tmp_path))
+    wb.setup()
+    calls = samples.seed_calls()[:3]
+    items = [Item(kefuqa.Conversation.model_validate(c), "t") for c in calls]
+    out = wb.ingest(items)
+    assert [o.status for o in out] == ["stored"] * 3
+    again = wb.ingest([Item(kefuqa.Conversation.model_validate(c), "t") for c in calls])
+    assert [o.status for o in again] == ["unchanged"] * 3
+    with wb.sessions() as db:
+        conv = db.scalar(select(Conversation).where(Conversation.call_id == calls[1]["id"]))
+        assert conv is not None and conv.agent.code == "A1" and conv.team.name == "一组"
+        score = db.get(Score, conv.current_score_id)
+        assert score is not None and score.rulebook.name == "standard"
+        assert score.report["rulebook"]["version"] == score.rulebook.version
+        wb.rescore(db, conv, user_id=None)
+        db.commit()
+        history = list(db.scalars(select(Score).where(Score.conversation_id == conv.id)))
+        assert len(history) == 2 and conv.current_score_id == max(s.id for s in history)
+        assert db.scalar(select(AuditEntry).where(AuditEntry.action == "conversation.ingest")) is not None
+    wb.engine.dispose()
+
+
+def _report(call: dict) -> tuple[dict, dict]:
+    rb = kefuqa.load_rulebook()
+    return kefuqa.check(call, rb).to_dict(), summarize(rb)[1]
+
+
+def test_effective_score_matches_the_engine_without_the_withdrawn_rule() -> None:
+    call = samples.conversation("x", "A1", 3, "refuse")
+    rep, card = _report(call)
+    assert effective_score(rep, set(), card) == (rep["score"], rep["grade"], rep["fatal"])
+    for i, f in enumerate(rep["findings"]):
+        # withdrawing every finding of a rule = scoring with that rule ignored
+        same_rule = {j for j, g in enumerate(rep["findings"]) if g["rule"] == f["rule"]}
+        expected = kefuqa.check(call, ignore=[f["rule"]])
+        got = effective_score(rep, same_rule, card)
+        assert got[0] == expected.score and got[1] == expected.grade, (f["rule"], got, expected.score)
+        assert i >= 0
+
+
+def test_effective_score_of_a_fatal_call() -> None:
+    rep, card = _report(samples.conversation("x", "A1", 3, "fatal"))
+    assert rep["fatal"] and rep["score"] == 0
+    lng = {i for i, f in enumerate(rep["findings"]) if f["rule"] == "LNG001"}
+    first = min(lng)
+    # one of two 服务禁语 withdrawn: still fatal
+    assert effective_score(rep, {first}, card) == (0.0, rep["grade"], True)
+    score, grade, fatal = effective_score(rep, lng, card)
+    expected = kefuqa.check(samples.conversation("x", "A1", 3, "fatal"), ignore=["LNG001"])
+    assert (score, grade, fatal) == (expected.score, expected.grade, False)
+
+
+def test_once_rules_charge_a_remaining_finding() -> None:
+    rep, card = _report(samples.conversation("x", "A1", 3, "refuse"))
+    lng6 = [i for i, f in enumerate(rep["findings"]) if f["rule"] == "LNG006"]
+    assert len(lng6) == 2 and rep["findings"][lng6[1]]["points"] == 0
+    # the charged one withdrawn, the other still costs the rule's points
+    assert effective_score(rep, {lng6[0]}, card)[0] == rep["score"]
+
+
+# ---- the command-line functions ----------------------------------------------------------------------------
+
+
+def test_ingest_files_and_folders(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    for i, c in enumerate(samples.seed_calls()[:4]):
+        (folder / f"c{i}.json").write_text(json.dumps(c, ensure_ascii=False), encoding="utf-8")
+    (folder / "notes.md").write_text("not a conversation")
+    lines: list[str] = []
+    errors: list[str] = []
+    code = cli.ingest([str(folder), str(FIXTURES / "transcript.txt")], url, data_dir=str(tmp_path),
+                      echo=lines.append, err=errors.append)
+    assert code == 0, (lines, errors)
+    text = "\n".join(lines)
+    assert "已创建管理员账号 admin" in text and "已存储 5 通" in text
+    code = cli.ingest([str(folder)], url, data_dir=str(tmp_path), echo=lines.append, err=errors.append)
+    assert code == 0 and "未变化 4" in lines[-1]
+    code = cli.ingest([str(FIXTURES / "calls.jsonl"), str(tmp_path / "missing.json")], url, data_dir=str(tmp_path),
+                      echo=lines.append, err=errors.append)
+    assert code == 1 and any("missing.json" in e for e in errors) and any("calls.jsonl" in e for e in errors)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(select(Conversation.call_id)).all()
+    engine.dispose()
+
+
+def test_ingest_with_a_rulebook_activates_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps(samples.conversation("rb-1", "A1", 3, "good"), ensure_ascii=False), encoding="utf-8")
+    assert cli.ingest([str(f)], url, "utility-95598", data_dir=str(tmp_path), echo=lambda s: None) == 0
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        name = conn.execute(select(RulebookVersion.name).where(RulebookVersion.status == "active")).scalar()
+        used = conn.execute(select(RulebookVersion.name).join(Score, Score.rulebook_id == RulebookVersion.id)).scalar()
+    assert name == used == kefuqa.load_rulebook("utility-95598").name
+    engine.dispose()
+
+
+def test_add_user_from_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    out: list[str] = []
+    assert cli.add_user("zhang", "leader", url, team="一组", data_dir=str(tmp_path), echo=out.append) == 0
+    assert "初始密码" in out[-1]
+    assert cli.add_user("zhang", "leader", url, team="一组", data_dir=str(tmp_path), echo=out.append) == 1
+    assert cli.add_user("li", "agent", url, data_dir=str(tmp_path), echo=out.append) == 1  # needs --agent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_just_works_on_a_fresh_machine(tmp_path: Path) -> None:
+    """`python -m kefuqa.service serve` with nothing but a data dir: it creates the SQLite file, migrates,
+    prints the admin password, and the login works."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFUQA_")}
+    env["KEFUQA_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.Popen([sys.executable, "-m", "kefuqa.service", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the banner ends with the URL line
+            lines.append(line)
+            if "api/docs" in line:
+                break
+        banner = "".join(lines)
+        m = re.search(r"初始密码：(\S+)", banner)
+        assert m, banner
+        assert (tmp_path / "data" / "kefuqa.db").is_file()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(200):  # wait for the socket (not a timing assertion: just readiness)
+                try:
+                    client.get("/api/health")
+                    break
+                except httpx.TransportError:
+                    import time
+
+                    time.sleep(0.05)
+            r = client.post("/api/auth/login", json={"username": "admin", "password": m.group(1)})
+            assert r.status_code == 200
+            assert client.get("/login").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("value", ["abc"])
+def test_bad_env_values_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from kefuqa.service.config import Settings
+
+    monkeypatch.setenv("KEFUQA_MAX_UPLOAD_MB", value)
+    with pytest.raises(ValueError, match="KEFUQA_MAX_UPLOAD_MB"):
+        Settings.from_env()
+    assert ADMIN_PASSWORD
