@@ -211,7 +211,7 @@ def check(
     try:
         rb = _load(rulebook, scorecard)
     except RuleError as exc:
-        err.print(f"[red]rulebook error[/red] {exc}")
+        err.print(f"[red]rulebook error[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     options: dict[str, Any] = {}
     if channels:
@@ -247,7 +247,7 @@ def _rulebook_or_exit(rulebook: str | None) -> Rulebook:
     try:
         return load_rulebook(rulebook)
     except RuleError as exc:
-        err.print(f"[red]rulebook error[/red] {exc}")
+        err.print(f"[red]rulebook error[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 

@@ -49,6 +49,10 @@ class Pos:
     evidence: str | None = None
     key: str | None = None
     span: tuple[int, int] | None = None
+    match: Match | None = None  # evidence is computed from it only when a finding needs it
+
+
+_NONE: list[Match] = []
 
 
 class _Vars(dict[str, Any]):
@@ -101,6 +105,7 @@ class Context:
                 self.by_role["any"].append(i)
         self._cache: dict[tuple[int, int], list[Match]] = {}
         self._texted: dict[str, list[int]] = {}
+        self._maps: dict[tuple[int, str], list[int]] = {}
         self.fired: dict[str, list[Hit]] = {}
         self.events: list[Event] = list(conv.events)
         self._infer_events()
@@ -109,37 +114,47 @@ class Context:
 
     def matches(self, sid: int, u: int) -> list[Match]:
         """Matches of phrase set `sid` in utterance `u`, exceptions applied, longest first, no overlaps."""
+        raw = self.raw[u].get(sid)
+        pset = self.checker.index.sets[sid]
+        if raw is None and not pset.unfiltered_regex:
+            return _NONE
         ck = (sid, u)
         got = self._cache.get(ck)
         if got is not None:
             return got
-        pset = self.checker.index.sets[sid]
-        raw = self.raw[u].get(sid, [])
+        found: list[Match] = []
+        pre: set[int] = set()
+        for item, start, end, via in raw or ():
+            if via == "pre":
+                pre.add(item)
+            else:
+                found.append(Match(item, start, end, via, "key"))
         if pset.regex_items:
-            raw = list(raw)
             clean = self.cleans[u]
             for idx in pset.regex_items:
                 rx = pset.items[idx].regex
                 assert rx is not None
+                if idx in pset.prefiltered and idx not in pre:
+                    continue  # the literal this regex needs is not in the utterance
                 for rm in rx.finditer(clean):
                     if rm.end() > rm.start():
-                        raw.append(Match(idx, rm.start(), rm.end(), "regex", "clean"))
-        if not raw:
-            self._cache[ck] = []
-            return []
+                        found.append(Match(idx, rm.start(), rm.end(), "regex", "clean"))
+        if not found:
+            self._cache[ck] = _NONE
+            return _NONE
         key = self.keys[u]
         out: list[Match] = []
-        for m in raw:
-            item = pset.items[m.item]
-            if item.whole is not None and m.view == "key":
+        for m in found:
+            item_ = pset.items[m.item]
+            if item_.whole is not None and m.view == "key":
                 is_whole = m.start == 0 and m.end == len(key)
-                if item.whole != is_whole:
+                if item_.whole != is_whole:
                     continue
-            if item.unless_set is not None and self._covered(item.unless_set, u, m):
+            if item_.unless_set is not None and self._covered(item_.unless_set, u, m):
                 continue
             if pset.unless_set is not None and self._covered(pset.unless_set, u, m):
                 continue
-            if item.allowed_hours is not None and not self._outside_hours(item.allowed_hours):
+            if item_.allowed_hours is not None and not self._outside_hours(item_.allowed_hours):
                 continue
             out.append(m)
         if len(out) > 1:
@@ -152,6 +167,13 @@ class Context:
             out = kept
         self._cache[ck] = out
         return out
+
+    def candidates(self, sid: int, us: list[int]) -> list[int]:
+        """The utterances of `us` where set `sid` can match at all (the automata saw something)."""
+        if self.checker.index.sets[sid].unfiltered_regex:
+            return us
+        raw = self.raw
+        return [u for u in us if sid in raw[u]]
 
     def _covered(self, sid: int, u: int, m: Match) -> bool:
         if m.view != "key":
@@ -170,8 +192,8 @@ class Context:
         inside = lo <= minute < hi if lo <= hi else (minute >= lo or minute < hi)
         return not inside
 
-    def said(self, sid: int, us: Iterable[int]) -> tuple[int, Match] | None:
-        for u in us:
+    def said(self, sid: int, us: list[int]) -> tuple[int, Match] | None:
+        for u in self.candidates(sid, us):
             ms = self.matches(sid, u)
             if ms:
                 return u, ms[0]
@@ -183,7 +205,12 @@ class Context:
         text = self.texts[u]
         if m is None:
             return _trim(text), (0, len(text))
-        s, e = normalize.original_span(text, m.start, m.end, view=m.view)
+        ck = (u, m.view)
+        mapping = self._maps.get(ck)
+        if mapping is None:
+            mapping = normalize.key_map(text) if m.view == "key" else normalize.clean_map(text)
+            self._maps[ck] = mapping
+        s, e = normalize.span_from_map(mapping, len(text), m.start, m.end)
         return text[s:e], (s, e)
 
     def utt_time(self, u: int | None) -> tuple[float | None, float | None]:
@@ -266,8 +293,9 @@ class Context:
         if settings.infer_holds.enabled and self.timed and not any(e.type == "hold" for e in self.events):
             sid = self.checker.hold_sid
             agent = self.by_role["agent"]
+            candidates = set(self.candidates(sid, agent)) if sid is not None else set()
             for a, b in zip(agent, agent[1:], strict=False):
-                if sid is not None and self.matches(sid, a):
+                if a in candidates and self.matches(sid, a):  # type: ignore[arg-type]
                     gap_start, gap_end = utts[a].end, utts[b].start
                     if gap_start is not None and gap_end is not None and \
                             gap_end - gap_start >= settings.infer_holds.min_gap_seconds:
@@ -275,7 +303,7 @@ class Context:
         if settings.infer_transfers.enabled and not any(e.type == "transfer" for e in self.events):
             sid = self.checker.transfer_sid
             if sid is not None:
-                for a in self.by_role["agent"]:
+                for a in self.candidates(sid, self.by_role["agent"]):
                     if self.matches(sid, a):
                         self.events.append(Event(type="transfer", at=utts[a].end, inferred=True, utterance=a))
         self.events.sort(key=lambda e: (e.at if e.at is not None else float("inf")))
@@ -313,6 +341,7 @@ class _Compiled:
     slots: list[tuple[str, int, int]] = field(default_factory=list)
     cond_sids: dict[int, int] = field(default_factory=dict)  # id(condition) -> sid
     backchannel_sid: int | None = None
+    run: Any = None  # the kind's evaluator, bound once
 
 
 class Checker:
@@ -368,6 +397,7 @@ class Checker:
 
     def _compile(self, r: Any) -> _Compiled:
         c = _Compiled(r)
+        c.run = getattr(self, "_k_" + r.kind)
         kind = r.kind
         if kind in ("phrase", "count") and r.phrases:
             c.sid = self._phrases(r.phrases, r, unless=list(r.unless))
@@ -459,7 +489,7 @@ class Checker:
                 raise NotApplicable(f"缺少 {cond.field}")
             if not ok:
                 raise NotApplicable(_cond_text(cond, negate=True))
-        hits: list[Hit] = getattr(self, "_k_" + r.kind)(c, ctx)
+        hits: list[Hit] = c.run(c, ctx)
         if hits and app.unless:
             exempt = all(self._cond(cond, c, ctx) for cond in app.unless)
             if exempt:
@@ -493,10 +523,9 @@ class Checker:
         for u in ctx.role_utts(trig.said.role):
             ms = ctx.matches(c.trigger_sid, u)
             if ms:
-                ev, span = ctx.evidence(u, ms[0])
                 m = ms[0]
                 k = ctx.keys[u][m.start:m.end] if m.view == "key" else normalize.key(ctx.cleans[u][m.start:m.end])
-                out.append(Pos(u, ctx.conv.utterances[u].start, ctx.conv.utterances[u].end, ev, k, span))
+                out.append(Pos(u, ctx.conv.utterances[u].start, ctx.conv.utterances[u].end, None, k, None, m))
         return out
 
     @staticmethod
@@ -521,7 +550,8 @@ class Checker:
         role_us = ctx.role_utts(r.role)
         st = ctx.conv.started_at
         base_vars = {"time_of_day": st.strftime("%H:%M")} if st is not None else {}
-        for u in us:
+        check_us = ctx.candidates(c.sid, us) if c.sid is not None and not r.attrs else us
+        for u in check_us:
             if c.sid is not None:
                 for m in ctx.matches(c.sid, u):
                     item = pset.items[m.item]  # type: ignore[union-attr]
@@ -621,6 +651,8 @@ class Checker:
                 probe = tail[-1][-4:] if tail else pos.key[-4:]
                 ok = any(probe in ctx.keys[u] for u in us)
             if not ok:
+                if pos.match is not None and pos.u is not None:
+                    pos.evidence, pos.span = ctx.evidence(pos.u, pos.match)
                 h = ctx.hit_at(pos.u, None, vars={"trigger": pos.evidence or ""})
                 if pos.evidence:
                     h.evidence, h.span = pos.evidence, pos.span
@@ -634,7 +666,7 @@ class Checker:
         assert c.sid is not None
         found: list[tuple[int, Match]] = []
         us = ctx.role_utts(r.role)
-        for u in us:
+        for u in ctx.candidates(c.sid, us):
             for m in ctx.matches(c.sid, u):
                 found.append((u, m))
         count: float = len(found)

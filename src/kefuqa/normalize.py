@@ -24,6 +24,7 @@ _T2S = opencc.OpenCC("t2s")
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _STUTTER = re.compile(f"([{_CJK}])\\1+")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
 
 
 def _build_width_table() -> dict[int, int | str | None]:
@@ -100,21 +101,20 @@ def key_map(text: str) -> list[int]:
     conv = t2s(text)
     mapping: list[int] = []
     prev = ""
+    width = _WIDTH
+    keyt = _KEY
     for i, ch in enumerate(conv):
-        w = _WIDTH.get(ord(ch), ch)
+        w = width.get(ord(ch), ch)
         if w is None:
             continue
-        w = str(w) if not isinstance(w, str) else w
-        for c in w:
-            k = _KEY[ord(c)]
+        for c in w if isinstance(w, str) else chr(w):
+            k = keyt[ord(c)]
             if k is None:
                 continue
-            if k == prev and re.match(f"[{_CJK}]", k):
+            if k == prev and _CJK_CHAR.match(k):
                 continue  # stutter collapsed: keep the first occurrence
             mapping.append(i)
             prev = k
-        if not w:
-            continue
     return mapping
 
 
@@ -134,8 +134,12 @@ def clean_map(text: str) -> list[int]:
 def original_span(text: str, start: int, end: int, *, view: str = "key") -> tuple[int, int]:
     """Map a [start, end) span of the key (or clean) view back to [start, end) in the original text."""
     mapping = key_map(text) if view == "key" else clean_map(text)
+    return span_from_map(mapping, len(text), start, end)
+
+
+def span_from_map(mapping: list[int], length: int, start: int, end: int) -> tuple[int, int]:
     if not mapping:
-        return (0, len(text))
+        return (0, length)
     start = min(max(start, 0), len(mapping) - 1)
     last = min(max(end - 1, start), len(mapping) - 1)
     return (mapping[start], mapping[last] + 1)

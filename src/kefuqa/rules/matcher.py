@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import ahocorasick
+
+try:  # Python 3.11+
+    import re._constants as sre_constants
+    import re._parser as sre_parse
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_constants  # type: ignore[no-redef]
+    import sre_parse  # type: ignore[no-redef]
 
 from .. import normalize
 from .schema import PhraseItem
@@ -19,13 +27,39 @@ from .schema import PhraseItem
 _HAS_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     item: int  # index of the phrase inside its set
     start: int
     end: int  # exclusive
     via: str  # "exact", "pinyin" or "regex"
     view: str  # "key" or "clean": which view start/end refer to
+
+
+# A raw hit from the automata: (item, start, end, via). via "pre" marks the literal that a regex needs,
+# so the regex only runs on utterances that contain it.
+Raw = tuple[int, int, int, str]
+
+
+def regex_literal(pattern: str) -> str | None:
+    """The longest literal run a regex cannot match without (top level only), if it is plain word text."""
+    try:
+        parsed = sre_parse.parse(pattern)
+    except Exception:  # noqa: BLE001 - a bad pattern is reported by the schema, not here
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    best, run = "", ""
+    for op, arg in parsed:
+        if op is sre_constants.LITERAL:
+            run += chr(arg)  # type: ignore[arg-type]
+            continue
+        if op in (sre_constants.AT,):
+            continue
+        best, run = max(best, run, key=len), ""
+    best = max(best, run, key=len)
+    if not best or normalize.key(best) != best:
+        return None  # punctuation or a stutter: not visible in the key view as written
+    return best
 
 
 @dataclass
@@ -47,6 +81,10 @@ class PhraseSet:
     items: list[Item]
     unless_set: int | None = None
     regex_items: list[int] = field(default_factory=list)
+    # regex items with a literal they need (registered in the automaton as a "pre" hit)
+    prefiltered: set[int] = field(default_factory=set)
+    # some regex item has no such literal: it must run on every utterance
+    unfiltered_regex: bool = False
 
 
 def _minutes(hhmm: str) -> int:
@@ -58,10 +96,10 @@ class PhraseIndex:
     def __init__(self) -> None:
         self.sets: list[PhraseSet] = []
         self._exact: dict[str, int] = {}
-        self._exact_consumers: list[list[tuple[int, int]]] = []
+        self._exact_consumers: list[list[tuple[int, int, str]]] = []
         self._exact_len: list[int] = []
         self._py: dict[str, int] = {}
-        self._py_consumers: list[list[tuple[int, int]]] = []
+        self._py_consumers: list[list[tuple[int, int, str]]] = []
         self._py_len: list[int] = []
         self._auto: ahocorasick.Automaton | None = None
         self._auto_py: ahocorasick.Automaton | None = None
@@ -92,9 +130,16 @@ class PhraseIndex:
                 a, b = item.allowed_hours.split("-")
                 hours = (_minutes(a), _minutes(b))
             if item.regex is not None:
-                pset.regex_items.append(len(pset.items))
+                idx = len(pset.items)
+                pset.regex_items.append(idx)
                 pset.items.append(Item(item.regex, None, re.compile(item.regex), item.suggest, item.whole, False,
                                        unless_set, near_set, hours))
+                lit = regex_literal(item.regex)
+                if lit:
+                    self._register(lit, sid, idx, pinyin=False, pre=True)
+                    pset.prefiltered.add(idx)
+                else:
+                    pset.unfiltered_regex = True
                 continue
             assert item.text is not None
             k = normalize.key(item.text)
@@ -108,7 +153,7 @@ class PhraseIndex:
                 self._register(normalize.pinyin_key(k), sid, idx, pinyin=True)
         return sid
 
-    def _register(self, pattern: str, sid: int, idx: int, *, pinyin: bool) -> None:
+    def _register(self, pattern: str, sid: int, idx: int, *, pinyin: bool, pre: bool = False) -> None:
         table, consumers, lengths = (
             (self._py, self._py_consumers, self._py_len) if pinyin else (self._exact, self._exact_consumers, self._exact_len)
         )
@@ -118,7 +163,7 @@ class PhraseIndex:
             table[pattern] = pid
             consumers.append([])
             lengths.append(len(pattern))
-        consumers[pid].append((sid, idx))
+        consumers[pid].append((sid, idx, "pre" if pre else ("pinyin" if pinyin else "exact")))
 
     def build(self) -> None:
         self._auto = _automaton(self._exact)
@@ -130,9 +175,9 @@ class PhraseIndex:
 
     # ---- scanning -------------------------------------------------------------------------------------
 
-    def scan(self, key: str) -> dict[int, list[Match]]:
-        """Raw literal and pinyin matches of every set in one utterance's key view."""
-        out: dict[int, list[Match]] = {}
+    def scan(self, key: str) -> dict[int, list[Raw]]:
+        """Raw literal, pinyin and regex-prefilter hits of every set in one utterance's key view."""
+        out: dict[int, list[Raw]] = {}
         auto = self._auto
         if auto is None or not key:
             return out
@@ -140,23 +185,24 @@ class PhraseIndex:
         consumers = self._exact_consumers
         for end, pid in auto.iter(key):
             start = end - lengths[pid] + 1
-            for sid, idx in consumers[pid]:
-                m = Match(idx, start, end + 1, "exact", "key")
+            for sid, idx, via in consumers[pid]:
                 lst = out.get(sid)
                 if lst is None:
-                    out[sid] = [m]
+                    out[sid] = [(idx, start, end + 1, via)]
                 else:
-                    lst.append(m)
+                    lst.append((idx, start, end + 1, via))
         if self._auto_py is not None and _HAS_CJK.search(key):
             pkey = normalize.pinyin_key(key)
-            plen = self._py_len
-            pcons = self._py_consumers
-            for end, pid in self._auto_py.iter(pkey):
-                start = end - plen[pid] + 1
-                for sid, idx in pcons[pid]:
-                    if key[start:end + 1] == self.sets[sid].items[idx].key:
-                        continue  # already an exact match
-                    out.setdefault(sid, []).append(Match(idx, start, end + 1, "pinyin", "key"))
+            if pkey != key:
+                plen = self._py_len
+                pcons = self._py_consumers
+                sets = self.sets
+                for end, pid in self._auto_py.iter(pkey):
+                    start = end - plen[pid] + 1
+                    for sid, idx, _ in pcons[pid]:
+                        if key[start:end + 1] == sets[sid].items[idx].key:
+                            continue  # already an exact match
+                        out.setdefault(sid, []).append((idx, start, end + 1, "pinyin"))
         return out
 
 

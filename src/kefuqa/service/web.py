@@ -129,8 +129,10 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 
 
 def redirect(url: str, ok: str | None = None) -> RedirectResponse:
+    """303 to `url`; `ok` names the notice the next page shows (the query goes before any #fragment)."""
     if ok:
-        url += ("&" if "?" in url else "?") + urlencode({"ok": ok})
+        path, hash_, fragment = url.partition("#")
+        url = path + ("&" if "?" in path else "?") + urlencode({"ok": ok}) + hash_ + fragment
     return RedirectResponse(url, status_code=303)
 
 

@@ -29,9 +29,9 @@
         var reason = form.querySelector("input[name=reason]");
         if (btn && btn.value === "reject" && reason && !reason.value.trim()) {
           ev.preventDefault();
-          reason.setCustomValidity("请填写理由");
-          reason.reportValidity();
-          reason.addEventListener("input", function () { reason.setCustomValidity(""); }, { once: true });
+          reason.classList.add("need");
+          reason.placeholder = "请先填写理由";
+          reason.focus();
         }
       });
     });
