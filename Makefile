@@ -21,6 +21,7 @@ demo: $(VENV)/.core
 	$(BIN)/kefuqa check examples/
 
 test: $(VENV)/.full
+	bash scripts/setup-system.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.full

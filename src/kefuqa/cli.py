@@ -200,7 +200,9 @@ def check(
                                                           "text, aliyun, funasr, aws, audio).")] = None,
     channels: Annotated[str | None, typer.Option(help="Audio: channel roles, default agent,customer.")] = None,
     asr: Annotated[str | None, typer.Option(help="Audio: ASR engine, e.g. sherpa-onnx:/models/sense-voice.")] = None,
+    vad: Annotated[str | None, typer.Option(help="Audio: voice activity detector, auto, silero or energy.")] = None,
     excel: Annotated[bool, typer.Option(help="CSV: BOM and formula-safe cells for Excel.")] = False,
+    embed_audio: Annotated[bool, typer.Option(help="HTML: put recordings inside the page for its player.")] = False,
 ) -> None:
     """Score conversations and report findings (exit 0 ok, 1 below --fail-under, 2 bad input)."""
     from .writers import FORMATS, write_reports
@@ -218,6 +220,8 @@ def check(
         options["channels"] = channels
     if asr:
         options["asr"] = asr
+    if vad:
+        options["vad"] = vad
     batch = _Batch()
     targets = _targets(paths, batch)
     convs = _conversations(targets, input_format, batch, options)
@@ -226,6 +230,9 @@ def check(
     if err.is_terminal and _many(targets) and (output not in (None, "-") or not sys.stdout.isatty()):
         reports = _progress(reports)
     write_opts: dict[str, Any] = {"excel": True} if (excel and fmt == "csv") else {}
+    if fmt == "html":
+        write_opts = {"embed_audio": embed_audio,
+                      "base_dir": str(Path(output).resolve().parent) if output not in (None, "-") else None}
     try:
         with _output(output, fmt) as out:
             write_reports(reports, fmt, out, **write_opts)

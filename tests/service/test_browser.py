@@ -158,13 +158,13 @@ def test_agent_sees_own_results_and_appeals(page_for: object, served: tuple[Worl
     expect(page.locator(f"#f{fid} .appeal-box")).to_contain_text("待裁决")
     expect(page.locator(f"#f{fid} summary")).to_have_count(0)  # no second appeal
     shot(page, "08-agent-appealed")
-    # guessing another agent's call
+    assert not page.errors, page.errors
+    # guessing another agent's call (the browser logs the 404 and 403 answers as console errors)
     page.goto(f"{base}/calls/{w.calls['call-b1-01']}")
     expect(page.locator(".empty-state")).to_contain_text("404")
     shot(page, "09-agent-guessed-url")
     page.goto(f"{base}/reviews")
     expect(page.locator(".empty-state")).to_contain_text("403")
-    assert not page.errors, page.errors
 
 
 def test_inspector_decides_the_appeal(page_for: object, served: tuple[World, str]) -> None:

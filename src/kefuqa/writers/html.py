@@ -19,9 +19,11 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from kefuqa.model import Conversation, EventHit, Finding, Report
+from kefuqa.writers.timeline import TIMELINE_CSS, TIMELINE_JS, TIMELINE_JS_SHA256, render_timeline
 from kefuqa.writers._common import (
     CHANNEL_LABELS,
     DIRECTION_LABELS,
@@ -316,7 +318,7 @@ def _notes(report: Report) -> str:
     return '<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"
 
 
-def _call_section(report: Report, n: int, several: bool) -> str:
+def _call_section(report: Report, n: int, several: bool, audio: dict[str, Any] | None = None) -> str:
     cid = f"c{n}"
     conv = report.conversation
     n_utts = len(conv.utterances) if conv is not None else 0
@@ -356,6 +358,9 @@ def _call_section(report: Report, n: int, several: bool) -> str:
         f'<div class="call-meta">{_call_meta(report)}</div></div>{_scorebox(report)}</div>')
     parts.append(_fatal_banner(report, names))
     parts.append(f'<div class="call-grid">{_dimensions(report)}{_issue_list(report, placed, ev_links)}</div>')
+    if conv is not None and conv.metrics.get("audio"):
+        # recordings: both channels on a time axis, with a player that jumps to each finding
+        parts.append(render_timeline(report, assets=False, **(audio or {})))
 
     if call_level or call_events:
         inner = "".join(_finding_card(f, fid, show_evidence=True) for f, fid in call_level)
@@ -665,12 +670,20 @@ _JS = """
 
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_JS.encode("utf-8")).digest()).decode("ascii")
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
-        f"script-src 'sha256-{_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'")
+        "media-src data: file: blob: 'self'; "
+        f"script-src 'sha256-{_SCRIPT_HASH}' 'sha256-{TIMELINE_JS_SHA256}'; base-uri 'none'; form-action 'none'")
 
 
-def render_html(reports: Sequence[Report] | Iterable[Report], title: str = DEFAULT_TITLE) -> str:
-    """The whole report as one self-contained HTML document (UTF-8 text)."""
+def render_html(reports: Sequence[Report] | Iterable[Report], title: str = DEFAULT_TITLE, *,
+                base_dir: str | Path | None = None, embed_audio: bool = False) -> str:
+    """The whole report as one self-contained HTML document (UTF-8 text).
+
+    Recordings get a timeline and a player: ``embed_audio`` puts the audio inside the page (data: URI),
+    otherwise the player points at the audio file relative to ``base_dir`` (the folder of the page).
+    """
     items = list(reports)
+    audio_opts: dict[str, Any] = {"embed": embed_audio, "base_dir": base_dir}
+    has_audio = any(r.conversation is not None and r.conversation.metrics.get("audio") for r in items)
     several = len(items) > 1
     rulebooks = {(r.rulebook.get("name", ""), r.rulebook.get("version", "")) for r in items if r.rulebook}
     sub_bits = [f"{len(items)} 通通话"]
@@ -683,7 +696,7 @@ def render_html(reports: Sequence[Report] | Iterable[Report], title: str = DEFAU
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">'
         '<meta name="generator" content="kefuqa">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<title>{_e(title)}</title><style>{_CSS}{TIMELINE_CSS if has_audio else ''}</style></head>"
         '<body id="top"><header class="page-head"><div class="wrap">'
         f'<h1>{_e(title)}</h1><span class="sub">{_e(" · ".join(sub_bits))}</span>'
         '<div class="toolbar no-print"><label><input type="checkbox" id="only-flagged"> 只看问题发言</label>'
@@ -694,15 +707,18 @@ def render_html(reports: Sequence[Report] | Iterable[Report], title: str = DEFAU
     if not items:
         parts.append('<p class="muted">没有可评分的通话。</p>')
     for n, r in enumerate(items, 1):
-        parts.append(_call_section(r, n, several))
+        parts.append(_call_section(r, n, several, audio_opts))
     parts.append("</main><footer>由 kefuqa 客服质检生成 · 建议话术出自所依据的服务规范</footer>")
+    if has_audio:
+        parts.append(f"<script>{TIMELINE_JS}</script>")
     parts.append(f"<script>{_JS}</script></body></html>\n")
     return "".join(parts)
 
 
-def write_html(reports: Iterable[Report], out: TextIO, *, title: str = DEFAULT_TITLE) -> int:
+def write_html(reports: Iterable[Report], out: TextIO, *, title: str = DEFAULT_TITLE,
+               base_dir: str | Path | None = None, embed_audio: bool = False) -> int:
     """Write `render_html` to ``out``; returns the number of reports. The page needs all reports first
     (its index comes before the calls), so this is not streamed."""
     items = list(reports)
-    out.write(render_html(items, title=title))
+    out.write(render_html(items, title=title, base_dir=base_dir, embed_audio=embed_audio))
     return len(items)
