@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import copy
+from datetime import date, timedelta
 from typing import Any
+
+# The sample calls happen in the last three weeks, so that "the last 30/90 days" views show them.
+DAY0 = date.today() - timedelta(days=21)
+
+
+def on_day(n: int) -> date:
+    """The date of sample day `n`."""
+    return DAY0 + timedelta(days=n)
 
 OPENING = "您好，这里是XX公司客服部，我是工号1023，请问有什么可以帮您？"
 CLOSING = [("agent", "不客气，请问还有其他可以帮您的吗？"), ("customer", "没有了。"), ("agent", "感谢您的来电，再见。")]
@@ -52,7 +61,7 @@ def conversation(call_id: str, agent: str, day: int, kind: str = "good", hour: i
         raise ValueError(kind)
     return {
         "id": call_id, "channel": "phone", "direction": "inbound",
-        "started_at": f"2026-03-{day:02d}T{hour:02d}:10:00+08:00",
+        "started_at": f"{on_day(day).isoformat()}T{hour:02d}:10:00+08:00",
         "agent": {"id": agent, "name": name, "team": team}, "customer": {"id": f"C-{call_id}"},
         "ring_seconds": 4.0, "ended_by": "customer", "utterances": _utterances(lines),
     }

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from conftest import ADMIN_PASSWORD, PASSWORD, World, build_world
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import svc_samples as samples
-from conftest import PASSWORD, World, make_settings
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from conftest import PASSWORD, World, make_settings
 from kefuqa.service.app import create_app
 from kefuqa.service.models import User
 from kefuqa.service.workbench import Workbench

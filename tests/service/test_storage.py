@@ -17,10 +17,10 @@ import svc_samples as samples
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import ADMIN_PASSWORD, make_settings
 from sqlalchemy import inspect, select
 
 import kefuqa
+from conftest import ADMIN_PASSWORD, make_settings
 from kefuqa.service import cli
 from kefuqa.service.db import alembic_config, make_engine, migrate
 from kefuqa.service.models import AuditEntry, Base, Conversation, RulebookVersion, Score, User

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, World
 from fastapi.testclient import TestClient
+
+from conftest import PASSWORD, World
 
 
 @pytest.fixture

@@ -128,6 +128,20 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return render(request, "error.html", p, status=status, code=status, message=message)
 
 
+PERIODS = [(7, "近7天"), (30, "近30天"), (90, "近90天"), (365, "近一年"), (0, "全部")]
+
+
+def _days(request: Request, default: int) -> int:
+    """The period of a statistics page (?days=), one of PERIODS; 0 means all time."""
+    raw = request.query_params.get("days")
+    allowed = {d for d, _ in PERIODS}
+    return int(raw) if raw and raw.isdigit() and int(raw) in allowed else default
+
+
+def _span(days: int) -> int:
+    return days or 36500
+
+
 def redirect(url: str, ok: str | None = None) -> RedirectResponse:
     """303 to `url`; `ok` names the notice the next page shows (the query goes before any #fragment)."""
     if ok:
@@ -217,16 +231,18 @@ def overview(request: Request, p: PageUser, db: DB) -> Response:
     if p.user.role not in ("admin", "qa"):
         return redirect(_home(p.user))
     tz = workbench(request).settings.timezone
-    s = repo.summary(db, p.user, tz, days=30)
-    top = repo.top_rules(db, p.user, since=repo.utcnow() - timedelta(days=30), limit=8)
+    days = _days(request, 30)
+    s = repo.summary(db, p.user, tz, days=_span(days))
+    top = repo.top_rules(db, p.user, since=repo.utcnow() - timedelta(days=_span(days)), limit=8)
     teams = []
     for t in repo.visible_teams(db, p.user):
-        ts = repo.summary(db, p.user, tz, team_id=t.id, days=30)
+        ts = repo.summary(db, p.user, tz, team_id=t.id, days=_span(days))
         teams.append({"team": t, "summary": ts})
     teams.sort(key=lambda x: -(x["summary"].average or 0))
     counts = repo.counts(db, p.user)
-    return render(request, "overview.html", p, active="home", s=s, counts=counts, teams=teams,
-                  trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="近30天平均分"),
+    return render(request, "overview.html", p, active="home", s=s, counts=counts, teams=teams, days=days,
+                  periods=PERIODS,
+                  trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="平均分趋势"),
                   dist=charts.column_chart(s.distribution, title="得分分布", colors=charts.DISTRIBUTION_COLORS),
                   top=charts.bar_chart([(f"{t['rule']} {t['name'] or ''}", t["count"]) for t in top],
                                        title="最常违反的规则", unit=" 次", color="#f97316",
@@ -502,18 +518,21 @@ def decide(appeal_id: int, request: Request, p: PageUser, form: Form, db: DB) ->
 
 @router.get("/agents", dependencies=[Staff])
 def agents(request: Request, p: PageUser, db: DB) -> Response:
-    ranking = repo.agent_ranking(db, p.user, days=90)
+    days = _days(request, 90)
+    ranking = repo.agent_ranking(db, p.user, days=_span(days))
     seen = {r["code"] for r in ranking}
     idle = [a for a in repo.visible_agents(db, p.user) if a.code not in seen]
-    return render(request, "agents.html", p, active="agents", ranking=ranking, idle=idle)
+    return render(request, "agents.html", p, active="agents", ranking=ranking, idle=idle, days=days,
+                  periods=PERIODS)
 
 
 @router.get("/agents/{code}")
 def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
     agent = repo.get_agent(db, p.user, code[:100])
     tz = workbench(request).settings.timezone
-    s = repo.summary(db, p.user, tz, agent_id=agent.id, days=90)
-    top = repo.top_rules(db, p.user, agent_id=agent.id, limit=8)
+    days = _days(request, 90)
+    s = repo.summary(db, p.user, tz, agent_id=agent.id, days=_span(days))
+    top = repo.top_rules(db, p.user, agent_id=agent.id, since=repo.utcnow() - timedelta(days=_span(days)), limit=8)
     practice = repo.practice(db, p.user, agent.id, [t["rule"] for t in top[:5]])
     recent, _ = repo.list_calls(db, p.user, repo.CallFilter(agent=agent.code, page_size=10), tz)
     rules_meta = {}
@@ -522,7 +541,7 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
         if rec is not None:
             rules_meta = {r["id"]: r for r in rec.rules or []}
     return render(request, "agent.html", p, active="me" if p.user.agent_id == agent.id else "agents", agent=agent,
-                  s=s, top=top, practice=practice, recent=recent, rules_meta=rules_meta,
+                  s=s, top=top, practice=practice, recent=recent, rules_meta=rules_meta, days=days, periods=PERIODS,
                   trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="得分趋势"),
                   top_chart=charts.bar_chart([(f"{t['rule']} {t['name'] or ''}", t["count"]) for t in top],
                                              title="最常违反的规则", unit=" 次", color="#f97316"))
@@ -531,11 +550,12 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
 @router.get("/teams", dependencies=[Staff])
 def teams(request: Request, p: PageUser, db: DB) -> Response:
     tz = workbench(request).settings.timezone
-    rows = [{"team": t, "s": repo.summary(db, p.user, tz, team_id=t.id, days=90)}
+    days = _days(request, 90)
+    rows = [{"team": t, "s": repo.summary(db, p.user, tz, team_id=t.id, days=_span(days))}
             for t in repo.visible_teams(db, p.user)]
     if p.user.role == "leader" and len(rows) == 1:
         return redirect(f"/teams/{rows[0]['team'].id}")
-    return render(request, "teams.html", p, active="teams", rows=rows,
+    return render(request, "teams.html", p, active="teams", rows=rows, days=days, periods=PERIODS,
                   chart=charts.bar_chart([(r["team"].name, r["s"].average or 0) for r in rows if r["s"].calls],
                                          title="各班组平均分", unit=" 分",
                                          links=[f"/teams/{r['team'].id}" for r in rows if r["s"].calls]))
@@ -545,11 +565,12 @@ def teams(request: Request, p: PageUser, db: DB) -> Response:
 def team_page(team_id: int, request: Request, p: PageUser, db: DB) -> Response:
     team = repo.get_team(db, p.user, team_id)
     tz = workbench(request).settings.timezone
-    s = repo.summary(db, p.user, tz, team_id=team.id, days=90)
-    top = repo.top_rules(db, p.user, team_id=team.id, limit=8)
-    ranking = repo.agent_ranking(db, p.user, team.id, 90)
+    days = _days(request, 90)
+    s = repo.summary(db, p.user, tz, team_id=team.id, days=_span(days))
+    top = repo.top_rules(db, p.user, team_id=team.id, since=repo.utcnow() - timedelta(days=_span(days)), limit=8)
+    ranking = repo.agent_ranking(db, p.user, team.id, _span(days))
     return render(request, "team.html", p, active="team" if p.user.role == "leader" else "teams", team=team, s=s,
-                  ranking=ranking,
+                  ranking=ranking, days=days, periods=PERIODS,
                   trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="班组得分趋势"),
                   dist=charts.column_chart(s.distribution, title="得分分布", colors=charts.DISTRIBUTION_COLORS),
                   top=charts.bar_chart([(f"{t['rule']} {t['name'] or ''}", t["count"]) for t in top],
