@@ -147,11 +147,19 @@ def _reports(convs: Iterator[Conversation], rb: Rulebook, jobs: int, select: lis
             yield account(checker.check(conv, select=select, ignore=ignore))
         return
     import multiprocessing as mp
+    from itertools import islice
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    # Pool.imap would read the whole input ahead of the workers; feeding it in bounded slices keeps a
+    # huge JSONL in constant memory while the workers stay busy.
+    window = jobs * 64
     with ctx.Pool(jobs, initializer=_init_worker, initargs=(rb,)) as pool:
-        for r in pool.imap(_score_in_worker, ((c, select, ignore) for c in convs), chunksize=32):
-            yield account(r)
+        while True:
+            chunk = [(c, select, ignore) for c in islice(convs, window)]
+            if not chunk:
+                break
+            for r in pool.imap(_score_in_worker, chunk, chunksize=16):
+                yield account(r)
 
 
 @contextmanager

@@ -138,7 +138,8 @@ def _days(request: Request, default: int) -> int:
     return int(raw) if raw and raw.isdigit() and int(raw) in allowed else default
 
 
-def _span(days: int) -> int:
+def _period(days: int) -> int:
+    """Days to look back for a PERIODS value (0: all time)."""
     return days or 36500
 
 
@@ -232,11 +233,11 @@ def overview(request: Request, p: PageUser, db: DB) -> Response:
         return redirect(_home(p.user))
     tz = workbench(request).settings.timezone
     days = _days(request, 30)
-    s = repo.summary(db, p.user, tz, days=_span(days))
-    top = repo.top_rules(db, p.user, since=repo.utcnow() - timedelta(days=_span(days)), limit=8)
+    s = repo.summary(db, p.user, tz, days=_period(days))
+    top = repo.top_rules(db, p.user, since=repo.utcnow() - timedelta(days=_period(days)), limit=8)
     teams = []
     for t in repo.visible_teams(db, p.user):
-        ts = repo.summary(db, p.user, tz, team_id=t.id, days=_span(days))
+        ts = repo.summary(db, p.user, tz, team_id=t.id, days=_period(days))
         teams.append({"team": t, "summary": ts})
     teams.sort(key=lambda x: -(x["summary"].average or 0))
     counts = repo.counts(db, p.user)
@@ -519,7 +520,7 @@ def decide(appeal_id: int, request: Request, p: PageUser, form: Form, db: DB) ->
 @router.get("/agents", dependencies=[Staff])
 def agents(request: Request, p: PageUser, db: DB) -> Response:
     days = _days(request, 90)
-    ranking = repo.agent_ranking(db, p.user, days=_span(days))
+    ranking = repo.agent_ranking(db, p.user, days=_period(days))
     seen = {r["code"] for r in ranking}
     idle = [a for a in repo.visible_agents(db, p.user) if a.code not in seen]
     return render(request, "agents.html", p, active="agents", ranking=ranking, idle=idle, days=days,
@@ -531,8 +532,8 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
     agent = repo.get_agent(db, p.user, code[:100])
     tz = workbench(request).settings.timezone
     days = _days(request, 90)
-    s = repo.summary(db, p.user, tz, agent_id=agent.id, days=_span(days))
-    top = repo.top_rules(db, p.user, agent_id=agent.id, since=repo.utcnow() - timedelta(days=_span(days)), limit=8)
+    s = repo.summary(db, p.user, tz, agent_id=agent.id, days=_period(days))
+    top = repo.top_rules(db, p.user, agent_id=agent.id, since=repo.utcnow() - timedelta(days=_period(days)), limit=8)
     practice = repo.practice(db, p.user, agent.id, [t["rule"] for t in top[:5]])
     recent, _ = repo.list_calls(db, p.user, repo.CallFilter(agent=agent.code, page_size=10), tz)
     rules_meta = {}
@@ -551,7 +552,7 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
 def teams(request: Request, p: PageUser, db: DB) -> Response:
     tz = workbench(request).settings.timezone
     days = _days(request, 90)
-    rows = [{"team": t, "s": repo.summary(db, p.user, tz, team_id=t.id, days=_span(days))}
+    rows = [{"team": t, "s": repo.summary(db, p.user, tz, team_id=t.id, days=_period(days))}
             for t in repo.visible_teams(db, p.user)]
     if p.user.role == "leader" and len(rows) == 1:
         return redirect(f"/teams/{rows[0]['team'].id}")
@@ -566,9 +567,9 @@ def team_page(team_id: int, request: Request, p: PageUser, db: DB) -> Response:
     team = repo.get_team(db, p.user, team_id)
     tz = workbench(request).settings.timezone
     days = _days(request, 90)
-    s = repo.summary(db, p.user, tz, team_id=team.id, days=_span(days))
-    top = repo.top_rules(db, p.user, team_id=team.id, since=repo.utcnow() - timedelta(days=_span(days)), limit=8)
-    ranking = repo.agent_ranking(db, p.user, team.id, _span(days))
+    s = repo.summary(db, p.user, tz, team_id=team.id, days=_period(days))
+    top = repo.top_rules(db, p.user, team_id=team.id, since=repo.utcnow() - timedelta(days=_period(days)), limit=8)
+    ranking = repo.agent_ranking(db, p.user, team.id, _period(days))
     return render(request, "team.html", p, active="team" if p.user.role == "leader" else "teams", team=team, s=s,
                   ranking=ranking, days=days, periods=PERIODS,
                   trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="班组得分趋势"),
