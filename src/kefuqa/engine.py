@@ -626,7 +626,12 @@ class Checker:
                 else:
                     cursor = found
             if missing:
-                anchor_u = pos.u if pos.u is not None else (us[0] if us else None)
+                if pos.u is not None:
+                    anchor_u: int | None = pos.u
+                elif us:
+                    anchor_u = us[-1] if r.window.direction == "before" else us[0]
+                else:
+                    anchor_u = ctx.utterance_before(pos.t)
                 h = ctx.hit_at(anchor_u, None, vars={"missing": "、".join(missing)})
                 if pos.t is not None:
                     h.start = pos.t

@@ -55,6 +55,12 @@ def regex_literal(pattern: str) -> str | None:
             continue
         if op in (sre_constants.AT,):
             continue
+        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+            lo, _hi, sub = arg  # type: ignore[misc]
+            if lo >= 1 and len(sub) == 1 and sub[0][0] is sre_constants.LITERAL:
+                run += chr(sub[0][1])  # "喂+" needs one 喂
+            best, run = max(best, run, key=len), ""
+            continue
         best, run = max(best, run, key=len), ""
     best = max(best, run, key=len)
     if not best or normalize.key(best) != best:

@@ -22,7 +22,7 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v - round(v)) < 0.05 else f"{v:.1f}"
 
 
-def line_chart(points: Sequence[tuple[str, float, int]], *, title: str, width: int = 640, height: int = 220,
+def line_chart(points: Sequence[tuple[str, float, int]], *, title: str, width: int = 560, height: int = 230,
                y_min: float = 0, y_max: float = 100, band: tuple[float, str] | None = (60, "合格线")) -> Markup:
     """Average score over time: points are (label, value, calls)."""
     if not points:
@@ -45,7 +45,7 @@ def line_chart(points: Sequence[tuple[str, float, int]], *, title: str, width: i
             continue
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
                      f'stroke="{GRID}"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" '
-                     f'font-size="11" fill="{INK}">{tick}</text>')
+                     f'font-size="12" fill="{INK}">{tick}</text>')
     if band is not None and lo <= band[0] <= y_max:
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(band[0]):.1f}" y2="{y(band[0]):.1f}" '
                      f'stroke="{RED}" stroke-dasharray="4 4" stroke-width="1"/>'
@@ -58,20 +58,22 @@ def line_chart(points: Sequence[tuple[str, float, int]], *, title: str, width: i
         parts.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3.5" fill="{BLUE}">'
                      f"<title>{_e(label)}：均分 {_fmt(value)}（{calls} 通）</title></circle>")
         if i % step == 0 or i == len(points) - 1:
-            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle" font-size="11" '
+            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle" font-size="12" '
                          f'fill="{INK}">{_e(label)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
-def bar_chart(items: Sequence[tuple[str, float]], *, title: str, width: int = 640, unit: str = "",
-              color: str = BLUE, label_width: int = 190, links: Sequence[str | None] | None = None) -> Markup:
-    """Horizontal bars, largest first as given (most violated rules, agent ranking)."""
+def bar_chart(items: Sequence[tuple[str, float]], *, title: str, width: int = 560, unit: str = "",
+              color: str = BLUE, label_width: int = 190, links: Sequence[str | None] | None = None,
+              colors: Sequence[str] | None = None, top: float | None = None) -> Markup:
+    """Horizontal bars in the order given (most violated rules, agent ranking); `top` is the full-scale
+    value (default: the largest), `colors` one colour per bar."""
     if not items:
         return Markup(f'<div class="chart-empty">{_e(title)}：暂无数据</div>')
     row = 26
     height = row * len(items) + 8
-    top_value = max(v for _, v in items) or 1
+    top_value = top or max(v for _, v in items) or 1
     w = width - label_width - 60
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}" {FONT}>',
              f"<title>{_e(title)}</title>"]
@@ -84,15 +86,16 @@ def bar_chart(items: Sequence[tuple[str, float]], *, title: str, width: int = 64
                      f"{text}</text>")
         if link:
             label_svg = f'<a href="{_e(link)}">{label_svg}</a>'
+        fill = colors[i] if colors and i < len(colors) else color
         parts.append(f'{label_svg}<rect x="{label_width}" y="{yy + 4}" width="{bw:.1f}" height="16" rx="3" '
-                     f'fill="{color}"><title>{_e(label)}：{_fmt(value)}{_e(unit)}</title></rect>'
+                     f'fill="{fill}"><title>{_e(label)}：{_fmt(value)}{_e(unit)}</title></rect>'
                      f'<text x="{label_width + bw + 6:.1f}" y="{yy + 16}" font-size="12" fill="{INK}">'
                      f"{_fmt(value)}{_e(unit)}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
-def column_chart(items: Sequence[tuple[str, int]], *, title: str, width: int = 420, height: int = 200,
+def column_chart(items: Sequence[tuple[str, int]], *, title: str, width: int = 560, height: int = 230,
                  colors: Sequence[str] | None = None) -> Markup:
     """Vertical columns (score distribution)."""
     if not items or not any(v for _, v in items):
@@ -124,11 +127,15 @@ def column_chart(items: Sequence[tuple[str, int]], *, title: str, width: int = 4
 DISTRIBUTION_COLORS = ["#dc2626", "#f97316", "#eab308", "#22c55e", "#16a34a"]
 
 
+def precision_color(precision: float) -> str:
+    return "#16a34a" if precision >= 0.9 else "#eab308" if precision >= 0.7 else "#dc2626"
+
+
 def precision_bar(precision: float | None) -> Markup:
     if precision is None:
         return Markup('<span class="muted">—</span>')
     pct = precision * 100
-    color = "#16a34a" if pct >= 90 else "#eab308" if pct >= 70 else "#dc2626"
+    color = precision_color(precision)
     return Markup(f'<svg class="meter" viewBox="0 0 100 10" width="100" height="10" aria-hidden="true">'
                   f'<rect width="100" height="10" rx="3" fill="{GRID}"/>'
                   f'<rect width="{pct:.1f}" height="10" rx="3" fill="{color}"/></svg> '

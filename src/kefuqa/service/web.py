@@ -683,7 +683,8 @@ def quality(request: Request, p: PageUser, db: DB) -> Response:
     judged = [r for r in rows if r["reviewed"]]
     return render(request, "quality.html", p, active="quality", rows=rows, bar=charts.precision_bar,
                   chart=charts.bar_chart([(f"{r['rule']} {r['name'] or ''}", round(r["precision"] * 100))
-                                          for r in judged[:12]], title="准确率最低的规则", unit="%", color="#dc2626"))
+                                          for r in judged[:12]], title="准确率最低的规则", unit="%", top=100,
+                                         colors=[charts.precision_color(r["precision"]) for r in judged[:12]]))
 
 
 # ---- users, audit, account -------------------------------------------------------------------------------------

@@ -435,9 +435,11 @@ def call_time(conv: ConversationModel) -> datetime:
 def conversation_fields(item: Item, agent_id: int | None, team_id: int | None) -> dict[str, Any]:
     conv = item.conversation
     ends = [u.end for u in conv.utterances if u.end is not None]
+    recorded = conv.metrics.get("duration_seconds")
+    duration = float(recorded) if isinstance(recorded, (int, float)) else (max(ends) if ends else None)
     return {
         "call_id": conv.id, "agent_id": agent_id, "team_id": team_id, "channel": conv.channel,
-        "direction": conv.direction, "call_at": call_time(conv), "duration": max(ends) if ends else None,
+        "direction": conv.direction, "call_at": call_time(conv), "duration": duration,
         "utterance_count": len(conv.utterances), "has_audio": bool(item.audio_file),
         "audio_file": item.audio_file, "source_name": (item.source_name or None) and item.source_name[:255],
         "content_hash": item.content_hash, "data": item.data,
