@@ -119,3 +119,15 @@ def test_rules_commands():
     assert "OPN001" in ids and "EVT004" in ids
     assert run("rules", "explain", "ZZZ999").returncode == 2
     assert run("rules", "lint", "standard").returncode == 0
+
+
+def test_output_to_a_device_writes_through(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    p = run("check", str(FIX / "good.json"), "-f", "jsonl", "-o", str(fifo))
+    out, _ = reader.communicate(timeout=60)
+    assert p.returncode == 0 and json.loads(out)["call_id"] == "good-1"
+    assert fifo.is_fifo()  # not replaced by a regular file

@@ -170,6 +170,11 @@ def _output(path: str | None, fmt: str) -> Iterator[TextIO]:
         sys.stdout.flush()
         return
     target = Path(path)
+    if target.exists() and not target.is_file():
+        # /dev/null, a FIFO, a terminal: write straight to it (renaming onto it would replace it)
+        with target.open("w", encoding="utf-8", newline="" if fmt == "csv" else None) as fh:
+            yield fh
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     newline = "" if fmt == "csv" else None

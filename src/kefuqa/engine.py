@@ -89,15 +89,10 @@ class Context:
         self.texts = [u.text or "" for u in utts]
         self.timed = conv.timed
         self.has_text = conv.has_text
-        self.cleans: list[str] = []
-        self.keys: list[str] = []
-        self.raw: list[dict[int, list[Match]]] = []
-        index = checker.index
-        for t in self.texts:
-            c, k = normalize.views(t)
-            self.cleans.append(c)
-            self.keys.append(k)
-            self.raw.append(index.scan(k))
+        self.cleans, self.keys = normalize.views_many(self.texts)
+        scan = checker.index.scan
+        py_roles = checker.pinyin_roles
+        self.raw = [scan(k, r, r in py_roles) for k, r in zip(self.keys, self.roles, strict=True)]
         self.by_role: dict[str, list[int]] = {"agent": [], "customer": [], "any": []}
         for i, r in enumerate(self.roles):
             if r in ("agent", "customer"):
@@ -106,6 +101,8 @@ class Context:
         self._cache: dict[tuple[int, int], list[Match]] = {}
         self._texted: dict[str, list[int]] = {}
         self._maps: dict[tuple[int, str], list[int]] = {}
+        self._words: list[int] | None = None
+        self._time_vars: dict[str, Any] | None = None
         self.fired: dict[str, list[Hit]] = {}
         self.events: list[Event] = list(conv.events)
         self._infer_events()
@@ -124,11 +121,14 @@ class Context:
             return got
         found: list[Match] = []
         pre: set[int] = set()
-        for item, start, end, via in raw or ():
-            if via == "pre":
-                pre.add(item)
-            else:
-                found.append(Match(item, start, end, via, "key"))
+        if pset.regex_items:
+            for item, start, end, via in raw or ():
+                if via == "pre":
+                    pre.add(item)
+                else:
+                    found.append(Match(item, start, end, via, "key"))
+        else:
+            found = [Match(item, start, end, via, "key") for item, start, end, via in raw or ()]
         if pset.regex_items:
             clean = self.cleans[u]
             for idx in pset.regex_items:
@@ -225,6 +225,23 @@ class Context:
         return Hit(u, start, end, ev, span, **kw)
 
     # ---- scopes and windows -----------------------------------------------------------------------------
+
+    @property
+    def time_vars(self) -> dict[str, Any]:
+        tv = self._time_vars
+        if tv is None:
+            st = self.conv.started_at
+            tv = self._time_vars = {"time_of_day": st.strftime("%H:%M")} if st is not None else {}
+        return tv
+
+    def word_count(self, u: int) -> int:
+        """Characters that count for speech rate (CJK, letters, digits), once per utterance."""
+        words = self._words
+        if words is None:
+            words = self._words = [-1] * self.n
+        if words[u] < 0:
+            words[u] = len(_WORD.findall(self.cleans[u]))
+        return words[u]
 
     def role_utts(self, role: str) -> list[int]:
         """Utterances of a role that carry text (all of them when the call has no transcript)."""
@@ -340,7 +357,7 @@ class _Compiled:
     trigger_sid: int | None = None
     slots: list[tuple[str, int, int]] = field(default_factory=list)
     cond_sids: dict[int, int] = field(default_factory=dict)  # id(condition) -> sid
-    backchannel_sid: int | None = None
+    backchannel: re.Pattern[str] | None = None  # overlap: utterances made only of these are listening
     run: Any = None  # the kind's evaluator, bound once
 
 
@@ -363,9 +380,14 @@ class Checker:
         for r in self.order:
             self.compiled[r.id] = self._compile(r)
         s = rulebook.settings
-        self.hold_sid = self.index.add(list(s.infer_holds.phrases)) if s.infer_holds.phrases else None
-        self.transfer_sid = self.index.add(list(s.infer_transfers.phrases)) if s.infer_transfers.phrases else None
+        self.hold_sid = self.index.add(list(s.infer_holds.phrases), role="agent") if s.infer_holds.phrases else None
+        self.transfer_sid = (self.index.add(list(s.infer_transfers.phrases), role="agent")
+                             if s.infer_transfers.phrases else None)
         self.index.build()
+        # only utterances of roles whose rules match by sound need the pinyin pass
+        self.pinyin_roles = {("agent", "customer") if r.role == "any" else (r.role,)
+                             for r in self.order if getattr(r, "pinyin", False)}
+        self.pinyin_roles = {role for group in self.pinyin_roles for role in group}  # type: ignore[misc]
         card = rulebook.scorecard
         self.fatal = set(card.fatal)
 
@@ -391,9 +413,9 @@ class Checker:
             visit(r, ())
         return out
 
-    def _phrases(self, phrases: Phrases, rule: Any, **kw: Any) -> int:
+    def _phrases(self, phrases: Phrases, rule: Any, role: str | None = None, **kw: Any) -> int:
         return self.index.add(list(phrases), pinyin=getattr(rule, "pinyin", False),
-                              pinyin_min_len=getattr(rule, "pinyin_min_len", 3), **kw)
+                              pinyin_min_len=getattr(rule, "pinyin_min_len", 3), role=role or rule.role, **kw)
 
     def _compile(self, r: Any) -> _Compiled:
         c = _Compiled(r)
@@ -402,7 +424,7 @@ class Checker:
         if kind in ("phrase", "count") and r.phrases:
             c.sid = self._phrases(r.phrases, r, unless=list(r.unless))
         if kind == "phrase" and r.unless_near:
-            c.near_sid = self.index.add(list(r.unless_near))
+            c.near_sid = self.index.add(list(r.unless_near), role=r.role)
         if kind in ("required", "event"):
             if r.phrases:
                 c.groups = {"": self._phrases(r.phrases, r)}
@@ -411,21 +433,23 @@ class Checker:
         if kind == "conditional":
             then = r.then
             if then.phrases:
-                c.groups = {"": self._phrases(then.phrases, r)}
+                c.groups = {"": self._phrases(then.phrases, r, then.role)}
             elif then.groups:
-                c.groups = {name: self._phrases(p, r) for name, p in then.groups.items()}
+                c.groups = {name: self._phrases(p, r, then.role) for name, p in then.groups.items()}
         if kind == "sequence":
             c.steps = [(st.name, self._phrases(st.phrases, r)) for st in r.steps]
         if kind == "overlap" and r.unless:
-            c.backchannel_sid = self.index.add(list(r.unless))
+            words = sorted({normalize.key(w) for w in r.unless if normalize.key(w)}, key=len, reverse=True)
+            c.backchannel = re.compile("(?:" + "|".join(map(re.escape, words)) + ")+") if words else None
         if kind == "repeat_ask":
-            c.slots = [(sl.name, self._phrases(sl.given, r), self._phrases(sl.ask, r)) for sl in r.slots]
+            c.slots = [(sl.name, self._phrases(sl.given, r, "customer"), self._phrases(sl.ask, r)) for sl in r.slots]
         trig: Trigger | None = getattr(r, "after", None) or getattr(r, "anchor", None) or getattr(r, "if_", None)
         if trig is not None and trig.said is not None:
-            c.trigger_sid = self.index.add(list(trig.said.phrases), pinyin=getattr(r, "pinyin", False))
+            c.trigger_sid = self.index.add(list(trig.said.phrases), pinyin=getattr(r, "pinyin", False),
+                                           role=trig.said.role)
         for cond in r.applies.when + r.applies.unless:
             if cond.said is not None:
-                c.cond_sids[id(cond)] = self.index.add(list(cond.said.phrases))
+                c.cond_sids[id(cond)] = self.index.add(list(cond.said.phrases), role=cond.said.role)
         return c
 
     # ---- checking ---------------------------------------------------------------------------------------
@@ -548,8 +572,7 @@ class Checker:
         hits: list[Hit] = []
         us = ctx.scoped(r.role, r.scope)
         role_us = ctx.role_utts(r.role)
-        st = ctx.conv.started_at
-        base_vars = {"time_of_day": st.strftime("%H:%M")} if st is not None else {}
+        base_vars = ctx.time_vars
         check_us = ctx.candidates(c.sid, us) if c.sid is not None and not r.attrs else us
         for u in check_us:
             if c.sid is not None:
@@ -731,14 +754,17 @@ class Checker:
         if not ctx.timed:
             raise NotApplicable("缺少时间戳")
         utts = ctx.conv.utterances
-        over = ctx.by_role[r.over]
         hits = []
+        roles = ctx.roles
         for u in ctx.by_role[r.role]:
             us, ue = utts[u].start, utts[u].end
             assert us is not None and ue is not None
             best = 0.0
             victim = None
-            for v in over:
+            # utterances are in spoken order: the interrupted turn is among the few listed around this one
+            for v in range(max(0, u - 6), min(ctx.n, u + 3)):
+                if roles[v] != r.over:
+                    continue
                 vs, ve = utts[v].start, utts[v].end
                 assert vs is not None and ve is not None
                 if vs < us < ve:
@@ -747,7 +773,7 @@ class Checker:
                         best, victim = amount, v
             if victim is None or best < r.min_seconds:
                 continue
-            if c.backchannel_sid is not None and _covers(ctx.matches(c.backchannel_sid, u), len(ctx.keys[u])):
+            if c.backchannel is not None and c.backchannel.fullmatch(ctx.keys[u]):
                 continue  # only backchannels ("嗯，好的") while the customer talks: listening, not cutting in
             h = ctx.hit_at(u, None, vars={"seconds": round(best, 1)})
             h.end = round(us + best, 2)
@@ -792,7 +818,7 @@ class Checker:
             d = utts[u].duration
             n: float
             if ctx.has_text:
-                n = len(_WORD.findall(ctx.cleans[u]))
+                n = ctx.word_count(u)
             else:
                 syl = utts[u].attrs.get("syllables")
                 if syl is None:
@@ -918,18 +944,6 @@ class Checker:
 
 
 _TEXT_KINDS = {"phrase", "required", "sequence", "conditional", "count", "repeat_ask"}
-
-
-def _covers(ms: list[Match], length: int) -> bool:
-    """Do key-view matches cover the whole utterance key?"""
-    if not ms or length == 0:
-        return False
-    covered = [False] * length
-    for m in ms:
-        if m.view == "key":
-            for i in range(m.start, min(m.end, length)):
-                covered[i] = True
-    return all(covered)
 
 
 def _round(v: Any) -> Any:

@@ -79,8 +79,15 @@ def clean(text: str) -> str:
     return t2s(text).translate(_WIDTH)
 
 
+_NON_WORD = re.compile(r"[\W_]+")  # the same characters as _KEY deletes (checked on every code point)
+
+
+def _first(m: re.Match[str]) -> str:
+    return m.group(1)
+
+
 def key_of_clean(cleaned: str) -> str:
-    return _STUTTER.sub(r"\1", cleaned.translate(_KEY))
+    return _STUTTER.sub(_first, _NON_WORD.sub("", cleaned))
 
 
 def key(text: str) -> str:
@@ -91,6 +98,17 @@ def key(text: str) -> str:
 def views(text: str) -> tuple[str, str]:
     c = clean(text)
     return c, key_of_clean(c)
+
+
+def views_many(texts: list[str]) -> tuple[list[str], list[str]]:
+    """`views` of every utterance of a call, with one OpenCC call for the whole call."""
+    joined = "\n".join(texts)
+    conv: str = _T2S.convert(joined)
+    parts = conv.split("\n") if len(conv) == len(joined) else []
+    if len(parts) != len(texts) or any(len(a) != len(b) for a, b in zip(parts, texts, strict=False)):
+        parts = [t2s(t) for t in texts]  # a text with its own newline, or a length-changing phrase
+    cleans = [p.translate(_WIDTH) for p in parts]
+    return cleans, [key_of_clean(c) for c in cleans]
 
 
 def key_map(text: str) -> list[int]:

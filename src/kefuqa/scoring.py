@@ -20,7 +20,7 @@ def score_report(report: Report, rulebook: Rulebook) -> None:
     dims = {d.name: d.max for d in card.dimensions}
     lost = dict.fromkeys(dims, 0.0)
     charged: dict[str, float] = {}
-    rules = {r.id: r for r in rulebook.rules}
+    rules = rulebook.by_id
     fatal_rules: list[str] = []
     for f in report.findings:
         rule = rules[f.rule]

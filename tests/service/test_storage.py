@@ -69,9 +69,9 @@ def test_every_score_records_its_rulebook_version(any_db: str, tmp_path: Path) -
     calls = samples.seed_calls()[:3]
     items = [Item(kefuqa.Conversation.model_validate(c), "t") for c in calls]
     out = wb.ingest(items)
-    assert [o.status for o in out] == ["stored"] * 3
+    assert [o.status for o in out.outcomes] == ["stored"] * 3 and out.rulebook.startswith("standard ")
     again = wb.ingest([Item(kefuqa.Conversation.model_validate(c), "t") for c in calls])
-    assert [o.status for o in again] == ["unchanged"] * 3
+    assert [o.status for o in again.outcomes] == ["unchanged"] * 3
     with wb.sessions() as db:
         conv = db.scalar(select(Conversation).where(Conversation.call_id == calls[1]["id"]))
         assert conv is not None and conv.agent.code == "A1" and conv.team.name == "一组"

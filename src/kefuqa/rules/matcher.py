@@ -40,32 +40,82 @@ class Match(NamedTuple):
 Raw = tuple[int, int, int, str]
 
 
-def regex_literal(pattern: str) -> str | None:
-    """The longest literal run a regex cannot match without (top level only), if it is plain word text."""
+def regex_literals(pattern: str, limit: int = 16) -> list[str] | None:
+    """Literal strings one of which every match of a regex contains (top level only), or None.
+
+    Runs of literal characters are extended through short alternations of literals (``您(是|要|想)`` gives
+    您是/您要/您想) and through a repeat of one character (``喂+`` needs 喂). Of all such runs, the one
+    whose shortest alternative is longest wins. Only plain word text counts: the literals must survive
+    into the key view unchanged, where the automaton looks for them.
+    """
     try:
         parsed = sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001 - a bad pattern is reported by the schema, not here
         return None
     if parsed.state.flags & re.IGNORECASE:
         return None
-    best, run = "", ""
+    best: list[str] = []
+    run: list[str] = [""]
+
+    def close() -> None:
+        nonlocal best, run
+        if run != [""] and (not best or min(map(len, run)) > min(map(len, best))):
+            best = run
+        run = [""]
+
     for op, arg in parsed:
         if op is sre_constants.LITERAL:
-            run += chr(arg)  # type: ignore[arg-type]
+            run = [r + chr(arg) for r in run]  # type: ignore[arg-type]
+        elif op is sre_constants.AT:
             continue
-        if op in (sre_constants.AT,):
-            continue
-        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
             lo, _hi, sub = arg  # type: ignore[misc]
             if lo >= 1 and len(sub) == 1 and sub[0][0] is sre_constants.LITERAL:
-                run += chr(sub[0][1])  # "喂+" needs one 喂
-            best, run = max(best, run, key=len), ""
-            continue
-        best, run = max(best, run, key=len), ""
-    best = max(best, run, key=len)
-    if not best or normalize.key(best) != best:
+                run = [r + chr(sub[0][1]) for r in run]
+            close()
+        elif op is sre_constants.SUBPATTERN and _branch_literals(arg[-1]) is not None:  # type: ignore[index]
+            alts = _branch_literals(arg[-1])  # type: ignore[index]
+            assert alts is not None
+            if len(run) * len(alts) > limit:
+                close()
+                run = list(alts)
+            else:
+                run = [r + a for r in run for a in alts]
+        else:
+            close()
+    close()
+    if not best or any(not x or normalize.key(x) != x for x in best):
         return None  # punctuation or a stutter: not visible in the key view as written
-    return best
+    return sorted(set(best))
+
+
+def _branch_literals(sub: object) -> list[str] | None:
+    """``(是|要|想)`` → ['是', '要', '想'] when every branch is plain literal text."""
+    items = list(sub)  # type: ignore[call-overload]
+    if len(items) == 1 and items[0][0] is sre_constants.BRANCH:
+        branches = items[0][1][1]
+    elif len(items) == 1 and items[0][0] is sre_constants.IN:
+        chars = items[0][1]
+        if all(kind is sre_constants.LITERAL for kind, _ in chars):
+            return [chr(c) for _, c in chars]
+        return None
+    else:
+        branches = [items]
+    out = []
+    for br in branches:
+        text = ""
+        for op, arg in br:
+            if op is not sre_constants.LITERAL:
+                return None
+            text += chr(arg)
+        out.append(text)
+    return out or None
+
+
+def regex_literal(pattern: str) -> str | None:
+    """The single literal a regex needs, when there is exactly one (see `regex_literals`)."""
+    lits = regex_literals(pattern)
+    return lits[0] if lits and len(lits) == 1 else None
 
 
 @dataclass
@@ -91,6 +141,9 @@ class PhraseSet:
     prefiltered: set[int] = field(default_factory=set)
     # some regex item has no such literal: it must run on every utterance
     unfiltered_regex: bool = False
+    # the roles whose utterances this set is looked for in; unless/near sets inherit their parent's
+    roles: set[str] = field(default_factory=set)
+    children: list[int] = field(default_factory=list)
 
 
 def _minutes(hhmm: str) -> int:
@@ -107,30 +160,38 @@ class PhraseIndex:
         self._py: dict[str, int] = {}
         self._py_consumers: list[list[tuple[int, int, str]]] = []
         self._py_len: list[int] = []
-        self._auto: ahocorasick.Automaton | None = None
-        self._auto_py: ahocorasick.Automaton | None = None
+        self._by_role: dict[str, _RoleIndex] = {}
         self._dedupe: dict[tuple[object, ...], int] = {}
+        self._whole: dict[str, list[tuple[int, int]]] = {}
 
     # ---- building -------------------------------------------------------------------------------------
 
     def add(self, phrases: list[str | PhraseItem], *, pinyin: bool = False, pinyin_min_len: int = 3,
-            unless: list[str] | None = None) -> int:
-        """Register a phrase list; returns its set id. Identical lists share one set."""
+            unless: list[str] | None = None, role: str = "any") -> int:
+        """Register a phrase list looked for in `role`'s utterances; returns its set id.
+
+        Identical lists share one set (and the union of their roles).
+        """
+        roles = {"agent", "customer"} if role == "any" else {role}
         sig = (tuple(p if isinstance(p, str) else p.model_dump_json() for p in phrases), pinyin, pinyin_min_len,
                tuple(unless or ()))
         if sig in self._dedupe:
-            return self._dedupe[sig]
+            got = self._dedupe[sig]
+            self.sets[got].roles |= roles
+            return got
         sid = len(self.sets)
-        pset = PhraseSet(sid, [])
+        pset = PhraseSet(sid, [], roles=set(roles))
         self.sets.append(pset)
         self._dedupe[sig] = sid
         if unless:
-            pset.unless_set = self.add(list(unless))
+            pset.unless_set = self.add(list(unless), role=role)
+            pset.children.append(pset.unless_set)
         for p in phrases:
             item = p if isinstance(p, PhraseItem) else PhraseItem(text=p)
             use_py = item.pinyin if item.pinyin is not None else pinyin
-            unless_set = self.add(list(item.unless)) if item.unless else None
-            near_set = self.add(list(item.unless_near)) if item.unless_near else None
+            unless_set = self.add(list(item.unless), role=role) if item.unless else None
+            near_set = self.add(list(item.unless_near), role=role) if item.unless_near else None
+            pset.children += [x for x in (unless_set, near_set) if x is not None]
             hours = None
             if item.allowed_hours:
                 a, b = item.allowed_hours.split("-")
@@ -140,9 +201,10 @@ class PhraseIndex:
                 pset.regex_items.append(idx)
                 pset.items.append(Item(item.regex, None, re.compile(item.regex), item.suggest, item.whole, False,
                                        unless_set, near_set, hours))
-                lit = regex_literal(item.regex)
-                if lit:
-                    self._register(lit, sid, idx, pinyin=False, pre=True)
+                lits = regex_literals(item.regex)
+                if lits:
+                    for lit in lits:
+                        self._register(lit, sid, idx, pinyin=False, pre=True)
                     pset.prefiltered.add(idx)
                 else:
                     pset.unfiltered_regex = True
@@ -154,6 +216,10 @@ class PhraseIndex:
             idx = len(pset.items)
             py_ok = use_py and len(k) >= pinyin_min_len and bool(_HAS_CJK.search(k))
             pset.items.append(Item(item.text, k, None, item.suggest, item.whole, py_ok, unless_set, near_set, hours))
+            if item.whole is True:
+                # only ever a match as the whole utterance: look the utterance up, don't scan for it
+                self._whole.setdefault(k, []).append((sid, idx))
+                continue
             self._register(k, sid, idx, pinyin=False)
             if py_ok:
                 self._register(normalize.pinyin_key(k), sid, idx, pinyin=True)
@@ -172,8 +238,24 @@ class PhraseIndex:
         consumers[pid].append((sid, idx, "pre" if pre else ("pinyin" if pinyin else "exact")))
 
     def build(self) -> None:
-        self._auto = _automaton(self._exact)
-        self._auto_py = _automaton(self._py) if self._py else None
+        """One automaton pair per role, holding only the patterns of sets looked for in that role's turns."""
+        stack = list(range(len(self.sets)))
+        while stack:  # children are looked for wherever their parents are
+            parent = self.sets[stack.pop()]
+            for child in parent.children:
+                if not parent.roles <= self.sets[child].roles:
+                    self.sets[child].roles |= parent.roles
+                    stack.append(child)
+        self._by_role = {}
+        for role in ("agent", "customer"):
+            exact = _for_role(self._exact, self._exact_consumers, self._exact_len, self.sets, role)
+            py = _for_role(self._py, self._py_consumers, self._py_len, self.sets, role)
+            whole = {k: [c for c in cs if role in self.sets[c[0]].roles] for k, cs in self._whole.items()}
+            self._by_role[role] = _RoleIndex(
+                _automaton(exact[0]), exact[1], exact[2],
+                _automaton(py[0]) if py[0] else None, py[1], py[2],
+                {k: v for k, v in whole.items() if v},
+            )
 
     @property
     def pattern_count(self) -> int:
@@ -181,15 +263,15 @@ class PhraseIndex:
 
     # ---- scanning -------------------------------------------------------------------------------------
 
-    def scan(self, key: str) -> dict[int, list[Raw]]:
-        """Raw literal, pinyin and regex-prefilter hits of every set in one utterance's key view."""
+    def scan(self, key: str, role: str = "agent", pinyin: bool = True) -> dict[int, list[Raw]]:
+        """Raw literal, pinyin and regex-prefilter hits, in one utterance of `role`, of every set."""
         out: dict[int, list[Raw]] = {}
-        auto = self._auto
-        if auto is None or not key:
+        ri = self._by_role.get(role)
+        if ri is None or not key:
             return out
-        lengths = self._exact_len
-        consumers = self._exact_consumers
-        for end, pid in auto.iter(key):
+        lengths = ri.lengths
+        consumers = ri.consumers
+        for end, pid in ri.auto.iter(key):
             start = end - lengths[pid] + 1
             for sid, idx, via in consumers[pid]:
                 lst = out.get(sid)
@@ -197,19 +279,48 @@ class PhraseIndex:
                     out[sid] = [(idx, start, end + 1, via)]
                 else:
                     lst.append((idx, start, end + 1, via))
-        if self._auto_py is not None and _HAS_CJK.search(key):
+        whole = ri.whole.get(key)
+        if whole is not None:
+            for sid, idx in whole:
+                out.setdefault(sid, []).append((idx, 0, len(key), "exact"))
+        if pinyin and ri.auto_py is not None and _HAS_CJK.search(key):
             pkey = normalize.pinyin_key(key)
-            if pkey != key:
-                plen = self._py_len
-                pcons = self._py_consumers
-                sets = self.sets
-                for end, pid in self._auto_py.iter(pkey):
-                    start = end - plen[pid] + 1
-                    for sid, idx, _ in pcons[pid]:
-                        if key[start:end + 1] == sets[sid].items[idx].key:
-                            continue  # already an exact match
-                        out.setdefault(sid, []).append((idx, start, end + 1, "pinyin"))
+            plen = ri.py_lengths
+            pcons = ri.py_consumers
+            sets = self.sets
+            for end, pid in ri.auto_py.iter(pkey):
+                start = end - plen[pid] + 1
+                for sid, idx, _ in pcons[pid]:
+                    if key[start:end + 1] == sets[sid].items[idx].key:
+                        continue  # already an exact match
+                    out.setdefault(sid, []).append((idx, start, end + 1, "pinyin"))
         return out
+
+
+@dataclass
+class _RoleIndex:
+    auto: ahocorasick.Automaton
+    consumers: list[list[tuple[int, int, str]]]
+    lengths: list[int]
+    auto_py: ahocorasick.Automaton | None
+    py_consumers: list[list[tuple[int, int, str]]]
+    py_lengths: list[int]
+    whole: dict[str, list[tuple[int, int]]]
+
+
+def _for_role(table: dict[str, int], consumers: list[list[tuple[int, int, str]]], lengths: list[int],
+              sets: list[PhraseSet], role: str) -> tuple[dict[str, int], list[list[tuple[int, int, str]]], list[int]]:
+    """The patterns (renumbered) and consumers of the sets looked for in `role`'s utterances."""
+    out_table: dict[str, int] = {}
+    out_cons: list[list[tuple[int, int, str]]] = []
+    out_len: list[int] = []
+    for pattern, pid in table.items():
+        cons = [c for c in consumers[pid] if role in sets[c[0]].roles]
+        if cons:
+            out_table[pattern] = len(out_cons)
+            out_cons.append(cons)
+            out_len.append(lengths[pid])
+    return out_table, out_cons, out_len
 
 
 def _automaton(patterns: dict[str, int]) -> ahocorasick.Automaton:

@@ -45,6 +45,15 @@ class Rulebook:
         raise KeyError(rule_id)
 
     @property
+    def by_id(self) -> dict[str, Any]:
+        """Rules by ID (cached; rebuilt if the list of rules is replaced)."""
+        cached = self.__dict__.get("_by_id")
+        if cached is None or cached[0] is not self.rules or len(cached[1]) != len(self.rules):
+            cached = (self.rules, {r.id: r for r in self.rules})
+            self.__dict__["_by_id"] = cached
+        return cached[1]
+
+    @property
     def ids(self) -> list[str]:
         return [r.id for r in self.rules]
 

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
@@ -14,7 +15,7 @@ from ..model import Conversation as ConversationModel
 from . import repository as repo
 from . import scoring, views
 from .deps import DB, APIUser, Principal, api_roles, client_ip, workbench
-from .models import ROLES, Agent, Conversation, Finding, RulebookVersion, Team, User
+from .models import ROLES, Agent, Conversation, Finding, RulebookVersion, Score, Team, User
 from .security import (
     AuthError,
     authenticate,
@@ -185,14 +186,20 @@ def ingest_uploads(request: Request, p: Principal, files: list[tuple[str, bytes]
                     raise HTTPException(413, f"一次最多导入 {s.max_conversations_per_request} 通会话")
         except UploadError as exc:
             errors.append(Outcome(None, "error", error=str(exc), source=name[-255:]))
-    outcomes = wb.ingest(items, user_id=p.user.id, replace=replace) if items else []
-    with wb.sessions() as db:
-        rec = wb.active_rulebook(db)
-        if errors:
+    done = wb.ingest(items, user_id=p.user.id, replace=replace)
+    if errors:
+        with wb.sessions() as db:
             repo.audit(db, p.user, "conversation.upload_errors", None, None, client_ip(request),
                        errors=[e.to_dict() for e in errors[:50]])
+            db.commit()
+    return _summary(done.rulebook or _active_label(wb), done.outcomes + errors)
+
+
+def _active_label(wb: Any) -> str:
+    with wb.sessions() as db:
+        label = str(wb.active(db).label)
         db.commit()
-    return _summary(f"{rec.name} {rec.version}", outcomes + errors)
+    return label
 
 
 @router.post("/uploads", response_model=UploadOut, tags=["conversations"],
@@ -224,11 +231,8 @@ def post_conversations(request: Request, p: Uploader,
             place = ".".join(str(x) for x in first.get("loc", ()))
             errors.append(Outcome(str(rec.get("id")) if rec.get("id") is not None else None, "error",
                                   error=f"[{i}] {place}: {first.get('msg')}"))
-    outcomes = wb.ingest(items, user_id=p.user.id, replace=replace) if items else []
-    with wb.sessions() as db:
-        rec = wb.active_rulebook(db)
-        db.commit()
-    return _summary(f"{rec.name} {rec.version}", outcomes + errors)
+    done = wb.ingest(items, user_id=p.user.id, replace=replace)
+    return _summary(done.rulebook or _active_label(wb), done.outcomes + errors)
 
 
 # ---- calls -----------------------------------------------------------------------------------------------------
@@ -319,16 +323,16 @@ def get_call(ref: str, p: APIUser, db: DB) -> dict[str, Any]:
 
 @router.get("/calls/{ref}/report", tags=["calls"],
             summary="The findings report (DESIGN §3) of the current score, or of `score_id` from the history")
-def get_report(ref: str, p: APIUser, db: DB, score_id: int | None = None) -> dict[str, Any]:
+def get_report(ref: str, p: APIUser, db: DB, score_id: int | None = None) -> Response:
     conv = repo.get_call_by_ref(db, p.user, ref[:200])
-    sid = score_id or conv.current_score_id
-    score = next((s for s in repo.score_history(db, conv) if s.id == sid), None)
-    if score is None:
+    row = db.execute(select(Score.report, Score.final_score, Score.grade).where(
+        Score.id == (score_id or conv.current_score_id), Score.conversation_id == conv.id)).first()
+    if row is None:
         raise repo.NotFound("评分不存在")
-    out = dict(score.report)
-    out["final_score"] = score.final_score
-    out["final_grade"] = score.grade
-    return out
+    out = dict(row.report)
+    out["final_score"] = row.final_score
+    out["final_grade"] = row.grade
+    return JSONResponse(out)  # already plain JSON data: no re-encoding pass
 
 
 @router.post("/calls/{ref}/rescore", tags=["calls"],
@@ -475,8 +479,6 @@ def post_rulebook(request: Request, p: Admin, db: DB,
     rec, errors = upload_rulebook(request, p, db, file.filename or "rulebook.yaml",
                                   file.file.read(scoring.MAX_RULEBOOK_BYTES + 1))
     if rec is None:
-        from fastapi.responses import JSONResponse
-
         return JSONResponse({"detail": "规则集校验未通过", "errors": errors}, status_code=422)
     return views.rulebook_view(rec)
 
@@ -487,7 +489,7 @@ def activate_rulebook(rulebook_id: int, p: Admin, db: DB, request: Request) -> d
     rec = db.get(RulebookVersion, rulebook_id)
     if rec is None:
         raise repo.NotFound("规则集不存在")
-    workbench(request).rulebooks.get(rec)  # it loads, or this raises before anything changes
+    workbench(request).rulebooks.get(db, rec.id)  # it loads, or this raises before anything changes
     try:
         scoring.activate(db, rec)
     except ValueError as exc:

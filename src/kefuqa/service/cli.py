@@ -66,13 +66,13 @@ def ingest(paths: list[str], database_url: str | None = None, rulebook: str | No
             if isinstance(got, Item):
                 batch.append(got)
                 if len(batch) >= STORE_BATCH:
-                    outcomes.extend(wb.ingest(batch, replace=replace))
+                    outcomes.extend(wb.ingest(batch, replace=replace).outcomes)
                     batch = []
             else:
                 outcomes.append(Outcome(None, "error", error=str(got), source=str(path)))
                 err(str(got))
     if batch:
-        outcomes.extend(wb.ingest(batch, replace=replace))
+        outcomes.extend(wb.ingest(batch, replace=replace).outcomes)
     for o in outcomes:
         if o.status == "conflict":
             err(f"{o.source or ''} {o.call_id}: {o.error}")
@@ -101,8 +101,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, database_url: str | None = 
         echo("SQLite 只支持单进程写入：workers 改为 1（多进程请使用 PostgreSQL）")
         workers = 1
     with wb.sessions() as db:
-        rec = wb.active_rulebook(db)
-        echo(f"评分规则集：{rec.name} {rec.version}")
+        echo(f"评分规则集：{wb.active(db).label}")
+        db.commit()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     echo(f"打开 http://{shown}:{port}/ 登录；API 文档 http://{shown}:{port}/api/docs")
     if workers > 1:

@@ -34,7 +34,8 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # no pre-ping (a round trip per checkout): connections are recycled hourly and a dead one fails once
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=3600)
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session as DBSession
+from starlette.concurrency import run_in_threadpool
 
 from .models import Session, User
 from .security import find_session, same
@@ -41,9 +42,13 @@ def workbench(request: Request) -> Workbench:
     return request.app.state.workbench  # type: ignore[no-any-return]
 
 
-def get_db(request: Request) -> Iterator[DBSession]:
-    with workbench(request).sessions() as db:
+async def get_db(request: Request) -> AsyncIterator[DBSession]:
+    """A session for the request; closed (connection back to the pool) in a worker thread at the end."""
+    db = workbench(request).sessions()
+    try:
         yield db
+    finally:
+        await run_in_threadpool(db.close)
 
 
 DB = Annotated[DBSession, Depends(get_db)]
@@ -73,8 +78,8 @@ def principal(request: Request, db: DBSession) -> Principal | None:
     return p
 
 
-def api_user(request: Request, db: DB) -> Principal:
-    p = principal(request, db)
+async def api_user(request: Request, db: DB) -> Principal:
+    p = await run_in_threadpool(principal, request, db)
     if p is None:
         raise HTTPException(401, "未登录或登录已过期", headers={"WWW-Authenticate": "Bearer"})
     if p.via == "cookie" and request.method in UNSAFE:
@@ -87,8 +92,8 @@ def api_user(request: Request, db: DB) -> Principal:
 APIUser = Annotated[Principal, Depends(api_user)]
 
 
-def api_roles(*roles: str) -> Callable[..., Principal]:
-    def dep(p: APIUser) -> Principal:
+def api_roles(*roles: str) -> Callable[..., Any]:
+    async def dep(p: APIUser) -> Principal:  # async: no thread hop for a comparison
         if p.user.role not in roles:
             raise HTTPException(403, "当前角色无此权限")
         return p
@@ -96,8 +101,8 @@ def api_roles(*roles: str) -> Callable[..., Principal]:
     return dep
 
 
-def page_user(request: Request, db: DB) -> Principal:
-    p = principal(request, db)
+async def page_user(request: Request, db: DB) -> Principal:
+    p = await run_in_threadpool(principal, request, db)
     if p is None or p.via != "cookie":
         raise LoginRequired()
     return p
@@ -106,8 +111,8 @@ def page_user(request: Request, db: DB) -> Principal:
 PageUser = Annotated[Principal, Depends(page_user)]
 
 
-def page_roles(*roles: str) -> Callable[..., Principal]:
-    def dep(p: PageUser) -> Principal:
+def page_roles(*roles: str) -> Callable[..., Any]:
+    async def dep(p: PageUser) -> Principal:
         if p.user.role not in roles:
             raise PageForbidden()
         return p

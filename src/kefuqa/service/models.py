@@ -122,7 +122,7 @@ class RulebookVersion(Base):
     origin: Mapped[str] = mapped_column(String(16))  # bundled | path | upload
     source_ref: Mapped[str | None] = mapped_column(String(500))  # bundled name or path it came from
     filename: Mapped[str | None] = mapped_column(String(255))
-    content: Mapped[str | None] = mapped_column(Text)  # the uploaded YAML text
+    content: Mapped[str | None] = mapped_column(Text, deferred=True)  # the uploaded YAML text
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | active | archived | invalid
     lint_errors: Mapped[list[Any]] = mapped_column(default=list)
     rules: Mapped[list[Any]] = mapped_column(default=list)  # [{id, name, kind, severity, dimension, points}]
@@ -152,7 +152,7 @@ class Conversation(Base):
     audio_file: Mapped[str | None] = mapped_column(String(100))  # file name inside the data dir's audio/
     source_name: Mapped[str | None] = mapped_column(String(255))
     content_hash: Mapped[str] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]] = mapped_column()
+    data: Mapped[dict[str, Any]] = mapped_column(deferred=True)  # the conversation (DESIGN §1), loaded on use
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -178,12 +178,12 @@ class Score(Base):
     grade: Mapped[str] = mapped_column(String(32))
     fatal: Mapped[bool] = mapped_column(Boolean, default=False)
     dimensions: Mapped[dict[str, Any]] = mapped_column()
-    report: Mapped[dict[str, Any]] = mapped_column()  # DESIGN §3, as the engine wrote it
+    report: Mapped[dict[str, Any]] = mapped_column(deferred=True)  # DESIGN §3, as the engine wrote it
     reason: Mapped[str] = mapped_column(String(16), default="ingest")  # ingest | rescore | replace
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    rulebook: Mapped[RulebookVersion] = relationship(lazy="joined")
+    rulebook: Mapped[RulebookVersion] = relationship()  # loaded on use (one per session: identity map)
 
 
 class Finding(Base):

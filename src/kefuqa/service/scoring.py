@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,26 +70,44 @@ def grade_for(score: float, scorecard: dict[str, Any], fallback: str) -> str:
     return fallback
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A stored rulebook version, compiled for checking."""
+
+    id: int
+    name: str
+    version: str
+    scorecard: dict[str, Any]
+    checker: Any  # kefuqa.Checker
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}"
+
+
 class RulebookCache:
-    """Compiled checkers by rulebook version id (loading parses YAML and builds the phrase automaton: once
-    a process)."""
+    """Compiled rulebook versions by id: loading parses YAML and builds the phrase automaton, so each
+    version is loaded once a process (versions never change; a new upload is a new id)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._loaded: dict[int, Any] = {}
+        self._loaded: dict[int, Loaded] = {}
         self._lock = threading.Lock()
 
-    def get(self, rec: RulebookVersion) -> Any:
-        """The `kefuqa.Checker` of a stored rulebook version (pass it to `kefuqa.check`)."""
-        checker = self._loaded.get(rec.id)
-        if checker is not None:
-            return checker
+    def get(self, db: DBSession, rulebook_id: int) -> Loaded:
+        hit = self._loaded.get(rulebook_id)
+        if hit is not None:
+            return hit
         with self._lock:
-            checker = self._loaded.get(rec.id)
-            if checker is None:
-                checker = _core().Checker(self._load(rec))
-                self._loaded[rec.id] = checker
-        return checker
+            hit = self._loaded.get(rulebook_id)
+            if hit is None:
+                rec = db.get(RulebookVersion, rulebook_id)
+                if rec is None:
+                    raise LookupError(f"no rulebook version {rulebook_id}")
+                hit = Loaded(rec.id, rec.name, rec.version, dict(rec.scorecard or {}),
+                             _core().Checker(self._load(rec)))
+                self._loaded[rulebook_id] = hit
+        return hit
 
     def _load(self, rec: RulebookVersion) -> Any:
         load = _core().load_rulebook
@@ -129,6 +148,11 @@ def activate(db: DBSession, rec: RulebookVersion) -> None:
 
 def active(db: DBSession) -> RulebookVersion | None:
     return db.scalar(select(RulebookVersion).where(RulebookVersion.status == "active")
+                     .order_by(RulebookVersion.activated_at.desc()).limit(1))
+
+
+def active_id(db: DBSession) -> int | None:
+    return db.scalar(select(RulebookVersion.id).where(RulebookVersion.status == "active")
                      .order_by(RulebookVersion.activated_at.desc()).limit(1))
 
 

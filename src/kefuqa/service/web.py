@@ -587,9 +587,9 @@ def team_page(team_id: int, request: Request, p: PageUser, db: DB) -> Response:
 
 @router.get("/upload", dependencies=[ReviewerPage])
 def upload_form(request: Request, p: PageUser, db: DB) -> Response:
-    rec = workbench(request).active_rulebook(db)
+    rb = workbench(request).active(db)
     db.commit()
-    return render(request, "upload.html", p, active="upload", result=None, rulebook=rec)
+    return render(request, "upload.html", p, active="upload", result=None, rulebook=rb)
 
 
 @router.post("/upload", dependencies=[ReviewerPage])
@@ -611,9 +611,9 @@ async def upload(request: Request, p: PageUser) -> Response:
     except HTTPException as exc:
         result, error = None, str(exc.detail)
     with wb.sessions() as db:
-        rec = wb.active_rulebook(db)
+        rb = wb.active(db)
         db.commit()
-    return render(request, "upload.html", p, active="upload", result=result, error=error, rulebook=rec,
+    return render(request, "upload.html", p, active="upload", result=result, error=error, rulebook=rb,
                   status=200 if error is None else 400)
 
 
@@ -666,7 +666,7 @@ def rulebook_activate(rulebook_id: int, request: Request, p: PageUser, form: For
     rec = db.get(RulebookVersion, rulebook_id)
     if rec is None:
         raise repo.NotFound("规则集不存在")
-    workbench(request).rulebooks.get(rec)
+    workbench(request).rulebooks.get(db, rec.id)
     try:
         scoring.activate(db, rec)
     except ValueError as exc:

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import lazyload
 
 from ..errors import InputError
 from ..model import Conversation as ConversationModel
@@ -31,7 +32,6 @@ from .models import (
     AuditEntry,
     Conversation,
     Finding,
-    RulebookVersion,
     Score,
     Team,
     User,
@@ -63,6 +63,12 @@ class Outcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class Ingested:
+    outcomes: list[Outcome]
+    rulebook: str  # "name version" of the rulebook that scored them
 
 
 @dataclass
@@ -128,6 +134,8 @@ class Workbench:
         self.engine = engine or make_engine(settings.database_url)
         self.sessions = session_factory(self.engine)
         self.rulebooks = scoring.RulebookCache(settings)
+        # agent code → (agent id, team id, name, team name) as last stored by this process
+        self._agent_cache: dict[str, tuple[int, int | None, str | None, str | None]] = {}
 
     @property
     def dialect(self) -> str:
@@ -155,11 +163,12 @@ class Workbench:
                 info.admin_password = password if generated else None
         return info
 
-    def active_rulebook(self, db: DBSession) -> RulebookVersion:
-        rec = scoring.active(db)
-        if rec is None:
-            rec = scoring.ensure_active(db, self.settings)
-        return rec
+    def active(self, db: DBSession) -> scoring.Loaded:
+        """The active rulebook version, compiled (one small query; the compiled checker is cached)."""
+        rid = scoring.active_id(db)
+        if rid is None:
+            rid = scoring.ensure_active(db, self.settings).id
+        return self.rulebooks.get(db, rid)
 
     # ---- reading -----------------------------------------------------------------------------------------
 
@@ -243,39 +252,42 @@ class Workbench:
 
     # ---- scoring and storing -----------------------------------------------------------------------------
 
-    def score_items(self, items: list[Item], checker: Any) -> None:
+    @staticmethod
+    def score_items(items: list[Item], checker: Any) -> None:
         for item in items:
             item.report = checker.check(item.conversation)
             item.data = conversation_data(item.conversation, item.audio_file)
             item.content_hash = content_hash(item.data)
 
-    def ingest(self, items: Iterable[Item], *, user_id: int | None = None, replace: bool = False) -> list[Outcome]:
-        """Score and store conversations in batches; returns one outcome per conversation."""
-        outcomes: list[Outcome] = []
+    def ingest(self, items: Iterable[Item], *, user_id: int | None = None, replace: bool = False) -> Ingested:
+        """Score with the active rulebook and store, in batches of STORE_BATCH (one transaction each)."""
+        out = Ingested([], "")
         batch: list[Item] = []
         for item in items:
             batch.append(item)
             if len(batch) >= STORE_BATCH:
-                outcomes.extend(self._ingest_batch(batch, user_id, replace))
+                self._ingest_batch(batch, user_id, replace, out)
                 batch = []
         if batch:
-            outcomes.extend(self._ingest_batch(batch, user_id, replace))
-        return outcomes
+            self._ingest_batch(batch, user_id, replace, out)
+        return out
 
-    def _ingest_batch(self, items: list[Item], user_id: int | None, replace: bool) -> list[Outcome]:
-        with self.sessions() as db:
-            rec = self.active_rulebook(db)
-            db.commit()
-        self.score_items(items, self.rulebooks.get(rec))
+    def _ingest_batch(self, items: list[Item], user_id: int | None, replace: bool, out: Ingested) -> None:
         for attempt in range(3):
             try:
                 with self.sessions() as db, db.begin():
-                    return self._store(db, items, rec, user_id, replace)
+                    rb = self.active(db)
+                    self.score_items(items, rb.checker)
+                    outcomes, learned = self._store(db, items, rb, user_id, replace)
             except IntegrityError:
                 # Another request stored one of these call ids (or agents) at the same moment: look again.
                 if attempt == 2:
                     raise
-        raise AssertionError("unreachable")
+                continue
+            self._agent_cache.update(learned)  # only what a committed transaction wrote
+            out.outcomes.extend(outcomes)
+            out.rulebook = rb.label
+            return
 
     def _insert_ignore(self, db: DBSession, model: Any, rows: list[dict[str, Any]], key: str) -> None:
         if not rows:
@@ -283,37 +295,53 @@ class Workbench:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         db.execute(dialect.insert(model).on_conflict_do_nothing(index_elements=[key]), rows)
 
-    def _agents(self, db: DBSession, items: list[Item]) -> dict[str, tuple[int, int | None]]:
-        """Agent code → (agent id, team id), creating agents and teams met for the first time."""
-        teams = {i.conversation.agent.team for i in items if i.conversation.agent and i.conversation.agent.team}
-        self._insert_ignore(db, Team, [{"name": t, "created_at": utcnow()} for t in sorted(teams)], "name")
-        team_ids = dict(db.execute(select(Team.name, Team.id).where(Team.name.in_(teams))).all()) if teams else {}
-        wanted: dict[str, tuple[str | None, int | None]] = {}
+    def _agents(self, db: DBSession, items: list[Item]) -> tuple[dict[str, tuple[int, int | None]],
+                                                                  dict[str, tuple[int, int | None, str | None,
+                                                                                  str | None]]]:
+        """Agent code → (agent id, team id), creating agents and teams met for the first time and following
+        agents who changed name or team. Agents already known to this process as they are cost no query.
+        Returns the mapping and what to add to the process's agent cache once the transaction commits."""
+        wanted: dict[str, tuple[str | None, str | None]] = {}
         for i in items:
             a = i.conversation.agent
             code = agent_code(a)
-            if code:
+            if code and a is not None:
                 name, team = wanted.get(code, (None, None))
-                wanted[code] = (a.name or name, team_ids.get(a.team) if a.team else team)
-        if not wanted:
-            return {}
-        self._insert_ignore(db, Agent, [{"code": c, "name": n, "team_id": t, "created_at": utcnow()}
-                                        for c, (n, t) in sorted(wanted.items())], "code")
+                wanted[code] = (a.name or name, a.team or team)
         out: dict[str, tuple[int, int | None]] = {}
-        for agent in db.scalars(select(Agent).where(Agent.code.in_(wanted))):
-            name, team = wanted[agent.code]
+        todo: dict[str, tuple[str | None, str | None]] = {}
+        for code, (name, team) in wanted.items():
+            known = self._agent_cache.get(code)
+            if known and name in (None, known[2]) and team in (None, known[3]):
+                out[code] = (known[0], known[1])
+            else:
+                todo[code] = (name, team)
+        if not todo:
+            return out, {}
+        teams = sorted({t for _, t in todo.values() if t})
+        self._insert_ignore(db, Team, [{"name": t, "created_at": utcnow()} for t in teams], "name")
+        team_ids = dict(db.execute(select(Team.name, Team.id).where(Team.name.in_(teams))).all()) if teams else {}
+        self._insert_ignore(db, Agent, [{"code": c, "name": n, "team_id": team_ids.get(t) if t else None,
+                                         "created_at": utcnow()} for c, (n, t) in sorted(todo.items())], "code")
+        learned = {}
+        for agent in db.scalars(select(Agent).where(Agent.code.in_(todo))):
+            name, team = todo[agent.code]
             if name and agent.name != name:
                 agent.name = name
-            if team and agent.team_id != team:
-                agent.team_id = team  # agents move between teams; their old calls keep the old team
+            if team and agent.team_id != team_ids[team]:
+                agent.team_id = team_ids[team]  # agents move between teams; their old calls keep the old team
+            team_name = team or (agent.team.name if agent.team else None)
             out[agent.code] = (agent.id, agent.team_id)
-        return out
+            learned[agent.code] = (agent.id, agent.team_id, agent.name, team_name)
+        return out, learned
 
-    def _store(self, db: DBSession, items: list[Item], rec: RulebookVersion, user_id: int | None,
-               replace: bool) -> list[Outcome]:
-        agents = self._agents(db, items)
+    def _store(self, db: DBSession, items: list[Item], rb: scoring.Loaded, user_id: int | None,
+               replace: bool) -> tuple[list[Outcome], dict[str, Any]]:
+        agents, learned = self._agents(db, items)
         ids = {i.conversation.id for i in items}
-        existing = {c.call_id: c for c in db.scalars(select(Conversation).where(Conversation.call_id.in_(ids)))}
+        existing = {c.call_id: c for c in db.scalars(
+            select(Conversation).options(lazyload(Conversation.agent), lazyload(Conversation.team))
+            .where(Conversation.call_id.in_(ids)))}
         outcomes: list[Outcome] = []
         todo: list[tuple[Item, Conversation, str]] = []
         seen: dict[str, str] = {}
@@ -329,6 +357,8 @@ class Workbench:
             row = existing.get(cid)
             agent_id, team_id = agents.get(agent_code(conv.agent) or "", (None, None))
             fields = conversation_fields(item, agent_id, team_id)
+            report = item.report
+            fields.update(score=float(report.score), grade=report.grade, fatal=bool(report.fatal))
             if row is not None:
                 if row.content_hash == item.content_hash:
                     outcomes.append(Outcome(cid, "unchanged", row.id, row.score, row.grade, source=item.source_name))
@@ -342,38 +372,38 @@ class Workbench:
                 row.updated_at = utcnow()
                 todo.append((item, row, "replace"))
             else:
-                row = Conversation(**fields, uploaded_by=user_id)
+                row = Conversation(**fields, uploaded_by=user_id, created_at=utcnow(), updated_at=utcnow())
                 db.add(row)
                 todo.append((item, row, "ingest"))
-            outcomes.append(Outcome(cid, "stored" if row.id is None else "replaced", source=item.source_name))
+            outcomes.append(Outcome(cid, "stored" if row.id is None else "replaced", source=item.source_name,
+                                    score=float(report.score), grade=report.grade))
+        if not todo:
+            return outcomes, learned
         db.flush()
-        scores = [self._score_row(item.report, row.id, rec, user_id, reason) for item, row, reason in todo]
+        scores = [self._score_row(item.report, row.id, rb.id, user_id, reason) for item, row, reason in todo]
         db.add_all(scores)
         db.flush()
         rows: list[dict[str, Any]] = []
         for (item, row, _), score in zip(todo, scores, strict=True):
             rows.extend(finding_rows(item.report, score.id, row.id))
             row.current_score_id = score.id
-            row.score, row.grade, row.fatal = score.final_score, score.grade, score.fatal
         if rows:
             db.execute(Finding.__table__.insert(), rows)
-        by_call = {row.call_id: (row, score) for (_, row, _), score in zip(todo, scores, strict=True)}
+        by_call = {row.call_id: row.id for _, row, _ in todo}
         for o in outcomes:
-            if o.status in ("stored", "replaced") and o.call_id in by_call:
-                row, score = by_call[o.call_id]
-                o.id, o.score, o.grade = row.id, score.final_score, score.grade
-        if todo:
-            db.add(AuditEntry(user_id=user_id, action="conversation.ingest", object_type="conversation",
-                              object_id=str(todo[0][1].id) if len(todo) == 1 else None,
-                              detail={"count": len(todo), "rulebook": f"{rec.name} {rec.version}",
-                                      "replaced": sum(1 for t in todo if t[2] == "replace")}))
-        return outcomes
+            if o.status in ("stored", "replaced"):
+                o.id = by_call[o.call_id or ""]
+        db.add(AuditEntry(user_id=user_id, action="conversation.ingest", object_type="conversation",
+                          object_id=str(todo[0][1].id) if len(todo) == 1 else None, at=utcnow(),
+                          detail={"count": len(todo), "rulebook": rb.label,
+                                  "replaced": sum(1 for t in todo if t[2] == "replace")}))
+        return outcomes, learned
 
     @staticmethod
-    def _score_row(report: Any, conversation_id: int, rec: RulebookVersion, user_id: int | None,
+    def _score_row(report: Any, conversation_id: int, rulebook_id: int, user_id: int | None,
                    reason: str) -> Score:
         d = report.to_dict()
-        return Score(conversation_id=conversation_id, rulebook_id=rec.id, score=float(report.score),
+        return Score(conversation_id=conversation_id, rulebook_id=rulebook_id, score=float(report.score),
                      final_score=float(report.score), grade=report.grade, fatal=bool(report.fatal),
                      dimensions=dict(report.dimensions), report=d, reason=reason, created_by=user_id,
                      created_at=utcnow())
@@ -381,9 +411,9 @@ class Workbench:
     def rescore(self, db: DBSession, conv: Conversation, *, user_id: int | None) -> Score:
         """Score a stored conversation again with the active rulebook; the old scores stay as history and
         inspectors' verdicts and pending appeals move to the matching new findings."""
-        rec = self.active_rulebook(db)
-        report = self.rulebooks.get(rec).check(ConversationModel.model_validate(conv.data))
-        score = self._score_row(report, conv.id, rec, user_id, "rescore")
+        rb = self.active(db)
+        report = rb.checker.check(ConversationModel.model_validate(conv.data))
+        score = self._score_row(report, conv.id, rb.id, user_id, "rescore")
         db.add(score)
         db.flush()
         old = list(db.scalars(select(Finding).where(Finding.score_id == conv.current_score_id))) \
@@ -393,7 +423,7 @@ class Workbench:
         new = list(db.scalars(select(Finding).where(Finding.score_id == score.id)))
         carry_over(db, old, new)
         conv.current_score_id = score.id
-        recompute(db, conv, score, rec.scorecard)
+        recompute(db, conv, score, rb.scorecard)
         return score
 
 

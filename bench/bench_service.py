@@ -1,0 +1,258 @@
+"""Load test of the QA workbench against PostgreSQL: transcript uploads scored and stored per second, and
+the latency of report reads. Targets (issue 5): 200 uploads/s on 2 cores, report reads p99 < 200 ms.
+
+It starts `kefuqa serve` (uvicorn, `--workers`) on 127.0.0.1 against a fresh PostgreSQL schema, then drives
+it with a bounded asyncio/httpx load generator running on the same machine (so the client's CPU counts
+against the server's: the figures are conservative on a 2-core box).
+
+    python bench/bench_service.py                       # defaults: 2000 uploads, 2000 reads
+    python bench/bench_service.py --uploads 5000 --concurrency 16 --workers 2
+    KEFUQA_BENCH_PG_URL=postgresql+psycopg://user@host/db python bench/bench_service.py
+
+Three upload shapes are measured: one conversation per request (JSON), batches of conversations per
+request (JSON list) and files (multipart, one JSONL file of `--batch` conversations per request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+PG_URL = os.environ.get("KEFUQA_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ADMIN_PASSWORD = "Bench-admin-1"
+TARGET_UPLOADS = 200.0
+TARGET_P99_MS = 200.0
+
+OPENING = "您好，这里是XX公司客服部，我是工号{code}，请问有什么可以帮您？"
+MIDDLES = {
+    "good": [("customer", "我家宽带从昨天开始上不了网。"), ("agent", "您是说宽带从昨天开始无法上网，是吗？请问您贵姓？"),
+             ("customer", "我姓张。"), ("agent", "好的张先生，非常抱歉给您带来不便，已为您登记报修，24小时内联系您。")],
+    "fatal": [("customer", "我的话费怎么多扣了？"), ("agent", "我怎么知道，这跟我们没关系。"),
+              ("customer", "那我找谁？"), ("agent", "您是说要找负责的部门是吗？我帮您登记，24小时内回复您。")],
+    "refuse": [("customer", "能今天上门修吗？"), ("agent", "这个办不了。"), ("customer", "那什么时候能修好？"),
+               ("agent", "可能吧，明天应该可以。")],
+    "complaint": [("customer", "你们的服务太差了，我要投诉！"), ("agent", "您是说要投诉宽带故障的处理，是吗？"),
+                  ("customer", "对。"), ("agent", "好的，我已经记录下来了。")],
+}
+CLOSING = [("customer", "好的谢谢。"), ("agent", "不客气，请问还有其他可以帮您的吗？"), ("customer", "没有了。"),
+           ("agent", "感谢您的来电，再见。")]
+
+
+def conversation(i: int, rng: random.Random) -> dict[str, Any]:
+    agent = f"A{rng.randrange(40):03d}"
+    kind = rng.choice(list(MIDDLES))
+    lines = [("agent", OPENING.format(code=agent[1:]))] + MIDDLES[kind] + CLOSING
+    utts, t = [], 0.0
+    for role, words in lines:
+        d = max(1.0, len(words) / 4.5)
+        utts.append({"role": role, "start": round(t, 1), "end": round(t + d, 1), "text": words})
+        t += d + rng.uniform(0.3, 1.5)
+    day = 1 + rng.randrange(28)
+    return {"id": f"bench-{uuid.uuid4().hex[:12]}-{i}", "channel": "phone", "direction": "inbound",
+            "started_at": f"2026-02-{day:02d}T{9 + rng.randrange(9):02d}:{rng.randrange(60):02d}:00+08:00",
+            "agent": {"id": agent, "name": f"坐席{agent}", "team": f"{1 + int(agent[1:]) % 4}组"},
+            "ring_seconds": rng.uniform(1, 20), "ended_by": "customer", "utterances": utts}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+async def run_pool(n: int, concurrency: int, job: Any) -> tuple[float, list[float]]:
+    """Run job(i) for i in range(n) with at most `concurrency` in flight; (wall seconds, per-job seconds)."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            t0 = time.perf_counter()
+            await job(i)
+            latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start, latencies
+
+
+async def bench(base: str, args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(5)
+    limits = httpx.Limits(max_connections=args.concurrency * 2, max_keepalive_connections=args.concurrency * 2)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+        r = await client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        r.raise_for_status()
+        h = {"Authorization": f"Bearer {r.json()['token']}"}
+        results: dict[str, Any] = {}
+        ids: list[int] = []
+
+        # warm-up (rulebook compiled in every worker, connections opened)
+        await run_pool(4 * args.workers, args.workers * 2, lambda i: client.post(
+            "/api/conversations", headers=h, json=conversation(i, rng)))
+
+        async def single(i: int) -> None:
+            r = await client.post("/api/conversations", headers=h, json=conversation(i, rng))
+            r.raise_for_status()
+            out = r.json()
+            assert out["stored"] == 1, out
+            ids.append(out["results"][0]["id"])
+
+        wall, lat = await run_pool(args.uploads, args.concurrency, single)
+        results["single"] = {"uploads": args.uploads, "seconds": wall, "per_s": args.uploads / wall,
+                             "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000}
+
+        batches = max(1, args.uploads // args.batch)
+
+        async def batch(i: int) -> None:
+            body = [conversation(i * args.batch + k, rng) for k in range(args.batch)]
+            r = await client.post("/api/conversations", headers=h, json=body)
+            r.raise_for_status()
+            assert r.json()["stored"] == args.batch, r.json()
+
+        conc = max(1, min(args.concurrency, args.workers * 2))
+        wall, lat = await run_pool(batches, conc, batch)
+        results["batch_json"] = {"uploads": batches * args.batch, "seconds": wall,
+                                 "per_s": batches * args.batch / wall, "p99_ms": pct(lat, 99) * 1000}
+
+        async def files(i: int) -> None:
+            body = "\n".join(json.dumps(conversation(i * args.batch + k, rng), ensure_ascii=False)
+                             for k in range(args.batch)).encode()
+            r = await client.post("/api/uploads", headers=h, files=[("files", (f"calls-{i}.jsonl", body))])
+            r.raise_for_status()
+            assert r.json()["stored"] == args.batch, r.json()
+
+        wall, lat = await run_pool(batches, conc, files)
+        results["files_jsonl"] = {"uploads": batches * args.batch, "seconds": wall,
+                                  "per_s": batches * args.batch / wall, "p99_ms": pct(lat, 99) * 1000}
+
+        async def read(i: int) -> None:
+            r = await client.get(f"/api/calls/{rng.choice(ids)}/report", headers=h)
+            r.raise_for_status()
+
+        wall, lat = await run_pool(args.reads, args.concurrency, read)
+        results["report_reads"] = {"reads": args.reads, "seconds": wall, "per_s": args.reads / wall,
+                                   "p50_ms": pct(lat, 50) * 1000, "p95_ms": pct(lat, 95) * 1000,
+                                   "p99_ms": pct(lat, 99) * 1000, "mean_ms": statistics.fmean(lat) * 1000}
+
+        async def detail(i: int) -> None:
+            r = await client.get(f"/api/calls/{rng.choice(ids)}", headers=h)
+            r.raise_for_status()
+
+        wall, lat = await run_pool(args.reads // 2, args.concurrency, detail)
+        results["call_detail_reads"] = {"reads": args.reads // 2, "per_s": (args.reads // 2) / wall,
+                                        "p99_ms": pct(lat, 99) * 1000}
+
+        async def listing(i: int) -> None:
+            r = await client.get("/api/calls", headers=h, params={"page_size": 50, "rule": "LNG"})
+            r.raise_for_status()
+
+        wall, lat = await run_pool(200, args.concurrency, listing)
+        results["call_list_filtered"] = {"reads": 200, "per_s": 200 / wall, "p99_ms": pct(lat, 99) * 1000}
+        total = (await client.get("/api/calls", headers=h, params={"page_size": 1})).json()["total"]
+        results["stored_calls"] = total
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--uploads", type=int, default=2000)
+    ap.add_argument("--reads", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=50, help="conversations per batch request")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = ap.parse_args()
+
+    schema = f"kq_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(PG_URL, connect_args={"connect_timeout": 5})
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # no server: say so and stop
+        print(f"PostgreSQL not reachable at {PG_URL}: {exc}", file=sys.stderr)
+        return 2
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="kefuqa-bench-")
+    env = dict(os.environ, KEFUQA_DATABASE_URL=url, KEFUQA_DATA_DIR=data_dir, KEFUQA_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    env.pop("KEFUQA_RULEBOOK", None)
+    server = subprocess.Popen([sys.executable, "-m", "kefuqa.service", "serve", "--port", str(port),
+                               "--workers", str(args.workers)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(base + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                print(server.stdout.read() if server.stdout else "", file=sys.stderr)
+                print("the server did not start", file=sys.stderr)
+                return 2
+            time.sleep(0.2)
+        results = asyncio.run(bench(base, args))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+    cores = os.cpu_count()
+    print(f"kefuqa service benchmark — PostgreSQL, {args.workers} uvicorn workers, client on the same "
+          f"{cores}-core machine, concurrency {args.concurrency}")
+    for name in ("single", "batch_json", "files_jsonl"):
+        r = results[name]
+        extra = f", p50 {r['p50_ms']:.0f} ms" if "p50_ms" in r else ""
+        print(f"  uploads ({name:11s}): {r['per_s']:7.1f} conversations/s scored+stored "
+              f"({r['uploads']} in {r['seconds']:.1f} s{extra}, p99 {r['p99_ms']:.0f} ms/request)"
+              f"  → {r['per_s'] / TARGET_UPLOADS:.2f}× the 200/s target")
+    rr = results["report_reads"]
+    print(f"  report reads           : {rr['per_s']:7.1f} /s, p50 {rr['p50_ms']:.1f} ms, p95 {rr['p95_ms']:.1f} ms, "
+          f"p99 {rr['p99_ms']:.1f} ms  → p99 is {rr['p99_ms'] / TARGET_P99_MS:.2f}× the 200 ms limit")
+    cd = results["call_detail_reads"]
+    print(f"  call detail reads      : {cd['per_s']:7.1f} /s, p99 {cd['p99_ms']:.1f} ms")
+    cl = results["call_list_filtered"]
+    print(f"  filtered call lists    : {cl['per_s']:7.1f} /s, p99 {cl['p99_ms']:.1f} ms "
+          f"(over {results['stored_calls']} stored calls)")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    ok = results["files_jsonl"]["per_s"] >= TARGET_UPLOADS and rr["p99_ms"] < TARGET_P99_MS
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
