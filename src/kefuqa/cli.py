@@ -124,13 +124,16 @@ _WORKER: Checker | None = None
 
 def _init_worker(rulebook: Rulebook) -> None:
     global _WORKER
-    _WORKER = Checker(rulebook)
+    if _WORKER is None:  # forked workers inherit the parent's compiled checker
+        _WORKER = Checker(rulebook)
 
 
 def _score_in_worker(args: tuple[Conversation, list[str] | None, list[str] | None]) -> Report:
     assert _WORKER is not None
     conv, select, ignore = args
-    return _WORKER.check(conv, select=select, ignore=ignore)
+    report = _WORKER.check(conv, select=select, ignore=ignore)
+    report.conversation = None  # the parent still has it: don't pickle it back
+    return report
 
 
 def _reports(convs: Iterator[Conversation], rb: Rulebook, jobs: int, select: list[str] | None,
@@ -141,25 +144,38 @@ def _reports(convs: Iterator[Conversation], rb: Rulebook, jobs: int, select: lis
             batch.low.append(r.call_id)
         return r
 
+    global _WORKER
+    checker = Checker(rb)
     if jobs <= 1:
-        checker = Checker(rb)
         for conv in convs:
             yield account(checker.check(conv, select=select, ignore=ignore))
         return
     import multiprocessing as mp
-    from itertools import islice
+    import threading
+    from collections import deque
 
+    _WORKER = checker  # compiled once, before the fork
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    # Pool.imap would read the whole input ahead of the workers; feeding it in bounded slices keeps a
-    # huge JSONL in constant memory while the workers stay busy.
-    window = jobs * 64
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(rb,)) as pool:
-        while True:
-            chunk = [(c, select, ignore) for c in islice(convs, window)]
-            if not chunk:
-                break
-            for r in pool.imap(_score_in_worker, chunk, chunksize=16):
+    # Pool.imap reads its input ahead as fast as it can; a semaphore keeps at most `window` calls in
+    # flight, so a huge JSONL stays in constant memory while the workers are always busy.
+    window = jobs * 128
+    slots = threading.BoundedSemaphore(window)
+    pending: deque[Conversation] = deque()
+
+    def feed() -> Iterator[tuple[Conversation, list[str] | None, list[str] | None]]:
+        for conv in convs:
+            slots.acquire()
+            pending.append(conv)
+            yield conv, select, ignore
+
+    try:
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(rb,)) as pool:
+            for r in pool.imap(_score_in_worker, feed(), chunksize=16):
+                r.conversation = pending.popleft()
+                slots.release()
                 yield account(r)
+    finally:
+        _WORKER = None
 
 
 @contextmanager
