@@ -7,6 +7,7 @@ Each rule *kind* is a method ``_k_<kind>`` returning hits, or raising `NotApplic
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,6 +62,10 @@ class _Vars(dict[str, Any]):
 
 
 _WORD = re.compile(r"[\w]", re.UNICODE)
+_QUOTE_CHARS = re.compile("[“”「」『』\"]")
+_QUOTED = re.compile("“[^”]*”|「[^」]*」|『[^』]*』|\"[^\"]*\"")
+# spoken and ASR digits → Arabic, for comparing a number with its read-back
+_DIGITS_T = str.maketrans("零〇一幺二两三四五六七八九", "0011223456789")
 _DIGITS = re.compile(r"[0-9]{4,}")
 
 
@@ -91,8 +96,7 @@ class Context:
         self.has_text = conv.has_text
         self.cleans, self.keys = normalize.views_many(self.texts)
         scan = checker.index.scan
-        py_roles = checker.pinyin_roles
-        self.raw = [scan(k, r, r in py_roles) for k, r in zip(self.keys, self.roles, strict=True)]
+        self.raw = [scan(k, r) for k, r in zip(self.keys, self.roles, strict=True)]
         self.by_role: dict[str, list[int]] = {"agent": [], "customer": [], "any": []}
         for i, r in enumerate(self.roles):
             if r in ("agent", "customer"):
@@ -103,6 +107,7 @@ class Context:
         self._maps: dict[tuple[int, str], list[int]] = {}
         self._words: list[int] | None = None
         self._time_vars: dict[str, Any] | None = None
+        self._quotes: dict[int, list[tuple[int, int]]] = {}
         self.fired: dict[str, list[Hit]] = {}
         self.events: list[Event] = list(conv.events)
         self._infer_events()
@@ -142,6 +147,8 @@ class Context:
         if not found:
             self._cache[ck] = _NONE
             return _NONE
+        if _QUOTE_CHARS.search(self.texts[u]):
+            found = [m for m in found if not self._quoted(u, m)]
         key = self.keys[u]
         out: list[Match] = []
         for m in found:
@@ -174,6 +181,17 @@ class Context:
             return us
         raw = self.raw
         return [u for u in us if sid in raw[u]]
+
+    def _quoted(self, u: int, m: Match) -> bool:
+        """Is the match inside quotation marks (“这跟我们没关系”: the agent quoting someone)?"""
+        ranges = self._quotes.get(u)
+        if ranges is None:
+            ranges = [(q.start(), q.end()) for q in _QUOTED.finditer(self.texts[u])]
+            self._quotes[u] = ranges
+        if not ranges:
+            return False
+        _, (s, e) = self.evidence(u, m)
+        return any(a <= s and e <= b for a, b in ranges)
 
     def _covered(self, sid: int, u: int, m: Match) -> bool:
         if m.view != "key":
@@ -242,6 +260,13 @@ class Context:
         if words[u] < 0:
             words[u] = len(_WORD.findall(self.cleans[u]))
         return words[u]
+
+    def substantial(self, u: int) -> bool:
+        """Not a short backchannel: at least a second long (when timed) and 3 characters (when transcribed)."""
+        x = self.conv.utterances[u]
+        if x.start is not None and x.end is not None and x.end - x.start < 1.0:
+            return False
+        return not (self.has_text and self.word_count(u) < 3)
 
     def role_utts(self, role: str) -> list[int]:
         """Utterances of a role that carry text (all of them when the call has no transcript)."""
@@ -317,6 +342,16 @@ class Context:
                     if gap_start is not None and gap_end is not None and \
                             gap_end - gap_start >= settings.infer_holds.min_gap_seconds:
                         self.events.append(Event(type="hold", start=gap_start, end=gap_end, inferred=True, utterance=a))
+        csid = self.checker.customer_hold_sid
+        if settings.infer_holds.enabled and self.timed and csid is not None:
+            order = sorted(self.by_role["any"], key=lambda i: utts[i].start or 0.0)
+            for a, b in zip(order, order[1:], strict=False):
+                if self.roles[a] == "customer" and csid in self.raw[a] and self.matches(csid, a):
+                    gap_start, gap_end = utts[a].end, utts[b].start
+                    if gap_start is not None and gap_end is not None and \
+                            gap_end - gap_start >= settings.infer_holds.min_gap_seconds:
+                        self.events.append(Event(type="customer_hold", start=gap_start, end=gap_end, inferred=True,
+                                                 utterance=a))
         if settings.infer_transfers.enabled and not any(e.type == "transfer" for e in self.events):
             sid = self.checker.transfer_sid
             if sid is not None:
@@ -381,13 +416,11 @@ class Checker:
             self.compiled[r.id] = self._compile(r)
         s = rulebook.settings
         self.hold_sid = self.index.add(list(s.infer_holds.phrases), role="agent") if s.infer_holds.phrases else None
+        self.customer_hold_sid = (self.index.add(list(s.infer_holds.customer_phrases), role="customer")
+                                  if s.infer_holds.customer_phrases else None)
         self.transfer_sid = (self.index.add(list(s.infer_transfers.phrases), role="agent")
                              if s.infer_transfers.phrases else None)
         self.index.build()
-        # only utterances of roles whose rules match by sound need the pinyin pass
-        self.pinyin_roles = {("agent", "customer") if r.role == "any" else (r.role,)
-                             for r in self.order if getattr(r, "pinyin", False)}
-        self.pinyin_roles = {role for group in self.pinyin_roles for role in group}  # type: ignore[misc]
         card = rulebook.scorecard
         self.fatal = set(card.fatal)
 
@@ -669,15 +702,19 @@ class Checker:
             raise NotApplicable(_trigger_text(r.if_, absent=True))
         then = r.then
         hits = []
+        covered: set[int] = set()  # utterances inside the window of a trigger already reported
         for pos in positions:
+            if pos.u is not None and pos.u in covered:
+                continue
             us = ctx.window(pos, then.role, r.window)
             ok = False
             if c.groups:
                 ok = not self._groups_missing(c, ctx, us, then.need)
             if not ok and then.echo and pos.key:
-                tail = _DIGITS.findall(pos.key)
-                probe = tail[-1][-4:] if tail else pos.key[-4:]
-                ok = any(probe in ctx.keys[u] for u in us)
+                said = pos.key.translate(_DIGITS_T)
+                tail = _DIGITS.findall(said)
+                probe = tail[-1][-4:] if tail else said[-4:]
+                ok = any(probe in ctx.keys[u].translate(_DIGITS_T) for u in us)
             if not ok:
                 if pos.match is not None and pos.u is not None:
                     pos.evidence, pos.span = ctx.evidence(pos.u, pos.match)
@@ -685,6 +722,8 @@ class Checker:
                 if pos.evidence:
                     h.evidence, h.span = pos.evidence, pos.span
                 hits.append(h)
+                if us:
+                    covered.update(range(pos.u if pos.u is not None else us[0], us[-1] + 1))
             if not r.window.turns and not r.window.seconds and r.window.direction in ("after", "call"):
                 break  # unbounded window: the first trigger decides
         return hits
@@ -741,11 +780,13 @@ class Checker:
                 gaps.append((last_end, s, i))
             last_end = max(last_end, utts[i].end or 0.0)
         for gs, ge, u in gaps:
+            if any(gs - 1 <= p <= ge + 1 for p in points):
+                continue  # a transfer happened in the gap
             covered = sum(max(0.0, min(ge, b) - max(gs, a)) for a, b in covers)  # type: ignore[type-var,operator]
-            if covered >= 0.5 * (ge - gs) or any(gs - 1 <= p <= ge + 1 for p in points):
+            dead = (ge - gs) - covered  # a hold covers part of the gap: only the rest is dead air
+            if dead < r.min_seconds:
                 continue
-            h = Hit(u, round(gs, 2), round(ge, 2), f"静音 {ge - gs:.1f} 秒", None,
-                    vars={"seconds": round(ge - gs, 1)})
+            h = Hit(u, round(gs, 2), round(ge, 2), f"静音 {dead:.1f} 秒", None, vars={"seconds": round(dead, 1)})
             hits.append(h)
         return hits
 
@@ -755,22 +796,23 @@ class Checker:
             raise NotApplicable("缺少时间戳")
         utts = ctx.conv.utterances
         hits = []
-        roles = ctx.roles
+        # the other role's speech as spans: ASR segments less than a breath (0.5 s) apart are one turn
+        spans: list[list[float]] = []
+        for v in sorted(ctx.by_role[r.over], key=lambda i: utts[i].start or 0.0):
+            vs, ve = utts[v].start or 0.0, utts[v].end or 0.0
+            if spans and vs - spans[-1][1] < 0.5:
+                spans[-1][1] = max(spans[-1][1], ve)
+            else:
+                spans.append([vs, ve])
+        starts = [sp[0] for sp in spans]
         for u in ctx.by_role[r.role]:
             us, ue = utts[u].start, utts[u].end
             assert us is not None and ue is not None
             best = 0.0
             victim = None
-            # utterances are in spoken order: the interrupted turn is among the few listed around this one
-            for v in range(max(0, u - 6), min(ctx.n, u + 3)):
-                if roles[v] != r.over:
-                    continue
-                vs, ve = utts[v].start, utts[v].end
-                assert vs is not None and ve is not None
-                if vs < us < ve:
-                    amount = min(ue, ve) - us
-                    if amount > best:
-                        best, victim = amount, v
+            i = bisect_right(starts, us) - 1
+            if i >= 0 and spans[i][0] < us < spans[i][1]:
+                best, victim = min(ue, spans[i][1]) - us, i
             if victim is None or best < r.min_seconds:
                 continue
             if c.backchannel is not None and c.backchannel.fullmatch(ctx.keys[u]):
@@ -785,23 +827,31 @@ class Checker:
         if not ctx.timed:
             raise NotApplicable("缺少时间戳")
         utts = ctx.conv.utterances
+        # when the responder said anything (even "嗯" over a long ASR segment of the speaker)
+        responses = sorted(utts[i].start or 0.0 for i in ctx.by_role[r.responder])
         hits = []
-        run: list[int] = []
+        stretch: list[int] = []
 
         def flush() -> None:
-            if run:
-                s, e = utts[run[0]].start or 0.0, max(utts[i].end or 0.0 for i in run)
-                if e - s > r.min_seconds:
-                    h = ctx.hit_at(run[0], None, vars={"seconds": round(e - s, 1)})
-                    h.start, h.end = s, e
+            if not stretch:
+                return
+            s0 = utts[stretch[0]].start or 0.0
+            e0 = max(utts[i].end or 0.0 for i in stretch)
+            cuts = [s0] + [t for t in responses if s0 < t < e0] + [e0]
+            for a, b in zip(cuts, cuts[1:], strict=False):
+                if b - a > r.min_seconds:
+                    u = max((i for i in stretch if (utts[i].start or 0.0) <= a + 0.05), default=stretch[0])
+                    h = ctx.hit_at(u, None, vars={"seconds": round(b - a, 1)})
+                    h.start, h.end = round(a, 2), round(b, 2)
                     hits.append(h)
 
-        for i in ctx.by_role["any"]:
+        for i in sorted(ctx.by_role["any"], key=lambda i: utts[i].start or 0.0):
             if ctx.roles[i] == r.role:
-                run.append(i)
-            elif ctx.roles[i] == r.responder:
+                stretch.append(i)
+            elif ctx.roles[i] == r.responder and not (stretch and (utts[i].start or 0.0) <
+                                                     max(utts[j].end or 0.0 for j in stretch)):
                 flush()
-                run = []
+                stretch = []
         flush()
         return hits
 
@@ -814,6 +864,7 @@ class Checker:
         seconds = 0.0
         units = 0.0
         per_utt: list[tuple[float, int]] = []
+        total = sum(utts[u].duration for u in us)
         for u in us:
             d = utts[u].duration
             n: float
@@ -824,13 +875,13 @@ class Checker:
                 if syl is None:
                     continue
                 n = float(syl)
-            if n <= 0 or d <= 0:
-                continue
+            if n < 3 or d < 1.0:
+                continue  # "嗯", "好的": listening, not a sample of how the agent speaks
             seconds += d
             units += n
             if d >= 2.0:
                 per_utt.append((n / d * 60, u))
-        if seconds < r.min_speech_seconds or seconds <= 0:
+        if total < r.min_speech_seconds or seconds < min(5.0, r.min_speech_seconds):
             raise NotApplicable(f"{_ROLE[r.role]}说话不足 {r.min_speech_seconds:g} 秒")
         rate = units / seconds * 60
         fast = r.max is not None and rate > r.max
@@ -851,7 +902,7 @@ class Checker:
         if r.measure.startswith("attr:"):
             name = r.measure[5:]
             vals = [(float(ctx.conv.utterances[u].attrs[name]), u) for u in ctx.by_role[r.role]
-                    if isinstance(ctx.conv.utterances[u].attrs.get(name), int | float)]
+                    if isinstance(ctx.conv.utterances[u].attrs.get(name), int | float) and ctx.substantial(u)]
             if len(vals) < r.min_count:
                 raise NotApplicable(f"需要录音测得的 {name}（至少 {r.min_count} 句{_ROLE[r.role]}语音）")
             nums = [v for v, _ in vals]
@@ -1013,9 +1064,15 @@ def measure(ctx: Context, name: str) -> Any:
             return float("inf")
         if not ctx.timed:
             return None
-        first_agent = conv.utterances[agent[0]]
-        first_cust = conv.utterances[cust[0]]
-        return max(0.0, (first_cust.start or 0.0) - (first_agent.end or 0.0))
+        # the opening: the agent's first turn, with ASR segments less than a second apart joined
+        utts = conv.utterances
+        opening_end = utts[agent[0]].end or 0.0
+        for a in agent[1:]:
+            if (utts[a].start or 0.0) - opening_end >= 1.0:
+                break
+            opening_end = max(opening_end, utts[a].end or 0.0)
+        t = utts[cust[0]].start or 0.0
+        return max(0.0, t - opening_end)
     if name == "loudness_rise_db":
         return _loudness_rise(ctx)
     if name == "max_hold_seconds":

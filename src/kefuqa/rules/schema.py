@@ -407,6 +407,8 @@ class HoldInference(Strict):
 
     enabled: bool = True
     phrases: list[str] = Field(default_factory=list)
+    # the customer asks the agent to wait ("你等一下，我去找电费单"): not dead air, not the agent's hold
+    customer_phrases: list[str] = Field(default_factory=list)
     min_gap_seconds: float = Field(default=10, gt=0)
 
 
