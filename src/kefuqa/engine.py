@@ -97,6 +97,7 @@ class Context:
         self.cleans, self.keys = normalize.views_many(self.texts)
         scan = checker.index.scan
         self.raw = [scan(k, r) for k, r in zip(self.keys, self.roles, strict=True)]
+        self._has_quotes = [bool(_QUOTE_CHARS.search(t)) for t in self.texts]
         self.by_role: dict[str, list[int]] = {"agent": [], "customer": [], "any": []}
         for i, r in enumerate(self.roles):
             if r in ("agent", "customer"):
@@ -108,6 +109,7 @@ class Context:
         self._words: list[int] | None = None
         self._time_vars: dict[str, Any] | None = None
         self._quotes: dict[int, list[tuple[int, int]]] = {}
+        self._rates: dict[str, tuple[float, float, float, list[tuple[float, int]]]] = {}
         self.fired: dict[str, list[Hit]] = {}
         self.events: list[Event] = list(conv.events)
         self._infer_events()
@@ -141,13 +143,16 @@ class Context:
                 assert rx is not None
                 if idx in pset.prefiltered and idx not in pre:
                     continue  # the literal this regex needs is not in the utterance
+                needs = pset.clean_needs.get(idx)
+                if needs is not None and not any(n in clean for n in needs):
+                    continue
                 for rm in rx.finditer(clean):
                     if rm.end() > rm.start():
                         found.append(Match(idx, rm.start(), rm.end(), "regex", "clean"))
         if not found:
             self._cache[ck] = _NONE
             return _NONE
-        if _QUOTE_CHARS.search(self.texts[u]):
+        if self._has_quotes[u]:
             found = [m for m in found if not self._quoted(u, m)]
         key = self.keys[u]
         out: list[Match] = []
@@ -211,6 +216,18 @@ class Context:
         return not inside
 
     def said(self, sid: int, us: list[int]) -> tuple[int, Match] | None:
+        pset = self.checker.index.sets[sid]
+        if pset.simple:
+            # no exceptions, whole-utterance items, hours or regexes: the first raw hit is a match
+            raw = self.raw
+            for u in us:
+                hits = raw[u].get(sid)
+                if hits and not self._has_quotes[u]:
+                    item, start, end, via = hits[0]
+                    return u, Match(item, start, end, via, "key")
+                if hits and self.matches(sid, u):
+                    return u, self.matches(sid, u)[0]
+            return None
         for u in self.candidates(sid, us):
             ms = self.matches(sid, u)
             if ms:
@@ -260,6 +277,36 @@ class Context:
         if words[u] < 0:
             words[u] = len(_WORD.findall(self.cleans[u]))
         return words[u]
+
+    def speech_rate(self, role: str) -> tuple[float, float, float, list[tuple[float, int]]]:
+        """(all speech seconds, seconds and units of the substantial turns, sorted per-turn rates)."""
+        got = self._rates.get(role)
+        if got is not None:
+            return got
+        utts = self.conv.utterances
+        us = self.by_role[role]
+        seconds = units = 0.0
+        per_utt: list[tuple[float, int]] = []
+        total = sum(utts[u].duration for u in us)
+        for u in us:
+            d = utts[u].duration
+            n: float
+            if self.has_text:
+                n = self.word_count(u)
+            else:
+                syl = utts[u].attrs.get("syllables")
+                if syl is None:
+                    continue
+                n = float(syl)
+            if n < 3 or d < 1.0:
+                continue  # "嗯", "好的": listening, not a sample of how the agent speaks
+            seconds += d
+            units += n
+            if d >= 2.0:
+                per_utt.append((n / d * 60, u))
+        per_utt.sort()
+        got = self._rates[role] = (total, seconds, units, per_utt)
+        return got
 
     def substantial(self, u: int) -> bool:
         """Not a short backchannel: at least a second long (when timed) and 3 characters (when transcribed)."""
@@ -577,7 +624,7 @@ class Checker:
             return [ctx.event_pos(e, trig.edge) for e in ctx.events if e.type == trig.event]
         assert trig.said is not None and c.trigger_sid is not None
         out = []
-        for u in ctx.role_utts(trig.said.role):
+        for u in ctx.candidates(c.trigger_sid, ctx.role_utts(trig.said.role)):
             ms = ctx.matches(c.trigger_sid, u)
             if ms:
                 m = ms[0]
@@ -606,7 +653,10 @@ class Checker:
         us = ctx.scoped(r.role, r.scope)
         role_us = ctx.role_utts(r.role)
         base_vars = ctx.time_vars
-        check_us = ctx.candidates(c.sid, us) if c.sid is not None and not r.attrs else us
+        check_us = ctx.candidates(c.sid, us) if c.sid is not None else []
+        if r.attrs:
+            with_attrs = [u for u in us if ctx.conv.utterances[u].attrs]
+            check_us = sorted(set(check_us) | set(with_attrs))
         for u in check_us:
             if c.sid is not None:
                 for m in ctx.matches(c.sid, u):
@@ -748,7 +798,7 @@ class Checker:
         too_few = r.min is not None and count < r.min
         if not (too_many or too_few):
             return []
-        words = "、".join(dict.fromkeys(ctx.evidence(u, m)[0] for u, m in found[:12]))
+        words = "、".join(dict.fromkeys(ctx.evidence(u, m)[0] for u, m in found[:12]))  # only when firing
         vars_ = {"count": round(count, 1) if r.per == "minute" else int(count), "max": r.max, "min": r.min,
                  "words": words}
         if too_many and found:
@@ -831,12 +881,15 @@ class Checker:
         responses = sorted(utts[i].start or 0.0 for i in ctx.by_role[r.responder])
         hits = []
         stretch: list[int] = []
+        stretch_end = 0.0
 
         def flush() -> None:
             if not stretch:
                 return
             s0 = utts[stretch[0]].start or 0.0
-            e0 = max(utts[i].end or 0.0 for i in stretch)
+            e0 = stretch_end
+            if e0 - s0 <= r.min_seconds:
+                return
             cuts = [s0] + [t for t in responses if s0 < t < e0] + [e0]
             for a, b in zip(cuts, cuts[1:], strict=False):
                 if b - a > r.min_seconds:
@@ -847,9 +900,11 @@ class Checker:
 
         for i in sorted(ctx.by_role["any"], key=lambda i: utts[i].start or 0.0):
             if ctx.roles[i] == r.role:
+                if not stretch:
+                    stretch_end = 0.0
                 stretch.append(i)
-            elif ctx.roles[i] == r.responder and not (stretch and (utts[i].start or 0.0) <
-                                                     max(utts[j].end or 0.0 for j in stretch)):
+                stretch_end = max(stretch_end, utts[i].end or 0.0)
+            elif ctx.roles[i] == r.responder and not (stretch and (utts[i].start or 0.0) < stretch_end):
                 flush()
                 stretch = []
         flush()
@@ -859,28 +914,7 @@ class Checker:
         r = c.rule
         if not ctx.timed:
             raise NotApplicable("缺少时间戳")
-        utts = ctx.conv.utterances
-        us = ctx.by_role[r.role]
-        seconds = 0.0
-        units = 0.0
-        per_utt: list[tuple[float, int]] = []
-        total = sum(utts[u].duration for u in us)
-        for u in us:
-            d = utts[u].duration
-            n: float
-            if ctx.has_text:
-                n = ctx.word_count(u)
-            else:
-                syl = utts[u].attrs.get("syllables")
-                if syl is None:
-                    continue
-                n = float(syl)
-            if n < 3 or d < 1.0:
-                continue  # "嗯", "好的": listening, not a sample of how the agent speaks
-            seconds += d
-            units += n
-            if d >= 2.0:
-                per_utt.append((n / d * 60, u))
+        total, seconds, units, per_utt = ctx.speech_rate(r.role)
         if total < r.min_speech_seconds or seconds < min(5.0, r.min_speech_seconds):
             raise NotApplicable(f"{_ROLE[r.role]}说话不足 {r.min_speech_seconds:g} 秒")
         rate = units / seconds * 60
@@ -890,7 +924,6 @@ class Checker:
             return []
         vars_ = {"value": round(rate), "max": r.max, "min": r.min}
         if per_utt:
-            per_utt.sort()
             u = per_utt[-1][1] if fast else per_utt[0][1]
             return [ctx.hit_at(u, None, vars=vars_)]
         return [Hit(None, None, None, None, None, vars=vars_)]

@@ -40,7 +40,7 @@ class Match(NamedTuple):
 Raw = tuple[int, int, int, str]
 
 
-def regex_literals(pattern: str, limit: int = 16) -> list[str] | None:
+def regex_literals(pattern: str, limit: int = 16, key_view: bool = True) -> list[str] | None:
     """Literal strings one of which every match of a regex contains (top level only), or None.
 
     Runs of literal characters are extended through short alternations of literals (``您(是|要|想)`` gives
@@ -72,7 +72,15 @@ def regex_literals(pattern: str, limit: int = 16) -> list[str] | None:
             lo, _hi, sub = arg  # type: ignore[misc]
             if lo >= 1 and len(sub) == 1 and sub[0][0] is sre_constants.LITERAL:
                 run = [r + chr(sub[0][1]) for r in run]
+            elif lo >= 1 and len(sub) == 1 and sub[0][0] is sre_constants.IN and not key_view:
+                alts = _branch_literals(sub)
+                if alts and len(run) * len(alts) <= limit:
+                    run = [r + a for r in run for a in alts]
             close()
+        elif op is sre_constants.IN and not key_view and _branch_literals([(op, arg)]):
+            alts = _branch_literals([(op, arg)])
+            assert alts is not None
+            run = [r + a for r in run for a in alts] if len(run) * len(alts) <= limit else list(alts)
         elif op is sre_constants.SUBPATTERN and _branch_literals(arg[-1]) is not None:  # type: ignore[index]
             alts = _branch_literals(arg[-1])  # type: ignore[index]
             assert alts is not None
@@ -84,7 +92,7 @@ def regex_literals(pattern: str, limit: int = 16) -> list[str] | None:
         else:
             close()
     close()
-    if not best or any(not x or normalize.key(x) != x for x in best):
+    if not best or any(not x or (key_view and normalize.key(x) != x) for x in best):
         return None  # punctuation or a stutter: not visible in the key view as written
     return sorted(set(best))
 
@@ -141,9 +149,21 @@ class PhraseSet:
     prefiltered: set[int] = field(default_factory=set)
     # some regex item has no such literal: it must run on every utterance
     unfiltered_regex: bool = False
+    # for those: strings of the clean view one of which must be there before the regex runs
+    clean_needs: dict[int, tuple[str, ...]] = field(default_factory=dict)
     # the roles whose utterances this set is looked for in; unless/near sets inherit their parent's
     roles: set[str] = field(default_factory=set)
     children: list[int] = field(default_factory=list)
+
+    @property
+    def simple(self) -> bool:
+        """Every raw hit is a match: no exceptions, whole-utterance items, hours or regexes."""
+        got = self.__dict__.get("_simple")
+        if got is None:
+            got = (self.unless_set is None and not self.regex_items and all(
+                i.unless_set is None and i.whole is None and i.allowed_hours is None for i in self.items))
+            self.__dict__["_simple"] = got
+        return got
 
 
 def _minutes(hhmm: str) -> int:
@@ -208,6 +228,10 @@ class PhraseIndex:
                     pset.prefiltered.add(idx)
                 else:
                     pset.unfiltered_regex = True
+                    # text it needs in the clean view (punctuation such as ！！): a substring test first
+                    clean_lits = regex_literals(item.regex, key_view=False)
+                    if clean_lits:
+                        pset.clean_needs[idx] = tuple(clean_lits)
                 continue
             assert item.text is not None
             k = normalize.key(item.text)
