@@ -94,10 +94,10 @@ class Context:
         self.texts = [u.text or "" for u in utts]
         self.timed = conv.timed
         self.has_text = conv.has_text
-        self.cleans, self.keys = normalize.views_many(self.texts)
-        scan = checker.index.scan
-        self.raw = [scan(k, r) for k, r in zip(self.keys, self.roles, strict=True)]
+        self.cleans, self.keys, self._words = normalize.views_many(self.texts)
+        self.raw = checker.index.scan_many(self.keys, self.roles)
         self._has_quotes = [bool(_QUOTE_CHARS.search(t)) for t in self.texts]
+        self.any_attrs = any(u.attrs for u in utts)
         self.by_role: dict[str, list[int]] = {"agent": [], "customer": [], "any": []}
         for i, r in enumerate(self.roles):
             if r in ("agent", "customer"):
@@ -106,7 +106,6 @@ class Context:
         self._cache: dict[tuple[int, int], list[Match]] = {}
         self._texted: dict[str, list[int]] = {}
         self._maps: dict[tuple[int, str], list[int]] = {}
-        self._words: list[int] | None = None
         self._time_vars: dict[str, Any] | None = None
         self._quotes: dict[int, list[tuple[int, int]]] = {}
         self._rates: dict[str, tuple[float, float, float, list[tuple[float, int]]]] = {}
@@ -270,13 +269,8 @@ class Context:
         return tv
 
     def word_count(self, u: int) -> int:
-        """Characters that count for speech rate (CJK, letters, digits), once per utterance."""
-        words = self._words
-        if words is None:
-            words = self._words = [-1] * self.n
-        if words[u] < 0:
-            words[u] = len(_WORD.findall(self.cleans[u]))
-        return words[u]
+        """Characters that count for speech rate (CJK, letters, digits)."""
+        return self._words[u]
 
     def speech_rate(self, role: str) -> tuple[float, float, float, list[tuple[float, int]]]:
         """(all speech seconds, seconds and units of the substantial turns, sorted per-turn rates)."""
@@ -654,7 +648,7 @@ class Checker:
         role_us = ctx.role_utts(r.role)
         base_vars = ctx.time_vars
         check_us = ctx.candidates(c.sid, us) if c.sid is not None else []
-        if r.attrs:
+        if r.attrs and ctx.any_attrs:
             with_attrs = [u for u in us if ctx.conv.utterances[u].attrs]
             check_us = sorted(set(check_us) | set(with_attrs))
         for u in check_us:

@@ -100,15 +100,29 @@ def views(text: str) -> tuple[str, str]:
     return c, key_of_clean(c)
 
 
-def views_many(texts: list[str]) -> tuple[list[str], list[str]]:
-    """`views` of every utterance of a call, with one OpenCC call for the whole call."""
+# Joins the utterances of a call so that each step runs once per call: a letter (category Lo, so it
+# survives the removal of punctuation) that no transcript contains.
+_SEP = "\ua66e"
+
+
+def views_many(texts: list[str]) -> tuple[list[str], list[str], list[int]]:
+    """`views` of every utterance of a call, plus each utterance's count of word characters (CJK,
+    letters, digits — for speech rate), computed for the whole call at once."""
     joined = "\n".join(texts)
     conv: str = _T2S.convert(joined)
     parts = conv.split("\n") if len(conv) == len(joined) else []
     if len(parts) != len(texts) or any(len(a) != len(b) for a, b in zip(parts, texts, strict=False)):
         parts = [t2s(t) for t in texts]  # a text with its own newline, or a length-changing phrase
-    cleans = [p.translate(_WIDTH) for p in parts]
-    return cleans, [key_of_clean(c) for c in cleans]
+        conv = "\n".join(parts)
+    cleaned = conv.translate(_WIDTH)
+    cleans = cleaned.split("\n")
+    if len(cleans) != len(texts) or _SEP in cleaned:
+        cleans = [p.translate(_WIDTH) for p in parts]
+        words = [_NON_WORD.sub("", c) for c in cleans]
+    else:
+        words = _NON_WORD.sub("", cleaned.replace("\n", _SEP)).split(_SEP)
+    keys = _STUTTER.sub(_first, _SEP.join(words)).split(_SEP)
+    return cleans, keys, [len(w) for w in words]
 
 
 def key_map(text: str) -> list[int]:

@@ -321,6 +321,70 @@ class PhraseIndex:
         return out
 
 
+    def scan_many(self, keys: list[str], roles: list[str]) -> list[dict[int, list[Raw]]]:
+        """`scan` of every utterance of a call: one automaton pass per role over the joined keys."""
+        out: list[dict[int, list[Raw]]] = [{} for _ in keys]
+        for role, ri in self._by_role.items():
+            idx = [i for i, r in enumerate(roles) if r == role and keys[i]]
+            if not idx:
+                continue
+            offsets: list[int] = []
+            pos = 0
+            for i in idx:
+                offsets.append(pos)
+                pos += len(keys[i]) + 1
+            joined = "\n".join(keys[i] for i in idx)  # a newline never occurs inside a key
+            self._scan_joined(ri, joined, idx, offsets, keys, out)
+        return out
+
+    def _scan_joined(self, ri: _RoleIndex, joined: str, idx: list[int], offsets: list[int], keys: list[str],
+                     out: list[dict[int, list[Raw]]]) -> None:
+        lengths = ri.lengths
+        consumers = ri.consumers
+        j = 0  # which utterance the current hit is in: hits come in order of their end
+        nxt = offsets[1] if len(offsets) > 1 else len(joined) + 1
+        for end, pid in ri.auto.iter(joined):
+            while end >= nxt:
+                j += 1
+                nxt = offsets[j + 1] if j + 1 < len(offsets) else len(joined) + 1
+            base = offsets[j]
+            start = end - lengths[pid] + 1 - base
+            d = out[idx[j]]
+            for sid, item, via in consumers[pid]:
+                lst = d.get(sid)
+                if lst is None:
+                    d[sid] = [(item, start, end + 1 - base, via)]
+                else:
+                    lst.append((item, start, end + 1 - base, via))
+        whole = ri.whole
+        if whole:
+            for i in idx:
+                got = whole.get(keys[i])
+                if got is not None:
+                    for sid, item in got:
+                        out[i].setdefault(sid, []).append((item, 0, len(keys[i]), "exact"))
+        if ri.auto_py is not None:
+            pjoined = normalize.pinyin_key(joined)
+            if pjoined != joined:
+                plen = ri.py_lengths
+                pcons = ri.py_consumers
+                sets = self.sets
+                j = 0
+                nxt = offsets[1] if len(offsets) > 1 else len(joined) + 1
+                for end, pid in ri.auto_py.iter(pjoined):
+                    while end >= nxt:
+                        j += 1
+                        nxt = offsets[j + 1] if j + 1 < len(offsets) else len(joined) + 1
+                    base = offsets[j]
+                    start = end - plen[pid] + 1
+                    if start < base:
+                        continue  # across two utterances
+                    for sid, item, _ in pcons[pid]:
+                        if joined[start:end + 1] == sets[sid].items[item].key:
+                            continue  # already an exact match
+                        out[idx[j]].setdefault(sid, []).append((item, start - base, end + 1 - base, "pinyin"))
+
+
 @dataclass
 class _RoleIndex:
     auto: ahocorasick.Automaton
