@@ -497,6 +497,7 @@ def activate_rulebook(rulebook_id: int, p: Admin, db: DB, request: Request) -> d
     repo.audit(db, p.user, "rulebook.activate", "rulebook", rec.id, client_ip(request), name=rec.name,
                version=rec.version)
     db.commit()
+    workbench(request).forget_active()
     return views.rulebook_view(rec)
 
 

@@ -3,17 +3,26 @@ main CLI mounts (``python -m kefuqa.service`` runs them on their own)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.engine import make_url
 
 from .config import Settings
-from .workbench import STORE_BATCH, Item, Outcome, Workbench
+
+if TYPE_CHECKING:
+    from .workbench import Workbench
+
+# The main CLI mounts these commands only when the server extra is installed; importing this module is
+# cheap (the heavy modules load when a command runs), so `kefuqa check` does not pay for the service.
+_MISSING = [m for m in ("sqlalchemy", "alembic", "fastapi", "uvicorn", "argon2", "jinja2")
+            if importlib.util.find_spec(m) is None]
+if _MISSING:
+    raise ImportError(f"the service needs the server extra (pip install 'kefuqa[server]'): missing {_MISSING}")
 
 Echo = Callable[[str], None]
 
@@ -28,6 +37,8 @@ def _settings(database_url: str | None, rulebook: str | None, data_dir: str | No
 
 
 def safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -51,6 +62,7 @@ def ingest(paths: list[str], database_url: str | None = None, rulebook: str | No
     could be read at all. `rulebook` (a bundled name, a folder or a YAML file) becomes the active rulebook.
     """
     from .. import readers
+    from .workbench import STORE_BATCH, Item, Outcome, Workbench
 
     wb = Workbench(_settings(database_url, rulebook, data_dir))
     _announce_setup(wb, echo)
@@ -94,6 +106,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, database_url: str | None = 
     """Migrate, make sure an administrator exists (printing how to log in), and serve the API and the UI."""
     import uvicorn
 
+    from .workbench import Workbench
+
     settings = _settings(database_url, rulebook, data_dir)
     wb = Workbench(settings)
     _announce_setup(wb, echo)
@@ -127,6 +141,7 @@ def add_user(username: str, role: str, database_url: str | None = None, *, passw
     """Create a user from the command line; prints a generated password once."""
     from .api import UserIn, create_user
     from .repository import Conflict, Invalid
+    from .workbench import Workbench
 
     wb = Workbench(_settings(database_url, None, data_dir))
     _announce_setup(wb, echo)
@@ -189,10 +204,16 @@ def user_add_command(
                               team=team, agent_code=agent, display_name=name, data_dir=data_dir))
 
 
+def register(app: typer.Typer) -> None:
+    """Mount `ingest`, `serve` and `user add` on a typer app (the main `kefuqa` CLI calls this)."""
+    app.command("ingest")(ingest_command)
+    app.command("serve")(serve_command)
+    users = typer.Typer(help="Workbench users (the first administrator is created by `serve`).",
+                        no_args_is_help=True)
+    users.command("add")(user_add_command)
+    app.add_typer(users, name="user")
+
+
 app = typer.Typer(help="kefuqa QA workbench: storage, HTTP API and web UI", no_args_is_help=True,
                   add_completion=False)
-app.command("ingest")(ingest_command)
-app.command("serve")(serve_command)
-user_app = typer.Typer(help="workbench users", no_args_is_help=True)
-user_app.command("add")(user_add_command)
-app.add_typer(user_app, name="user")
+register(app)

@@ -101,8 +101,15 @@ def api_roles(*roles: str) -> Callable[..., Any]:
     return dep
 
 
+def _page_principal(request: Request, db: DBSession) -> Principal | None:
+    p = principal(request, db)
+    if p is not None:  # pages show the user's team and agent, also after this request's session is closed
+        _ = p.user.team, p.user.agent and p.user.agent.team
+    return p
+
+
 async def page_user(request: Request, db: DB) -> Principal:
-    p = await run_in_threadpool(principal, request, db)
+    p = await run_in_threadpool(_page_principal, request, db)
     if p is None or p.via != "cookie":
         raise LoginRequired()
     return p

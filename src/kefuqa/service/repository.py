@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, case, false, func, select
@@ -33,6 +33,9 @@ from .models import (
     utcnow,
 )
 from .workbench import Workbench, recompute
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 REVIEWERS = ("admin", "qa")
 PAGE_MAX = 200
@@ -54,7 +57,10 @@ class Invalid(ValueError):
     pass
 
 
-def scope_calls(stmt: Select[Any], user: User) -> Select[Any]:
+S = TypeVar("S", bound="Select[Unpack[tuple[Any, ...]]]")
+
+
+def scope_calls(stmt: S, user: User) -> S:
     if user.role in ("admin", "qa"):
         return stmt
     if user.role == "leader":
@@ -117,10 +123,12 @@ def _bounds(day: date, tz: str) -> datetime:
 
 
 def _rule_match(column: Any, rule: str) -> Any:
+    """A rule id (LNG001) or a prefix of ids (LNG). The prefix is a range, so the (rule, status) index
+    serves it whatever the database's collation."""
     rule = rule.strip().upper()
-    if rule[-1:].isdigit():
+    if rule[-1:].isdigit() or not rule.isalnum() or not rule.isascii():
         return column == rule
-    return column.like(rule.replace("%", "").replace("_", "") + "%")
+    return and_(column >= rule, column < rule[:-1] + chr(ord(rule[-1]) + 1))
 
 
 def filtered_calls(user: User, f: CallFilter, tz: str) -> Select[Any]:
@@ -244,7 +252,8 @@ def _finding_in_scope(db: DBSession, user: User, finding_id: int) -> tuple[Findi
         Conversation, Conversation.id == Finding.conversation_id).where(Finding.id == finding_id), user)).first()
     if row is None:
         raise NotFound("扣分项不存在或无权查看")
-    return row[0], row[1]
+    finding, conv = row
+    return finding, conv
 
 
 def get_finding(db: DBSession, user: User, finding_id: int) -> tuple[Finding, Conversation]:
@@ -308,7 +317,7 @@ def appeal_finding(db: DBSession, user: User, finding_id: int, reason: str, ip: 
     return appeal
 
 
-def scope_appeals(stmt: Select[Any], user: User) -> Select[Any]:
+def scope_appeals(stmt: S, user: User) -> S:
     return scope_calls(stmt.join(Conversation, Conversation.id == Appeal.conversation_id), user)
 
 
@@ -380,7 +389,7 @@ def review_queue(db: DBSession, user: User, rule: str | None = None, team: int |
 # ---- statistics ------------------------------------------------------------------------------------------------
 
 
-def _current_findings(user: User) -> Select[Any]:
+def _current_findings(user: User) -> Select[str, str | None, int]:
     return scope_calls(select(Finding.rule, func.max(Finding.name), func.count(Finding.id)).join(
         Conversation, and_(Conversation.id == Finding.conversation_id,
                            Conversation.current_score_id == Finding.score_id)).where(
@@ -451,14 +460,14 @@ def summary(db: DBSession, user: User, tz: str, *, agent_id: int | None = None, 
     out = Summary(calls=len(rows))
     if not rows:
         return out
-    scores = [float(r[1]) for r in rows]
+    scores = [float(r[1] or 0) for r in rows]
     out.average = round(sum(scores) / len(scores), 1)
     out.fatal = sum(1 for r in rows if r[3])
-    out.grades = dict(Counter(r[2] for r in rows).most_common())
+    out.grades = dict(Counter(r[2] or "" for r in rows).most_common())
     out.distribution = [(label, sum(1 for s in scores if lo <= s < hi)) for lo, hi, label in BUCKETS]
     per_day: dict[date, list[float]] = defaultdict(list)
     for at, score, _, _ in rows:
-        per_day[local_day(at, tz)].append(float(score))
+        per_day[local_day(at, tz)].append(float(score or 0))
     if len(per_day) > 45:  # weekly points read better over a long span
         weekly: dict[date, list[float]] = defaultdict(list)
         for d, vals in per_day.items():

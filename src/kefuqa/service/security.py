@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import lazyload
 
 from .models import ROLES, Session, User, utcnow
 
@@ -113,8 +114,10 @@ def open_session(db: DBSession, user: User, *, hours: int, kind: str = "web") ->
 def find_session(db: DBSession, token: str | None) -> tuple[Session, User] | None:
     if not token or len(token) > 200:
         return None
+    # The user's team and agent load when a page uses them; the API's checks need only their ids.
     row = db.execute(
         select(Session, User).join(User, User.id == Session.user_id).where(Session.id == token_digest(token))
+        .options(lazyload(User.team), lazyload(User.agent))
     ).first()
     if row is None:
         return None

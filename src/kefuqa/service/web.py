@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from sqlalchemy import select
+from starlette.datastructures import UploadFile
 
 from . import charts, scoring, views
 from . import repository as repo
@@ -235,7 +236,7 @@ def overview(request: Request, p: PageUser, db: DB) -> Response:
     days = _days(request, 30)
     s = repo.summary(db, p.user, tz, days=_period(days))
     top = repo.top_rules(db, p.user, since=repo.utcnow() - timedelta(days=_period(days)), limit=8)
-    teams = []
+    teams: list[dict[str, Any]] = []
     for t in repo.visible_teams(db, p.user):
         ts = repo.summary(db, p.user, tz, team_id=t.id, days=_period(days))
         teams.append({"team": t, "summary": ts})
@@ -552,8 +553,8 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
 def teams(request: Request, p: PageUser, db: DB) -> Response:
     tz = workbench(request).settings.timezone
     days = _days(request, 90)
-    rows = [{"team": t, "s": repo.summary(db, p.user, tz, team_id=t.id, days=_period(days))}
-            for t in repo.visible_teams(db, p.user)]
+    rows: list[dict[str, Any]] = [{"team": t, "s": repo.summary(db, p.user, tz, team_id=t.id, days=_period(days))}
+                                  for t in repo.visible_teams(db, p.user)]
     if p.user.role == "leader" and len(rows) == 1:
         return redirect(f"/teams/{rows[0]['team'].id}")
     return render(request, "teams.html", p, active="teams", rows=rows, days=days, periods=PERIODS,
@@ -598,9 +599,9 @@ async def upload(request: Request, p: PageUser) -> Response:
     form = await request.form(max_files=wb.settings.max_files + 1, max_fields=50)
     if not same(str(form.get("csrf_token") or ""), p.csrf):
         raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
-    files = []
+    files: list[tuple[str, bytes]] = []
     for f in form.getlist("files"):
-        if hasattr(f, "read") and getattr(f, "filename", None):
+        if isinstance(f, UploadFile) and f.filename:
             files.append((f.filename, await f.read()))
     replace = form.get("replace") == "1"
     from starlette.concurrency import run_in_threadpool
@@ -633,8 +634,9 @@ async def rulebook_upload(request: Request, p: PageUser) -> Response:
     if not same(str(form.get("csrf_token") or ""), p.csrf):
         raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
     upload = form.get("file")
-    if upload is None or not hasattr(upload, "read"):
+    if not isinstance(upload, UploadFile):
         raise HTTPException(422, "请选择规则集 YAML 文件")
+    filename = upload.filename or "rulebook.yaml"
     data = await upload.read(scoring.MAX_RULEBOOK_BYTES + 1)
     from starlette.concurrency import run_in_threadpool
 
@@ -642,7 +644,7 @@ async def rulebook_upload(request: Request, p: PageUser) -> Response:
 
     def work() -> tuple[Any, list[dict[str, Any]]]:
         with wb.sessions() as db:
-            return upload_rulebook(request, p, db, upload.filename or "rulebook.yaml", data)
+            return upload_rulebook(request, p, db, filename, data)
 
     rec, errors = await run_in_threadpool(work)
     if rec is not None:
@@ -674,6 +676,7 @@ def rulebook_activate(rulebook_id: int, request: Request, p: PageUser, form: For
     repo.audit(db, p.user, "rulebook.activate", "rulebook", rec.id, client_ip(request), name=rec.name,
                version=rec.version)
     db.commit()
+    workbench(request).forget_active()
     return redirect(f"/rulebooks/{rec.id}", "activated")
 
 

@@ -9,17 +9,17 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DBSession
-from sqlalchemy.orm import lazyload
 
 from ..errors import InputError
 from ..model import Conversation as ConversationModel
@@ -42,6 +42,11 @@ from .security import generate_password, hash_password
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3"}
 TEXT_EXTENSIONS = {".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".tab", ".txt", ".text"}
 STORE_BATCH = 200
+ACTIVE_TTL = 2.0  # seconds a worker trusts its idea of the active rulebook
+CONVERSATIONS = cast(Table, Conversation.__table__)
+SCORES = cast(Table, Score.__table__)
+FINDINGS = cast(Table, Finding.__table__)
+AUDIT = cast(Table, AuditEntry.__table__)
 _SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
 
 
@@ -134,6 +139,7 @@ class Workbench:
         self.engine = engine or make_engine(settings.database_url)
         self.sessions = session_factory(self.engine)
         self.rulebooks = scoring.RulebookCache(settings)
+        self._active: tuple[int | None, float] = (None, 0.0)
         # agent code → (agent id, team id, name, team name) as last stored by this process
         self._agent_cache: dict[str, tuple[int, int | None, str | None, str | None]] = {}
 
@@ -164,11 +170,19 @@ class Workbench:
         return info
 
     def active(self, db: DBSession) -> scoring.Loaded:
-        """The active rulebook version, compiled (one small query; the compiled checker is cached)."""
-        rid = scoring.active_id(db)
-        if rid is None:
-            rid = scoring.ensure_active(db, self.settings).id
+        """The active rulebook version, compiled. Which version is active is looked up again after
+        ACTIVE_TTL seconds (another worker may have activated one), at once after `forget_active`."""
+        now = time.monotonic()
+        rid, at = self._active
+        if rid is None or now - at > ACTIVE_TTL:
+            rid = scoring.active_id(db)
+            if rid is None:
+                rid = scoring.ensure_active(db, self.settings).id
+            self._active = (rid, now)
         return self.rulebooks.get(db, rid)
+
+    def forget_active(self) -> None:
+        self._active = (None, 0.0)
 
     # ---- reading -----------------------------------------------------------------------------------------
 
@@ -337,14 +351,18 @@ class Workbench:
 
     def _store(self, db: DBSession, items: list[Item], rb: scoring.Loaded, user_id: int | None,
                replace: bool) -> tuple[list[Outcome], dict[str, Any]]:
+        """Insert the scored conversations with a handful of bulk statements (SQLAlchemy Core, executemany
+        with RETURNING): conversations, scores, findings, the current-score links, one audit entry."""
         agents, learned = self._agents(db, items)
-        ids = {i.conversation.id for i in items}
-        existing = {c.call_id: c for c in db.scalars(
-            select(Conversation).options(lazyload(Conversation.agent), lazyload(Conversation.team))
-            .where(Conversation.call_id.in_(ids)))}
+        conv_t, score_t = CONVERSATIONS, SCORES
+        existing = {r.call_id: r for r in db.execute(
+            select(conv_t.c.id, conv_t.c.call_id, conv_t.c.content_hash, conv_t.c.score, conv_t.c.grade)
+            .where(conv_t.c.call_id.in_({i.conversation.id for i in items})))}
         outcomes: list[Outcome] = []
-        todo: list[tuple[Item, Conversation, str]] = []
+        new: list[tuple[Item, dict[str, Any], Outcome]] = []
+        replaced: list[tuple[Item, int, dict[str, Any], Outcome]] = []
         seen: dict[str, str] = {}
+        now = utcnow()
         for item in items:
             conv = item.conversation
             cid = conv.id
@@ -354,59 +372,64 @@ class Workbench:
                                         error=None if same else "同一批次中有两个同编号但内容不同的会话"))
                 continue
             seen[cid] = item.content_hash
-            row = existing.get(cid)
             agent_id, team_id = agents.get(agent_code(conv.agent) or "", (None, None))
-            fields = conversation_fields(item, agent_id, team_id)
             report = item.report
-            fields.update(score=float(report.score), grade=report.grade, fatal=bool(report.fatal))
-            if row is not None:
-                if row.content_hash == item.content_hash:
-                    outcomes.append(Outcome(cid, "unchanged", row.id, row.score, row.grade, source=item.source_name))
-                    continue
-                if not replace:
-                    outcomes.append(Outcome(cid, "conflict", row.id, source=item.source_name,
+            fields = conversation_fields(item, agent_id, team_id)
+            fields.update(score=float(report.score), grade=report.grade, fatal=bool(report.fatal), updated_at=now)
+            old = existing.get(cid)
+            if old is not None:
+                if old.content_hash == item.content_hash:
+                    outcomes.append(Outcome(cid, "unchanged", old.id, old.score, old.grade, source=item.source_name))
+                elif not replace:
+                    outcomes.append(Outcome(cid, "conflict", old.id, source=item.source_name,
                                             error="会话编号已存在且内容不同（需要覆盖时请选择“替换已有会话”）"))
-                    continue
-                for k, v in fields.items():
-                    setattr(row, k, v)
-                row.updated_at = utcnow()
-                todo.append((item, row, "replace"))
-            else:
-                row = Conversation(**fields, uploaded_by=user_id, created_at=utcnow(), updated_at=utcnow())
-                db.add(row)
-                todo.append((item, row, "ingest"))
-            outcomes.append(Outcome(cid, "stored" if row.id is None else "replaced", source=item.source_name,
-                                    score=float(report.score), grade=report.grade))
-        if not todo:
+                else:
+                    o = Outcome(cid, "replaced", old.id, float(report.score), report.grade, source=item.source_name)
+                    replaced.append((item, old.id, fields, o))
+                    outcomes.append(o)
+                continue
+            o = Outcome(cid, "stored", None, float(report.score), report.grade, source=item.source_name)
+            new.append((item, {**fields, "uploaded_by": user_id, "created_at": now}, o))
+            outcomes.append(o)
+        if not new and not replaced:
             return outcomes, learned
-        db.flush()
-        scores = [self._score_row(item.report, row.id, rb.id, user_id, reason) for item, row, reason in todo]
-        db.add_all(scores)
-        db.flush()
+        if new:
+            ids = db.execute(insert(conv_t).returning(conv_t.c.id, sort_by_parameter_order=True),
+                             [f for _, f, _ in new]).scalars().all()
+            for (_, _, o), new_id in zip(new, ids, strict=True):
+                o.id = new_id
+        for _, conv_id, fields, _ in replaced:
+            db.execute(update(conv_t).where(conv_t.c.id == conv_id).values(**fields))
+        todo = [(item, int(o.id or 0), "ingest") for item, _, o in new]
+        todo += [(item, cid, "replace") for item, cid, _, _ in replaced]
+        score_ids = db.execute(insert(score_t).returning(score_t.c.id, sort_by_parameter_order=True), [
+            self._score_values(item.report, conv_id, rb.id, user_id, reason, now) for item, conv_id, reason in todo
+        ]).scalars().all()
         rows: list[dict[str, Any]] = []
-        for (item, row, _), score in zip(todo, scores, strict=True):
-            rows.extend(finding_rows(item.report, score.id, row.id))
-            row.current_score_id = score.id
+        for (item, conv_id, _), score_id in zip(todo, score_ids, strict=True):
+            rows.extend(finding_rows(item.report, score_id, conv_id))
         if rows:
-            db.execute(Finding.__table__.insert(), rows)
-        by_call = {row.call_id: row.id for _, row, _ in todo}
-        for o in outcomes:
-            if o.status in ("stored", "replaced"):
-                o.id = by_call[o.call_id or ""]
-        db.add(AuditEntry(user_id=user_id, action="conversation.ingest", object_type="conversation",
-                          object_id=str(todo[0][1].id) if len(todo) == 1 else None, at=utcnow(),
-                          detail={"count": len(todo), "rulebook": rb.label,
-                                  "replaced": sum(1 for t in todo if t[2] == "replace")}))
+            db.execute(insert(FINDINGS), rows)
+        db.execute(update(conv_t).where(conv_t.c.id == bindparam("b_conv")).values(current_score_id=bindparam("b_score")),
+                   [{"b_conv": conv_id, "b_score": sid} for (_, conv_id, _), sid in zip(todo, score_ids, strict=True)])
+        db.execute(insert(AUDIT).values(
+            user_id=user_id, action="conversation.ingest", object_type="conversation",
+            object_id=str(todo[0][1]) if len(todo) == 1 else None, at=now,
+            detail={"count": len(todo), "rulebook": rb.label, "replaced": len(replaced)}))
         return outcomes, learned
 
     @staticmethod
-    def _score_row(report: Any, conversation_id: int, rulebook_id: int, user_id: int | None,
+    def _score_values(report: Any, conversation_id: int, rulebook_id: int, user_id: int | None, reason: str,
+                      now: datetime) -> dict[str, Any]:
+        return {"conversation_id": conversation_id, "rulebook_id": rulebook_id, "score": float(report.score),
+                "final_score": float(report.score), "grade": report.grade, "fatal": bool(report.fatal),
+                "dimensions": dict(report.dimensions), "report": report.to_dict(), "reason": reason,
+                "created_by": user_id, "created_at": now}
+
+    @classmethod
+    def _score_row(cls, report: Any, conversation_id: int, rulebook_id: int, user_id: int | None,
                    reason: str) -> Score:
-        d = report.to_dict()
-        return Score(conversation_id=conversation_id, rulebook_id=rulebook_id, score=float(report.score),
-                     final_score=float(report.score), grade=report.grade, fatal=bool(report.fatal),
-                     dimensions=dict(report.dimensions), report=d, reason=reason, created_by=user_id,
-                     created_at=utcnow())
+        return Score(**cls._score_values(report, conversation_id, rulebook_id, user_id, reason, utcnow()))
 
     def rescore(self, db: DBSession, conv: Conversation, *, user_id: int | None) -> Score:
         """Score a stored conversation again with the active rulebook; the old scores stay as history and
@@ -419,7 +442,7 @@ class Workbench:
         old = list(db.scalars(select(Finding).where(Finding.score_id == conv.current_score_id))) \
             if conv.current_score_id else []
         rows = finding_rows(report, score.id, conv.id)
-        db.execute(Finding.__table__.insert(), rows)
+        db.execute(insert(FINDINGS), rows)
         new = list(db.scalars(select(Finding).where(Finding.score_id == score.id)))
         carry_over(db, old, new)
         conv.current_score_id = score.id

@@ -34,6 +34,6 @@ else:
     if connection is not None:
         _run(connection)
     else:
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
         with engine.connect() as conn:
             _run(conn)
