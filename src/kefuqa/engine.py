@@ -54,6 +54,8 @@ class Pos:
 
 
 _NONE: list[Match] = []
+_NO_HITS: list[Hit] = []
+_NO_UTTS: list[int] = []
 
 
 class _Vars(dict[str, Any]):
@@ -96,6 +98,7 @@ class Context:
         self.has_text = conv.has_text
         self.cleans, self.keys, self._words = normalize.views_many(self.texts)
         self.raw = checker.index.scan_many(self.keys, self.roles)
+        self.sets_hit: set[int] = set().union(*self.raw) if self.raw else set()
         self._has_quotes = [bool(_QUOTE_CHARS.search(t)) for t in self.texts]
         self.any_attrs = any(u.attrs for u in utts)
         self.by_role: dict[str, list[int]] = {"agent": [], "customer": [], "any": []}
@@ -105,7 +108,7 @@ class Context:
                 self.by_role["any"].append(i)
         self._cache: dict[tuple[int, int], list[Match]] = {}
         self._texted: dict[str, list[int]] = {}
-        self._maps: dict[tuple[int, str], list[int]] = {}
+        self._maps: dict[int, tuple[list[int], list[int]]] = {}
         self._time_vars: dict[str, Any] | None = None
         self._quotes: dict[int, list[tuple[int, int]]] = {}
         self._rates: dict[str, tuple[float, float, float, list[tuple[float, int]]]] = {}
@@ -181,9 +184,16 @@ class Context:
 
     def candidates(self, sid: int, us: list[int]) -> list[int]:
         """The utterances of `us` where set `sid` can match at all (the automata saw something)."""
-        if self.checker.index.sets[sid].unfiltered_regex:
-            return us
+        pset = self.checker.index.sets[sid]
         raw = self.raw
+        if pset.unfiltered_regex:
+            needs = pset.clean_needs_all
+            if needs is None:
+                return us
+            cleans = self.cleans
+            return [u for u in us if sid in raw[u] or any(n in cleans[u] for n in needs)]
+        if sid not in self.sets_hit:
+            return _NO_UTTS
         return [u for u in us if sid in raw[u]]
 
     def _quoted(self, u: int, m: Match) -> bool:
@@ -239,11 +249,10 @@ class Context:
         text = self.texts[u]
         if m is None:
             return _trim(text), (0, len(text))
-        ck = (u, m.view)
-        mapping = self._maps.get(ck)
-        if mapping is None:
-            mapping = normalize.key_map(text) if m.view == "key" else normalize.clean_map(text)
-            self._maps[ck] = mapping
+        maps = self._maps.get(u)
+        if maps is None:
+            maps = self._maps[u] = normalize.maps_from_clean(text, self.cleans[u])
+        mapping = maps[0] if m.view == "key" else maps[1]
         s, e = normalize.span_from_map(mapping, len(text), m.start, m.end)
         return text[s:e], (s, e)
 
@@ -455,6 +464,9 @@ class Checker:
         self.order = self._order([r for r in rulebook.rules if r.id in needed])
         for r in self.order:
             self.compiled[r.id] = self._compile(r)
+        self._sequence = [self.compiled[r.id] for r in self.order]
+        self._shown = {r.id for r in self.order if r.enabled}
+        self._rulebook_ref = {"name": rulebook.name, "version": rulebook.version}
         s = rulebook.settings
         self.hold_sid = self.index.add(list(s.infer_holds.phrases), role="agent") if s.infer_holds.phrases else None
         self.customer_hold_sid = (self.index.add(list(s.infer_holds.customer_phrases), role="customer")
@@ -532,39 +544,41 @@ class Checker:
               ignore: list[str] | None = None) -> Report:
         ctx = Context(self, conv)
         na: dict[str, str] = {}
-        results: dict[str, list[Hit]] = {}
-        for r in self.order:
-            c = self.compiled[r.id]
+        fired = ctx.fired
+        run = self._run
+        for c in self._sequence:
+            rid = c.rule.id
             try:
-                hits = self._run(c, ctx)
+                fired[rid] = run(c, ctx)
             except NotApplicable as exc:
-                na[r.id] = exc.reason
-                ctx.fired[r.id] = []
-                continue
-            ctx.fired[r.id] = hits
-            results[r.id] = hits
+                na[rid] = exc.reason
+                fired[rid] = _NO_HITS
+        shown = self._shown if select is None and ignore is None else \
+            {r.id for r in self.order if r.enabled and _rule_selected(r.id, select, ignore)}
+        if len(shown) != len(self.order):
+            na = {k: v for k, v in na.items() if k in shown}
         findings: list[Finding] = []
         events: list[EventHit] = []
-        for r in self.order:
-            if not r.enabled or not _rule_selected(r.id, select, ignore):
-                na.pop(r.id, None)
+        for c in self._sequence:
+            hits = fired[c.rule.id]
+            if not hits or c.rule.id not in shown:
                 continue
-            for h in results.get(r.id, []):
+            r = c.rule
+            for h in hits:
                 vars_ = _Vars(h.vars)
                 vars_.setdefault("evidence", h.evidence or "")
                 vars_.setdefault("time", _fmt_time(h.start))
-                message = r.message.format_map(vars_)
                 if r.severity == "event":
                     events.append(EventHit(r.id, r.name, h.utterance, h.start, h.evidence, h.span))
                 else:
                     findings.append(Finding(r.id, r.name, r.severity, 0.0, h.utterance, h.start, h.end, h.evidence,
-                                            message, h.suggestion or r.suggest, None, h.span, h.via))
-        findings.sort(key=lambda f: (f.utterance if f.utterance is not None else -1, f.rule))
-        events.sort(key=lambda e: (e.utterance if e.utterance is not None else -1, e.rule))
+                                            r.message.format_map(vars_), h.suggestion or r.suggest, None, h.span,
+                                            h.via))
+        findings.sort(key=_finding_order)
+        events.sort(key=_finding_order)
         report = Report(
-            call_id=conv.id, rulebook={"name": self.rulebook.name, "version": self.rulebook.version},
-            score=0.0, grade="", fatal=False, dimensions={}, findings=findings, events=events,
-            not_applicable=na, conversation=conv, notes=list(conv.notes),
+            call_id=conv.id, rulebook=dict(self._rulebook_ref), score=0.0, grade="", fatal=False, dimensions={},
+            findings=findings, events=events, not_applicable=na, conversation=conv, notes=list(conv.notes),
         )
         score_report(report, self.rulebook)
         return report
@@ -1022,6 +1036,10 @@ class Checker:
 
 
 _TEXT_KINDS = {"phrase", "required", "sequence", "conditional", "count", "repeat_ask"}
+
+
+def _finding_order(f: Finding | EventHit) -> tuple[int, str]:
+    return (f.utterance if f.utterance is not None else -1, f.rule)
 
 
 def _round(v: Any) -> Any:

@@ -150,6 +150,32 @@ def key_map(text: str) -> list[int]:
     return mapping
 
 
+def maps_from_clean(text: str, cleaned: str) -> tuple[list[int], list[int]]:
+    """(key → original, clean → original) index maps, from a text and its already computed clean view.
+
+    t2s keeps one character per character and the width table only deletes ASR pause marks, so the clean
+    view is the original less its ``_``; the key view keeps the word characters of the clean view that are
+    not a repeat of the CJK character before them.
+    """
+    if len(cleaned) == len(text):
+        cmap = list(range(len(text)))
+    else:
+        cmap = [i for i, ch in enumerate(text) if ch != "_" and ch != "＿"]
+        if len(cmap) != len(cleaned):  # not a view of this text after all: fall back to the slow path
+            return key_map(text), clean_map(text)
+    kmap: list[int] = []
+    prev = ""
+    keyt = _KEY
+    for j, c in enumerate(cleaned):
+        if keyt[ord(c)] is None:
+            continue
+        if c == prev and _CJK_CHAR.match(c):
+            continue
+        kmap.append(cmap[j])
+        prev = c
+    return kmap, cmap
+
+
 def clean_map(text: str) -> list[int]:
     """For each character of ``clean(text)``, the index of the original character."""
     conv = t2s(text)

@@ -156,6 +156,19 @@ class PhraseSet:
     children: list[int] = field(default_factory=list)
 
     @property
+    def clean_needs_all(self) -> tuple[str, ...] | None:
+        """When every regex without a key-view literal has clean-view text it needs: all of that text."""
+        got = self.__dict__.get("_clean_needs_all", False)
+        if got is False:
+            unfiltered = [i for i in self.regex_items if i not in self.prefiltered]
+            if unfiltered and all(i in self.clean_needs for i in unfiltered):
+                got = tuple(sorted({n for i in unfiltered for n in self.clean_needs[i]}))
+            else:
+                got = None
+            self.__dict__["_clean_needs_all"] = got
+        return got  # type: ignore[return-value]
+
+    @property
     def simple(self) -> bool:
         """Every raw hit is a match: no exceptions, whole-utterance items, hours or regexes."""
         got = self.__dict__.get("_simple")
