@@ -131,3 +131,21 @@ def test_output_to_a_device_writes_through(tmp_path):
     out, _ = reader.communicate(timeout=60)
     assert p.returncode == 0 and json.loads(out)["call_id"] == "good-1"
     assert fifo.is_fifo()  # not replaced by a regular file
+
+
+def test_jobs_reads_big_jsonl_in_slices_with_the_same_results(tmp_path):
+    """--jobs reads a big JSONL in parallel slices: same reports, same order, same line numbers in errors."""
+    good = json.loads((FIX / "good.json").read_text(encoding="utf-8"))
+    big = tmp_path / "big.jsonl"
+    with big.open("w", encoding="utf-8") as fh:
+        for i in range(1, 3001):
+            if i == 2500:
+                fh.write('{"id": "broken", "utterances": [\n')
+                continue
+            fh.write(json.dumps({**good, "id": f"c{i}"}, ensure_ascii=False) + "\n")
+    assert big.stat().st_size > 2 * (1 << 20)  # more than one slice
+    one = run("check", str(big), "-f", "jsonl")
+    two = run("check", str(big), "-f", "jsonl", "--jobs", "2")
+    assert one.returncode == two.returncode == 2
+    assert one.stdout == two.stdout and len(two.stdout.splitlines()) == 2999
+    assert "line 2500" in one.stderr and "line 2500" in two.stderr

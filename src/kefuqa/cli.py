@@ -120,62 +120,122 @@ def _many(targets: list[str | Path]) -> bool:
 
 
 _WORKER: Checker | None = None
+_SLICE = 1 << 20  # JSONL files are read in parallel slices of about 1 MB
 
 
-def _init_worker(rulebook: Rulebook) -> None:
-    global _WORKER
-    if _WORKER is None:  # forked workers inherit the parent's compiled checker
-        _WORKER = Checker(rulebook)
+@dataclass(frozen=True)
+class _Unit:
+    """A piece of input a worker reads, checks and returns: a whole file, or a slice of a JSONL file."""
+
+    path: str
+    start: int = 0
+    end: int = -1  # -1: the whole file
+    first_line: int = 1
 
 
-def _score_in_worker(args: tuple[Conversation, list[str] | None, list[str] | None]) -> Report:
+def _units(targets: list[str | Path], input_format: str | None) -> Iterator[_Unit]:
+    """Whole files; big JSONL files cut at line ends into slices (line numbers kept for messages and ids)."""
+    from .readers import detect_format
+
+    for t in targets:
+        path = Path(t)
+        size = path.stat().st_size
+        fmt = input_format
+        if fmt is None and size > _SLICE:
+            with path.open("rb") as fh:
+                fmt = detect_format(fh.read(256 * 1024), path.name)
+        if fmt != "jsonl" or size <= _SLICE:
+            yield _Unit(str(path))
+            continue
+        with path.open("rb") as fh:
+            start, line = 0, 1
+            while start < size:
+                fh.seek(start)
+                chunk = fh.read(_SLICE)
+                rest = fh.readline()  # finish the last line of the slice
+                end = start + len(chunk) + len(rest)
+                yield _Unit(str(path), start, end, line)
+                line += chunk.count(b"\n") + rest.count(b"\n")
+                start = end
+
+
+def _work(args: tuple[_Unit, str | None, dict[str, Any], list[str] | None, list[str] | None, bool]
+          ) -> list[Report | InputError]:
+    """In a worker: read one unit, check every conversation in it (reading and parsing run in parallel too)."""
+    from .readers import read_bytes, read_path
+
+    unit, input_format, options, select, ignore, keep_conv = args
     assert _WORKER is not None
-    conv, select, ignore = args
-    report = _WORKER.check(conv, select=select, ignore=ignore)
-    report.conversation = None  # the parent still has it: don't pickle it back
-    return report
+    if unit.end < 0:
+        items = read_path(unit.path, input_format, **options)
+    else:
+        with open(unit.path, "rb") as fh:
+            fh.seek(unit.start)
+            data = fh.read(unit.end - unit.start)
+        items = read_bytes(data, unit.path, input_format or "jsonl", first_line=unit.first_line, **options)
+    out: list[Report | InputError] = []
+    for item in items:
+        if isinstance(item, InputError):
+            out.append(item)
+            continue
+        report = _WORKER.check(item, select=select, ignore=ignore)
+        if not keep_conv:
+            report.conversation = None  # json/jsonl don't need it back: don't pickle it
+        out.append(report)
+    return out
 
 
-def _reports(convs: Iterator[Conversation], rb: Rulebook, jobs: int, select: list[str] | None,
-             ignore: list[str] | None, batch: _Batch, fail_under: float | None) -> Iterator[Report]:
-    def account(r: Report) -> Report:
+def _parallel(targets: list[str | Path], input_format: str | None, options: dict[str, Any], rb: Rulebook,
+              jobs: int, select: list[str] | None, ignore: list[str] | None, keep_conv: bool,
+              batch: _Batch) -> Iterator[Report]:
+    """`--jobs N`: workers read, parse and check whole files or JSONL slices; reports come back in order."""
+    import multiprocessing as mp
+    import threading
+
+    global _WORKER
+    _WORKER = Checker(rb)  # compiled once, before the fork
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    slots = threading.BoundedSemaphore(jobs * 3)  # slices in flight: memory stays bounded
+
+    def feed() -> Iterator[tuple[_Unit, str | None, dict[str, Any], list[str] | None, list[str] | None, bool]]:
+        for unit in _units(targets, input_format):
+            slots.acquire()
+            yield unit, input_format, options, select, ignore, keep_conv
+
+    try:
+        with ctx.Pool(jobs) as pool:
+            for items in pool.imap(_work, feed()):
+                slots.release()
+                for item in items:
+                    if isinstance(item, InputError):
+                        batch.errors.append(item)
+                        err.print(f"[red]error[/red] {escape(str(item))}", highlight=False)
+                        continue
+                    first = batch.seen.get(item.call_id)
+                    if first is not None:
+                        e = InputError(str(item.call_id), None, f"duplicate id {item.call_id!r} (first in {first}); skipped")
+                        batch.errors.append(e)
+                        err.print(f"[red]error[/red] {escape(str(e))}", highlight=False)
+                        continue
+                    batch.seen[item.call_id] = item.call_id
+                    yield item
+    finally:
+        _WORKER = None
+
+
+def _reports(convs: Iterator[Conversation], rb: Rulebook, select: list[str] | None,
+             ignore: list[str] | None) -> Iterator[Report]:
+    checker = Checker(rb)
+    for conv in convs:
+        yield checker.check(conv, select=select, ignore=ignore)
+
+
+def _accounted(reports: Iterator[Report], batch: _Batch, fail_under: float | None) -> Iterator[Report]:
+    for r in reports:
         batch.scored += 1
         if fail_under is not None and r.score < fail_under:
             batch.low.append(r.call_id)
-        return r
-
-    global _WORKER
-    checker = Checker(rb)
-    if jobs <= 1:
-        for conv in convs:
-            yield account(checker.check(conv, select=select, ignore=ignore))
-        return
-    import multiprocessing as mp
-    import threading
-    from collections import deque
-
-    _WORKER = checker  # compiled once, before the fork
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    # Pool.imap reads its input ahead as fast as it can; a semaphore keeps at most `window` calls in
-    # flight, so a huge JSONL stays in constant memory while the workers are always busy.
-    window = jobs * 128
-    slots = threading.BoundedSemaphore(window)
-    pending: deque[Conversation] = deque()
-
-    def feed() -> Iterator[tuple[Conversation, list[str] | None, list[str] | None]]:
-        for conv in convs:
-            slots.acquire()
-            pending.append(conv)
-            yield conv, select, ignore
-
-    try:
-        with ctx.Pool(jobs, initializer=_init_worker, initargs=(rb,)) as pool:
-            for r in pool.imap(_score_in_worker, feed(), chunksize=16):
-                r.conversation = pending.popleft()
-                slots.release()
-                yield account(r)
-    finally:
-        _WORKER = None
+        yield r
 
 
 @contextmanager
@@ -253,8 +313,12 @@ def check(
         options["vad"] = vad
     batch = _Batch()
     targets = _targets(paths, batch)
-    convs = _conversations(targets, input_format, batch, options)
-    reports = _reports(convs, rb, jobs, _split(select), _split(ignore), batch, fail_under)
+    sel, ign = _split(select), _split(ignore)
+    if jobs > 1 and "-" not in targets:
+        reports = _parallel(targets, input_format, options, rb, jobs, sel, ign, fmt not in ("json", "jsonl"), batch)
+    else:
+        reports = _reports(_conversations(targets, input_format, batch, options), rb, sel, ign)
+    reports = _accounted(reports, batch, fail_under)
     # a live bar on stderr, unless the report itself is being printed to the same terminal
     if err.is_terminal and _many(targets) and (output not in (None, "-") or not sys.stdout.isatty()):
         reports = _progress(reports)

@@ -21,6 +21,9 @@ class InputError(KefuqaError):
         where = f"{source}:{place}" if place else source
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, str | None, str]]:
+        return (InputError, (self.source, self.place, self.reason))  # picklable across processes
+
     def to_dict(self) -> dict[str, str | None]:
         return {"file": self.source, "place": self.place, "reason": self.reason}
 
@@ -34,5 +37,9 @@ class RuleError(KefuqaError):
         self.key = key
         self.reason = reason
         where = source + (f":{line}" if line else "")
+        self._args = (source, line, key, reason)
         what = f" {key}:" if key else ""
         super().__init__(f"{where}:{what} {reason}")
+
+    def __reduce__(self) -> tuple[type[RuleError], tuple[str, int | None, str | None, str]]:
+        return (RuleError, self._args)

@@ -155,6 +155,7 @@ class Source:
         self.head = head  # the first HEAD_SIZE bytes
         self.path = path  # the real file, when there is one
         self._opener = opener
+        self.first_line = 1  # a slice of a bigger file (parallel reading) numbers its lines from here
 
     # -- constructors ---------------------------------------------------------------------------------
 
@@ -211,14 +212,14 @@ class Source:
         with self.open() as f:
             if enc.startswith(("utf-16", "utf-32")):  # not ASCII-compatible: let the codec find lines
                 wrapper = io.TextIOWrapper(f, encoding=enc, errors="replace", newline="")
-                for number, text in enumerate(wrapper, 1):
+                for number, text in enumerate(wrapper, self.first_line):
                     if number == 1:
                         text = text.lstrip("\ufeff")
                     yield Line(number, text, "\ufffd" not in text)
                 return
             primary = "utf-8" if enc == "utf-8-sig" else enc
             order = [primary] + [e for e in _FALLBACKS if e != primary]
-            for number, raw in enumerate(f, 1):
+            for number, raw in enumerate(f, self.first_line):
                 if number == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8) :]
                 yield _decode_line(number, raw, order)
