@@ -99,7 +99,8 @@ class Context:
         self.cleans, self.keys, self._words = normalize.views_many(self.texts)
         self.raw = checker.index.scan_many(self.keys, self.roles)
         self.sets_hit: set[int] = set().union(*self.raw) if self.raw else set()
-        self._has_quotes = [bool(_QUOTE_CHARS.search(t)) for t in self.texts]
+        self._has_quotes = ([bool(_QUOTE_CHARS.search(t)) for t in self.texts]
+                            if any(_QUOTE_CHARS.search(t) for t in self.cleans) else [False] * self.n)
         self.any_attrs = any(u.attrs for u in utts)
         self.by_role: dict[str, list[int]] = {"agent": [], "customer": [], "any": []}
         for i, r in enumerate(self.roles):
@@ -444,6 +445,10 @@ class _Compiled:
     cond_sids: dict[int, int] = field(default_factory=dict)  # id(condition) -> sid
     backchannel: re.Pattern[str] | None = None  # overlap: utterances made only of these are listening
     run: Any = None  # the kind's evaluator, bound once
+    plain: bool = False  # no applicability conditions
+    text_kind: bool = False
+    all_hours: bool = False  # every phrase has allowed_hours: needs started_at
+    unfiltered: bool = False  # the phrase set has a regex that runs on every utterance
 
 
 class Checker:
@@ -465,6 +470,15 @@ class Checker:
         for r in self.order:
             self.compiled[r.id] = self._compile(r)
         self._sequence = [self.compiled[r.id] for r in self.order]
+        for c in self._sequence:
+            app = c.rule.applies
+            c.plain = (app.channels is None and app.directions is None and app.min_turns is None and not app.when
+                       and not app.unless)
+            c.text_kind = c.rule.kind in _TEXT_KINDS
+            if c.sid is not None:
+                pset = self.index.sets[c.sid]
+                c.all_hours = bool(pset.items) and all(i.allowed_hours for i in pset.items)
+                c.unfiltered = pset.unfiltered_regex
         self._shown = {r.id for r in self.order if r.enabled}
         self._rulebook_ref = {"name": rulebook.name, "version": rulebook.version}
         s = rulebook.settings
@@ -584,6 +598,10 @@ class Checker:
         return report
 
     def _run(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        if c.plain:  # no applicability conditions: straight to the kind
+            if c.text_kind and not ctx.has_text:
+                raise NotApplicable("没有转写文本（录音未做语音识别）")
+            return c.run(c, ctx)  # type: ignore[no-any-return]
         r = c.rule
         conv = ctx.conv
         app = r.applies
@@ -636,7 +654,7 @@ class Checker:
             ms = ctx.matches(c.trigger_sid, u)
             if ms:
                 m = ms[0]
-                k = ctx.keys[u][m.start:m.end] if m.view == "key" else normalize.key(ctx.cleans[u][m.start:m.end])
+                k = ctx.keys[u][m.start:m.end] if m.view == "key" else normalize.key_of_clean(ctx.cleans[u][m.start:m.end])
                 out.append(Pos(u, ctx.conv.utterances[u].start, ctx.conv.utterances[u].end, None, k, None, m))
         return out
 
@@ -654,9 +672,12 @@ class Checker:
 
     def _k_phrase(self, c: _Compiled, ctx: Context) -> list[Hit]:
         r = c.rule
-        pset = self.index.sets[c.sid] if c.sid is not None else None
-        if pset is not None and pset.items and all(i.allowed_hours for i in pset.items) and ctx.conv.started_at is None:
+        if c.all_hours and ctx.conv.started_at is None:
             raise NotApplicable("缺少 started_at")
+        sid = c.sid
+        if sid is not None and sid not in ctx.sets_hit and not c.unfiltered and not (r.attrs and ctx.any_attrs):
+            return []  # none of its phrases occurs anywhere in the call
+        pset = self.index.sets[sid] if sid is not None else None
         hits: list[Hit] = []
         us = ctx.scoped(r.role, r.scope)
         role_us = ctx.role_utts(r.role)
