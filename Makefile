@@ -22,6 +22,8 @@ demo: $(VENV)/.core
 
 test: $(VENV)/.full
 	bash scripts/setup-system.sh
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src/kefuqa
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.full

@@ -9,6 +9,7 @@ utterance yields raw matches for all sets at once; rules then ask for the matche
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -334,7 +335,7 @@ class PhraseIndex:
         return out
 
 
-    def scan_many(self, keys: list[str], roles: list[str]) -> list[dict[int, list[Raw]]]:
+    def scan_many(self, keys: list[str], roles: Sequence[str]) -> list[dict[int, list[Raw]]]:
         """`scan` of every utterance of a call: one automaton pass per role over the joined keys."""
         out: list[dict[int, list[Raw]]] = [{} for _ in keys]
         for role, ri in self._by_role.items():

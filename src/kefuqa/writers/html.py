@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kefuqa.model import Conversation, EventHit, Finding, Report
-from kefuqa.writers.timeline import TIMELINE_CSS, TIMELINE_JS, TIMELINE_JS_SHA256, render_timeline
 from kefuqa.writers._common import (
     CHANNEL_LABELS,
     DIRECTION_LABELS,
@@ -39,6 +38,7 @@ from kefuqa.writers._common import (
     grade_tone,
     severity_label,
 )
+from kefuqa.writers.timeline import TIMELINE_CSS, TIMELINE_JS, TIMELINE_JS_SHA256, render_timeline
 
 __all__ = ["DEFAULT_TITLE", "render_html", "write_html"]
 
