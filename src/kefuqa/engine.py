@@ -54,6 +54,7 @@ class Pos:
 
 _NONE: list[Match] = []
 _NO_HITS: list[Hit] = []
+_EMPTY_RAW: dict[int, list[Any]] = {}
 _NO_UTTS: list[int] = []
 
 
@@ -95,8 +96,7 @@ class Context:
         self.texts = [u.text or "" for u in utts]
         self.timed = conv.timed
         self.has_text = conv.has_text
-        self.cleans, self.keys, self._words = normalize.views_many(self.texts)
-        self.raw = checker.index.scan_many(self.keys, self.roles)
+        self.cleans, self.keys, self._words, self.raw = checker.prepare(self.texts, self.roles)
         self.sets_hit: set[int] = set().union(*self.raw) if self.raw else set()
         self._has_quotes = ([bool(_QUOTE_CHARS.search(t)) for t in self.texts]
                             if any(_QUOTE_CHARS.search(t) for t in self.cleans) else [False] * self.n)
@@ -487,8 +487,52 @@ class Checker:
         self.transfer_sid = (self.index.add(list(s.infer_transfers.phrases), role="agent")
                              if s.infer_transfers.phrases else None)
         self.index.build()
+        self._utt_cache: dict[tuple[str, str], tuple[str, str, int, dict[int, list[Any]]]] = {}
         card = rulebook.scorecard
         self.fatal = set(card.fatal)
+
+    _CACHE_MAX = 200_000
+
+    def clear_cache(self) -> None:
+        """Forget the normalised utterances (benchmarks start each repetition cold)."""
+        self._utt_cache.clear()
+
+    @property
+    def cache_size(self) -> int:
+        return len(self._utt_cache)
+
+    def prepare(self, texts: list[str], roles: list[str]
+                ) -> tuple[list[str], list[str], list[int], list[dict[int, list[Any]]]]:
+        """Normalised views, word counts and raw phrase hits of a call's utterances.
+
+        Call centers repeat themselves ("您好，请问有什么可以帮您？", "好的", "嗯"): each distinct
+        (text, role) is normalised and scanned once per checker and then looked up. The cached hit lists are
+        never modified.
+        """
+        cache = self._utt_cache
+        n = len(texts)
+        cleans: list[str] = [""] * n
+        keys: list[str] = [""] * n
+        words: list[int] = [0] * n
+        raw: list[dict[int, list[Any]]] = [_EMPTY_RAW] * n
+        miss: list[int] = []
+        for i in range(n):
+            got = cache.get((texts[i], roles[i]))
+            if got is None:
+                miss.append(i)
+            else:
+                cleans[i], keys[i], words[i], raw[i] = got
+        if miss:
+            m_texts = [texts[i] for i in miss]
+            m_roles = [roles[i] for i in miss]
+            c2, k2, w2 = normalize.views_many(m_texts)
+            r2 = self.index.scan_many(k2, m_roles)
+            if len(cache) + len(miss) > self._CACHE_MAX:
+                cache.clear()
+            for j, i in enumerate(miss):
+                cleans[i], keys[i], words[i], raw[i] = c2[j], k2[j], w2[j], r2[j]
+                cache[(texts[i], roles[i])] = (c2[j], k2[j], w2[j], r2[j])
+        return cleans, keys, words, raw
 
     @staticmethod
     def _order(rules: list[Any]) -> list[Any]:
