@@ -96,7 +96,7 @@ class Context:
         self.texts = [u.text or "" for u in utts]
         self.timed = conv.timed
         self.has_text = conv.has_text
-        self.cleans, self.keys, self._words, self.raw = checker.prepare(self.texts, self.roles)
+        self.cleans, self.keys, self._words, self.raw, self._mc = checker.prepare(self.texts, self.roles)
         self.sets_hit: set[int] = set().union(*self.raw) if self.raw else set()
         self._has_quotes = ([bool(_QUOTE_CHARS.search(t)) for t in self.texts]
                             if any(_QUOTE_CHARS.search(t) for t in self.cleans) else [False] * self.n)
@@ -106,7 +106,7 @@ class Context:
             if r in ("agent", "customer"):
                 self.by_role[r].append(i)
                 self.by_role["any"].append(i)
-        self._cache: dict[tuple[int, int], list[Match]] = {}
+        self._hours_cache: dict[int, dict[int, list[Match]]] = {}
         self._texted: dict[str, list[int]] = {}
         self._maps: dict[int, tuple[list[int], list[int]]] = {}
         self._time_vars: dict[str, Any] | None = None
@@ -124,8 +124,10 @@ class Context:
         pset = self.checker.index.sets[sid]
         if raw is None and not pset.unfiltered_regex:
             return _NONE
-        ck = (sid, u)
-        got = self._cache.get(ck)
+        # matches depend only on the utterance's text and role (and, for greetings, the call's hour):
+        # the per-utterance cache lives as long as the checker's cache of that utterance
+        mc = self._mc[u] if not pset.hour_dependent else self._hours_cache.setdefault(u, {})
+        got = mc.get(sid)
         if got is not None:
             return got
         found: list[Match] = []
@@ -152,7 +154,7 @@ class Context:
                     if rm.end() > rm.start():
                         found.append(Match(idx, rm.start(), rm.end(), "regex", "clean"))
         if not found:
-            self._cache[ck] = _NONE
+            mc[sid] = _NONE
             return _NONE
         if self._has_quotes[u]:
             found = [m for m in found if not self._quoted(u, m)]
@@ -179,7 +181,7 @@ class Context:
                     continue
                 kept.append(x)
             out = kept
-        self._cache[ck] = out
+        mc[sid] = out
         return out
 
     def candidates(self, sid: int, us: list[int]) -> list[int]:
@@ -487,7 +489,7 @@ class Checker:
         self.transfer_sid = (self.index.add(list(s.infer_transfers.phrases), role="agent")
                              if s.infer_transfers.phrases else None)
         self.index.build()
-        self._utt_cache: dict[tuple[str, str], tuple[str, str, int, dict[int, list[Any]]]] = {}
+        self._utt_cache: dict[tuple[str, str], tuple[str, str, int, dict[int, list[Any]], dict[int, Any]]] = {}
         card = rulebook.scorecard
         self.fatal = set(card.fatal)
 
@@ -502,7 +504,7 @@ class Checker:
         return len(self._utt_cache)
 
     def prepare(self, texts: list[str], roles: list[str]
-                ) -> tuple[list[str], list[str], list[int], list[dict[int, list[Any]]]]:
+                ) -> tuple[list[str], list[str], list[int], list[dict[int, list[Any]]], list[dict[int, Any]]]:
         """Normalised views, word counts and raw phrase hits of a call's utterances.
 
         Call centers repeat themselves ("您好，请问有什么可以帮您？", "好的", "嗯"): each distinct
@@ -515,13 +517,14 @@ class Checker:
         keys: list[str] = [""] * n
         words: list[int] = [0] * n
         raw: list[dict[int, list[Any]]] = [_EMPTY_RAW] * n
+        mcs: list[dict[int, Any]] = [_EMPTY_RAW] * n
         miss: list[int] = []
         for i in range(n):
             got = cache.get((texts[i], roles[i]))
             if got is None:
                 miss.append(i)
             else:
-                cleans[i], keys[i], words[i], raw[i] = got
+                cleans[i], keys[i], words[i], raw[i], mcs[i] = got
         if miss:
             m_texts = [texts[i] for i in miss]
             m_roles = [roles[i] for i in miss]
@@ -530,9 +533,11 @@ class Checker:
             if len(cache) + len(miss) > self._CACHE_MAX:
                 cache.clear()
             for j, i in enumerate(miss):
-                cleans[i], keys[i], words[i], raw[i] = c2[j], k2[j], w2[j], r2[j]
-                cache[(texts[i], roles[i])] = (c2[j], k2[j], w2[j], r2[j])
-        return cleans, keys, words, raw
+                entry = cache.get((texts[i], roles[i]))  # the same text twice in one call
+                if entry is None:
+                    entry = cache[(texts[i], roles[i])] = (c2[j], k2[j], w2[j], r2[j], {})
+                cleans[i], keys[i], words[i], raw[i], mcs[i] = entry
+        return cleans, keys, words, raw, mcs
 
     @staticmethod
     def _order(rules: list[Any]) -> list[Any]:

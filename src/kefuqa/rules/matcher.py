@@ -170,6 +170,14 @@ class PhraseSet:
         return got  # type: ignore[return-value]
 
     @property
+    def hour_dependent(self) -> bool:
+        """Some phrase is only a hit at certain hours of the call (greetings): matches vary per call."""
+        got = self.__dict__.get("_hours")
+        if got is None:
+            got = self.__dict__["_hours"] = any(i.allowed_hours is not None for i in self.items)
+        return got
+
+    @property
     def simple(self) -> bool:
         """Every raw hit is a match: no exceptions, whole-utterance items, hours or regexes."""
         got = self.__dict__.get("_simple")
