@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import mean, median
@@ -107,8 +108,8 @@ class Context:
                 self.by_role[r].append(i)
                 self.by_role["any"].append(i)
         self._hours_cache: dict[int, dict[int, list[Match]]] = {}
+        self._time_order: list[int] | None = None
         self._texted: dict[str, list[int]] = {}
-        self._maps: dict[int, tuple[list[int], list[int]]] = {}
         self._time_vars: dict[str, Any] | None = None
         self._quotes: dict[int, list[tuple[int, int]]] = {}
         self._rates: dict[str, tuple[float, float, float, list[tuple[float, int]]]] = {}
@@ -251,9 +252,10 @@ class Context:
         text = self.texts[u]
         if m is None:
             return _trim(text), (0, len(text))
-        maps = self._maps.get(u)
+        mc = self._mc[u]  # the maps depend on the text alone: kept with the utterance's cached matches
+        maps = mc.get(-1)
         if maps is None:
-            maps = self._maps[u] = normalize.maps_from_clean(text, self.cleans[u])
+            maps = mc[-1] = normalize.maps_from_clean(text, self.cleans[u])
         mapping = maps[0] if m.view == "key" else maps[1]
         s, e = normalize.span_from_map(mapping, len(text), m.start, m.end)
         return text[s:e], (s, e)
@@ -311,6 +313,15 @@ class Context:
                 per_utt.append((n / d * 60, u))
         per_utt.sort()
         got = self._rates[role] = (total, seconds, units, per_utt)
+        return got
+
+    @property
+    def time_order(self) -> list[int]:
+        """Agent and customer utterances by start time (spoken order when the call is untimed)."""
+        got = self._time_order
+        if got is None:
+            utts = self.conv.utterances
+            got = self._time_order = sorted(self.by_role["any"], key=lambda i: utts[i].start or 0.0)
         return got
 
     def substantial(self, u: int) -> bool:
@@ -396,7 +407,7 @@ class Context:
                         self.events.append(Event(type="hold", start=gap_start, end=gap_end, inferred=True, utterance=a))
         csid = self.checker.customer_hold_sid
         if settings.infer_holds.enabled and self.timed and csid is not None:
-            order = sorted(self.by_role["any"], key=lambda i: utts[i].start or 0.0)
+            order = self.time_order
             for a, b in zip(order, order[1:], strict=False):
                 if self.roles[a] == "customer" and csid in self.raw[a] and self.matches(csid, a):
                     gap_start, gap_end = utts[a].end, utts[b].start
@@ -503,7 +514,7 @@ class Checker:
     def cache_size(self) -> int:
         return len(self._utt_cache)
 
-    def prepare(self, texts: list[str], roles: list[str]
+    def prepare(self, texts: list[str], roles: Sequence[str]
                 ) -> tuple[list[str], list[str], list[int], list[dict[int, list[Any]]], list[dict[int, Any]]]:
         """Normalised views, word counts and raw phrase hits of a call's utterances.
 
@@ -890,7 +901,7 @@ class Checker:
         if not ctx.timed:
             raise NotApplicable("缺少时间戳")
         utts = ctx.conv.utterances
-        order = sorted(ctx.by_role["any"], key=lambda i: utts[i].start or 0.0)
+        order = ctx.time_order
         if not order:
             raise NotApplicable("无人发言")
         covers = [(e.start, e.end) for e in ctx.events if e.type in r.exclude_events and e.start is not None
@@ -925,7 +936,7 @@ class Checker:
         hits = []
         # the other role's speech as spans: ASR segments less than a breath (0.5 s) apart are one turn
         spans: list[list[float]] = []
-        for v in sorted(ctx.by_role[r.over], key=lambda i: utts[i].start or 0.0):
+        for v in (i for i in ctx.time_order if ctx.roles[i] == r.over):
             vs, ve = utts[v].start or 0.0, utts[v].end or 0.0
             if spans and vs - spans[-1][1] < 0.5:
                 spans[-1][1] = max(spans[-1][1], ve)
@@ -975,7 +986,7 @@ class Checker:
                     h.start, h.end = round(a, 2), round(b, 2)
                     hits.append(h)
 
-        for i in sorted(ctx.by_role["any"], key=lambda i: utts[i].start or 0.0):
+        for i in ctx.time_order:
             if ctx.roles[i] == r.role:
                 if not stretch:
                     stretch_end = 0.0
