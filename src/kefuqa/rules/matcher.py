@@ -156,36 +156,18 @@ class PhraseSet:
     roles: set[str] = field(default_factory=set)
     children: list[int] = field(default_factory=list)
 
-    @property
-    def clean_needs_all(self) -> tuple[str, ...] | None:
-        """When every regex without a key-view literal has clean-view text it needs: all of that text."""
-        got = self.__dict__.get("_clean_needs_all", False)
-        if got is False:
-            unfiltered = [i for i in self.regex_items if i not in self.prefiltered]
-            if unfiltered and all(i in self.clean_needs for i in unfiltered):
-                got = tuple(sorted({n for i in unfiltered for n in self.clean_needs[i]}))
-            else:
-                got = None
-            self.__dict__["_clean_needs_all"] = got
-        return got  # type: ignore[return-value]
+    # derived once by PhraseIndex.build(), read on the hot path
+    clean_needs_all: tuple[str, ...] | None = None  # every unfiltered regex needs one of these clean strings
+    hour_dependent: bool = False  # a phrase only counts at some hours of the call (greetings)
+    simple: bool = False  # no exceptions, whole-utterance items, hours or regexes: every raw hit is a match
 
-    @property
-    def hour_dependent(self) -> bool:
-        """Some phrase is only a hit at certain hours of the call (greetings): matches vary per call."""
-        got = self.__dict__.get("_hours")
-        if got is None:
-            got = self.__dict__["_hours"] = any(i.allowed_hours is not None for i in self.items)
-        return got
-
-    @property
-    def simple(self) -> bool:
-        """Every raw hit is a match: no exceptions, whole-utterance items, hours or regexes."""
-        got = self.__dict__.get("_simple")
-        if got is None:
-            got = (self.unless_set is None and not self.regex_items and all(
-                i.unless_set is None and i.whole is None and i.allowed_hours is None for i in self.items))
-            self.__dict__["_simple"] = got
-        return got
+    def finish(self) -> None:
+        unfiltered = [i for i in self.regex_items if i not in self.prefiltered]
+        if unfiltered and all(i in self.clean_needs for i in unfiltered):
+            self.clean_needs_all = tuple(sorted({n for i in unfiltered for n in self.clean_needs[i]}))
+        self.hour_dependent = any(i.allowed_hours is not None for i in self.items)
+        self.simple = (self.unless_set is None and not self.regex_items and all(
+            i.unless_set is None and i.whole is None and i.allowed_hours is None for i in self.items))
 
 
 def _minutes(hhmm: str) -> int:
@@ -285,6 +267,8 @@ class PhraseIndex:
 
     def build(self) -> None:
         """One automaton pair per role, holding only the patterns of sets looked for in that role's turns."""
+        for pset in self.sets:
+            pset.finish()
         stack = list(range(len(self.sets)))
         while stack:  # children are looked for wherever their parents are
             parent = self.sets[stack.pop()]
