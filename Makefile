@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench serve clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,13 @@ test: $(VENV)/.full
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src/kefuqa
 	$(BIN)/python -m pytest -q
+
+$(VENV)/.server: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[server]'
+	touch $@
+
+serve: $(VENV)/.server
+	$(BIN)/kefuqa serve
 
 lint: $(VENV)/.full
 	$(BIN)/ruff check src tests bench
