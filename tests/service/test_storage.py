@@ -224,3 +224,25 @@ def test_bad_env_values_are_refused(monkeypatch: pytest.MonkeyPatch, value: str)
     with pytest.raises(ValueError, match="KEFUQA_MAX_UPLOAD_MB"):
         Settings.from_env()
     assert ADMIN_PASSWORD
+
+
+def test_concurrent_small_uploads_share_transactions_and_keep_their_outcomes(any_db: str, tmp_path: Path) -> None:
+    """Group commit: one-call uploads arriving together are stored together, each request gets its own
+    outcome, and a conflicting call in one request does not affect the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wb = Workbench(make_settings(any_db, tmp_path))
+    wb.setup()
+    calls = [samples.conversation(f"grp-{i}", ("A1", "A2", "B1")[i % 3], day=1) for i in range(24)]
+    twin = samples.variant(calls[0], utterances=calls[0]["utterances"][:4])  # same id, other content
+    requests = [[Item(kefuqa.Conversation.model_validate(c), "api")] for c in calls] + \
+        [[Item(kefuqa.Conversation.model_validate(twin), "api")]]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda items: wb.ingest_shared(items, user_id=None), requests))
+    assert [len(r.outcomes) for r in results] == [1] * 25
+    assert [r.outcomes[0].call_id for r in results] == [c["id"] for c in calls] + ["grp-0"]
+    assert all(r.outcomes[0].status == "stored" for r in results[:24])
+    assert results[24].outcomes[0].status == "conflict"
+    with wb.sessions() as db:
+        stored = db.scalars(select(Conversation.call_id).where(Conversation.call_id.like("grp-%"))).all()
+    assert sorted(stored) == sorted(c["id"] for c in calls)

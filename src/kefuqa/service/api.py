@@ -231,7 +231,7 @@ def post_conversations(request: Request, p: Uploader,
             place = ".".join(str(x) for x in first.get("loc", ()))
             errors.append(Outcome(str(rec.get("id")) if rec.get("id") is not None else None, "error",
                                   error=f"[{i}] {place}: {first.get('msg')}"))
-    done = wb.ingest(items, user_id=p.user.id, replace=replace)
+    done = wb.ingest_shared(items, user_id=p.user.id, replace=replace)
     return _summary(done.rulebook or _active_label(wb), done.outcomes + errors)
 
 
