@@ -74,6 +74,20 @@ class _Batch:
     scored: int = 0
     seen: dict[str, str] = field(default_factory=dict)
 
+    def bad(self, e: InputError) -> None:
+        """Report a bad input now (file, place, reason) and count it for the exit code."""
+        self.errors.append(e)
+        err.print(f"[red]error[/red] {escape(str(e))}", highlight=False)
+
+    def first_time(self, call_id: str, where: str) -> bool:
+        """False (and reported) when a call id was already scored in this run."""
+        first = self.seen.get(call_id)
+        if first is not None:
+            self.bad(InputError(where, None, f"duplicate id {call_id!r} (first in {first}); skipped"))
+            return False
+        self.seen[call_id] = where
+        return True
+
 
 def _targets(paths: list[str], batch: _Batch) -> list[str | Path]:
     """Expand folders; a missing path is a bad input, reported now and counted at the end."""
@@ -84,9 +98,7 @@ def _targets(paths: list[str], batch: _Batch) -> list[str | Path]:
         if p == "-":
             targets.append(p)
         elif not Path(p).exists():
-            e = InputError(p, None, "no such file or folder")
-            batch.errors.append(e)
-            err.print(f"[red]error[/red] {escape(str(e))}", highlight=False)
+            batch.bad(InputError(p, None, "no such file or folder"))
         else:
             targets.extend(iter_paths([p]))
     return targets
@@ -99,17 +111,9 @@ def _conversations(targets: list[str | Path], input_format: str | None, batch: _
     for target in targets:
         for item in read_path(target, input_format, **options):
             if isinstance(item, InputError):
-                batch.errors.append(item)
-                err.print(f"[red]error[/red] {escape(str(item))}", highlight=False)
-                continue
-            first = batch.seen.get(item.id)
-            if first is not None:
-                e = InputError(item.source or str(target), None, f"duplicate id {item.id!r} (first in {first}); skipped")
-                batch.errors.append(e)
-                err.print(f"[red]error[/red] {escape(str(e))}", highlight=False)
-                continue
-            batch.seen[item.id] = item.source or str(target)
-            yield item
+                batch.bad(item)
+            elif batch.first_time(item.id, item.source or str(target)):
+                yield item
 
 
 def _many(targets: list[str | Path]) -> bool:
@@ -208,19 +212,16 @@ def _parallel(targets: list[str | Path], input_format: str | None, options: dict
                 slots.release()
                 for item in items:
                     if isinstance(item, InputError):
-                        batch.errors.append(item)
-                        err.print(f"[red]error[/red] {escape(str(item))}", highlight=False)
-                        continue
-                    first = batch.seen.get(item.call_id)
-                    if first is not None:
-                        e = InputError(str(item.call_id), None, f"duplicate id {item.call_id!r} (first in {first}); skipped")
-                        batch.errors.append(e)
-                        err.print(f"[red]error[/red] {escape(str(e))}", highlight=False)
-                        continue
-                    batch.seen[item.call_id] = item.call_id
-                    yield item
+                        batch.bad(item)
+                    elif batch.first_time(item.call_id, unit_source(item)):
+                        yield item
     finally:
         _WORKER = None
+
+
+def unit_source(report: Report) -> str:
+    conv = report.conversation
+    return (conv.source if conv is not None and conv.source else None) or report.call_id
 
 
 def _reports(convs: Iterator[Conversation], rb: Rulebook, select: list[str] | None,
