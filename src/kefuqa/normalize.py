@@ -222,14 +222,48 @@ class _PinyinTable(dict[int, str]):
         ch = chr(code)
         value = ch
         if re.match(f"[{_CJK}]", ch):
-            from pypinyin import Style, lazy_pinyin  # imported lazily: only needed for CJK
-
-            syl = lazy_pinyin(ch, style=Style.NORMAL, errors="ignore")
-            if syl and syl[0]:
-                s = syl[0].replace("ü", "v")
+            s = _syllable(code)
+            if s:
                 value = self._syllables.setdefault(s, chr(0xF0000 + len(self._syllables)))
         self[code] = value
         return value
+
+
+_READINGS: dict[str, str] | None = None
+_TONES = str.maketrans({"ü": "v", "ǖ": "v", "ǘ": "v", "ǚ": "v", "ǜ": "v"})
+
+
+def _syllable(code: int) -> str | None:
+    """The toneless first reading of a character (zhōng → zhong, lǜ → lv), from pypinyin's data.
+
+    Reads pypinyin's character table directly: importing the package also loads its phrase dictionary,
+    which single characters don't need and which costs a fifth of a second at every start.
+    """
+    global _READINGS
+    if _READINGS is None:
+        _READINGS = _load_readings()
+    reading = _READINGS.get(str(code))
+    if not reading:
+        return None
+    first = reading.split(",")[0].translate(_TONES)
+    plain = "".join(c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))
+    return plain or None
+
+
+def _load_readings() -> dict[str, str]:
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("pypinyin")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        table = Path(folder) / "pinyin_dict.json"
+        if table.is_file():
+            data: dict[str, str] = json.loads(table.read_text(encoding="utf-8"))
+            return data
+    from pypinyin.pinyin_dict import pinyin_dict  # another layout of the package: its own loader
+
+    return {str(k): v for k, v in pinyin_dict.items()}
 
 
 _PINYIN = _PinyinTable()
