@@ -64,7 +64,6 @@ class _Vars(dict[str, Any]):
         return "{" + k + "}"
 
 
-_WORD = re.compile(r"[\w]", re.UNICODE)
 _QUOTE_CHARS = re.compile("[“”「」『』\"]")
 _QUOTED = re.compile("“[^”]*”|「[^」]*」|『[^』]*』|\"[^\"]*\"")
 # spoken and ASR digits → Arabic, for comparing a number with its read-back

@@ -121,12 +121,6 @@ def _branch_literals(sub: object) -> list[str] | None:
     return out or None
 
 
-def regex_literal(pattern: str) -> str | None:
-    """The single literal a regex needs, when there is exactly one (see `regex_literals`)."""
-    lits = regex_literals(pattern)
-    return lits[0] if lits and len(lits) == 1 else None
-
-
 @dataclass
 class Item:
     text: str  # as written in the rule (for messages and docs)
