@@ -108,6 +108,7 @@ class Context:
                 self.by_role["any"].append(i)
         self._hours_cache: dict[int, dict[int, list[Match]]] = {}
         self._time_order: list[int] | None = None
+        self._turns: dict[str, list[list[int]]] = {}
         self._texted: dict[str, list[int]] = {}
         self._time_vars: dict[str, Any] | None = None
         self._quotes: dict[int, list[tuple[int, int]]] = {}
@@ -342,10 +343,15 @@ class Context:
         us = self.role_utts(role)
         if scope is None:
             return us
-        if scope.first_turns:
-            us = us[: scope.first_turns]
-        if scope.last_turns:
-            us = us[-scope.last_turns:]
+        if scope.first_turns or scope.last_turns:
+            turns = self._turns.get(role)
+            if turns is None:
+                turns = self._turns[role] = self.turns(us)
+            if scope.first_turns:
+                turns = turns[: scope.first_turns]
+            if scope.last_turns:
+                turns = turns[-scope.last_turns:]
+            us = [u for t in turns for u in t]
         if scope.first_seconds or scope.last_seconds:
             if not self.timed:
                 raise NotApplicable("缺少时间戳")
@@ -356,6 +362,27 @@ class Context:
                 t1 = max((x.end or 0.0) for x in self.conv.utterances)
                 us = [u for u in us if (self.conv.utterances[u].end or 0.0) >= t1 - scope.last_seconds]
         return us
+
+    def turns(self, us: list[int]) -> list[list[int]]:
+        """Utterances of one role grouped into turns: ASR segments of one turn (timed, less than a second
+        apart, nobody else speaking in between) are one turn."""
+        utts = self.conv.utterances
+        out: list[list[int]] = []
+        for u in us:
+            if out and self.timed:
+                p = out[-1][-1]
+                pe, us_ = utts[p].end, utts[u].start
+                between = any(self.roles[i] in ("agent", "customer") and self.roles[i] != self.roles[u]
+                              for i in range(p + 1, u))
+                if pe is not None and us_ is not None and us_ - pe < 1.0 and not between:
+                    out[-1].append(u)
+                    continue
+            out.append([u])
+        return out
+
+    def is_question(self, u: int) -> bool:
+        c = self.cleans[u].rstrip(" 。.！!~～")
+        return c.endswith(("？", "?")) or self.keys[u].endswith(("吗", "对吧", "是吧", "没错吧"))
 
     def window(self, pos: Pos, role: str, win: Window) -> list[int]:
         us = self.role_utts(role)
@@ -377,7 +404,20 @@ class Context:
                 sel = us
             if win.seconds and pos.t is not None:
                 sel = [u for u in sel if (utts[u].start or 0.0) <= pos.t + win.seconds]
-            return sel[: win.turns] if win.turns else sel
+            if win.turns and win.skip_questions:
+                kept, n = [], 0
+                for u in sel:
+                    if n >= win.turns:
+                        break
+                    kept.append(u)
+                    if not self.is_question(u):
+                        n += 1
+                sel = kept
+            elif win.turns:
+                sel = sel[: win.turns]
+            if win.before_turns and pos.u is not None:
+                sel = [u for u in us if u < pos.u][-win.before_turns:] + sel
+            return sel
         # before
         if pos.u is not None:
             sel = [u for u in us if u < pos.u or (win.include_anchor and u == pos.u)]
@@ -398,8 +438,10 @@ class Context:
             sid = self.checker.hold_sid
             agent = self.by_role["agent"]
             candidates = set(self.candidates(sid, agent)) if sid is not None else set()
-            for a, b in zip(agent, agent[1:], strict=False):
-                if a in candidates and self.matches(sid, a):  # type: ignore[arg-type]
+            back = settings.infer_holds.lookback_turns
+            for k, (a, b) in enumerate(zip(agent, agent[1:], strict=False)):
+                asked = [x for x in agent[max(0, k - back + 1): k + 1] if x in candidates]
+                if any(self.matches(sid, x) for x in asked):  # type: ignore[arg-type]
                     gap_start, gap_end = utts[a].end, utts[b].start
                     if gap_start is not None and gap_end is not None and \
                             gap_end - gap_start >= settings.infer_holds.min_gap_seconds:
@@ -851,7 +893,14 @@ class Checker:
                 said = pos.key.translate(_DIGITS_T)
                 tail = _DIGITS.findall(said)
                 probe = tail[-1][-4:] if tail else said[-4:]
-                ok = any(probe in ctx.keys[u].translate(_DIGITS_T) for u in us)
+                eus = us
+                if then.echo_turns and pos.u is not None:
+                    # later read-backs count until the trigger's role has to give the same thing again
+                    again = [v for v in ctx.role_utts(r.if_.said.role if r.if_.said else "customer")
+                             if v > pos.u and probe in ctx.keys[v].translate(_DIGITS_T)]
+                    stop = again[0] if again else ctx.n
+                    eus = [u for u in ctx.role_utts(then.role) if pos.u < u < stop][: then.echo_turns]
+                ok = any(probe in ctx.keys[u].translate(_DIGITS_T) for u in eus)
             if not ok:
                 if pos.match is not None and pos.u is not None:
                     pos.evidence, pos.span = ctx.evidence(pos.u, pos.match)

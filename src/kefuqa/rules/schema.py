@@ -149,6 +149,12 @@ class Window(Strict):
     turns: int | None = Field(default=None, ge=1)  # utterances of the checked role
     seconds: float | None = Field(default=None, gt=0)
     include_anchor: bool = True
+    # direction after: the checked role's utterances just before the anchor also count (a time promised
+    # two turns earlier covers 修好了通知您)
+    before_turns: int | None = Field(default=None, ge=1)
+    # direction after with turns: the role's questions and read-backs (ending in ？/吗/对吗/没错吧) do not
+    # use up the turns (派单 → 地址是？ → 地址…对吗？ → 两小时内到)
+    skip_questions: bool = False
 
 
 class _RuleBase(Strict):
@@ -239,6 +245,9 @@ class Then(Strict):
     role: RoleSel = "agent"
     # the checked role repeats the trigger's evidence (e.g. reads a phone number back)
     echo: bool = False
+    # the echo may come this many turns of the role later (the read-back at the end of the registration),
+    # but not after the trigger's role had to give the same information again
+    echo_turns: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _some(self) -> Then:
@@ -406,7 +415,10 @@ class HoldInference(Strict):
     """Infer holds in transcripts without hold events: a hold request, then the agent silent a while."""
 
     enabled: bool = True
-    phrases: list[str] = Field(default_factory=list)
+    phrases: Phrases = Field(default_factory=list)
+    # a hold request in one of the agent's last `lookback_turns` utterances before the silence
+    # (您稍等一下可以吗 → 客户报订单号 → 坐席复述订单号 → 25 秒)
+    lookback_turns: int = Field(default=1, ge=1)
     # the customer asks the agent to wait ("你等一下，我去找电费单"): not dead air, not the agent's hold
     customer_phrases: list[str] = Field(default_factory=list)
     min_gap_seconds: float = Field(default=10, gt=0)
@@ -414,7 +426,7 @@ class HoldInference(Strict):
 
 class TransferInference(Strict):
     enabled: bool = True
-    phrases: list[str] = Field(default_factory=list)
+    phrases: Phrases = Field(default_factory=list)  # phrase items, so 帮您转到 can have unless: [已经帮您转到]
 
 
 class Settings(Strict):
