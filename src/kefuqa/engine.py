@@ -109,6 +109,7 @@ class Context:
         self._hours_cache: dict[int, dict[int, list[Match]]] = {}
         self._time_order: list[int] | None = None
         self._turns: dict[str, list[list[int]]] = {}
+        self._digit_keys: dict[int, str] = {}
         self._texted: dict[str, list[int]] = {}
         self._time_vars: dict[str, Any] | None = None
         self._quotes: dict[int, list[tuple[int, int]]] = {}
@@ -281,6 +282,13 @@ class Context:
             tv = self._time_vars = {"time_of_day": st.strftime("%H:%M")} if st is not None else {}
         return tv
 
+    def digit_key(self, u: int) -> str:
+        """The key view with spoken digits as Arabic ones (幺三九 → 139), for read-back comparisons."""
+        got = self._digit_keys.get(u)
+        if got is None:
+            got = self._digit_keys[u] = self.keys[u].translate(_DIGITS_T)
+        return got
+
     def word_count(self, u: int) -> int:
         """Characters that count for speech rate (CJK, letters, digits)."""
         return self._words[u]
@@ -368,13 +376,15 @@ class Context:
         apart, nobody else speaking in between) are one turn."""
         utts = self.conv.utterances
         out: list[list[int]] = []
+        timed = self.timed
+        roles = self.roles
         for u in us:
-            if out and self.timed:
+            if out and timed:
                 p = out[-1][-1]
                 pe, us_ = utts[p].end, utts[u].start
-                between = any(self.roles[i] in ("agent", "customer") and self.roles[i] != self.roles[u]
-                              for i in range(p + 1, u))
-                if pe is not None and us_ is not None and us_ - pe < 1.0 and not between:
+                if pe is not None and us_ is not None and us_ - pe < 1.0 and (
+                        u == p + 1 or not any(roles[i] in ("agent", "customer") and roles[i] != roles[u]
+                                              for i in range(p + 1, u))):
                     out[-1].append(u)
                     continue
             out.append([u])
@@ -439,9 +449,9 @@ class Context:
             agent = self.by_role["agent"]
             candidates = set(self.candidates(sid, agent)) if sid is not None else set()
             back = settings.infer_holds.lookback_turns
+            requests = {x for x in candidates if self.matches(sid, x)}  # type: ignore[arg-type]
             for k, (a, b) in enumerate(zip(agent, agent[1:], strict=False)):
-                asked = [x for x in agent[max(0, k - back + 1): k + 1] if x in candidates]
-                if any(self.matches(sid, x) for x in asked):  # type: ignore[arg-type]
+                if requests and any(x in requests for x in agent[max(0, k - back + 1): k + 1]):
                     gap_start, gap_end = utts[a].end, utts[b].start
                     if gap_start is not None and gap_end is not None and \
                             gap_end - gap_start >= settings.infer_holds.min_gap_seconds:
@@ -893,14 +903,15 @@ class Checker:
                 said = pos.key.translate(_DIGITS_T)
                 tail = _DIGITS.findall(said)
                 probe = tail[-1][-4:] if tail else said[-4:]
+                digit_key = ctx.digit_key
                 eus = us
                 if then.echo_turns and pos.u is not None:
                     # later read-backs count until the trigger's role has to give the same thing again
                     again = [v for v in ctx.role_utts(r.if_.said.role if r.if_.said else "customer")
-                             if v > pos.u and probe in ctx.keys[v].translate(_DIGITS_T)]
+                             if v > pos.u and probe in digit_key(v)]
                     stop = again[0] if again else ctx.n
                     eus = [u for u in ctx.role_utts(then.role) if pos.u < u < stop][: then.echo_turns]
-                ok = any(probe in ctx.keys[u].translate(_DIGITS_T) for u in eus)
+                ok = any(probe in digit_key(u) for u in eus)
             if not ok:
                 if pos.match is not None and pos.u is not None:
                     pos.evidence, pos.span = ctx.evidence(pos.u, pos.match)
