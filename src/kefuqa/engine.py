@@ -109,7 +109,6 @@ class Context:
         self._hours_cache: dict[int, dict[int, list[Match]]] = {}
         self._time_order: list[int] | None = None
         self._turns: dict[str, list[list[int]]] = {}
-        self._digit_keys: dict[int, str] = {}
         self._texted: dict[str, list[int]] = {}
         self._time_vars: dict[str, Any] | None = None
         self._quotes: dict[int, list[tuple[int, int]]] = {}
@@ -283,11 +282,13 @@ class Context:
         return tv
 
     def digit_key(self, u: int) -> str:
-        """The key view with spoken digits as Arabic ones (幺三九 → 139), for read-back comparisons."""
-        got = self._digit_keys.get(u)
+        """The key view with spoken digits as Arabic ones (幺三九 → 139), for read-back comparisons;
+        kept with the utterance's cached matches (it depends on the text alone)."""
+        mc = self._mc[u]
+        got = mc.get(-2)
         if got is None:
-            got = self._digit_keys[u] = self.keys[u].translate(_DIGITS_T)
-        return got
+            got = mc[-2] = self.keys[u].translate(_DIGITS_T)
+        return got  # type: ignore[no-any-return]
 
     def word_count(self, u: int) -> int:
         """Characters that count for speech rate (CJK, letters, digits)."""
@@ -907,9 +908,8 @@ class Checker:
                 eus = us
                 if then.echo_turns and pos.u is not None:
                     # later read-backs count until the trigger's role has to give the same thing again
-                    again = [v for v in ctx.role_utts(r.if_.said.role if r.if_.said else "customer")
-                             if v > pos.u and probe in digit_key(v)]
-                    stop = again[0] if again else ctx.n
+                    stop = next((v for v in ctx.role_utts(r.if_.said.role if r.if_.said else "customer")
+                                 if v > pos.u and probe in digit_key(v)), ctx.n)
                     eus = [u for u in ctx.role_utts(then.role) if pos.u < u < stop][: then.echo_turns]
                 ok = any(probe in digit_key(u) for u in eus)
             if not ok:
