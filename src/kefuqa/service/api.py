@@ -486,6 +486,11 @@ def post_rulebook(request: Request, p: Admin, db: DB,
 @router.post("/rulebooks/{rulebook_id}/activate", tags=["rulebooks"],
              summary="Make this version the one new calls are scored with (admin)")
 def activate_rulebook(rulebook_id: int, p: Admin, db: DB, request: Request) -> dict[str, Any]:
+    return views.rulebook_view(activate_version(request, p.user, db, rulebook_id))
+
+
+def activate_version(request: Request, user: Any, db: Any, rulebook_id: int) -> RulebookVersion:
+    """Shared by the API and the rulebook page: check it loads, activate it, audit, commit."""
     rec = db.get(RulebookVersion, rulebook_id)
     if rec is None:
         raise repo.NotFound("规则集不存在")
@@ -494,11 +499,11 @@ def activate_rulebook(rulebook_id: int, p: Admin, db: DB, request: Request) -> d
         scoring.activate(db, rec)
     except ValueError as exc:
         raise repo.Conflict(str(exc)) from None
-    repo.audit(db, p.user, "rulebook.activate", "rulebook", rec.id, client_ip(request), name=rec.name,
+    repo.audit(db, user, "rulebook.activate", "rulebook", rec.id, client_ip(request), name=rec.name,
                version=rec.version)
     db.commit()
     workbench(request).forget_active()
-    return views.rulebook_view(rec)
+    return rec
 
 
 # ---- users, audit ----------------------------------------------------------------------------------------------

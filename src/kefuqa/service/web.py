@@ -20,6 +20,7 @@ from . import repository as repo
 from .api import (
     UserIn,
     UserPatch,
+    activate_version,
     create_user,
     csv_response,
     ingest_uploads,
@@ -665,18 +666,7 @@ def rulebook_page(rulebook_id: int, request: Request, p: PageUser, db: DB) -> Re
 
 @router.post("/rulebooks/{rulebook_id}/activate", dependencies=[AdminPage])
 def rulebook_activate(rulebook_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    rec = db.get(RulebookVersion, rulebook_id)
-    if rec is None:
-        raise repo.NotFound("规则集不存在")
-    workbench(request).rulebooks.get(db, rec.id)
-    try:
-        scoring.activate(db, rec)
-    except ValueError as exc:
-        raise repo.Conflict(str(exc)) from None
-    repo.audit(db, p.user, "rulebook.activate", "rulebook", rec.id, client_ip(request), name=rec.name,
-               version=rec.version)
-    db.commit()
-    workbench(request).forget_active()
+    rec = activate_version(request, p.user, db, rulebook_id)
     return redirect(f"/rulebooks/{rec.id}", "activated")
 
 
