@@ -13,8 +13,8 @@ fastest repetition is the steadiest estimate of what the code costs):
   naive        every literal phrase through ``re.search(re.escape(p), text)`` on every utterance
                (Python's re cache holds 512 patterns: above that every call recompiles), and the same
                with the patterns compiled once ("naive, precompiled")
-  kefuqa       per line: ``Conversation.model_validate_json`` → ``Checker.check`` → ``to_dict`` →
-               ``json.dumps``, i.e. what ``kefuqa check -f jsonl`` does per call, on one process
+  kefuqa       per line: ``Conversation.model_validate_json`` → ``Checker.check`` → the JSONL writer's
+               ``report_to_json``, i.e. what ``kefuqa check -f jsonl`` does per call, on one process
   +extra       the same with N extra custom phrases (an extra ``phrase`` rule X900 in a temporary
                rulebook that ``extends: standard``), and the naive baselines with them
   cli jobs=N   ``kefuqa check FILE.jsonl -f jsonl --jobs N`` end to end (subprocess wall time, stdout
@@ -406,16 +406,16 @@ def make_naive(lines: list[bytes], phrases: list[str], budget: float, *, precomp
 
 
 def make_kefuqa(lines: list[bytes], checker: Checker) -> Callable[[], int]:
+    from kefuqa.writers.jsonout import report_to_json  # what `kefuqa check -f jsonl` writes per call
+
     validate = Conversation.model_validate_json
-    dumps = json.dumps
 
     def run() -> int:
         # each repetition starts cold: only the repetition inside this batch of calls is cached, as in a
         # real run over a day of calls
         checker.clear_cache()
         for line in lines:
-            report = checker.check(validate(line))
-            dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+            report_to_json(checker.check(validate(line)), indent=None)
         return len(lines)
 
     return run

@@ -20,6 +20,11 @@ from typing import Any, TextIO
 
 from kefuqa.model import Report
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
+    orjson = None  # type: ignore[assignment]
+
 __all__ = ["report_to_json", "write_json", "write_jsonl"]
 
 
@@ -31,6 +36,8 @@ def _default(obj: object) -> Any:
 def report_to_json(report: Report, *, indent: int | None = 2) -> str:
     """One report as a JSON text (§3 object, `Report.to_dict()`)."""
     if indent is None:
+        if orjson is not None:  # the compact form is the hot path of big JSONL runs
+            return orjson.dumps(report.to_dict(), default=_default).decode()
         return json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":"), default=_default)
     return json.dumps(report.to_dict(), ensure_ascii=False, indent=indent, default=_default)
 
