@@ -1005,12 +1005,11 @@ class Checker:
         for u in ctx.by_role[r.role]:
             us, ue = utts[u].start, utts[u].end
             assert us is not None and ue is not None
-            best = 0.0
-            victim = None
             i = bisect_right(starts, us) - 1
-            if i >= 0 and spans[i][0] < us < spans[i][1]:
-                best, victim = min(ue, spans[i][1]) - us, i
-            if victim is None or best < r.min_seconds:
+            if i < 0 or not spans[i][0] < us < spans[i][1]:
+                continue  # not inside the other role's speech
+            best = min(ue, spans[i][1]) - us
+            if best < r.min_seconds:
                 continue
             if c.backchannel is not None and c.backchannel.fullmatch(ctx.keys[u]):
                 continue  # only backchannels ("嗯，好的") while the customer talks: listening, not cutting in

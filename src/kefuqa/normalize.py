@@ -95,11 +95,6 @@ def key(text: str) -> str:
     return key_of_clean(clean(text))
 
 
-def views(text: str) -> tuple[str, str]:
-    c = clean(text)
-    return c, key_of_clean(c)
-
-
 # Joins the utterances of a call so that each step runs once per call: a letter (category Lo, so it
 # survives the removal of punctuation) that no transcript contains.
 _SEP = "\ua66e"
