@@ -42,11 +42,9 @@ def _split(values: list[str] | None) -> list[str] | None:
 def _load(rulebook: str | None, scorecard: str | None) -> Rulebook:
     rb = load_rulebook(rulebook)
     if scorecard:
-        from .rules.rulebook import _finish, _load_scorecard
+        from .rules.rulebook import with_scorecard
 
-        p = Path(scorecard)
-        rb.scorecard = _load_scorecard(p.name, p.parent, rb.scorecard, str(p), rb.sources)
-        _finish(rb, str(p))
+        rb = with_scorecard(rb, scorecard)
     return rb
 
 

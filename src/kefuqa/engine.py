@@ -17,7 +17,7 @@ from typing import Any
 from . import normalize
 from .model import Conversation, Event, EventHit, Finding, Report
 from .rules.matcher import Match, PhraseIndex
-from .rules.rulebook import Rulebook, _refs
+from .rules.rulebook import Rulebook, rule_refs
 from .rules.schema import Condition, Phrases, Scope, Trigger, Window
 from .scoring import score_report
 
@@ -526,7 +526,7 @@ class Checker:
         by_id = {r.id: r for r in rulebook.rules}
         stack = list(needed)
         while stack:  # disabled rules still run when an enabled rule depends on them
-            for ref in _refs(by_id[stack.pop()]):
+            for ref in rule_refs(by_id[stack.pop()]):
                 if ref not in needed:
                     needed.add(ref)
                     stack.append(ref)
@@ -614,7 +614,7 @@ class Checker:
                 return
             if r.id in path:
                 raise ValueError(f"rules depend on each other in a cycle: {' → '.join(path + (r.id,))}")
-            for ref in _refs(r):
+            for ref in rule_refs(r):
                 if ref in ids:
                     visit(by_id[ref], path + (r.id,))
             done.add(r.id)

@@ -101,7 +101,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
         for f in files:
             _load_rule_file(f, rules, origin, sources)
         rb = Rulebook(path.name, "", None, list(rules.values()), parent.scorecard, parent.settings, origin, sources)
-        _finish(rb, str(path))
+        finish(rb, str(path))
         return rb
     text = _read(path)
     data = load_yaml(text, str(path))
@@ -111,7 +111,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
         rules, origin, sources = {}, {}, {}
         _load_rule_file(path, rules, origin, sources, text=text, data=data)
         rb = Rulebook(path.stem, "", None, list(rules.values()), parent.scorecard, parent.settings, origin, sources)
-        _finish(rb, str(path))
+        finish(rb, str(path))
         return rb
     if not isinstance(data, dict):
         raise RuleError(str(path), 1, None, "a rulebook must be a mapping with at least 'name'")
@@ -178,7 +178,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
         rules[rid] = rule.model_copy(update={"phrases": list(rule.phrases) + list(phrases)})
 
     if spec.scorecard is not None:
-        scorecard = _load_scorecard(spec.scorecard, base, scorecard, str(path), sources)
+        scorecard = load_scorecard(spec.scorecard, base, scorecard, str(path), sources)
     if scorecard is None:
         raise RuleError(str(path), None, "scorecard", "a rulebook needs a scorecard (or 'extends')")
     if spec.settings is not None:
@@ -186,7 +186,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
 
     rb = Rulebook(spec.name, spec.version or "", spec.description, list(rules.values()), scorecard, settings,
                   origin, sources)
-    _finish(rb, str(path))
+    finish(rb, str(path))
     return rb
 
 
@@ -219,7 +219,7 @@ def _load_rule_file(path: Path, rules: dict[str, Any], origin: dict[str, tuple[s
         _add_rule(rule, rules, origin, own, str(path), line)
 
 
-def _load_scorecard(spec: str | Scorecard, base: Path, parent: Scorecard | None, source: str,
+def load_scorecard(spec: str | Scorecard, base: Path, parent: Scorecard | None, source: str,
                     sources: dict[str, str]) -> Scorecard:
     if isinstance(spec, str):
         p = base / spec
@@ -261,7 +261,7 @@ def _default_grades() -> list[Any]:
 _DEFAULT_GRADES = _default_grades()
 
 
-def _refs(rule: Any) -> list[str]:
+def rule_refs(rule: Any) -> list[str]:
     """Rule IDs a rule depends on (conditions and triggers)."""
     out: list[str] = []
 
@@ -283,13 +283,13 @@ def _refs(rule: Any) -> list[str]:
     return out
 
 
-def _finish(rb: Rulebook, source: str) -> None:
+def finish(rb: Rulebook, source: str) -> None:
     """Cross-reference checks and the version digest."""
     ids = {r.id for r in rb.rules}
     dims = {d.name for d in rb.scorecard.dimensions}
     for r in rb.rules:
         where = rb.origin.get(r.id, (source, None))
-        for ref in _refs(r):
+        for ref in rule_refs(r):
             if ref not in ids:
                 raise RuleError(where[0], where[1], r.id, f"refers to unknown rule {ref!r}")
         score = rb.scorecard.rules.get(r.id)
@@ -313,6 +313,14 @@ def _finish(rb: Rulebook, source: str) -> None:
         digest.update(rb.sources[name].encode())
     short = digest.hexdigest()[:10]
     rb.version = f"{rb.version}+{short}" if rb.version else short
+
+
+def with_scorecard(rb: Rulebook, scorecard: str | Path) -> Rulebook:
+    """The rulebook scored with another scorecard file (a scorecard may `extends:` the rulebook's own)."""
+    p = Path(scorecard)
+    rb.scorecard = load_scorecard(p.name, p.parent, rb.scorecard, str(p), rb.sources)
+    finish(rb, str(p))
+    return rb
 
 
 def lint(source: str | Path) -> list[RuleError]:
