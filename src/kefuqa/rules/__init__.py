@@ -1,5 +1,5 @@
-"""Rules as data: YAML schema, loading with inheritance, and the phrase matcher."""
+"""Rules as data: the YAML schema shared by every kind (`schema`), loading rulebooks with inheritance
+(`rulebook`), YAML with line numbers (`yamlsrc`) and the phrase matcher (`matcher`).
 
-from .rulebook import Rulebook, bundled_names, lint, load_rulebook
-
-__all__ = ["Rulebook", "bundled_names", "lint", "load_rulebook"]
+The kinds' own schemas live in `kefuqa.kinds`; import loaders from `kefuqa.rules.rulebook` (or `kefuqa`).
+"""

@@ -8,23 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ..errors import RuleError
-from .schema import (
-    Condition,
-    PhraseItem,
-    Rule,
-    RulebookFile,
-    RuleFile,
-    Scorecard,
-    Settings,
-    Trigger,
-)
+from ..kinds import rule_models, rule_refs
+from .schema import PhraseItem, Scorecard, Settings
 from .yamlsrc import LineDict, load_yaml, rule_error_from_validation
 
 BUNDLED = Path(__file__).resolve().parent.parent / "rulebooks"
-_RULE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Rule)
 
 
 @dataclass
@@ -116,7 +107,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
     if not isinstance(data, dict):
         raise RuleError(str(path), 1, None, "a rulebook must be a mapping with at least 'name'")
     try:
-        spec = RulebookFile.model_validate(data)
+        spec: Any = rule_models().rulebook_file.model_validate(data)
     except ValidationError as exc:
         raise rule_error_from_validation(exc, data, str(path)) from None
 
@@ -164,7 +155,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
         merged = rules[rid].model_dump(by_alias=True, exclude_unset=True)
         merged.update(changes)
         try:
-            rules[rid] = _RULE_ADAPTER.validate_python(merged)
+            rules[rid] = rule_models().rule.validate_python(merged)
         except ValidationError as exc:
             ov = data["override"][rid]
             raise rule_error_from_validation(exc, ov, str(path), prefix=f"override.{rid}.") from None
@@ -211,7 +202,7 @@ def _load_rule_file(path: Path, rules: dict[str, Any], origin: dict[str, tuple[s
     if not isinstance(data, dict) or "rules" not in data:
         raise RuleError(str(path), 1, None, "a rule file must be a mapping with a 'rules' list")
     try:
-        parsed = RuleFile.model_validate(data)
+        parsed: Any = rule_models().rule_file.model_validate(data)
     except ValidationError as exc:
         raise rule_error_from_validation(exc, data, str(path)) from None
     lines = data["rules"].item_lines if hasattr(data["rules"], "item_lines") else [None] * len(parsed.rules)
@@ -261,28 +252,6 @@ def _default_grades() -> list[Any]:
 _DEFAULT_GRADES = _default_grades()
 
 
-def rule_refs(rule: Any) -> list[str]:
-    """Rule IDs a rule depends on (conditions and triggers)."""
-    out: list[str] = []
-
-    def cond(c: Condition) -> None:
-        if c.fired:
-            out.append(c.fired)
-        if c.not_fired:
-            out.append(c.not_fired)
-
-    def trig(t: Trigger | None) -> None:
-        if t is not None and t.rule:
-            out.append(t.rule)
-
-    for c in rule.applies.when + rule.applies.unless:
-        cond(c)
-    trig(getattr(rule, "after", None))
-    trig(getattr(rule, "anchor", None))
-    trig(getattr(rule, "if_", None))
-    return out
-
-
 def finish(rb: Rulebook, source: str) -> None:
     """Cross-reference checks and the version digest."""
     ids = {r.id for r in rb.rules}
@@ -301,6 +270,7 @@ def finish(rb: Rulebook, source: str) -> None:
         for p in getattr(r, "phrases", []) or []:
             if isinstance(p, PhraseItem) and p.regex is None and p.text is not None and not p.text.strip():
                 raise RuleError(where[0], where[1], r.id, "empty phrase")
+    rule_order(rb.rules, rb.origin, source)  # a dependency cycle is a lint error
     for f in rb.scorecard.fatal:
         if f not in ids:
             raise RuleError(source, None, "fatal", f"fatal rule {f!r} is not in the rulebook")
@@ -313,6 +283,32 @@ def finish(rb: Rulebook, source: str) -> None:
         digest.update(rb.sources[name].encode())
     short = digest.hexdigest()[:10]
     rb.version = f"{rb.version}+{short}" if rb.version else short
+
+
+def rule_order(rules: list[Any], origin: dict[str, tuple[str, int | None]] | None = None,
+               source: str = "") -> list[Any]:
+    """The rules in an order where every rule comes after the rules it depends on (conditions, triggers,
+    what its kind reads), otherwise in definition order. A cycle is a `RuleError` naming the rules."""
+    by_id = {r.id: r for r in rules}
+    done: set[str] = set()
+    out: list[Any] = []
+
+    def visit(r: Any, path: tuple[str, ...]) -> None:
+        if r.id in done:
+            return
+        if r.id in path:
+            cycle = path[path.index(r.id):] + (r.id,)
+            where = (origin or {}).get(r.id, (source, None))
+            raise RuleError(where[0], where[1], r.id, f"规则之间循环依赖：{' → '.join(cycle)}")
+        for ref in rule_refs(r):
+            if ref in by_id:
+                visit(by_id[ref], path + (r.id,))
+        done.add(r.id)
+        out.append(r)
+
+    for r in rules:
+        visit(r, ())
+    return out
 
 
 def with_scorecard(rb: Rulebook, scorecard: str | Path) -> Rulebook:

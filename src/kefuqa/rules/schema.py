@@ -66,7 +66,7 @@ Phrase = Annotated[str | PhraseItem, BeforeValidator(_coerce_phrase)]
 Phrases = list[Phrase]
 
 
-def _check_phrases(v: Phrases) -> Phrases:
+def check_phrases(v: Phrases) -> Phrases:
     for p in v:
         if isinstance(p, str) and not p.strip():
             raise ValueError("empty phrase")
@@ -77,7 +77,7 @@ class Said(Strict):
     role: RoleSel = "customer"
     phrases: Phrases
 
-    _v = field_validator("phrases")(_check_phrases)
+    _v = field_validator("phrases")(check_phrases)
 
 
 class Condition(Strict):
@@ -157,7 +157,9 @@ class Window(Strict):
     skip_questions: bool = False
 
 
-class _RuleBase(Strict):
+class RuleBase(Strict):
+    """What every rule has, whatever its kind; each kind's model (kefuqa.kinds) adds its own keys."""
+
     id: str
     name: str
     severity: Severity = "minor"
@@ -181,199 +183,19 @@ class _RuleBase(Strict):
         return v
 
 
-class PhraseRule(_RuleBase):
-    kind: Literal["phrase"]
-    phrases: Phrases = Field(default_factory=list)
-    unless: list[PhraseStr] = Field(default_factory=list)
-    unless_near: list[str] = Field(default_factory=list)
-    near_turns: int = Field(default=0, ge=0)
-    pinyin: bool = True
-    pinyin_min_len: int = Field(default=3, ge=2)
-    scope: Scope | None = None
-    attrs: dict[str, list[str]] = Field(default_factory=dict)  # utterance attributes that count as hits
-
-    _v = field_validator("phrases")(_check_phrases)
-
-    @model_validator(mode="after")
-    def _some(self) -> PhraseRule:
-        if not self.phrases and not self.attrs:
-            raise ValueError("a phrase rule needs 'phrases' (or 'attrs')")
-        return self
-
-
-class _NeedsPhrases(_RuleBase):
+class NeedsPhrases(RuleBase):
     phrases: Phrases = Field(default_factory=list)
     groups: dict[str, Phrases] = Field(default_factory=dict)
     need: Literal["all", "any"] | int = "all"
     pinyin: bool = False
 
     @model_validator(mode="after")
-    def _some(self) -> _NeedsPhrases:
+    def _some(self) -> NeedsPhrases:
         if bool(self.phrases) == bool(self.groups):
             raise ValueError("give either 'phrases' or 'groups'")
         if isinstance(self.need, int) and not 1 <= self.need <= max(1, len(self.groups)):
             raise ValueError(f"need {self.need} is more than the {len(self.groups)} groups")
         return self
-
-
-class RequiredRule(_NeedsPhrases):
-    kind: Literal["required"]
-    scope: Scope | None = None
-    after: Trigger | None = None
-    window: Window | None = None
-
-
-class Step(Strict):
-    name: str
-    phrases: Phrases
-
-
-class SequenceRule(_RuleBase):
-    kind: Literal["sequence"]
-    steps: list[Step] = Field(min_length=2)
-    anchor: Trigger | None = None
-    window: Window = Field(default_factory=lambda: Window(direction="before", turns=3))
-    scope: Scope | None = None
-    ordered: bool = True
-    pinyin: bool = False
-
-
-class Then(Strict):
-    phrases: Phrases = Field(default_factory=list)
-    groups: dict[str, Phrases] = Field(default_factory=dict)
-    need: Literal["all", "any"] | int = "all"
-    role: RoleSel = "agent"
-    # the checked role repeats the trigger's evidence (e.g. reads a phone number back)
-    echo: bool = False
-    # the echo may come this many turns of the role later (the read-back at the end of the registration),
-    # but not after the trigger's role had to give the same information again
-    echo_turns: int | None = Field(default=None, ge=1)
-
-    @model_validator(mode="after")
-    def _some(self) -> Then:
-        if not self.phrases and not self.groups and not self.echo:
-            raise ValueError("'then' needs phrases, groups or echo")
-        return self
-
-
-class ConditionalRule(_RuleBase):
-    kind: Literal["conditional"]
-    if_: Trigger = Field(alias="if")
-    then: Then
-    window: Window = Field(default_factory=lambda: Window(direction="after"))
-    pinyin: bool = False
-
-
-class CountRule(_RuleBase):
-    kind: Literal["count"]
-    phrases: Phrases
-    min: float | None = Field(default=None, ge=0)
-    max: float | None = Field(default=None, ge=0)
-    per: Literal["call", "minute"] = "call"
-    unless: list[PhraseStr] = Field(default_factory=list)
-    pinyin: bool = False
-
-    @model_validator(mode="after")
-    def _bounds(self) -> CountRule:
-        if self.min is None and self.max is None:
-            raise ValueError("a count rule needs 'min' or 'max'")
-        return self
-
-
-class SilenceRule(_RuleBase):
-    kind: Literal["silence"]
-    min_seconds: float = Field(gt=0)
-    exclude_events: list[str] = Field(default_factory=lambda: ["hold", "transfer"])
-    edges: bool = False  # also count silence before the first and after the last utterance
-
-
-class OverlapRule(_RuleBase):
-    kind: Literal["overlap"]
-    over: Literal["agent", "customer"] = "customer"
-    min_seconds: float = Field(gt=0)
-    unless: list[PhraseStr] = Field(default_factory=list)  # backchannels said while overlapping don't count
-
-
-class MonologueRule(_RuleBase):
-    kind: Literal["monologue"]
-    min_seconds: float = Field(gt=0)
-    responder: Literal["agent", "customer"] = "agent"
-
-
-class RateRule(_RuleBase):
-    kind: Literal["rate"]
-    min: float | None = Field(default=None, gt=0)
-    max: float | None = Field(default=None, gt=0)
-    min_speech_seconds: float = Field(default=20, ge=0)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> RateRule:
-        if self.min is None and self.max is None:
-            raise ValueError("a rate rule needs 'min' or 'max'")
-        if self.min is not None and self.max is not None and self.min >= self.max:
-            raise ValueError(f"min {self.min} must be below max {self.max}")
-        return self
-
-
-class MetricRule(_RuleBase):
-    kind: Literal["metric"]
-    measure: str
-    op: Op | None = None
-    value: Any = None
-    outside: tuple[float, float] | None = None
-    # per channel limits for the measure 'response_delay': "2h", "30m", "1wd" (working days)
-    limits: dict[str, str] = Field(default_factory=dict)
-    agg: Literal["median", "mean", "max", "min"] = "median"
-    min_count: int = Field(default=1, ge=1)
-
-    @model_validator(mode="after")
-    def _cmp(self) -> MetricRule:
-        if not self.limits and self.outside is None and self.op is None:
-            raise ValueError("a metric rule needs 'op' and 'value', 'outside', or 'limits'")
-        if self.outside is not None and self.outside[0] >= self.outside[1]:
-            raise ValueError("outside: the first bound must be below the second")
-        for ch, lim in self.limits.items():
-            if not re.fullmatch(r"\d+(\.\d+)?(h|m|s|d|wd)", lim):
-                raise ValueError(f"limit {ch}: {lim!r} must look like 2h, 30m, 3d or 1wd")
-        return self
-
-
-class EventRule(_RuleBase):
-    kind: Literal["event"]
-    event: str
-    min_seconds: float | None = Field(default=None, ge=0)
-    phrases: Phrases = Field(default_factory=list)
-    groups: dict[str, Phrases] = Field(default_factory=dict)
-    need: Literal["all", "any"] | int = "all"
-    window: Window = Field(default_factory=lambda: Window(direction="during"))
-    pinyin: bool = False
-
-
-class Slot(Strict):
-    name: str
-    given: Phrases  # what the customer says when giving it
-    ask: Phrases  # how the agent asks for it
-
-
-class RepeatAskRule(_RuleBase):
-    kind: Literal["repeat_ask"]
-    slots: list[Slot] = Field(min_length=1)
-    pinyin: bool = False
-
-
-Rule = Annotated[
-    PhraseRule | RequiredRule | SequenceRule | ConditionalRule | CountRule | SilenceRule | OverlapRule
-    | MonologueRule | RateRule | MetricRule | EventRule | RepeatAskRule,
-    Field(discriminator="kind"),
-]
-KINDS = (
-    "phrase", "required", "sequence", "conditional", "count", "silence", "overlap", "monologue", "rate",
-    "metric", "event", "repeat_ask",
-)
-
-
-class RuleFile(Strict):
-    rules: list[Rule]
 
 
 # ---- scorecards --------------------------------------------------------------------------------------------
@@ -440,12 +262,14 @@ class RuleOverride(Strict):
     model_config = ConfigDict(extra="allow")
 
 
-class RulebookFile(Strict):
+class RulebookFileBase(Strict):
+    """A rulebook file without its `rules` list, whose item type depends on the registered kinds
+    (`kefuqa.kinds.rule_models().rulebook_file` is the complete model)."""
+
     name: str
     version: str | None = None
     description: str | None = None
     extends: str | None = None
-    rules: list[Rule | str] = Field(default_factory=list)  # inline rules or rule files (globs) relative to it
     scorecard: str | Scorecard | None = None
     disable: list[str] = Field(default_factory=list)
     override: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -1,0 +1,228 @@
+"""The checker: a rulebook compiled once (phrase automata, rule order, one `Kind` per rule), then
+`Checker.check` — pure and fast — for each conversation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import normalize
+from ..kinds import Kind, kind_of, rule_refs
+from ..model import Conversation, EventHit, Finding, Report
+from ..rules.matcher import PhraseIndex
+from ..rules.rulebook import Rulebook, rule_order
+from ..rules.schema import Condition, PhraseItem, Trigger
+from ..scoring import score_report
+from .context import Context
+from .hits import DIRECTION_NAMES, NO_HITS, Hit, NotApplicable, fmt_time
+from .measures import compare, measure
+from .triggers import condition_text
+from .views import UtteranceView
+
+_NO_TEXT = "没有转写文本（录音未做语音识别）"
+
+
+class _Vars(dict[str, Any]):
+    def __missing__(self, k: str) -> str:
+        return "{" + k + "}"
+
+
+def rule_selected(rule_id: str, select: list[str] | None, ignore: list[str] | None) -> bool:
+    """`--select` / `--ignore` by ID or prefix."""
+    if select and not any(rule_id.startswith(s) for s in select):
+        return False
+    return not (ignore and any(rule_id.startswith(s) for s in ignore))
+
+
+class _Compiled:
+    """One rule ready to run: its kind and its applicability conditions, compiled."""
+
+    __slots__ = ("rule", "kind", "plain", "cond_sids")
+
+    def __init__(self, rule: Any, kind: Kind) -> None:
+        self.rule = rule
+        self.kind = kind
+        app = rule.applies
+        self.plain = (app.channels is None and app.directions is None and app.min_turns is None and not app.when
+                      and not app.unless)  # no applicability conditions: straight to the kind
+        self.cond_sids: dict[int, int] = {}  # id(condition) -> phrase set of its `said`
+
+
+class Checker:
+    """A rulebook compiled for checking. Build once, call `check` for each conversation."""
+
+    _CACHE_MAX = 200_000
+
+    def __init__(self, rulebook: Rulebook) -> None:
+        self.rulebook = rulebook
+        self.index = PhraseIndex()
+        needed = {r.id for r in rulebook.rules if r.enabled}
+        by_id = rulebook.by_id
+        stack = list(needed)
+        while stack:  # disabled rules still run when an enabled rule depends on them
+            for ref in rule_refs(by_id[stack.pop()]):
+                if ref not in needed:
+                    needed.add(ref)
+                    stack.append(ref)
+        self.order = rule_order([r for r in rulebook.rules if r.id in needed], rulebook.origin)
+        self.compiled: dict[str, _Compiled] = {}
+        for r in self.order:
+            c = self.compiled[r.id] = _Compiled(r, kind_of(r)(r, self))
+            for cond in r.applies.when + r.applies.unless:
+                if cond.said is not None:
+                    c.cond_sids[id(cond)] = self.index.add(list(cond.said.phrases), role=cond.said.role)
+        self._sequence = [self.compiled[r.id] for r in self.order]
+        s = rulebook.settings
+        self.hold_sid = self.index.add(list(s.infer_holds.phrases), role="agent") if s.infer_holds.phrases else None
+        self.customer_hold_sid = (self.index.add(list(s.infer_holds.customer_phrases), role="customer")
+                                  if s.infer_holds.customer_phrases else None)
+        self.transfer_sid = (self.index.add(list(s.infer_transfers.phrases), role="agent")
+                             if s.infer_transfers.phrases else None)
+        self.index.build()
+        for c in self._sequence:
+            c.kind.bind(self.index)
+        self._shown = {r.id for r in self.order if r.enabled}
+        self._rulebook_ref = {"name": rulebook.name, "version": rulebook.version}
+        self._utt_cache: dict[tuple[str, str], UtteranceView] = {}
+
+    # ---- what kinds ask while compiling (the `Compiler` protocol) -----------------------------------------
+
+    def phrases(self, phrases: Sequence[str | PhraseItem], rule: Any, role: str | None = None, **kw: Any) -> int:
+        """A phrase set for a rule: its role and pinyin settings unless `kw` says otherwise."""
+        kw.setdefault("pinyin", getattr(rule, "pinyin", False))
+        kw.setdefault("pinyin_min_len", getattr(rule, "pinyin_min_len", 3))
+        return self.index.add(list(phrases), role=role or rule.role, **kw)
+
+    def trigger(self, trig: Trigger | None, rule: Any) -> int | None:
+        """The phrase set of a `said` trigger (None for rule and event triggers)."""
+        if trig is None or trig.said is None:
+            return None
+        return self.index.add(list(trig.said.phrases), pinyin=getattr(rule, "pinyin", False), role=trig.said.role)
+
+    # ---- utterance views ----------------------------------------------------------------------------------
+
+    def clear_cache(self) -> None:
+        """Forget the normalised utterances (benchmarks start each repetition cold)."""
+        self._utt_cache.clear()
+
+    @property
+    def cache_size(self) -> int:
+        return len(self._utt_cache)
+
+    def prepare(self, texts: list[str], roles: Sequence[str]) -> list[UtteranceView]:
+        """The views of a call's utterances: each distinct (text, role) is normalised and scanned once per
+        checker and then looked up (call centers repeat themselves). Cached raw hits are never modified."""
+        cache = self._utt_cache
+        out: list[UtteranceView | None] = [cache.get((t, r)) for t, r in zip(texts, roles, strict=True)]
+        miss = [i for i, v in enumerate(out) if v is None]
+        if miss:
+            m_texts = [texts[i] for i in miss]
+            c2, k2, w2 = normalize.views_many(m_texts)
+            r2 = self.index.scan_many(k2, [roles[i] for i in miss])
+            if len(cache) + len(miss) > self._CACHE_MAX:
+                cache.clear()
+            for j, i in enumerate(miss):
+                key = (texts[i], roles[i])
+                view = cache.get(key)  # the same text twice in one call
+                if view is None:
+                    view = cache[key] = UtteranceView(c2[j], k2[j], w2[j], r2[j])
+                out[i] = view
+        return out  # type: ignore[return-value]
+
+    # ---- checking -------------------------------------------------------------------------------------
+
+    def check(self, conv: Conversation, *, select: list[str] | None = None,
+              ignore: list[str] | None = None) -> Report:
+        ctx = Context(self, conv)
+        na: dict[str, str] = {}
+        fired = ctx.fired
+        run = self._run
+        for c in self._sequence:
+            rid = c.rule.id
+            try:
+                fired[rid] = run(c, ctx)
+            except NotApplicable as exc:
+                na[rid] = exc.reason
+                fired[rid] = NO_HITS
+        shown = self._shown if select is None and ignore is None else \
+            {r.id for r in self.order if r.enabled and rule_selected(r.id, select, ignore)}
+        if len(shown) != len(self.order):
+            na = {k: v for k, v in na.items() if k in shown}
+        return self.report(ctx, shown, na)
+
+    def report(self, ctx: Context, shown: set[str], na: dict[str, str]) -> Report:
+        """The report of a checked context: findings and events of the shown rules, scored."""
+        findings: list[Finding] = []
+        events: list[EventHit] = []
+        fired = ctx.fired
+        for c in self._sequence:
+            hits = fired.get(c.rule.id)
+            if not hits or c.rule.id not in shown:
+                continue
+            r = c.rule
+            for h in hits:
+                if r.severity == "event":
+                    events.append(EventHit(r.id, r.name, h.utterance, h.start, h.evidence, h.span))
+                    continue
+                vars_ = _Vars(h.vars)
+                vars_.setdefault("evidence", h.evidence or "")
+                vars_.setdefault("time", fmt_time(h.start))
+                findings.append(Finding(r.id, r.name, r.severity, 0.0, h.utterance, h.start, h.end, h.evidence,
+                                        r.message.format_map(vars_), h.suggestion or r.suggest, None, h.span,
+                                        h.via))
+        findings.sort(key=_finding_order)
+        events.sort(key=_finding_order)
+        conv = ctx.conv
+        report = Report(
+            call_id=conv.id, rulebook=dict(self._rulebook_ref), score=0.0, grade="", fatal=False, dimensions={},
+            findings=findings, events=events, not_applicable=na, conversation=conv, notes=list(conv.notes),
+        )
+        score_report(report, self.rulebook)
+        return report
+
+    def _run(self, c: _Compiled, ctx: Context) -> list[Hit]:
+        kind = c.kind
+        if c.plain:
+            if kind.needs_text and not ctx.has_text:
+                raise NotApplicable(_NO_TEXT)
+            return kind.run(ctx)
+        r = c.rule
+        conv = ctx.conv
+        app = r.applies
+        if app.channels is not None and (conv.channel or "phone") not in app.channels:
+            raise NotApplicable(f"仅适用于渠道 {'、'.join(app.channels)}")
+        if app.directions is not None and (conv.direction or "inbound") not in app.directions:
+            raise NotApplicable("仅适用于" + "、".join(DIRECTION_NAMES[d] for d in app.directions) + "通话")
+        if kind.needs_text and not ctx.has_text:
+            raise NotApplicable(_NO_TEXT)
+        if app.min_turns is not None and len(ctx.by_role["customer"]) < app.min_turns:
+            raise NotApplicable(f"客户发言少于 {app.min_turns} 句")
+        for cond in app.when:
+            ok = self._cond(cond, c, ctx)
+            if ok is None:
+                raise NotApplicable(f"缺少 {cond.field}")
+            if not ok:
+                raise NotApplicable(condition_text(cond))
+        hits = kind.run(ctx)
+        if hits and app.unless and all(self._cond(cond, c, ctx) for cond in app.unless):
+            return []  # exempt
+        return hits
+
+    @staticmethod
+    def _cond(cond: Condition, c: _Compiled, ctx: Context) -> bool | None:
+        if cond.fired is not None:
+            return bool(ctx.fired.get(cond.fired))
+        if cond.not_fired is not None:
+            return not ctx.fired.get(cond.not_fired)
+        if cond.said is not None:
+            return ctx.said(c.cond_sids[id(cond)], ctx.role_utts(cond.said.role)) is not None
+        assert cond.field is not None and cond.op is not None
+        value = measure(ctx, cond.field, c.rule)
+        if value is None:
+            # an unknown value is not equal to anything: "ended_by != system" holds when ended_by is unknown
+            return True if cond.op in ("!=", "not in") else None
+        return compare(value, cond.op, cond.value)
+
+
+def _finding_order(f: Finding | EventHit) -> tuple[int, str]:
+    return (f.utterance if f.utterance is not None else -1, f.rule)

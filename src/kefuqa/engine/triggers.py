@@ -1,0 +1,61 @@
+"""Trigger positions (a rule's hits, an event, phrases said) and the phrase groups a window must contain."""
+
+from __future__ import annotations
+
+from .. import normalize
+from ..rules.schema import Condition, Trigger
+from .context import Context
+from .events import event_pos
+from .hits import EVENT_NAMES, ROLE_NAMES, Pos
+
+
+def positions(ctx: Context, trig: Trigger, trigger_sid: int | None) -> list[Pos]:
+    """Where a trigger occurs in the call: the hits of a rule, the events of a type, or utterances of a
+    role that say one of its phrases (`trigger_sid`, compiled by the kind)."""
+    if trig.rule is not None:
+        return [Pos(h.utterance, h.start, h.end, h.evidence, None, h.span) for h in ctx.fired.get(trig.rule, [])]
+    if trig.event is not None:
+        return [event_pos(ctx, e, trig.edge) for e in ctx.events if e.type == trig.event]
+    assert trig.said is not None and trigger_sid is not None
+    out = []
+    utts = ctx.conv.utterances
+    for u in ctx.candidates(trigger_sid, ctx.role_utts(trig.said.role)):
+        ms = ctx.matches(trigger_sid, u)
+        if ms:
+            m = ms[0]
+            k = ctx.keys[u][m.start:m.end] if m.view == "key" else normalize.key_of_clean(ctx.cleans[u][m.start:m.end])
+            out.append(Pos(u, utts[u].start, utts[u].end, None, k, None, m))
+    return out
+
+
+def groups_missing(ctx: Context, groups: dict[str, int], us: list[int], need: str | int) -> list[str]:
+    """Names of the phrase groups not said in `us`, when fewer than `need` (all, any, or a number) were."""
+    missing = [name for name, sid in groups.items() if ctx.said(sid, us) is None]
+    total = len(groups)
+    if need == "all":
+        return missing
+    if need == "any":
+        return missing if len(missing) == total else []
+    return missing if total - len(missing) < int(need) else []
+
+
+def trigger_text(t: Trigger | None) -> str:
+    """Why a triggered rule is not applicable: its trigger never occurred."""
+    if t is None:
+        return "没有触发条件"
+    if t.rule:
+        return f"{t.rule} 未触发"
+    if t.event:
+        return f"本通没有{EVENT_NAMES.get(t.event, t.event)}"
+    return "未出现触发语句"
+
+
+def condition_text(cond: Condition) -> str:
+    """Why a rule whose `applies.when` condition does not hold is not applicable."""
+    if cond.fired:
+        return f"仅在 {cond.fired} 触发时适用"
+    if cond.not_fired:
+        return f"仅在 {cond.not_fired} 未触发时适用"
+    if cond.said:
+        return f"仅在{ROLE_NAMES[cond.said.role]}说出特定语句时适用"
+    return f"仅当 {cond.field} {cond.op} {cond.value} 时适用"

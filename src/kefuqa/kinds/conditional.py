@@ -1,0 +1,103 @@
+"""`conditional`: if a trigger occurs, the checked role must answer within a window (read-backs via `echo`)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, model_validator
+
+from ..engine.context import DIGITS_T
+from ..engine.hits import Hit, NotApplicable
+from ..engine.triggers import groups_missing, positions, trigger_text
+from ..engine.windows import window
+from ..rules.schema import Phrases, RoleSel, RuleBase, Strict, Trigger, Window
+from .base import Compiler, Kind, register
+
+if TYPE_CHECKING:
+    from ..engine.context import Context
+
+_DIGITS = re.compile(r"[0-9]{4,}")
+
+
+class Then(Strict):
+    phrases: Phrases = Field(default_factory=list)
+    groups: dict[str, Phrases] = Field(default_factory=dict)
+    need: Literal["all", "any"] | int = "all"
+    role: RoleSel = "agent"
+    # the checked role repeats the trigger's evidence (e.g. reads a phone number back)
+    echo: bool = False
+    # the echo may come this many turns of the role later (the read-back at the end of the registration),
+    # but not after the trigger's role had to give the same information again
+    echo_turns: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _some(self) -> Then:
+        if not self.phrases and not self.groups and not self.echo:
+            raise ValueError("'then' needs phrases, groups or echo")
+        return self
+
+
+class ConditionalRule(RuleBase):
+    kind: Literal["conditional"]
+    if_: Trigger = Field(alias="if")
+    then: Then
+    window: Window = Field(default_factory=lambda: Window(direction="after"))
+    pinyin: bool = False
+
+
+@register
+class Conditional(Kind):
+    name = "conditional"
+    schema = ConditionalRule
+    needs_text = True
+
+    def __init__(self, rule: ConditionalRule, compiler: Compiler) -> None:
+        super().__init__(rule, compiler)
+        then = rule.then
+        self.groups: dict[str, int] = {}
+        if then.phrases:
+            self.groups = {"": compiler.phrases(then.phrases, rule, then.role)}
+        elif then.groups:
+            self.groups = {name: compiler.phrases(p, rule, then.role) for name, p in then.groups.items()}
+        self.trigger_sid = compiler.trigger(rule.if_, rule)
+
+    def run(self, ctx: Context) -> list[Hit]:
+        r = self.rule
+        found = positions(ctx, r.if_, self.trigger_sid)
+        if not found:
+            raise NotApplicable(trigger_text(r.if_))
+        then = r.then
+        hits = []
+        covered: set[int] = set()  # utterances inside the window of a trigger already reported
+        for pos in found:
+            if pos.u is not None and pos.u in covered:
+                continue
+            us = window(ctx, pos, then.role, r.window)
+            ok = False
+            if self.groups:
+                ok = not groups_missing(ctx, self.groups, us, then.need)
+            if not ok and then.echo and pos.key:
+                said = pos.key.translate(DIGITS_T)
+                tail = _DIGITS.findall(said)
+                probe = tail[-1][-4:] if tail else said[-4:]
+                digit_key = ctx.digit_key
+                eus = us
+                if then.echo_turns and pos.u is not None:
+                    # later read-backs count until the trigger's role has to give the same thing again
+                    stop = next((v for v in ctx.role_utts(r.if_.said.role if r.if_.said else "customer")
+                                 if v > pos.u and probe in digit_key(v)), ctx.n)
+                    eus = [u for u in ctx.role_utts(then.role) if pos.u < u < stop][: then.echo_turns]
+                ok = any(probe in digit_key(u) for u in eus)
+            if not ok:
+                if pos.match is not None and pos.u is not None:
+                    pos.evidence, pos.span = ctx.evidence(pos.u, pos.match)
+                h = ctx.hit_at(pos.u, None, vars={"trigger": pos.evidence or ""})
+                if pos.evidence:
+                    h.evidence, h.span = pos.evidence, pos.span
+                hits.append(h)
+                if us:
+                    covered.update(range(pos.u if pos.u is not None else us[0], us[-1] + 1))
+            if not r.window.turns and not r.window.seconds and r.window.direction in ("after", "call"):
+                break  # unbounded window: the first trigger decides
+        return hits
