@@ -156,7 +156,7 @@ class Checker:
         events: list[EventHit] = []
         fired = ctx.fired
         for c in self._sequence:
-            hits = fired.get(c.rule.id)
+            hits = fired[c.rule.id]
             if not hits or c.rule.id not in shown:
                 continue
             r = c.rule

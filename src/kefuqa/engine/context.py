@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .. import normalize
 from ..model import Conversation, Event
 from ..rules.matcher import Match
+from .events import infer_events
 from .hits import Hit, trim
 from .views import UtteranceView
 
@@ -28,8 +29,6 @@ class Context:
     """One conversation being checked. Kinds read it; the checker fills `fired` as rules are decided."""
 
     def __init__(self, checker: Checker, conv: Conversation) -> None:
-        from .events import infer_events
-
         self.checker = checker
         self.index = checker.index
         self.conv = conv
