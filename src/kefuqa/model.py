@@ -185,7 +185,9 @@ class Finding:
     dimension: str | None = None
     # character offsets of the evidence inside the original utterance text (for highlighting)
     span: tuple[int, int] | None = None
-    match: str | None = None  # "exact", "pinyin" or "regex" for phrase evidence
+    match: str | None = None  # "exact", "pinyin" or "regex" for phrase evidence; "model" for a judgement
+    confidence: float | None = None  # a judgement model's confidence (0–1)
+    judge: str | None = None  # which model decided ("ngram:2026.12.05+ab12cd34")
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -199,6 +201,9 @@ class Finding:
             d["span"] = list(self.span)
         if self.match is not None:
             d["match"] = self.match
+        if self.confidence is not None:
+            d["confidence"] = self.confidence
+            d["judge"] = self.judge
         return d
 
 
@@ -210,6 +215,8 @@ class EventHit:
     start: float | None
     evidence: str | None = None
     span: tuple[int, int] | None = None
+    confidence: float | None = None  # a judgement model's confidence (0–1)
+    judge: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"rule": self.rule, "name": self.name, "utterance": self.utterance, "start": self.start}
@@ -217,6 +224,9 @@ class EventHit:
             d["evidence"] = self.evidence
         if self.span is not None:
             d["span"] = list(self.span)
+        if self.confidence is not None:
+            d["confidence"] = self.confidence
+            d["judge"] = self.judge
         return d
 
 

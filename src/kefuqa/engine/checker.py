@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import normalize
-from ..kinds import Kind, kind_of, rule_refs
+from ..judge.registry import Judges
+from ..kinds import Kind, judges_used, kind_of, rule_refs
 from ..model import Conversation, EventHit, Finding, Report
 from ..rules.matcher import PhraseIndex
 from ..rules.rulebook import Rulebook, rule_order
@@ -84,6 +85,10 @@ class Checker:
         self._shown = {r.id for r in self.order if r.enabled}
         self._rulebook_ref = {"name": rulebook.name, "version": rulebook.version}
         self._utt_cache: dict[tuple[str, str], UtteranceView] = {}
+        self.judges = Judges(s.judges)
+        uses_judges = sorted({j for r in self.order for j in judges_used(r)})
+        if uses_judges:
+            self._rulebook_ref["models"] = ", ".join(self.judges.get(n).name for n in uses_judges)
 
     # ---- what kinds ask while compiling (the `Compiler` protocol) -----------------------------------------
 
@@ -162,14 +167,15 @@ class Checker:
             r = c.rule
             for h in hits:
                 if r.severity == "event":
-                    events.append(EventHit(r.id, r.name, h.utterance, h.start, h.evidence, h.span))
+                    events.append(EventHit(r.id, r.name, h.utterance, h.start, h.evidence, h.span, h.confidence,
+                                           h.judge))
                     continue
                 vars_ = _Vars(h.vars)
                 vars_.setdefault("evidence", h.evidence or "")
                 vars_.setdefault("time", fmt_time(h.start))
                 findings.append(Finding(r.id, r.name, r.severity, 0.0, h.utterance, h.start, h.end, h.evidence,
                                         r.message.format_map(vars_), h.suggestion or r.suggest, None, h.span,
-                                        h.via))
+                                        h.via, h.confidence, h.judge))
         findings.sort(key=_finding_order)
         events.sort(key=_finding_order)
         conv = ctx.conv

@@ -265,6 +265,28 @@ class Context:
             self._texted[role] = got
         return got
 
+    def judgements(self, judge: str, label: str, us: list[int]) -> list[Any]:
+        """What judge `judge` says of `label` for each utterance of `us` (`Judgement` or `Undecided`), cached
+        with the utterance views: a sentence the call center repeats is judged once per checker."""
+        slot = ("intent", judge, label)
+        out: list[Any] = [self.views[u].extra.get(slot) for u in us]
+        missing = [k for k, j in enumerate(out) if j is None]
+        if missing:
+            got = self.checker.judges.get(judge).judge_many([self.texts[us[k]] for k in missing], label)
+            for k, j in zip(missing, got, strict=True):
+                out[k] = j
+                if type(j).__name__ == "Judgement":  # an Undecided (endpoint down) is asked again next time
+                    self.views[us[k]].extra[slot] = j
+        return out
+
+    def labelled(self, judge: str, label: str, us: list[int], threshold: float | None = None) -> int | None:
+        """The first utterance of `us` the judge finds to be `label`, or None."""
+        for u, j in zip(us, self.judgements(judge, label, us), strict=True):
+            score = getattr(j, "score", None)
+            if score is not None and score >= (threshold if threshold is not None else j.threshold):
+                return u
+        return None
+
     def is_question(self, u: int) -> bool:
         c = self.cleans[u].rstrip(" 。.！!~～")
         return c.endswith(("？", "?")) or self.keys[u].endswith(("吗", "对吧", "是吧", "没错吧"))

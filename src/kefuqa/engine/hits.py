@@ -26,6 +26,8 @@ class Hit:
     suggestion: str | None = None
     via: str | None = None
     vars: dict[str, Any] = field(default_factory=dict)
+    confidence: float | None = None  # judgement kinds: the model's confidence and its name
+    judge: str | None = None
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import normalize
-from ..rules.schema import Condition, Trigger
+from ..rules.schema import Condition, IntentRef, Trigger
 from .context import Context
 from .events import event_pos
 from .hits import EVENT_NAMES, ROLE_NAMES, Pos
@@ -16,22 +16,43 @@ def positions(ctx: Context, trig: Trigger, trigger_sid: int | None) -> list[Pos]
         return [Pos(h.utterance, h.start, h.end, h.evidence, None, h.span) for h in ctx.fired.get(trig.rule, [])]
     if trig.event is not None:
         return [event_pos(ctx, e, trig.edge) for e in ctx.events if e.type == trig.event]
-    assert trig.said is not None and trigger_sid is not None
     out = []
     utts = ctx.conv.utterances
-    for u in ctx.candidates(trigger_sid, ctx.role_utts(trig.said.role)):
-        ms = ctx.matches(trigger_sid, u)
-        if ms:
-            m = ms[0]
-            k = ctx.keys[u][m.start:m.end] if m.view == "key" else normalize.key_of_clean(ctx.cleans[u][m.start:m.end])
-            out.append(Pos(u, utts[u].start, utts[u].end, None, k, None, m))
+    if trig.said is not None and trigger_sid is not None:
+        for u in ctx.candidates(trigger_sid, ctx.role_utts(trig.said.role)):
+            ms = ctx.matches(trigger_sid, u)
+            if ms:
+                m = ms[0]
+                k = ctx.keys[u][m.start:m.end] if m.view == "key" else \
+                    normalize.key_of_clean(ctx.cleans[u][m.start:m.end])
+                out.append(Pos(u, utts[u].start, utts[u].end, None, k, None, m))
+    if trig.intent is not None:
+        it = trig.intent
+        said = {p.u for p in out}
+        us = [u for u in ctx.role_utts(it.role) if u not in said]
+        for u, j in zip(us, ctx.judgements(it.judge, it.label, us), strict=True):
+            score = getattr(j, "score", None)
+            if score is not None and score >= (it.threshold if it.threshold is not None else j.threshold):
+                out.append(Pos(u, utts[u].start, utts[u].end, None, ctx.keys[u]))
+        out.sort(key=lambda p: p.u if p.u is not None else -1)
     return out
 
 
-def groups_missing(ctx: Context, groups: dict[str, int], us: list[int], need: str | int) -> list[str]:
-    """Names of the phrase groups not said in `us`, when fewer than `need` (all, any, or a number) were."""
-    missing = [name for name, sid in groups.items() if ctx.said(sid, us) is None]
-    total = len(groups)
+def groups_missing(ctx: Context, groups: dict[str, int], us: list[int], need: str | int,
+                   labels: dict[str, IntentRef] | None = None) -> list[str]:
+    """Names of the groups not said in `us`, when fewer than `need` (all, any, or a number) were. A group
+    is said by one of its phrases or, when it has a label, by an utterance a judge finds to be that label."""
+    names = list(dict.fromkeys([*groups, *(labels or {})]))
+    missing = []
+    for name in names:
+        sid = groups.get(name)
+        if sid is not None and ctx.said(sid, us) is not None:
+            continue
+        ref = (labels or {}).get(name)
+        if ref is not None and ctx.labelled(ref.judge, ref.label, us, ref.threshold) is not None:
+            continue
+        missing.append(name)
+    total = len(names)
     if need == "all":
         return missing
     if need == "any":

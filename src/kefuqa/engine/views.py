@@ -24,4 +24,4 @@ class UtteranceView:
     matches: dict[int, list[Match]] = field(default_factory=dict)  # phrase set id → matches after exceptions
     maps: tuple[Any, Any] | None = None  # key/clean offsets → original characters, for evidence spans
     digit_key: str | None = None  # key with spoken digits as Arabic ones (幺三九 → 139)
-    extra: dict[str, Any] = field(default_factory=dict)  # views other layers add (e.g. "intent" scores)
+    extra: dict[Any, Any] = field(default_factory=dict)  # views other kinds add (("intent", judge, label) → Judgement)

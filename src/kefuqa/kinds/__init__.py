@@ -17,6 +17,7 @@ from . import (  # noqa: F401 - the built-in kinds register themselves on import
     conditional,
     count,
     event,
+    intent,
     metric,
     monologue,
     overlap,
@@ -28,9 +29,9 @@ from . import (  # noqa: F401 - the built-in kinds register themselves on import
     sequence,
     silence,
 )
-from .base import Compiler, Kind, kind_of, kinds, register, rule_refs, unregister, version
+from .base import Compiler, Kind, judges_used, kind_of, kinds, register, rule_refs, unregister, version
 
-__all__ = ["Compiler", "Kind", "RuleModels", "kind_of", "kinds", "register", "rule_models", "rule_refs", "unregister"]
+__all__ = ["Compiler", "Kind", "judges_used", "RuleModels", "kind_of", "kinds", "register", "rule_models", "rule_refs", "unregister"]
 
 
 @dataclass(frozen=True)

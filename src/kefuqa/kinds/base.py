@@ -119,3 +119,13 @@ def rule_refs(rule: Any) -> list[str]:
     return out
 
 
+def judges_used(rule: Any) -> list[str]:
+    """The judges a rule asks: its own (`intent`), its triggers' and its groups' labels."""
+    out = [rule.judge] if isinstance(getattr(rule, "judge", None), str) else []
+    for name in ("after", "anchor", "if_"):
+        t = getattr(rule, name, None)
+        if isinstance(t, Trigger) and t.intent is not None:
+            out.append(t.intent.judge)
+    for holder in (rule, getattr(rule, "then", None)):
+        out.extend(ref.judge for ref in (getattr(holder, "labels", None) or {}).values())
+    return out

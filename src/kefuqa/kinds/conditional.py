@@ -11,7 +11,7 @@ from ..engine.context import DIGITS_T
 from ..engine.hits import Hit, NotApplicable
 from ..engine.triggers import groups_missing, positions, trigger_text
 from ..engine.windows import window
-from ..rules.schema import Phrases, RoleSel, RuleBase, Strict, Trigger, Window
+from ..rules.schema import IntentRef, Phrases, RoleSel, RuleBase, Strict, Trigger, Window
 from .base import Compiler, Kind, register
 
 if TYPE_CHECKING:
@@ -23,6 +23,9 @@ _DIGITS = re.compile(r"[0-9]{4,}")
 class Then(Strict):
     phrases: Phrases = Field(default_factory=list)
     groups: dict[str, Phrases] = Field(default_factory=dict)
+    # a group (or, with `phrases`, the answer as a whole: key "") is also satisfied by an utterance a judge
+    # finds to be this label
+    labels: dict[str, IntentRef] = Field(default_factory=dict)
     need: Literal["all", "any"] | int = "all"
     role: RoleSel = "agent"
     # the checked role repeats the trigger's evidence (e.g. reads a phone number back)
@@ -33,7 +36,7 @@ class Then(Strict):
 
     @model_validator(mode="after")
     def _some(self) -> Then:
-        if not self.phrases and not self.groups and not self.echo:
+        if not self.phrases and not self.groups and not self.labels and not self.echo:
             raise ValueError("'then' needs phrases, groups or echo")
         return self
 
@@ -75,8 +78,8 @@ class Conditional(Kind):
                 continue
             us = window(ctx, pos, then.role, r.window)
             ok = False
-            if self.groups:
-                ok = not groups_missing(ctx, self.groups, us, then.need)
+            if self.groups or then.labels:
+                ok = not groups_missing(ctx, self.groups, us, then.need, then.labels)
             if not ok and then.echo and pos.key:
                 said = pos.key.translate(DIGITS_T)
                 tail = _DIGITS.findall(said)

@@ -48,7 +48,7 @@ class Required(Kind):
                 if r.scope is not None:
                     allowed = set(scoped(ctx, r.role, r.scope))
                     us = [u for u in us if u in allowed]
-                missing = groups_missing(ctx, self.groups, us, r.need)
+                missing = groups_missing(ctx, self.groups, us, r.need, r.labels)
                 if missing:
                     u = us[0] if us else pos.u
                     hits.append(ctx.hit_at(u, None, vars={"missing": "、".join(m for m in missing if m)}))
@@ -58,7 +58,7 @@ class Required(Kind):
         us = scoped(ctx, r.role, r.scope)
         if not us:
             raise NotApplicable(f"{ROLE_NAMES[r.role]}没有发言")
-        missing = groups_missing(ctx, self.groups, us, r.need)
+        missing = groups_missing(ctx, self.groups, us, r.need, r.labels)
         if not missing:
             return []
         # a closing check points at the last turn, an opening check at the first

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import RuleError
-from ..kinds import rule_models, rule_refs
+from ..kinds import judges_used, rule_models, rule_refs
 from .schema import PhraseItem, Scorecard, Settings
 from .yamlsrc import LineDict, load_yaml, rule_error_from_validation
 
@@ -261,6 +261,10 @@ def finish(rb: Rulebook, source: str) -> None:
         for ref in rule_refs(r):
             if ref not in ids:
                 raise RuleError(where[0], where[1], r.id, f"refers to unknown rule {ref!r}")
+        for judge in judges_used(r):
+            if judge != "fast" and judge not in rb.settings.judges:
+                raise RuleError(where[0], where[1], r.id,
+                                f"未配置判断模型 {judge!r}（settings.judges 中有：{', '.join(['fast', *rb.settings.judges])}）")
         score = rb.scorecard.rules.get(r.id)
         dim = (score.dimension if score and score.dimension else None) or r.dimension
         points = score.points if score and score.points is not None else r.points

