@@ -134,9 +134,9 @@ def test_a_trigger_can_be_an_intent(rulebook, tiny_model):
     assert not fired(kefuqa.check(conv("A: 这个您得问厂家，我们管不了", "C: 啊？", "A: 我帮您联系厂家"), rb), "X01")
 
 
-def _authored(folder: Path, industry: str, items: dict, split: str = "train") -> None:
+def _authored(folder: Path, industry: str, items: dict) -> None:
     (folder / "authored").mkdir(parents=True, exist_ok=True)
-    (folder / "splits.yaml").write_text(f"train: [bank]\nheldout: [hotel]\n", encoding="utf-8")
+    (folder / "splits.yaml").write_text("train: [bank]\nheldout: [hotel]\n", encoding="utf-8")
     import yaml
 
     (folder / "authored" / f"{industry}.yaml").write_text(
