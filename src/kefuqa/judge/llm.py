@@ -79,9 +79,11 @@ class LLMJudge:
         path = parts.path.rstrip("/")
         if not path.endswith("/chat/completions"):
             path += "/chat/completions"
-        # credentials in the URL (user:password@) still go to the server, never into names or messages
-        self._post_url = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-        self._secrets = [s for s in (parts.password, parts.username) if s]
+        # credentials in the URL (user:password@) go to the server as basic auth (when no API key is set),
+        # never into names or messages
+        self._post_url = urlunsplit((parts.scheme, host, path, parts.query, ""))
+        self._basic = (parts.username or "", parts.password or "") if parts.username or parts.password else None
+        self._secrets = [parts.password] if parts.password else []
         self.endpoint = urlunsplit((parts.scheme, host, parts.path.rstrip("/") or "/", "", ""))
         self.name = f"llm:{spec.model}@{host}"
         self._loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
@@ -201,6 +203,7 @@ class LLMJudge:
         if env and key is None:
             raise _Failure(f"环境变量 {env} 未设置（api_key_env），无法调用")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        auth = httpx.BasicAuth(*self._basic) if self._basic and not key else None
         body: dict[str, Any] = {"model": self.spec.model, "messages": messages, "temperature": 0,
                                 "max_tokens": MAX_TOKENS}
         json_mode = self._json_mode
@@ -212,7 +215,7 @@ class LLMJudge:
             with self._lock:
                 self.requests += 1
             try:
-                got = self._answer(client.post(self._post_url, json=body, headers=headers))
+                got = self._answer(client.post(self._post_url, json=body, headers=headers, auth=auth))
             except httpx.TimeoutException:
                 got = _Failure(f"{self.spec.timeout:g} 秒内无应答（超时）", retry=True, down=True)
             except httpx.TransportError as exc:
@@ -231,7 +234,7 @@ class LLMJudge:
                 if got.down:
                     with self._lock:
                         self._down_until = time.monotonic() + self.cool_down
-                        self._down_cause = "上次调用" + cause
+                        self._down_cause = "上次调用失败：" + cause
                 raise _Failure(cause)
             delay = min(self.max_backoff, self.backoff * 2 ** attempt)
             if got.retry_after is not None:

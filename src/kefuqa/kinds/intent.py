@@ -74,7 +74,8 @@ class Intent(Phrase):
                 continue
             m = Match(0, j.span[0], j.span[1], "model", "key") if j.span is not None else None
             hits.append(ctx.hit_at(u, m, via="model", confidence=round(j.score, 3), judge=j.judge,
-                                   vars={**ctx.time_vars, "confidence": f"{j.score:.2f}", "label": name}))
+                                   vars={**ctx.time_vars, "confidence": f"{j.score:.2f}", "label": name,
+                                         "reason": j.reason or ""}))
         if undecided and not hits:
             raise NotApplicable(f"判断未完成：{undecided[0]}")
         hits.sort(key=lambda h: h.utterance if h.utterance is not None else -1)
