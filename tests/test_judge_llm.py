@@ -326,8 +326,6 @@ def test_evidence_not_in_the_utterance_has_no_span(llm):
     assert isinstance(got, Judgement) and got.span == (0, 6)  # key-view offsets (箱子都压扁了)
 
 
-@pytest.mark.xfail(reason="registry.Cascade rebuilds the Judgement positionally when it lends the fast "
-                          "model's span, dropping `reason`", strict=False)
 def test_reason_survives_the_cascade_when_the_evidence_is_not_quoted(rulebook, fast_model, llm):
     fake, url = llm
     report = kefuqa.check(conv("A: 这个证据不在原话里哦"), _rulebook(rulebook, fast_model, url))

@@ -4,6 +4,7 @@ candidates and are created on first use."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..rules.schema import JudgeSpec
@@ -37,7 +38,7 @@ class Cascade:
             for i, j in zip(ask, self.strong.judge_many([texts[i] for i in ask], label), strict=True):
                 if isinstance(j, Judgement) and j.span is None:
                     f = first[i]
-                    j = Judgement(j.label, j.score, j.threshold, f.span if isinstance(f, Judgement) else None, j.judge)
+                    j = replace(j, span=f.span if isinstance(f, Judgement) else None)
                 out[i] = j
         # below the floor the fast model's "no" stands: score it as such under the strong judge's threshold
         return out

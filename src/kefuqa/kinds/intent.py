@@ -60,18 +60,24 @@ class Intent(Phrase):
         hits = super().run(ctx) if (r.phrases or r.attrs) else []  # the shortcuts
         for h in hits:
             h.vars.setdefault("confidence", "短语")
+            h.vars.setdefault("reason", "")
         said = {h.utterance for h in hits}
         veto = self.veto_sid
         ask = [u for u in scoped(ctx, r.role, r.scope)
                if u not in said and ctx.keys[u] and (veto is None or ctx.said(veto, [u]) is None)]
         undecided: list[str] = []
         name = labels()[r.label].name
+        role_us = ctx.role_utts(r.role)
         for u, j in zip(ask, ctx.judgements(r.judge, r.label, ask), strict=True):
             if isinstance(j, Undecided):
                 undecided.append(j.reason)
                 continue
             if j.score < (r.threshold if r.threshold is not None else j.threshold):
                 continue
+            if self.near_sid is not None:  # the same context exceptions as the shortcuts (因为…/我帮您… next turn)
+                pos = role_us.index(u) if u in role_us else 0
+                if ctx.said(self.near_sid, role_us[pos: pos + 1 + r.near_turns]) is not None:
+                    continue
             m = Match(0, j.span[0], j.span[1], "model", "key") if j.span is not None else None
             hits.append(ctx.hit_at(u, m, via="model", confidence=round(j.score, 3), judge=j.judge,
                                    vars={**ctx.time_vars, "confidence": f"{j.score:.2f}", "label": name,
