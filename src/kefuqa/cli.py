@@ -1,4 +1,4 @@
-"""The `kefuqa` command line. It only calls the library: readers → Checker → writers."""
+"""The `kefuqa` command line. It only calls the library (`kefuqa.batch` → writers) and prints."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .batch import find_inputs, score
 from .engine import Checker
 from .errors import InputError, RuleError
-from .model import Conversation, Report
+from .model import Report
 from .rules.rulebook import Rulebook, load_rulebook
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -64,54 +65,28 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 
 @dataclass
-class _Batch:
-    """What happened in a run: bad inputs, low scores, counts."""
+class _Tally:
+    """What happened in a run: bad inputs (reported on stderr as they come), low scores, counts."""
 
     errors: list[InputError] = field(default_factory=list)
     low: list[str] = field(default_factory=list)
     scored: int = 0
-    seen: dict[str, str] = field(default_factory=dict)
 
     def bad(self, e: InputError) -> None:
         """Report a bad input now (file, place, reason) and count it for the exit code."""
         self.errors.append(e)
         err.print(f"[red]error[/red] {escape(str(e))}", highlight=False)
 
-    def first_time(self, call_id: str, where: str) -> bool:
-        """False (and reported) when a call id was already scored in this run."""
-        first = self.seen.get(call_id)
-        if first is not None:
-            self.bad(InputError(where, None, f"duplicate id {call_id!r} (first in {first}); skipped"))
-            return False
-        self.seen[call_id] = where
-        return True
-
-
-def _targets(paths: list[str], batch: _Batch) -> list[str | Path]:
-    """Expand folders; a missing path is a bad input, reported now and counted at the end."""
-    from .readers import iter_paths
-
-    targets: list[str | Path] = []
-    for p in paths:
-        if p == "-":
-            targets.append(p)
-        elif not Path(p).exists():
-            batch.bad(InputError(p, None, "no such file or folder"))
-        else:
-            targets.extend(iter_paths([p]))
-    return targets
-
-
-def _conversations(targets: list[str | Path], input_format: str | None, batch: _Batch,
-                   options: dict[str, Any]) -> Iterator[Conversation]:
-    from .readers import read_path
-
-    for target in targets:
-        for item in read_path(target, input_format, **options):
-            if isinstance(item, InputError):
-                batch.bad(item)
-            elif batch.first_time(item.id, item.source or str(target)):
-                yield item
+    def reports(self, results: Iterator[Report | InputError], fail_under: float | None) -> Iterator[Report]:
+        """The reports of a batch; its errors reported and counted."""
+        for r in results:
+            if isinstance(r, InputError):
+                self.bad(r)
+                continue
+            self.scored += 1
+            if fail_under is not None and r.score < fail_under:
+                self.low.append(r.call_id)
+            yield r
 
 
 def _many(targets: list[str | Path]) -> bool:
@@ -119,122 +94,6 @@ def _many(targets: list[str | Path]) -> bool:
     if len(targets) > 5:
         return True
     return any(isinstance(t, Path) and t.stat().st_size > 1_000_000 for t in targets)
-
-
-_WORKER: Checker | None = None
-_SLICE = 1 << 20  # JSONL files are read in parallel slices of about 1 MB
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """A piece of input a worker reads, checks and returns: a whole file, or a slice of a JSONL file."""
-
-    path: str
-    start: int = 0
-    end: int = -1  # -1: the whole file
-    first_line: int = 1
-
-
-def _units(targets: list[str | Path], input_format: str | None) -> Iterator[_Unit]:
-    """Whole files; big JSONL files cut at line ends into slices (line numbers kept for messages and ids)."""
-    from .readers import detect_format
-
-    for t in targets:
-        path = Path(t)
-        size = path.stat().st_size
-        fmt = input_format
-        if fmt is None and size > _SLICE:
-            with path.open("rb") as fh:
-                fmt = detect_format(fh.read(256 * 1024), path.name)
-        if fmt != "jsonl" or size <= _SLICE:
-            yield _Unit(str(path))
-            continue
-        with path.open("rb") as fh:
-            start, line = 0, 1
-            while start < size:
-                fh.seek(start)
-                chunk = fh.read(_SLICE)
-                rest = fh.readline()  # finish the last line of the slice
-                end = start + len(chunk) + len(rest)
-                yield _Unit(str(path), start, end, line)
-                line += chunk.count(b"\n") + rest.count(b"\n")
-                start = end
-
-
-def _work(args: tuple[_Unit, str | None, dict[str, Any], list[str] | None, list[str] | None, bool]
-          ) -> list[Report | InputError]:
-    """In a worker: read one unit, check every conversation in it (reading and parsing run in parallel too)."""
-    from .readers import read_bytes, read_path
-
-    unit, input_format, options, select, ignore, keep_conv = args
-    assert _WORKER is not None
-    if unit.end < 0:
-        items = read_path(unit.path, input_format, **options)
-    else:
-        with open(unit.path, "rb") as fh:
-            fh.seek(unit.start)
-            data = fh.read(unit.end - unit.start)
-        items = read_bytes(data, unit.path, input_format or "jsonl", first_line=unit.first_line, **options)
-    out: list[Report | InputError] = []
-    for item in items:
-        if isinstance(item, InputError):
-            out.append(item)
-            continue
-        report = _WORKER.check(item, select=select, ignore=ignore)
-        if not keep_conv:
-            report.conversation = None  # json/jsonl don't need it back: don't pickle it
-        out.append(report)
-    return out
-
-
-def _parallel(targets: list[str | Path], input_format: str | None, options: dict[str, Any], rb: Rulebook,
-              jobs: int, select: list[str] | None, ignore: list[str] | None, keep_conv: bool,
-              batch: _Batch) -> Iterator[Report]:
-    """`--jobs N`: workers read, parse and check whole files or JSONL slices; reports come back in order."""
-    import multiprocessing as mp
-    import threading
-
-    global _WORKER
-    _WORKER = Checker(rb)  # compiled once, before the fork
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    slots = threading.BoundedSemaphore(jobs * 3)  # slices in flight: memory stays bounded
-
-    def feed() -> Iterator[tuple[_Unit, str | None, dict[str, Any], list[str] | None, list[str] | None, bool]]:
-        for unit in _units(targets, input_format):
-            slots.acquire()
-            yield unit, input_format, options, select, ignore, keep_conv
-
-    try:
-        with ctx.Pool(jobs) as pool:
-            for items in pool.imap(_work, feed()):
-                slots.release()
-                for item in items:
-                    if isinstance(item, InputError):
-                        batch.bad(item)
-                    elif batch.first_time(item.call_id, unit_source(item)):
-                        yield item
-    finally:
-        _WORKER = None
-
-
-def unit_source(report: Report) -> str:
-    conv = report.conversation
-    return (conv.source if conv is not None and conv.source else None) or report.call_id
-
-
-def _reports(convs: Iterator[Conversation], rb: Rulebook, select: list[str] | None,
-             ignore: list[str] | None) -> Iterator[Report]:
-    checker = Checker(rb)
-    for conv in convs:
-        yield checker.check(conv, select=select, ignore=ignore)
-
-
-def _accounted(reports: Iterator[Report], batch: _Batch, fail_under: float | None) -> Iterator[Report]:
-    for r in reports:
-        batch.scored += 1
-        if fail_under is not None and r.score < fail_under:
-            batch.low.append(r.call_id)
-        yield r
 
 
 @contextmanager
@@ -310,14 +169,13 @@ def check(
         options["asr"] = asr
     if vad:
         options["vad"] = vad
-    batch = _Batch()
-    targets = _targets(paths, batch)
-    sel, ign = _split(select), _split(ignore)
-    if jobs > 1 and "-" not in targets:
-        reports = _parallel(targets, input_format, options, rb, jobs, sel, ign, fmt not in ("json", "jsonl"), batch)
-    else:
-        reports = _reports(_conversations(targets, input_format, batch, options), rb, sel, ign)
-    reports = _accounted(reports, batch, fail_under)
+    tally = _Tally()
+    targets, missing = find_inputs(paths)
+    for e in missing:
+        tally.bad(e)
+    results = score(targets, Checker(rb), jobs=jobs, input_format=input_format, read_options=options,
+                    select=_split(select), ignore=_split(ignore), keep_conversations=fmt not in ("json", "jsonl"))
+    reports = tally.reports(results, fail_under)
     # a live bar on stderr, unless the report itself is being printed to the same terminal
     if err.is_terminal and _many(targets) and (output not in (None, "-") or not sys.stdout.isatty()):
         reports = _progress(reports)
@@ -330,12 +188,12 @@ def check(
             write_reports(reports, fmt, out, **write_opts)
     except BrokenPipeError:
         pass
-    if batch.errors:
-        err.print(f"[yellow]{len(batch.errors)} input(s) could not be read; {batch.scored} call(s) scored.[/yellow]")
+    if tally.errors:
+        err.print(f"[yellow]{len(tally.errors)} input(s) could not be read; {tally.scored} call(s) scored.[/yellow]")
         raise typer.Exit(EXIT_BAD_INPUT)
-    if batch.low:
-        err.print(f"[yellow]{len(batch.low)} call(s) below {fail_under:g}: {', '.join(batch.low[:10])}"
-                  f"{' …' if len(batch.low) > 10 else ''}[/yellow]")
+    if tally.low:
+        err.print(f"[yellow]{len(tally.low)} call(s) below {fail_under:g}: {', '.join(tally.low[:10])}"
+                  f"{' …' if len(tally.low) > 10 else ''}[/yellow]")
         raise typer.Exit(EXIT_LOW_SCORE)
 
 
