@@ -170,3 +170,18 @@ def test_corpus_builder_rejects_duplicates_unknown_labels_and_industries(tmp_pat
     _authored(tmp_path, "mining", {"complaint": {"pos": ["太慢了吧"], "neg": []}})
     with pytest.raises(CorpusError, match="mining.*splits.yaml"):
         build_corpus(tmp_path)
+
+
+def test_rules_explain_shows_the_label_definition_and_examples_both_ways(rulebook, tiny_model):
+    from kefuqa.docs import explain
+    from kefuqa.judge.labels import labels
+
+    rb = rulebook("""
+    - {id: X01, name: 推诿, kind: intent, label: blame_shift, points: 3, dimension: 礼貌, message: m,
+       phrases: [不归我们管]}
+    """, extra=_settings(tiny_model))
+    text = explain(rb, rb.rule("X01"))["text"]
+    lab = labels()["blame_shift"]
+    assert "判断标签（判断）：blame_shift 推诿责任" in text
+    assert lab.definition in text and lab.positives[0] in text and lab.negatives[0] in text
+    assert "高精度短语（不经模型直接命中）：不归我们管" in text

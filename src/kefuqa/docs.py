@@ -42,6 +42,37 @@ def _deduction(rb: Rulebook, rule: Any) -> str:
     return f"{how}扣 {points:g} 分（{dim}）{cap}{fatal}"
 
 
+def rule_labels(rule: Any) -> list[tuple[str, Any]]:
+    """The judgement labels a rule uses: (what for, IntentRef-like with .label and .threshold)."""
+    out: list[tuple[str, Any]] = []
+    if rule.kind == "intent":
+        out.append(("判断", rule))
+    for name in ("after", "anchor", "if_"):
+        t = getattr(rule, name, None)
+        if t is not None and getattr(t, "intent", None) is not None:
+            out.append(("触发", t.intent))
+    for holder in (rule, getattr(rule, "then", None)):
+        for group, ref in (getattr(holder, "labels", None) or {}).items():
+            out.append((f"「{group}」" if group else "应答", ref))
+    return out
+
+
+def _label_lines(rule: Any) -> list[str]:
+    from .judge.labels import labels
+
+    lines = []
+    for what, ref in rule_labels(rule):
+        lab = labels()[ref.label]
+        th = f"，阈值 {ref.threshold:g}" if ref.threshold is not None else "，阈值取模型默认"
+        lines += [f"判断标签（{what}）：{ref.label} {lab.name}（{_ROLE[lab.role]}的话{th}）",
+                  f"  定义：{lab.definition}",
+                  f"  算：{lab.fail_when}",
+                  f"  不算：{lab.pass_when}",
+                  "  例（算）：" + "；".join(lab.positives),
+                  "  例（不算）：" + "；".join(lab.negatives)]
+    return lines
+
+
 def explain(rb: Rulebook, rule: Any) -> dict[str, Any]:
     d = rule.doc
     info = {
@@ -64,7 +95,11 @@ def explain(rb: Rulebook, rule: Any) -> dict[str, Any]:
     if info["instead"]:
         lines.append(f"规范说法：{info['instead']}")
     if info["phrases"]:
-        lines += ["", "匹配语句：" + "；".join(info["phrases"])]
+        lines += ["", ("高精度短语（不经模型直接命中）：" if rule.kind == "intent" else "匹配语句：")
+                  + "；".join(info["phrases"])]
+    info["labels"] = _label_lines(rule)
+    if info["labels"]:
+        lines += ["", *info["labels"]]
     if d.source:
         lines += ["", f"依据：{d.source}"]
     info["text"] = "\n".join(lines)
@@ -112,6 +147,7 @@ def rulebook_markdown(rb: Rulebook) -> str:
             out.append(f"- 规范说法：{info['instead']}")
         if info["phrases"]:
             out.append(f"- 匹配语句：{'；'.join(info['phrases'])}")
+        out += [f"- {line.strip()}" if not line.startswith("  ") else f"  - {line.strip()}" for line in info["labels"]]
         if info["source"]:
             out.append(f"- 依据：{info['source']}")
         out.append("")
