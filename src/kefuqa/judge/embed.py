@@ -64,24 +64,38 @@ class OnnxEmbedder(Embedder):
             if not p.is_file():
                 raise ModelError(f"{p}: 找不到（ONNX 语义模型目录需要 model.onnx 和 tokenizer.json）")
         cfg_path = folder / "kefuqa.json"
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
-        self.pooling = cfg.get("pooling", "mean")
-        self.max_len = int(cfg.get("max_length", 128))
-        self.prefix = str(cfg.get("prefix", ""))
+        try:
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
+            self.pooling = str(cfg.get("pooling", "mean"))
+            self.max_len = int(cfg.get("max_length", 128))
+            self.prefix = str(cfg.get("prefix", ""))
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise ModelError(f"{cfg_path}: 配置文件损坏（{exc}）") from None
+        if self.pooling not in ("mean", "cls"):
+            raise ModelError(f"{cfg_path}: pooling 应为 mean 或 cls，而不是 {self.pooling!r}")
         try:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1
             self._session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+            raise ModelError(f"{model}: 无法加载 ONNX 语义模型（{exc}）") from None
+        try:
             self._tok = Tokenizer.from_file(str(tok))
-        except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers raise their own types
-            raise ModelError(f"{folder}: 无法加载 ONNX 语义模型（{exc}）") from None
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises its own types
+            raise ModelError(f"{tok}: 无法加载分词器（{exc}）") from None
         self._tok.enable_truncation(self.max_len)
         self._tok.enable_padding()
         self._np = np
         self._inputs = {i.name for i in self._session.get_inputs()}
-        digest = hashlib.sha256(model.read_bytes()).hexdigest()[:8]
-        self.name = f"onnx:{folder.name}@{digest}"
-        self.dim = int(self.embed(["维度"]).shape[1])
+        # everything that decides the vectors: a head trained with other weights, tokens or pooling won't match
+        h = hashlib.sha256()
+        for p in (model, tok, cfg_path):
+            h.update(p.read_bytes() if p.is_file() else b"")
+        self.name = f"onnx:{folder.resolve().name}@{h.hexdigest()[:8]}"
+        try:
+            self.dim = int(self.embed(["维度"]).shape[1])
+        except Exception as exc:  # noqa: BLE001 - a model that loads but does not run as a sentence encoder
+            raise ModelError(f"{model}: 无法作为语义模型运行（{exc}）") from None
 
     def embed(self, texts: list[str]) -> Any:
         np = self._np
@@ -98,6 +112,8 @@ class OnnxEmbedder(Embedder):
             else:
                 m = mask[:, :, None].astype(out.dtype)
                 out = (out * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1)
+        if out.ndim != 2:
+            raise ModelError(f"ONNX 语义模型的输出应为 [batch, seq, dim] 或 [batch, dim]，而不是 {list(out.shape)}")
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)
 
@@ -116,19 +132,29 @@ class EmbeddingJudge:
             raise ModelError(f"{source}: 这个判断头是为 {head.get('embedder')}（{head.get('dim')} 维）训练的，"
                              f"不能用于 {embedder.name}（{embedder.dim} 维）")
         self.embedder = embedder
-        self.labels = {k: (list(map(float, v["w"])), float(v["b"]), float(v["threshold"]))
-                       for k, v in head["labels"].items()}
+        try:
+            self.labels = {k: (list(map(float, v["w"])), float(v["b"]), float(v["threshold"]))
+                           for k, v in head["labels"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{source}: 语义判断头文件损坏（{exc!r}）") from None
+        for k, (w, _, _) in self.labels.items():
+            if len(w) != embedder.dim:
+                raise ModelError(f"{source}: 语义判断头文件损坏（标签 {k} 有 {len(w)} 个权重，应为 {embedder.dim}）")
         self.name = f"embed:{embedder.name}+{head.get('version', '?')}"
 
     @classmethod
     def load(cls, spec: JudgeSpec) -> EmbeddingJudge:
         path = Path(spec.path) if spec.path else DEFAULT_HEAD
         try:
-            head = json.loads(gzip.decompress(path.read_bytes()))
+            raw = path.read_bytes()
         except OSError as exc:
-            raise ModelError(f"{path}: 无法读取语义判断头（{exc}）") from None
-        except ValueError as exc:
+            raise ModelError(f"{path}: 无法读取语义判断头（{exc.strerror or exc}）") from None
+        try:
+            head = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        except (OSError, EOFError, ValueError) as exc:
             raise ModelError(f"{path}: 语义判断头文件损坏（{exc}）") from None
+        if not isinstance(head, dict):
+            raise ModelError(f"{path}: 语义判断头文件损坏（不是 JSON 对象）")
         return cls(make_embedder(spec.model_dir), head, str(path))
 
     def judge_many(self, texts: list[str], label: str) -> list[Judgement | Undecided]:
