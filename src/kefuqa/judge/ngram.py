@@ -51,6 +51,7 @@ class NgramModel:
         self.meta: dict[str, Any] = data.get("meta", {})
         self.index = {k: i for i, k in enumerate(self.labels)}
         self.name = "ngram:" + self.version
+        self._all: dict[str, dict[str, Judgement]] = {}  # text → every label, for repeated sentences
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> NgramModel:
@@ -66,6 +67,17 @@ class NgramModel:
         if not isinstance(data, dict):
             raise ModelError(f"{p}: 判断模型文件损坏（不是 JSON 对象）")
         return cls(data, str(p))
+
+    _CACHE_MAX = 100_000
+
+    def judge_all(self, text: str) -> dict[str, Judgement]:
+        """Every label's judgement of one utterance, cached by text (one feature pass for all labels)."""
+        got = self._all.get(text)
+        if got is None:
+            if len(self._all) >= self._CACHE_MAX:
+                self._all.clear()
+            got = self._all[text] = self.judge(text)
+        return got
 
     def judge(self, text: str, wanted: list[str] | None = None) -> dict[str, Judgement]:
         """Scores of `wanted` labels (all by default) for one utterance."""

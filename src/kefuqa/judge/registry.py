@@ -20,7 +20,7 @@ class FastJudge:
         self.name = model.name
 
     def judge_many(self, texts: list[str], label: str) -> list[Judgement | Undecided]:
-        return [self.model.judge(t, [label])[label] for t in texts]
+        return [self.model.judge_all(t)[label] for t in texts]
 
 
 class Cascade:

@@ -100,7 +100,10 @@ def _cv(label: str, rows: Rows, fit: Callable[..., Any], predict: Callable[..., 
     y = np.array(rows.y)
     w = np.array(rows.weight)
     pred = np.zeros(len(y))
-    for tr, te in GroupKFold(n_splits=folds).split(rows.texts, y, rows.groups):
+    n_groups = len(set(rows.groups))
+    if n_groups < 2:
+        raise SystemExit(f"标签 {label}：训练行业不足两个，无法按行业交叉验证")
+    for tr, te in GroupKFold(n_splits=min(folds, n_groups)).split(rows.texts, y, rows.groups):
         model = fit([rows.texts[i] for i in tr], y[tr], w[tr])
         pred[te] = predict(model, [rows.texts[i] for i in te])
     return _best_threshold(list(y), list(pred), list(w))
@@ -113,7 +116,7 @@ def _fit_ngram(C: float) -> tuple[Callable[..., Any], Callable[..., Any]]:
     def fit(texts: list[str], y: Any, w: Any) -> Any:
         vec = DictVectorizer()
         X = vec.fit_transform(_feature_dicts(texts))
-        clf = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, solver="liblinear")
+        clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000)
         clf.fit(X, y, sample_weight=w)
         return vec, clf
 
