@@ -27,10 +27,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test-speech helper
 
 import numpy as np  # noqa: E402
 
-from kefuqa.audio import synth  # noqa: E402
+import audio_synth as synth  # noqa: E402
 from kefuqa.audio.analyze import Options, Timing, analyze  # noqa: E402
 from kefuqa.audio.asr import ASR_RATE, TimedTranscriber, make_transcriber  # noqa: E402
 from kefuqa.audio.decode import decode  # noqa: E402

@@ -13,8 +13,9 @@ import pytest
 np = pytest.importorskip("numpy")
 pytest.importorskip("soundfile")
 
+import audio_synth as synth  # noqa: E402
 import kefuqa.audio as audio  # noqa: E402
-from kefuqa.audio import asr, synth  # noqa: E402
+from kefuqa.audio import asr  # noqa: E402
 from kefuqa.audio.analyze import ROLE_NOTE_TEXT, Options, analyze  # noqa: E402
 from kefuqa.audio.roles import assign_roles, text_score  # noqa: E402
 from kefuqa.errors import InputError  # noqa: E402

@@ -7,8 +7,8 @@ import pytest
 np = pytest.importorskip("numpy")
 pytest.importorskip("soundfile")
 
+import audio_synth as synth  # noqa: E402
 from kefuqa.audio import measures as M  # noqa: E402
-from kefuqa.audio import synth  # noqa: E402
 from kefuqa.audio.analyze import Options, analyze  # noqa: E402
 from kefuqa.audio.decode import AudioError  # noqa: E402
 from kefuqa.audio.vad import SileroVad, VadError, silero_model_path  # noqa: E402

@@ -10,8 +10,8 @@ import pytest
 np = pytest.importorskip("numpy")
 sf = pytest.importorskip("soundfile")
 
+import audio_synth as synth  # noqa: E402
 import kefuqa.audio as audio  # noqa: E402
-from kefuqa.audio import synth  # noqa: E402
 from kefuqa.audio.decode import decode  # noqa: E402
 from kefuqa.audio.resample import resample, resample_poly  # noqa: E402
 from kefuqa.errors import InputError  # noqa: E402

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chro
 
 
 def _recording(path: Path) -> None:
-    from kefuqa.audio import synth
+    import audio_synth as synth
 
     call = synth.Call(seconds=24.0)
     call.add("agent", 0.5, synth.harmonic(180.0, 3.0, level_dbfs=-22))

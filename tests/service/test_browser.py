@@ -229,7 +229,7 @@ def test_admin_pages(page_for: object, served: tuple[World, str]) -> None:
 
 
 def test_recording_with_timeline_and_player(page_for: object, served: tuple[World, str], tmp_path: Path) -> None:
-    synth = pytest.importorskip("kefuqa.audio.synth")
+    synth = pytest.importorskip("audio_synth")
     if not synth.have_espeak():
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng): no test speech")
     call = synth.Call(9.0, 8000)

@@ -145,7 +145,7 @@ def test_csv_from_the_call_list(sqlite_world: World, browser: TestClient) -> Non
 
 
 def test_audio_upload_timeline_and_player(sqlite_world: World, tmp_path: Path) -> None:
-    synth = pytest.importorskip("kefuqa.audio.synth")
+    synth = pytest.importorskip("audio_synth")
     if not synth.have_espeak():
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng): no test speech")
     call = synth.Call(8.0, 8000)

@@ -2,7 +2,8 @@
 
 ``read(path, channels="agent,customer", asr=None, vad="auto")`` decodes a recording, finds speech per
 channel, measures it and (with an ASR backend) transcribes it; it yields one `Conversation` or one
-`InputError`. `register()` adds it to the readers registry; the readers package calls it lazily.
+`InputError`. `register()` adds it to the readers registry: the registry finds it through the entry point
+``audio = "kefuqa.audio:register"`` (group ``kefuqa.readers``), so the readers never import this layer.
 
 This module imports nothing heavy: without the ``audio`` extra (numpy, soundfile, onnxruntime, …) kefuqa
 still works, and audio files give the InputError "install kefuqa[audio]".
@@ -136,7 +137,8 @@ def read(path: str | Path, options: Any = None, /, *, channels: str | None = Non
 
 
 def register() -> None:
-    """Add the audio reader to the readers registry (called lazily by `kefuqa.readers`)."""
-    from kefuqa.readers import register_reader
+    """Add the audio reader to the readers registry (the registry calls this through the ``kefuqa.readers``
+    entry point the first time it is consulted; calling it again is harmless)."""
+    from kefuqa.readers.registry import register_reader
 
     register_reader("audio", extensions=EXTENSIONS, sniff=sniff, read=read, binary=True)

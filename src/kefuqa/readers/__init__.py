@@ -8,18 +8,22 @@ Interface (the CLI, the service and the batch layer only use these):
 - ``read_bytes(data, name, input_format=None, **same options)``: the same from memory (uploads).
 - ``iter_paths(paths)`` expands folders recursively into readable files.
 - ``register_reader(name, extensions=..., sniff=..., read=..., binary=False)`` adds a format; `FORMATS`
-  lists the registered names.
+  (or ``formats()``) lists the registered names.
 
 Built-in formats, in detection order: aliyun, funasr, aws (vendor ASR JSON), json, jsonl (native),
-csv, tsv, text; then ``audio`` from `kefuqa.audio` (binary formats are sniffed first).
+csv, tsv, text. Other layers plug in without the readers knowing them: the entry-point group
+``kefuqa.readers`` (see `registry`) brings ``audio`` from `kefuqa.audio` (binary formats are sniffed
+first).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import native, tabular, text, vendors
 from .api import iter_paths, read_bytes, read_path
 from .detect import detect_format
-from .registry import FORMATS, ReaderSpec, register_reader
+from .registry import ReaderSpec, formats, load_plugins, register_reader
 from .source import ReadOptions, Source
 
 register_reader("aliyun", extensions=(), sniff=vendors.sniff_aliyun, read=vendors.read_aliyun)
@@ -32,17 +36,11 @@ register_reader("tsv", extensions=(".tsv", ".tab"), sniff=tabular.sniff_tsv, rea
 register_reader("text", extensions=(".txt", ".text"), sniff=text.sniff_text, read=text.read_text)
 
 
-def _register_audio() -> None:
-    """The audio layer's reader (.wav/.flac/.ogg/.mp3). Registering it is cheap: its heavy imports
-    happen when a recording is read, and without the audio extra it says how to install it."""
-    try:
-        from kefuqa import audio
-    except ImportError:
-        return
-    audio.register()
+def __getattr__(name: str) -> Any:
+    if name == "FORMATS":  # complete only once the plugins are loaded: looked up when asked for
+        return formats()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-_register_audio()
 
 __all__ = [
     "FORMATS",
@@ -50,7 +48,9 @@ __all__ = [
     "ReaderSpec",
     "Source",
     "detect_format",
+    "formats",
     "iter_paths",
+    "load_plugins",
     "read_bytes",
     "read_path",
     "register_reader",

@@ -1,6 +1,12 @@
 """The reader registry: one entry per input format, in detection order.
 
-Other layers add formats with `register_reader` (the audio layer registers ``audio`` for .wav/.flac/…).
+The built-in text formats register when `kefuqa.readers` is imported. Other layers add formats with
+`register_reader`; the readers never import them. Installed plugins are found through the entry-point
+group ``kefuqa.readers``, loaded the first time the registry is consulted (after the built-in formats):
+each entry point names a callable taking no arguments that calls `register_reader` (or a module that
+registers on import). kefuqa's own audio layer is such a plugin (``audio = "kefuqa.audio:register"`` in
+pyproject.toml); a plugin whose imports fail (an extra not installed) is skipped.
+
 How a registered ``read`` is called depends on ``binary``:
 
 - text formats: ``read(source: Source, options: ReadOptions)``; the `Source` gives decoded lines or text;
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 from kefuqa.errors import InputError
@@ -33,10 +40,43 @@ class ReaderSpec:
     binary: bool = False
 
 
-_READERS: dict[str, ReaderSpec] = {}
+ENTRY_POINT_GROUP = "kefuqa.readers"
 
-# Names of the registered formats, in registration order (updated in place by `register_reader`).
-FORMATS: list[str] = []
+_READERS: dict[str, ReaderSpec] = {}
+# Names of the registered formats, in registration order (updated in place by `register_reader`); read
+# it as `FORMATS` or `formats()`, which load the installed plugins first.
+_NAMES: list[str] = []
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Register the readers of installed plugins (entry-point group ``kefuqa.readers``), once."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _READERS:
+            continue  # registered explicitly already
+        try:
+            target = ep.load()
+        except ImportError:
+            continue
+        if callable(target):
+            target()
+
+
+def formats() -> list[str]:
+    """Names of the registered formats, the plugins' included, in registration order (the list itself:
+    `register_reader` updates it in place)."""
+    load_plugins()
+    return _NAMES
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FORMATS":
+        return formats()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _norm_ext(ext: str) -> str:
@@ -64,29 +104,32 @@ def register_reader(
         raise TypeError("read and sniff must be callables")
     spec = ReaderSpec(name, tuple(_norm_ext(e) for e in extensions), sniff, read, binary)
     if name not in _READERS:
-        FORMATS.append(name)
+        _NAMES.append(name)
     _READERS[name] = spec
 
 
 def get_reader(name: str) -> ReaderSpec:
+    load_plugins()
     try:
         return _READERS[name]
     except KeyError:
-        raise ValueError(f"unknown input format {name!r} (known: {', '.join(FORMATS)})") from None
+        raise ValueError(f"unknown input format {name!r} (known: {', '.join(_NAMES)})") from None
 
 
 def readers_in_detection_order() -> list[ReaderSpec]:
     """Binary formats first (their magic bytes are unambiguous), then text formats, each in
     registration order."""
-    specs = [_READERS[n] for n in FORMATS]
+    load_plugins()
+    specs = [_READERS[n] for n in _NAMES]
     return [s for s in specs if s.binary] + [s for s in specs if not s.binary]
 
 
 def format_for_name(filename: str) -> str | None:
     """The first registered format whose extension ends `filename`, if any."""
+    load_plugins()
     low = filename.lower()
     best: tuple[int, str] | None = None
-    for name in FORMATS:
+    for name in _NAMES:
         for ext in _READERS[name].extensions:
             # the longest matching extension wins (".tar.gz" over ".gz")
             if low.endswith(ext) and (best is None or len(ext) > best[0]):

@@ -1,6 +1,7 @@
 """Test audio with a known answer: espeak-ng speech, tones, and two-party calls with crosstalk.
 
-Used by the tests and by ``bench/bench_audio.py``; nothing here is needed to score real recordings.
+A test helper, not part of the kefuqa package: the tests import it as ``audio_synth`` and
+``bench/bench_audio.py`` puts this folder on ``sys.path``; nothing here is needed to score real recordings.
 espeak-ng (Debian package ``espeak-ng``) makes the speech; Mandarin uses the voice ``cmn-latn-pinyin``.
 """
 
