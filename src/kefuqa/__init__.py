@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .engine import Checker
+from .engine.checker import Checker
 from .errors import InputError, KefuqaError, RuleError
 from .model import Conversation, EventHit, Finding, Report, Utterance
 from .rules.rulebook import Rulebook, lint, load_rulebook

@@ -8,11 +8,26 @@
 - `events`   — given and inferred events (holds, transfers)
 - `measures` — named numbers for `metric` rules and conditions
 - `hits`     — what kinds return
+
+Kinds import the modules above; the checker imports the kinds. So that importing `engine.context` from a
+kind does not pull the checker (and with it every kind) in, `Checker` is loaded on first use here.
 """
 
-from .checker import Checker, rule_selected
+from typing import TYPE_CHECKING, Any
+
 from .context import Context
 from .hits import Hit, NotApplicable, Pos
 from .measures import add_limit, compare, measure
 
+if TYPE_CHECKING:
+    from .checker import Checker, rule_selected
+
 __all__ = ["Checker", "Context", "Hit", "NotApplicable", "Pos", "add_limit", "compare", "measure", "rule_selected"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Checker", "rule_selected"):
+        from . import checker
+
+        return getattr(checker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

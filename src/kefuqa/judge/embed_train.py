@@ -12,7 +12,7 @@ from typing import Any
 
 from .corpus import Example
 from .embed import DEFAULT_HEAD, HEAD_FORMAT, make_embedder
-from .train import C_GRID, _cv, _need_sklearn, rows_for
+from .train import C_GRID, cross_validate, need_sklearn, rows_for
 
 
 def embed_all(texts: Sequence[str], model_dir: str | None, batch: int = 64,
@@ -31,7 +31,7 @@ def embed_all(texts: Sequence[str], model_dir: str | None, batch: int = 64,
 
 
 def _fit_head(C: float, vecs: dict[str, Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    np = _need_sklearn()
+    np = need_sklearn()
     from sklearn.linear_model import LogisticRegression
 
     def fit(texts: list[str], y: Any, w: Any) -> Any:
@@ -57,7 +57,7 @@ def train_head(examples: Sequence[Example], *, model_dir: str | None = None, out
         rows = rows_for(label, train)
         best = None
         for C in C_GRID:
-            th, f1 = _cv(label, rows, *_fit_head(C, vecs))
+            th, f1 = cross_validate(label, rows, *_fit_head(C, vecs))
             if best is None or f1 > best[2] + 1e-9:
                 best = (C, th, f1)
         assert best is not None

@@ -27,7 +27,7 @@ OTHER_NEGATIVE_WEIGHT = 0.3  # another label's hard negatives of the same role, 
 C_GRID = (0.5, 1.0, 2.0, 4.0)
 
 
-def _need_sklearn() -> Any:
+def need_sklearn() -> Any:
     try:
         import numpy as np
         import sklearn  # noqa: F401
@@ -91,10 +91,10 @@ def _best_threshold(y: Sequence[int], p: Sequence[float], w: Sequence[float]) ->
     return min(0.95, max(0.05, best[0])), best[1]
 
 
-def _cv(label: str, rows: Rows, fit: Callable[..., Any], predict: Callable[..., Any], folds: int = 4
+def cross_validate(label: str, rows: Rows, fit: Callable[..., Any], predict: Callable[..., Any], folds: int = 4
         ) -> tuple[float, float]:
     """Out-of-fold predictions with whole industries held out per fold: (threshold, F1)."""
-    np = _need_sklearn()
+    np = need_sklearn()
     from sklearn.model_selection import GroupKFold
 
     y = np.array(rows.y)
@@ -130,7 +130,7 @@ def _fit_ngram(C: float) -> tuple[Callable[..., Any], Callable[..., Any]]:
 def train_ngram(examples: Sequence[Example], *, corpus_sha: str = "", log: Callable[[str], None] = print,
                 min_weight: float = 1e-3) -> dict[str, Any]:
     """Train the fast model on the train split; returns the model file's data."""
-    _need_sklearn()
+    need_sklearn()
     train = [ex for ex in examples if ex.split == "train"]
     names = sorted({ex.label for ex in train})
     weights: dict[str, list[list[float]]] = defaultdict(list)
@@ -139,7 +139,7 @@ def train_ngram(examples: Sequence[Example], *, corpus_sha: str = "", log: Calla
         rows = rows_for(label, train)
         best: tuple[float, float, float] | None = None
         for C in C_GRID:
-            th, f1 = _cv(label, rows, *_fit_ngram(C))
+            th, f1 = cross_validate(label, rows, *_fit_ngram(C))
             if best is None or f1 > best[2] + 1e-9:
                 best = (C, th, f1)
         assert best is not None
