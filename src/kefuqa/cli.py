@@ -20,6 +20,7 @@ from . import __version__
 from .batch import find_inputs, score
 from .engine import Checker
 from .errors import InputError, RuleError
+from .judge_cli import model_app
 from .model import Report
 from .rules.rulebook import Rulebook, load_rulebook
 
@@ -27,6 +28,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="kefuqa 客服质检: score customer-service conversations against service standards.")
 rules_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect and validate rulebooks.")
 app.add_typer(rules_app, name="rules")
+app.add_typer(model_app, name="model")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
