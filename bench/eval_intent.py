@@ -169,7 +169,7 @@ def main() -> None:
     ap.add_argument("--examples", type=Path, default=ROOT / "examples")
     ap.add_argument("--semantic", action="store_true", help="also the embedding head and the cascade")
     args = ap.parse_args()
-    examples = build_corpus(args.data)
+    examples = build_corpus(args.data, [])
     label_quality(examples, args.semantic)
     rules_on_utterances(examples)
     rules_on_examples(args.examples)

@@ -160,9 +160,12 @@ def test_corpus_builder_adds_variants_keeps_the_industry_split_and_is_determinis
 
 
 def test_corpus_builder_rejects_duplicates_unknown_labels_and_industries(tmp_path):
-    _authored(tmp_path, "bank", {"complaint": {"pos": ["太慢了吧", "太慢了吧！"], "neg": []}})
+    _authored(tmp_path, "bank", {"complaint": {"pos": ["太慢了吧", "太慢了吧！", "太慢了吧，"], "neg": []}})
     with pytest.raises(CorpusError, match="重复"):
         build_corpus(tmp_path)
+    dupes: list[str] = []
+    kept = [e for e in build_corpus(tmp_path, dupes) if e.source.startswith("authored")]
+    assert [e.text for e in kept] == ["太慢了吧"] and len(dupes) == 2 and "bank-complaint-pos001" in dupes[0]
     _authored(tmp_path, "bank", {"grumpy": {"pos": ["哼"], "neg": []}})
     with pytest.raises(CorpusError, match="bank.yaml.*未知标签"):
         build_corpus(tmp_path)

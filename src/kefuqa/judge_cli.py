@@ -24,11 +24,14 @@ ModelOpt = Annotated[Path, typer.Option("--model", help="n-gram 模型文件")]
 
 
 def _corpus(data: Path) -> list:  # type: ignore[type-arg]
+    dupes: list[str] = []
     try:
-        examples = build_corpus(data)
+        examples = build_corpus(data, dupes)
     except (CorpusError, OSError) as exc:
         err.print(f"[red]错误[/red] {exc}")
         raise typer.Exit(2) from None
+    for d in dupes:
+        err.print(f"[yellow]重复，已跳过[/yellow] {d}")
     write_corpus(examples, data / "corpus.jsonl")
     return examples
 

@@ -119,14 +119,22 @@ def asr_variant(text: str, rng: random.Random, homophones: dict[str, list[str]])
     return out
 
 
-def build_corpus(folder: Path) -> list[Example]:
-    """Authored examples plus one ASR variant of each and a Traditional variant of every third one."""
-    authored = list(read_authored(folder))
+def build_corpus(folder: Path, duplicates: list[str] | None = None) -> list[Example]:
+    """Authored examples plus one ASR variant of each and a Traditional variant of every third one.
+
+    The same sentence twice under one label (also in Traditional, or with other punctuation) is an error,
+    or, when a `duplicates` list is given, skipped and described there."""
+    authored: list[Example] = []
     seen: dict[tuple[str, str], str] = {}
-    for ex in authored:
+    for ex in read_authored(folder):
         first = seen.setdefault((ex.label, normalize.key(ex.text)), ex.id)
         if first != ex.id:
-            raise CorpusError(f"{folder / 'authored' / (ex.industry + '.yaml')}: {ex.id} 与 {first} 重复：{ex.text}")
+            msg = f"{folder / 'authored' / (ex.industry + '.yaml')}: {ex.id} 与 {first} 重复：{ex.text}"
+            if duplicates is None:
+                raise CorpusError(msg)
+            duplicates.append(msg)
+            continue
+        authored.append(ex)
     homophones = _homophones({c for ex in authored for c in normalize.t2s(ex.text)})
     out = list(authored)
     for ex in authored:
