@@ -13,8 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Settings
-from .deps import LoginRequired, PageForbidden
-from .repository import Conflict, Forbidden, Invalid, NotFound
+from .deps import LoginRequired, PageForbidden, http_status
+from .errors import DomainError
 from .workbench import Workbench
 
 WEB = Path(__file__).with_name("web")
@@ -138,21 +138,10 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
             return web.error_page(request, code, message)
         return JSONResponse({"detail": message}, status_code=code)
 
-    @app.exception_handler(NotFound)
-    async def _nf(request: Request, exc: NotFound) -> Any:
-        return _status(request, 404, str(exc))
-
-    @app.exception_handler(Forbidden)
-    async def _fb(request: Request, exc: Forbidden) -> Any:
-        return _status(request, 403, str(exc))
-
-    @app.exception_handler(Conflict)
-    async def _cf(request: Request, exc: Conflict) -> Any:
-        return _status(request, 409, str(exc))
-
-    @app.exception_handler(Invalid)
-    async def _iv(request: Request, exc: Invalid) -> Any:
-        return _status(request, 422, str(exc))
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> Any:
+        """A use case refused: the API answers the status with {"detail": message}, a page the error page."""
+        return _status(request, http_status(exc), str(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Any:

@@ -61,42 +61,25 @@ def ingest(paths: list[str], database_url: str | None = None, rulebook: str | No
     Returns 0 when everything was stored (or already was), 1 when some input was refused, 2 when nothing
     could be read at all. `rulebook` (a bundled name, a folder or a YAML file) becomes the active rulebook.
     """
-    from .. import readers
-    from .workbench import STORE_BATCH, Item, Outcome, Workbench
+    from .usecases import Ctx
+    from .usecases.uploads import ingest_paths
+    from .workbench import Workbench
 
     wb = Workbench(_settings(database_url, rulebook, data_dir))
     _announce_setup(wb, echo)
-    missing = [p for p in paths if not Path(p).exists()]
-    for p in missing:
-        err(f"{p}: 文件或目录不存在")
-    outcomes: list[Outcome] = []
-    batch: list[Item] = []
-    files = 0
-    for path in readers.iter_paths([p for p in paths if Path(p).exists()]):
-        files += 1
-        for got in wb.read_local(Path(path)):
-            if isinstance(got, Item):
-                batch.append(got)
-                if len(batch) >= STORE_BATCH:
-                    outcomes.extend(wb.ingest(batch, replace=replace).outcomes)
-                    batch = []
-            else:
-                outcomes.append(Outcome(None, "error", error=str(got), source=str(path)))
-                err(str(got))
-    if batch:
-        outcomes.extend(wb.ingest(batch, replace=replace).outcomes)
-    for o in outcomes:
+    with wb.sessions() as db:
+        run = ingest_paths(Ctx(wb, db), paths, replace=replace, on_error=err)
+    for o in run.outcomes:
         if o.status == "conflict":
             err(f"{o.source or ''} {o.call_id}: {o.error}")
-    stored = sum(1 for o in outcomes if o.status in ("stored", "replaced"))
-    unchanged = sum(1 for o in outcomes if o.status == "unchanged")
-    bad = sum(1 for o in outcomes if o.status in ("error", "conflict"))
-    scores = [o.score for o in outcomes if o.status in ("stored", "replaced") and o.score is not None]
-    avg = f"，平均分 {sum(scores) / len(scores):.1f}" if scores else ""
-    echo(f"{files} 个文件：已存储 {stored} 通{avg}，未变化 {unchanged}，失败 {bad}（数据库 "
+    stored = run.count("stored", "replaced")
+    unchanged = run.count("unchanged")
+    bad = run.count("error", "conflict")
+    avg = f"，平均分 {run.average:.1f}" if run.average is not None else ""
+    echo(f"{run.files} 个文件：已存储 {stored} 通{avg}，未变化 {unchanged}，失败 {bad}（数据库 "
          f"{safe_url(wb.settings.database_url)}）")
     wb.engine.dispose()
-    if missing or bad:
+    if run.missing or bad:
         return 2 if stored == 0 and unchanged == 0 else 1
     return 0
 
@@ -114,9 +97,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, database_url: str | None = 
     if wb.dialect == "sqlite" and workers > 1:
         echo("SQLite 只支持单进程写入：workers 改为 1（多进程请使用 PostgreSQL）")
         workers = 1
-    with wb.sessions() as db:
-        echo(f"评分规则集：{wb.active(db).label}")
-        db.commit()
+    echo(f"评分规则集：{wb.active_label()}")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     echo(f"打开 http://{shown}:{port}/ 登录；API 文档 http://{shown}:{port}/api/docs")
     if workers > 1:
@@ -139,22 +120,22 @@ def add_user(username: str, role: str, database_url: str | None = None, *, passw
              team: str | None = None, agent_code: str | None = None, display_name: str | None = None,
              data_dir: str | None = None, echo: Echo = print) -> int:
     """Create a user from the command line; prints a generated password once."""
-    from .api import UserIn, create_user
-    from .repository import Conflict, Invalid
+    from .errors import DomainError
+    from .usecases import Ctx
+    from .usecases.users import NewUser, create_user
     from .workbench import Workbench
 
     wb = Workbench(_settings(database_url, None, data_dir))
     _announce_setup(wb, echo)
     with wb.sessions() as db:
         try:
-            body = UserIn(username=username, role=role, password=password, team=team, agent_code=agent_code,  # type: ignore[arg-type]
-                          display_name=display_name)
-            user, generated = create_user(db, None, body, None)  # type: ignore[arg-type]
-            db.commit()
-        except (Invalid, Conflict, ValueError) as exc:
+            saved = create_user(Ctx(wb, db), NewUser(username=username, role=role, password=password, team=team,
+                                                     agent_code=agent_code, display_name=display_name))
+        except DomainError as exc:
             _err(f"无法创建用户：{exc}")
             return 1
-    echo(f"已创建用户 {user.username}（{user.role_label}）" + (f"，初始密码：{generated}" if generated else ""))
+    echo(f"已创建用户 {saved.user.username}（{saved.user.role_label}）"
+         + (f"，初始密码：{saved.password}" if saved.password else ""))
     return 0
 
 

@@ -78,10 +78,6 @@ class Settings:
     def audio_dir(self) -> Path:
         return self.data_dir / "audio"
 
-    @property
-    def rulebook_dir(self) -> Path:
-        return self.data_dir / "rulebooks"
-
 
 def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{(Path(data_dir).expanduser() / 'kefuqa.db').as_posix()}"

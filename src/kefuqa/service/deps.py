@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from sqlalchemy.orm import Session as DBSession
 from starlette.concurrency import run_in_threadpool
 
+from .errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLarge, Unauthorized
 from .models import Session, User
 from .security import find_session, same
+from .usecases import Ctx
+from .usecases.auth import request_token
 from .workbench import Workbench
 
 SESSION_COOKIE = "kefuqa_session"
@@ -58,19 +61,29 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _token(request: Request) -> tuple[str | None, str]:
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip(), "bearer"
-    return request.cookies.get(SESSION_COOKIE), "cookie"
+def token(request: Request) -> tuple[str | None, str]:
+    """The request's session token and how it came ("bearer" header or "cookie")."""
+    return request_token(request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE))
+
+
+STATUS: dict[type[DomainError], int] = {NotFound: 404, Forbidden: 403, Unauthorized: 401, Conflict: 409,
+                                        Invalid: 422, TooLarge: 413}
+
+
+def http_status(exc: DomainError) -> int:
+    """The HTTP status of a use case's domain error (the API's answer, the error page's code)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
 
 
 def principal(request: Request, db: DBSession) -> Principal | None:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    token, via = _token(request)
-    found = find_session(db, token)
+    tok, via = token(request)
+    found = find_session(db, tok)
     if found is None:
         return None
     p = Principal(found[1], found[0], via)
@@ -90,6 +103,14 @@ async def api_user(request: Request, db: DB) -> Principal:
 
 
 APIUser = Annotated[Principal, Depends(api_user)]
+
+
+async def api_ctx(request: Request, db: DB, p: APIUser) -> Ctx:
+    """What a use case needs, for an API request by a logged-in user."""
+    return Ctx(workbench(request), db, p.user, client_ip(request))
+
+
+APICtx = Annotated[Ctx, Depends(api_ctx)]
 
 
 def api_roles(*roles: str) -> Callable[..., Any]:
@@ -118,6 +139,14 @@ async def page_user(request: Request, db: DB) -> Principal:
 PageUser = Annotated[Principal, Depends(page_user)]
 
 
+async def page_ctx(request: Request, db: DB, p: PageUser) -> Ctx:
+    """What a use case needs, for a page of a logged-in user."""
+    return Ctx(workbench(request), db, p.user, client_ip(request))
+
+
+PageCtx = Annotated[Ctx, Depends(page_ctx)]
+
+
 def page_roles(*roles: str) -> Callable[..., Any]:
     async def dep(p: PageUser) -> Principal:
         if p.user.role not in roles:
@@ -125,6 +154,12 @@ def page_roles(*roles: str) -> Callable[..., Any]:
         return p
 
     return dep
+
+
+def csv_download(body: str) -> Response:
+    """A CSV export as a download (the API's and the call list page's)."""
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": 'attachment; filename="kefuqa-calls.csv"'})
 
 
 async def form_data(request: Request) -> dict[str, Any]:

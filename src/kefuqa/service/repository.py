@@ -1,4 +1,5 @@
-"""Queries and changes, every one scoped by the user's role.
+"""Queries, every one scoped by the user's role, and the audit log (the actions that change things are
+the use cases in `service.usecases`).
 
 - admin, qa: every call;
 - leader: the calls of their team (the team the agent was in when the call was stored);
@@ -19,42 +20,25 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, case, false, func, select
 from sqlalchemy.orm import Session as DBSession
 
+from .errors import Forbidden, NotFound
 from .models import (
     Agent,
     Appeal,
     AuditEntry,
     Conversation,
     Finding,
-    Review,
     RulebookVersion,
     Score,
     Team,
     User,
     utcnow,
 )
-from .workbench import Workbench, recompute
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 REVIEWERS = ("admin", "qa")
 PAGE_MAX = 200
-
-
-class NotFound(Exception):
-    pass
-
-
-class Forbidden(Exception):
-    pass
-
-
-class Conflict(Exception):
-    pass
-
-
-class Invalid(ValueError):
-    pass
 
 
 S = TypeVar("S", bound="Select[Unpack[tuple[Any, ...]]]")
@@ -247,7 +231,8 @@ def user_names(db: DBSession, ids: set[int | None]) -> dict[int, str]:
     return {u.id: u.label for u in db.scalars(select(User).where(User.id.in_(ids)))}
 
 
-def _finding_in_scope(db: DBSession, user: User, finding_id: int) -> tuple[Finding, Conversation]:
+def get_finding(db: DBSession, user: User, finding_id: int) -> tuple[Finding, Conversation]:
+    """A finding and its call, if the call is in the user's scope."""
     row = db.execute(scope_calls(select(Finding, Conversation).join(
         Conversation, Conversation.id == Finding.conversation_id).where(Finding.id == finding_id), user)).first()
     if row is None:
@@ -256,65 +241,7 @@ def _finding_in_scope(db: DBSession, user: User, finding_id: int) -> tuple[Findi
     return finding, conv
 
 
-def get_finding(db: DBSession, user: User, finding_id: int) -> tuple[Finding, Conversation]:
-    return _finding_in_scope(db, user, finding_id)
-
-
-# ---- review, appeal, decision ------------------------------------------------------------------------------
-
-
-def review_finding(db: DBSession, wb: Workbench, user: User, finding_id: int, verdict: str, reason: str | None,
-                   ip: str | None = None) -> Finding:
-    if not can_review(user):
-        raise Forbidden("只有质检员和管理员可以复核扣分项")
-    finding, conv = _finding_in_scope(db, user, finding_id)
-    if verdict not in ("confirm", "reject"):
-        raise Invalid("复核结论须为 confirm（确认）或 reject（驳回）")
-    reason = (reason or "").strip() or None
-    if verdict == "reject" and not reason:
-        raise Invalid("驳回扣分项时请填写理由")
-    if reason and len(reason) > 2000:
-        raise Invalid("理由不能超过 2000 字")
-    if finding.score_id != conv.current_score_id:
-        raise Conflict("这条扣分属于历史评分，只能复核当前评分")
-    appeal = db.scalar(select(Appeal).where(Appeal.finding_id == finding.id))
-    if appeal is not None and appeal.status != "pending":
-        raise Conflict("该扣分的申诉已裁决，结论为最终结果")
-    now = utcnow()
-    finding.status = "confirmed" if verdict == "confirm" else "rejected"
-    finding.reviewed_by, finding.reviewed_at, finding.review_reason = user.id, now, reason
-    db.add(Review(finding_id=finding.id, reviewer_id=user.id, verdict=verdict, reason=reason, created_at=now))
-    score = db.get(Score, finding.score_id)
-    assert score is not None
-    recompute(db, conv, score, score.rulebook.scorecard)
-    audit(db, user, f"finding.{verdict}", "finding", finding.id, ip, call=conv.call_id, rule=finding.rule,
-          reason=reason)
-    return finding
-
-
-def appeal_finding(db: DBSession, user: User, finding_id: int, reason: str, ip: str | None = None) -> Appeal:
-    if user.role != "agent":
-        raise Forbidden("只有坐席本人可以申诉")
-    finding, conv = _finding_in_scope(db, user, finding_id)  # an agent's scope is their own calls
-    reason = (reason or "").strip()
-    if len(reason) < 2:
-        raise Invalid("请填写申诉理由")
-    if len(reason) > 2000:
-        raise Invalid("申诉理由不能超过 2000 字")
-    if finding.kind != "finding":
-        raise Invalid("事件不扣分，无需申诉")
-    if finding.score_id != conv.current_score_id:
-        raise Conflict("这条扣分属于历史评分，不能申诉")
-    if finding.status in ("rejected", "overturned"):
-        raise Conflict("这条扣分已被撤销，无需申诉")
-    if db.scalar(select(Appeal.id).where(Appeal.finding_id == finding.id)) is not None:
-        raise Conflict("每条扣分只能申诉一次")
-    appeal = Appeal(finding_id=finding.id, conversation_id=conv.id, agent_id=conv.agent_id, user_id=user.id,
-                    reason=reason, status="pending", created_at=utcnow())
-    db.add(appeal)
-    db.flush()
-    audit(db, user, "appeal.create", "appeal", appeal.id, ip, call=conv.call_id, rule=finding.rule, reason=reason)
-    return appeal
+# ---- appeals -------------------------------------------------------------------------------------------
 
 
 def scope_appeals(stmt: S, user: User) -> S:
@@ -325,36 +252,6 @@ def get_appeal(db: DBSession, user: User, appeal_id: int) -> Appeal:
     appeal = db.scalar(scope_appeals(select(Appeal).where(Appeal.id == appeal_id), user))
     if appeal is None:
         raise NotFound("申诉不存在或无权查看")
-    return appeal
-
-
-def decide_appeal(db: DBSession, user: User, appeal_id: int, decision: str, reason: str | None,
-                  ip: str | None = None) -> Appeal:
-    if not can_review(user):
-        raise Forbidden("只有质检员和管理员可以裁决申诉")
-    appeal = get_appeal(db, user, appeal_id)
-    if decision not in ("accept", "reject"):
-        raise Invalid("裁决须为 accept（申诉成立）或 reject（维持扣分）")
-    reason = (reason or "").strip() or None
-    if decision == "reject" and not reason:
-        raise Invalid("维持扣分时请填写理由")
-    if reason and len(reason) > 2000:
-        raise Invalid("理由不能超过 2000 字")
-    if appeal.status != "pending":
-        raise Conflict("该申诉已裁决，结论为最终结果，不能再次裁决")
-    now = utcnow()
-    appeal.status = "accepted" if decision == "accept" else "rejected"
-    appeal.decided_by, appeal.decided_at, appeal.decision_reason = user.id, now, reason
-    finding = appeal.finding
-    finding.status = "overturned" if decision == "accept" else "confirmed"
-    finding.reviewed_by, finding.reviewed_at = user.id, now
-    finding.review_reason = reason or ("申诉成立" if decision == "accept" else None)
-    conv = db.get(Conversation, appeal.conversation_id)
-    score = db.get(Score, finding.score_id)
-    assert conv is not None and score is not None
-    recompute(db, conv, score, score.rulebook.scorecard)
-    audit(db, user, f"appeal.{decision}", "appeal", appeal.id, ip, call=conv.call_id, rule=finding.rule,
-          reason=reason)
     return appeal
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DBSession
 from sqlalchemy.orm import lazyload
 
-from .models import ROLES, Session, User, utcnow
+from .errors import Unauthorized
+from .models import Session, User, utcnow
 
 _hasher = PasswordHasher()  # argon2id with the library's maintained defaults
 # A hash checked against when the user does not exist, so that a wrong username costs as long as a
@@ -24,7 +25,7 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 8
 
 
-class AuthError(Exception):
+class AuthError(Unauthorized):
     """Login refused; the message is safe to show (it does not say whether the username exists)."""
 
 
@@ -136,8 +137,3 @@ def close_session(db: DBSession, token: str | None) -> None:
 def close_user_sessions(db: DBSession, user_id: int) -> None:
     db.execute(delete(Session).where(Session.user_id == user_id))
 
-
-def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise ValueError(f"未知角色 {role!r}（可选：{', '.join(ROLES)}）")
-    return role

@@ -1,4 +1,7 @@
-"""The web pages (Chinese), rendered on the server with Jinja2; forms carry a CSRF token."""
+"""The web pages (Chinese), rendered on the server with Jinja2; forms carry a CSRF token.
+
+A thin adapter: each form calls a use case (`service.usecases`); a domain error it raises becomes the
+form again with the message, or the error page with its status (`app.py`, `deps.http_status`)."""
 
 from __future__ import annotations
 
@@ -13,45 +16,32 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from sqlalchemy import select
+from sqlalchemy.orm import Session as DBSession
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from . import charts, scoring, views
+from . import audio_store, charts, views
 from . import repository as repo
-from .api import (
-    UserIn,
-    UserPatch,
-    activate_version,
-    create_user,
-    csv_response,
-    ingest_uploads,
-    update_user,
-    upload_rulebook,
-)
+from . import rulebooks as store
 from .deps import (
     DB,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Form,
+    PageCtx,
     PageUser,
     Principal,
     client_ip,
+    csv_download,
     form_data,
     page_roles,
     principal,
     workbench,
 )
-from .models import ROLE_LABELS, ROLES, Conversation, RulebookVersion, Team, User
-from .security import (
-    AuthError,
-    authenticate,
-    close_session,
-    close_user_sessions,
-    hash_password,
-    open_session,
-    password_problem,
-    same,
-    verify_password,
-)
+from .errors import Conflict, DomainError, Invalid, RulebookProblem, Unauthorized
+from .models import ROLE_LABELS, ROLES, Conversation, Team, User
+from .security import same
+from .usecases import Ctx, auth, calls, reviews, rulebooks, uploads, users
 
 WEB = Path(__file__).with_name("web")
 templates = Jinja2Templates(directory=str(WEB / "templates"))
@@ -194,33 +184,29 @@ async def login(request: Request) -> Response:
         return _login_page(request, "页面已过期，请重新登录", 400)
     wb = workbench(request)
     s = wb.settings
-    username = str(form.get("username") or "")[:64]
-    with wb.sessions() as db:
-        try:
-            user = authenticate(db, username, str(form.get("password") or "")[:200],
-                                max_failed=s.max_failed_logins, lockout_minutes=s.lockout_minutes)
-        except AuthError as exc:
-            repo.audit(db, None, "auth.fail", "user", username, client_ip(request))
-            db.commit()
-            return _login_page(request, str(exc), 401)
-        new = open_session(db, user, hours=s.session_hours)
-        repo.audit(db, user, "auth.login", "user", user.id, client_ip(request), via="web")
-        db.commit()
-        target = _safe_next(str(form.get("next") or ""))
-        if target == "/":
-            target = _home(user)
+
+    def work() -> auth.LoggedIn:
+        with wb.sessions() as db:
+            return auth.login(Ctx(wb, db, None, client_ip(request)), str(form.get("username") or ""),
+                              str(form.get("password") or ""), via="web")
+
+    try:
+        done = await run_in_threadpool(work)
+    except Unauthorized as exc:
+        return _login_page(request, str(exc), 401)
+    target = _safe_next(str(form.get("next") or ""))
+    if target == "/":
+        target = _home(done.user)
     resp = redirect(target)
-    resp.set_cookie(SESSION_COOKIE, new.token, httponly=True, samesite="lax", secure=s.cookie_secure, path="/",
-                    max_age=s.session_hours * 3600)
+    resp.set_cookie(SESSION_COOKIE, done.session.token, httponly=True, samesite="lax", secure=s.cookie_secure,
+                    path="/", max_age=s.session_hours * 3600)
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return resp
 
 
 @router.post("/logout")
-def logout(request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    close_session(db, request.cookies.get(SESSION_COOKIE))
-    repo.audit(db, p.user, "auth.logout", "user", p.user.id, client_ip(request))
-    db.commit()
+def logout(request: Request, ctx: PageCtx, form: Form) -> Response:
+    auth.logout(ctx, request.cookies.get(SESSION_COOKIE), via="web")
     resp = redirect("/login", "logged_out")
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -293,7 +279,7 @@ def _page_filter(request: Request) -> repo.CallFilter:
 
 
 @router.get("/calls")
-def calls(request: Request, p: PageUser, db: DB) -> Response:
+def calls_page(request: Request, p: PageUser, db: DB) -> Response:
     f = _page_filter(request)
     tz = workbench(request).settings.timezone
     rows, total = repo.list_calls(db, p.user, f, tz)
@@ -318,8 +304,8 @@ def calls(request: Request, p: PageUser, db: DB) -> Response:
 
 
 @router.get("/export.csv")
-def export(request: Request, p: PageUser, db: DB) -> Response:
-    return csv_response(db, p.user, _page_filter(request), workbench(request).settings.timezone, request)
+def export(request: Request, ctx: PageCtx) -> Response:
+    return csv_download(calls.export_csv(ctx, _page_filter(request)))
 
 
 def highlight(text: str, marks: list[tuple[int, int, str, str]]) -> Markup:
@@ -445,44 +431,28 @@ def call_page(call_id: int, request: Request, p: PageUser, db: DB) -> Response:
 
 
 @router.get("/calls/{call_id}/audio")
-def call_audio(call_id: int, request: Request, p: PageUser, db: DB) -> Response:
-    conv = repo.get_call(db, p.user, call_id)
-    if not conv.audio_file:
-        raise repo.NotFound("该会话没有录音")
-    folder = workbench(request).settings.audio_dir.resolve()
-    path = (folder / Path(conv.audio_file).name).resolve()
-    if path.parent != folder or not path.is_file():
-        raise repo.NotFound("录音文件不存在")
-    media = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg",
-             ".mp3": "audio/mpeg"}.get(path.suffix.lower(), "application/octet-stream")
-    return FileResponse(path, media_type=media)
+def call_audio(call_id: int, ctx: PageCtx) -> Response:
+    path = calls.recording(ctx, call_id)
+    return FileResponse(path, media_type=audio_store.media_type(path))
 
 
-@router.post("/calls/{call_id}/rescore", dependencies=[ReviewerPage])
-def rescore(call_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    conv = repo.get_call(db, p.user, call_id)
-    score = workbench(request).rescore(db, conv, user_id=p.user.id)
-    repo.audit(db, p.user, "conversation.rescore", "conversation", conv.id, client_ip(request),
-               rulebook=f"{score.rulebook.name} {score.rulebook.version}")
-    db.commit()
-    return redirect(f"/calls/{conv.id}", "rescored")
+@router.post("/calls/{call_id}/rescore")
+def rescore(call_id: int, ctx: PageCtx, form: Form) -> Response:
+    score = calls.rescore(ctx, call_id)
+    return redirect(f"/calls/{score.conversation_id}", "rescored")
 
 
 @router.post("/findings/{finding_id}/review")
-def review(finding_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    f = repo.review_finding(db, workbench(request), p.user, finding_id, str(form.get("verdict") or ""),
-                            str(form.get("reason") or ""), client_ip(request))
-    db.commit()
-    back = str(form.get("back") or "")
-    if back == "queue":
+def review(finding_id: int, ctx: PageCtx, form: Form) -> Response:
+    f = reviews.review_finding(ctx, finding_id, str(form.get("verdict") or ""), str(form.get("reason") or ""))
+    if str(form.get("back") or "") == "queue":
         return redirect("/reviews", "reviewed")
     return redirect(f"/calls/{f.conversation_id}#f{f.id}", "reviewed")
 
 
 @router.post("/findings/{finding_id}/appeal")
-def appeal(finding_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    a = repo.appeal_finding(db, p.user, finding_id, str(form.get("reason") or ""), client_ip(request))
-    db.commit()
+def appeal(finding_id: int, ctx: PageCtx, form: Form) -> Response:
+    a = reviews.appeal_finding(ctx, finding_id, str(form.get("reason") or ""))
     return redirect(f"/calls/{a.conversation_id}#f{finding_id}", "appealed")
 
 
@@ -490,7 +460,7 @@ def appeal(finding_id: int, request: Request, p: PageUser, form: Form, db: DB) -
 
 
 @router.get("/reviews", dependencies=[ReviewerPage])
-def reviews(request: Request, p: PageUser, db: DB) -> Response:
+def reviews_page(request: Request, p: PageUser, db: DB) -> Response:
     rule = (request.query_params.get("rule") or "").strip()[:32] or None
     team = request.query_params.get("team")
     rows, total = repo.review_queue(db, p.user, rule, int(team) if team and team.isdigit() else None, 100)
@@ -509,10 +479,8 @@ def appeals(request: Request, p: PageUser, db: DB) -> Response:
 
 
 @router.post("/appeals/{appeal_id}/decide")
-def decide(appeal_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    repo.decide_appeal(db, p.user, appeal_id, str(form.get("decision") or ""), str(form.get("reason") or ""),
-                       client_ip(request))
-    db.commit()
+def decide(appeal_id: int, ctx: PageCtx, form: Form) -> Response:
+    reviews.decide_appeal(ctx, appeal_id, str(form.get("decision") or ""), str(form.get("reason") or ""))
     return redirect("/appeals", "decided")
 
 
@@ -540,7 +508,7 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
     recent, _ = repo.list_calls(db, p.user, repo.CallFilter(agent=agent.code, page_size=10), tz)
     rules_meta = {}
     with workbench(request).sessions() as db2:
-        rec = scoring.active(db2)
+        rec = store.active(db2)
         if rec is not None:
             rules_meta = {r["id"]: r for r in rec.rules or []}
     return render(request, "agent.html", p, active="me" if p.user.agent_id == agent.id else "agents", agent=agent,
@@ -589,7 +557,7 @@ def team_page(team_id: int, request: Request, p: PageUser, db: DB) -> Response:
 
 @router.get("/upload", dependencies=[ReviewerPage])
 def upload_form(request: Request, p: PageUser, db: DB) -> Response:
-    rb = workbench(request).active(db)
+    rb = workbench(request).rulebooks.active(db)
     db.commit()
     return render(request, "upload.html", p, active="upload", result=None, rulebook=rb)
 
@@ -605,15 +573,19 @@ async def upload(request: Request, p: PageUser) -> Response:
         if isinstance(f, UploadFile) and f.filename:
             files.append((f.filename, await f.read()))
     replace = form.get("replace") == "1"
-    from starlette.concurrency import run_in_threadpool
 
+    def work() -> dict[str, Any]:
+        with wb.sessions() as db:
+            return uploads.upload_files(Ctx(wb, db, p.user, client_ip(request)), files, replace=replace)
+
+    result: dict[str, Any] | None = None
+    error = None
     try:
-        result = await run_in_threadpool(ingest_uploads, request, p, files, replace)
-        error = None
-    except HTTPException as exc:
-        result, error = None, str(exc.detail)
+        result = await run_in_threadpool(work)
+    except DomainError as exc:
+        error = str(exc)
     with wb.sessions() as db:
-        rb = wb.active(db)
+        rb = wb.rulebooks.active(db)
         db.commit()
     return render(request, "upload.html", p, active="upload", result=result, error=error, rulebook=rb,
                   status=200 if error is None else 400)
@@ -623,7 +595,7 @@ async def upload(request: Request, p: PageUser) -> Response:
 
 
 @router.get("/rulebooks", dependencies=[ReviewerPage])
-def rulebooks(request: Request, p: PageUser, db: DB) -> Response:
+def rulebooks_page(request: Request, p: PageUser, db: DB) -> Response:
     return render(request, "rulebooks.html", p, active="rulebooks", rows=repo.list_rulebooks(db),
                   usage=repo.rulebook_usage(db), errors=None, names=repo.user_names(
                       db, {r.uploaded_by for r in repo.list_rulebooks(db)}))
@@ -638,18 +610,19 @@ async def rulebook_upload(request: Request, p: PageUser) -> Response:
     if not isinstance(upload, UploadFile):
         raise HTTPException(422, "请选择规则集 YAML 文件")
     filename = upload.filename or "rulebook.yaml"
-    data = await upload.read(scoring.MAX_RULEBOOK_BYTES + 1)
-    from starlette.concurrency import run_in_threadpool
-
+    data = await upload.read(store.MAX_RULEBOOK_BYTES + 1)
     wb = workbench(request)
 
-    def work() -> tuple[Any, list[dict[str, Any]]]:
+    def work() -> int:
         with wb.sessions() as db:
-            return upload_rulebook(request, p, db, filename, data)
+            return rulebooks.upload_rulebook(Ctx(wb, db, p.user, client_ip(request)), filename, data).id
 
-    rec, errors = await run_in_threadpool(work)
-    if rec is not None:
-        return redirect(f"/rulebooks/{rec.id}")
+    try:
+        rec_id = await run_in_threadpool(work)
+    except RulebookProblem as exc:
+        errors = exc.errors
+    else:
+        return redirect(f"/rulebooks/{rec_id}")
     with wb.sessions() as db:
         rows = repo.list_rulebooks(db)
         return render(request, "rulebooks.html", p, active="rulebooks", rows=rows, usage=repo.rulebook_usage(db),
@@ -657,16 +630,15 @@ async def rulebook_upload(request: Request, p: PageUser) -> Response:
 
 
 @router.get("/rulebooks/{rulebook_id}", dependencies=[ReviewerPage])
-def rulebook_page(rulebook_id: int, request: Request, p: PageUser, db: DB) -> Response:
-    rec = db.get(RulebookVersion, rulebook_id)
-    if rec is None:
-        raise repo.NotFound("规则集不存在")
-    return render(request, "rulebook.html", p, active="rulebooks", rb=rec, usage=repo.rulebook_usage(db).get(rec.id, 0))
+def rulebook_page(rulebook_id: int, request: Request, p: PageUser, ctx: PageCtx) -> Response:
+    rec = rulebooks.get_rulebook(ctx, rulebook_id)
+    return render(request, "rulebook.html", p, active="rulebooks", rb=rec,
+                  usage=repo.rulebook_usage(ctx.db).get(rec.id, 0))
 
 
 @router.post("/rulebooks/{rulebook_id}/activate", dependencies=[AdminPage])
-def rulebook_activate(rulebook_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    rec = activate_version(request, p.user, db, rulebook_id)
+def rulebook_activate(rulebook_id: int, ctx: PageCtx, form: Form) -> Response:
+    rec = rulebooks.activate_rulebook(ctx, rulebook_id)
     return redirect(f"/rulebooks/{rec.id}", "activated")
 
 
@@ -684,60 +656,50 @@ def quality(request: Request, p: PageUser, db: DB) -> Response:
 
 
 @router.get("/admin/users", dependencies=[AdminPage])
-def users(request: Request, p: PageUser, db: DB) -> Response:
+def users_page(request: Request, p: PageUser, db: DB) -> Response:
     return render(request, "users.html", p, active="users", rows=repo.list_users(db), created=None, error=None,
                   teams=list(db.scalars(select(Team).order_by(Team.name))), roles=ROLES)
 
 
-@router.post("/admin/users", dependencies=[AdminPage])
-def users_create(request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    created = error = None
-    try:
-        body = UserIn(username=str(form.get("username") or "").strip(),
-                      display_name=str(form.get("display_name") or "").strip() or None,
-                      role=str(form.get("role") or ""),  # type: ignore[arg-type]
-                      password=str(form.get("password") or "") or None,
-                      team=str(form.get("team") or "").strip() or None,
-                      agent_code=str(form.get("agent_code") or "").strip() or None)
-        user, generated = create_user(db, p.user, body, client_ip(request))
-        db.commit()
-        created = {"username": user.username, "password": generated}
-    except (repo.Invalid, repo.Conflict) as exc:
-        db.rollback()
-        error = str(exc)
-    except ValueError as exc:  # pydantic
-        db.rollback()
-        error = "输入不正确：" + "; ".join(e["msg"] for e in exc.errors()) if hasattr(exc, "errors") else str(exc)
+def _users_page(request: Request, p: Principal, db: DBSession, created: dict[str, Any] | None,
+                error: str | None) -> HTMLResponse:
     return render(request, "users.html", p, active="users", rows=repo.list_users(db), created=created, error=error,
                   teams=list(db.scalars(select(Team).order_by(Team.name))), roles=ROLES,
                   status=200 if error is None else 422)
+
+
+def _text(form: dict[str, Any], key: str) -> str | None:
+    return str(form.get(key) or "").strip() or None
+
+
+@router.post("/admin/users", dependencies=[AdminPage])
+def users_create(request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
+    new = users.NewUser(username=str(form.get("username") or "").strip(), role=str(form.get("role") or ""),
+                        display_name=_text(form, "display_name"), password=str(form.get("password") or "") or None,
+                        team=_text(form, "team"), agent_code=_text(form, "agent_code"))
+    try:
+        saved = users.create_user(ctx, new)
+    except (Invalid, Conflict) as exc:
+        return _users_page(request, p, ctx.db, None, str(exc))
+    return _users_page(request, p, ctx.db,
+                       {"username": saved.user.username, "password": saved.password}, None)
 
 
 @router.post("/admin/users/{user_id}", dependencies=[AdminPage])
-def users_update(user_id: int, request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    user = db.get(User, user_id)
-    if user is None:
-        raise repo.NotFound("用户不存在")
+def users_update(user_id: int, request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
     role = str(form.get("role") or "") or None
-    patch = UserPatch(role=role if role in ROLES else None,  # type: ignore[arg-type]
-                      team=str(form.get("team") or "").strip() or None,
-                      agent_code=str(form.get("agent_code") or "").strip() or None,
-                      active=form.get("active") == "1" if "active_present" in form else None,
-                      reset_password=form.get("reset_password") == "1")
-    created = error = None
+    changes = users.UserChanges(role=role if role in ROLES else None, team=_text(form, "team"),
+                                agent_code=_text(form, "agent_code"),
+                                active=form.get("active") == "1" if "active_present" in form else None,
+                                reset_password=form.get("reset_password") == "1")
     try:
-        generated = update_user(db, p.user, user, patch, client_ip(request))
-        db.commit()
-        if generated:
-            created = {"username": user.username, "password": generated}
-    except (repo.Invalid, repo.Conflict) as exc:
-        db.rollback()
-        error = str(exc)
-    if created is None and error is None:
+        saved = users.update_user(ctx, user_id, changes)
+    except (Invalid, Conflict) as exc:
+        return _users_page(request, p, ctx.db, None, str(exc))
+    if saved.password is None:
         return redirect("/admin/users", "user_saved")
-    return render(request, "users.html", p, active="users", rows=repo.list_users(db), created=created, error=error,
-                  teams=list(db.scalars(select(Team).order_by(Team.name))), roles=ROLES,
-                  status=200 if error is None else 422)
+    return _users_page(request, p, ctx.db,
+                       {"username": saved.user.username, "password": saved.password}, None)
 
 
 @router.get("/admin/audit", dependencies=[AdminPage])
@@ -752,24 +714,12 @@ def account(request: Request, p: PageUser) -> Response:
 
 
 @router.post("/account/password")
-def account_password(request: Request, p: PageUser, form: Form, db: DB) -> Response:
-    user = db.get(User, p.user.id)
-    assert user is not None
-    error = None
-    new = str(form.get("new_password") or "")
-    if not verify_password(user.password_hash, str(form.get("old_password") or "")):
-        error = "原密码不正确"
-    elif new != str(form.get("confirm_password") or ""):
-        error = "两次输入的新密码不一致"
-    else:
-        error = password_problem(new)
-    if error:
-        return render(request, "account.html", p, error=error, status=422)
-    user.password_hash = hash_password(new)
-    close_user_sessions(db, user.id)
-    repo.audit(db, user, "user.password", "user", user.id, client_ip(request))
-    db.commit()
+def account_password(request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
+    try:
+        auth.change_password(ctx, str(form.get("old_password") or ""), str(form.get("new_password") or ""),
+                             str(form.get("confirm_password") or ""))
+    except DomainError as exc:
+        return render(request, "account.html", p, error=str(exc), status=422)
     resp = redirect("/login", "password")
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
-

@@ -1,0 +1,81 @@
+"""Stored scores: a conversation scored again (a new score, the old ones kept as history), and the effective
+score once inspectors or appeals voided some findings — computed by the core's `kefuqa.scoring.rescore`
+with the rulebook version that produced the report, never by arithmetic of the service's own."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.orm import Session as DBSession
+
+from ..model import Conversation as ConversationModel
+from ..rules.rulebook import Rulebook
+from ..scoring import rescore
+from .errors import Conflict
+from .models import Appeal, Conversation, Finding, Score, utcnow
+from .records import finding_rows, report_from_dict, score_values
+from .rulebooks import Loaded, Rulebooks
+
+VOIDED = ("rejected", "overturned")  # finding statuses that withdraw a finding: inspector's reject, accepted appeal
+
+
+def effective(report: dict[str, Any], voided: set[int], rulebook: Rulebook) -> tuple[float, str, bool]:
+    """Score, grade and 红线 flag of a stored report whose findings at the positions in `voided` were
+    withdrawn. With nothing withdrawn these are the engine's own figures."""
+    if not voided:
+        return float(report.get("score") or 0.0), str(report.get("grade") or ""), bool(report.get("fatal"))
+    core = report_from_dict(report)
+    missing = sorted({f.rule for f in core.findings} - set(rulebook.by_id))
+    if missing:
+        raise Conflict(f"评分所用的规则集已变化（缺少规则 {', '.join(missing)}），不能重算得分；请先用当前规则集重新评分")
+    got = rescore(core, rulebook, voided)
+    return got.score, got.grade, got.fatal
+
+
+def recompute(db: DBSession, rulebooks: Rulebooks, conv: Conversation, score: Score) -> None:
+    """The effective score of `score` from its findings' statuses; copied to the conversation if current."""
+    voided = set(db.scalars(select(Finding.position).where(
+        Finding.score_id == score.id, Finding.kind == "finding", Finding.status.in_(VOIDED))))
+    rulebook = rulebooks.get(db, score.rulebook_id).rulebook
+    final, grade, fatal = effective(score.report, voided, rulebook)
+    score.final_score, score.grade, score.fatal = final, grade, fatal
+    if conv.current_score_id == score.id:
+        conv.score, conv.grade, conv.fatal = final, grade, fatal
+
+
+def _key(f: Finding) -> tuple[Any, ...]:
+    return (f.kind, f.rule, f.utterance, f.evidence)
+
+
+def carry_over(db: DBSession, old: list[Finding], new: list[Finding]) -> None:
+    """Verdicts of old findings to the new findings that say the same (same rule, utterance, evidence)."""
+    by_key = {_key(f): f for f in new}
+    for f in old:
+        target = by_key.get(_key(f))
+        if target is None:
+            continue
+        if f.status != "open":
+            target.status, target.reviewed_by, target.reviewed_at, target.review_reason = (
+                f.status, f.reviewed_by, f.reviewed_at, f.review_reason)
+        db.execute(update(Appeal).where(Appeal.finding_id == f.id).values(finding_id=target.id))
+
+
+def rescore_conversation(db: DBSession, rulebooks: Rulebooks, conv: Conversation, *, user_id: int | None) -> Score:
+    """Score a stored conversation again with the active rulebook; the old scores stay as history and
+    inspectors' verdicts and pending appeals move to the matching new findings."""
+    rb: Loaded = rulebooks.active(db)
+    report = rb.checker.check(ConversationModel.model_validate(conv.data))
+    score = Score(**score_values(report, conv.id, rb.id, user_id, "rescore", utcnow()))
+    db.add(score)
+    db.flush()
+    old = list(db.scalars(select(Finding).where(Finding.score_id == conv.current_score_id))) \
+        if conv.current_score_id else []
+    rows = finding_rows(report, score.id, conv.id)
+    if rows:
+        db.execute(insert(cast(Table, Finding.__table__)), rows)
+    new = list(db.scalars(select(Finding).where(Finding.score_id == score.id)))
+    carry_over(db, old, new)
+    conv.current_score_id = score.id
+    recompute(db, rulebooks, conv, score)
+    return score

@@ -1,0 +1,136 @@
+"""Conversations into the workbench: uploaded files, JSON posted to the API, local files (`kefuqa ingest`).
+Every readable conversation is scored with the active rulebook and stored; what cannot be read becomes an
+error outcome, never a failed request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ...errors import InputError
+from ...model import Conversation as ConversationModel
+from ..errors import Invalid, TooLarge
+from ..ingest import STORE_BATCH, Ingested, Item, Outcome, UploadError
+from ..repository import audit
+from .context import Ctx
+
+UPLOADERS = ("admin", "qa")
+
+
+def summary(rulebook: str, outcomes: list[Outcome]) -> dict[str, Any]:
+    """What the API answers and the upload page shows."""
+    return {
+        "rulebook": rulebook,
+        "stored": sum(1 for o in outcomes if o.status in ("stored", "replaced")),
+        "unchanged": sum(1 for o in outcomes if o.status == "unchanged"),
+        "conflicts": sum(1 for o in outcomes if o.status == "conflict"),
+        "errors": sum(1 for o in outcomes if o.status == "error"),
+        "results": [o.to_dict() for o in outcomes],
+    }
+
+
+def _label(ctx: Ctx, done: Ingested) -> str:
+    return done.rulebook or ctx.wb.active_label()
+
+
+def upload_files(ctx: Ctx, files: list[tuple[str, bytes]], *, replace: bool = False) -> dict[str, Any]:
+    """Check, read, score and store uploaded files (name, content): every format the CLI reads, audio too."""
+    ctx.require(UPLOADERS, "只有质检员和管理员可以导入会话")
+    s = ctx.settings
+    if not files:
+        raise Invalid("没有上传文件")
+    if len(files) > s.max_files:
+        raise TooLarge(f"一次最多上传 {s.max_files} 个文件")
+    items: list[Item] = []
+    errors: list[Outcome] = []
+    for name, data in files:
+        try:
+            for got in ctx.wb.reader.read_upload(name, data):
+                if isinstance(got, InputError):
+                    errors.append(Outcome(None, "error", error=got.reason if not got.place else
+                                          f"{got.place}: {got.reason}", source=got.source))
+                else:
+                    items.append(got)
+                if len(items) > s.max_conversations_per_request:
+                    raise TooLarge(f"一次最多导入 {s.max_conversations_per_request} 通会话")
+        except UploadError as exc:
+            errors.append(Outcome(None, "error", error=str(exc), source=name[-255:]))
+    done = ctx.wb.ingestor.ingest(items, user_id=ctx.user_id, replace=replace)
+    if errors:
+        with ctx.transaction() as db:
+            audit(db, ctx.user, "conversation.upload_errors", None, None, ctx.ip,
+                  errors=[e.to_dict() for e in errors[:50]])
+    return summary(_label(ctx, done), done.outcomes + errors)
+
+
+def post_conversations(ctx: Ctx, records: list[dict[str, Any]], *, replace: bool = False) -> dict[str, Any]:
+    """Score and store conversations given as JSON (DESIGN §1); an invalid record is an error outcome."""
+    ctx.require(UPLOADERS, "只有质检员和管理员可以导入会话")
+    limit = ctx.settings.max_conversations_per_request
+    if len(records) > limit:
+        raise TooLarge(f"一次最多导入 {limit} 通会话")
+    items: list[Item] = []
+    errors: list[Outcome] = []
+    for i, rec in enumerate(records):
+        try:
+            items.append(Item(ConversationModel.model_validate(rec), "api"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            place = ".".join(str(x) for x in first.get("loc", ()))
+            errors.append(Outcome(str(rec.get("id")) if rec.get("id") is not None else None, "error",
+                                  error=f"[{i}] {place}: {first.get('msg')}"))
+    done = ctx.wb.ingestor.ingest_shared(items, user_id=ctx.user_id, replace=replace)
+    return summary(_label(ctx, done), done.outcomes + errors)
+
+
+@dataclass
+class IngestRun:
+    """What `ingest_paths` did."""
+
+    files: int = 0
+    missing: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for o in self.outcomes if o.status in statuses)
+
+    @property
+    def average(self) -> float | None:
+        scores = [o.score for o in self.outcomes if o.status in ("stored", "replaced") and o.score is not None]
+        return sum(scores) / len(scores) if scores else None
+
+
+def ingest_paths(ctx: Ctx, paths: Iterable[str], *, replace: bool = False,
+                 on_error: Callable[[str], None] = lambda _: None) -> IngestRun:
+    """Read, score and store local files and folders (for `kefuqa ingest`); `on_error` hears each missing
+    path and unreadable record as it is met."""
+    from ... import readers
+
+    ctx.require(UPLOADERS, "只有质检员和管理员可以导入会话")
+    run = IngestRun()
+    present = []
+    for p in paths:
+        if Path(p).exists():
+            present.append(p)
+        else:
+            run.missing.append(p)
+            on_error(f"{p}: 文件或目录不存在")
+    batch: list[Item] = []
+    for path in readers.iter_paths(present):
+        run.files += 1
+        for got in ctx.wb.reader.read_local(Path(path)):
+            if isinstance(got, Item):
+                batch.append(got)
+                if len(batch) >= STORE_BATCH:
+                    run.outcomes.extend(ctx.wb.ingestor.ingest(batch, user_id=ctx.user_id, replace=replace).outcomes)
+                    batch = []
+            else:
+                run.outcomes.append(Outcome(None, "error", error=str(got), source=str(path)))
+                on_error(str(got))
+    if batch:
+        run.outcomes.extend(ctx.wb.ingestor.ingest(batch, user_id=ctx.user_id, replace=replace).outcomes)
+    return run
