@@ -23,17 +23,26 @@ def own_and_foreign(w: World) -> tuple[list[int], list[int]]:
     return a1, other
 
 
-def test_agent_cannot_read_another_agents_call_through_the_api(world: World) -> None:
+MISSING_CALL = {"detail": "会话不存在或无权查看"}
+
+
+def _as_a1(w: World, url: str) -> object:
+    return w.post("a1", url) if url.endswith("/rescore") else w.get("a1", url)
+
+
+def test_agent_gets_404_for_another_agents_call_whether_it_exists_or_not(world: World) -> None:
+    """README: an agent sees only their own calls, and another agent's call answers 404 whether it exists or
+    not — the same status and the same body as a call that was never stored, for reading and for actions."""
     mine, foreign = own_and_foreign(world)
-    for cid in foreign:
+    nowhere = max(world.calls.values()) + 10_000
+    for cid in [*foreign, nowhere, "call-b1-01", "no-such-call"]:
         for url in (f"/api/calls/{cid}", f"/api/calls/{cid}/report", f"/api/calls/{cid}/rescore"):
-            r = world.get("a1", url) if not url.endswith("rescore") else world.post("a1", url)
-            assert r.status_code in (403, 404), (url, r.status_code)
-            assert "call-" not in r.text
-    # by the call's own id as well
-    assert world.get("a1", "/api/calls/call-b1-01").status_code == 404
+            r = _as_a1(world, url)
+            assert (r.status_code, r.json()) == (404, MISSING_CALL), (url, r.status_code, r.text)
     for cid in mine:
         assert world.get("a1", f"/api/calls/{cid}").status_code == 200
+        # their own call exists for them: rescoring it is refused for the role, not hidden
+        assert world.post("a1", f"/api/calls/{cid}/rescore").status_code == 403
 
 
 def test_guessing_ids_reveals_nothing(world: World) -> None:
@@ -68,8 +77,10 @@ def test_agent_cannot_review_or_decide(world: World) -> None:
     assert world.post("a1", f"/api/findings/{own_finding['id']}/review",
                       json={"verdict": "reject", "reason": "我觉得没问题"}).status_code == 403
     other_finding = world.findings("qa", world.calls["call-b1-02"])[0]
-    assert world.post("a1", f"/api/findings/{other_finding['id']}/review",
-                      json={"verdict": "reject", "reason": "x"}).status_code in (403, 404)
+    # someone else's finding: as if it did not exist, like one that does not
+    for fid in (other_finding["id"], 10_000_000):
+        r = world.post("a1", f"/api/findings/{fid}/review", json={"verdict": "reject", "reason": "x"})
+        assert (r.status_code, r.json()) == (404, {"detail": "扣分项不存在或无权查看"})
     # appeals on someone else's finding: as if it did not exist
     assert world.post("a1", f"/api/findings/{other_finding['id']}/appeal",
                       json={"reason": "不是我的也申诉"}).status_code == 404
@@ -144,6 +155,11 @@ def test_guessed_web_urls(world: World) -> None:
         other = world.findings("qa", world.calls["call-b1-02"])[0]
         r = browser.post(f"/findings/{other['id']}/appeal", data={"reason": "猜一个编号", "csrf_token": csrf})
         assert r.status_code == 404
+        r = browser.post(f"/findings/{other['id']}/review", data={"verdict": "reject", "reason": "x", "csrf_token": csrf})
+        assert r.status_code == 404
+        for cid in (world.calls["call-b1-01"], 999999):
+            r = browser.post(f"/calls/{cid}/rescore", data={"csrf_token": csrf})
+            assert r.status_code == 404 and "会话不存在或无权查看" in r.text
         page = browser.get("/calls").text
         assert "call-b1" not in page and "call-a1-01" in page
 
