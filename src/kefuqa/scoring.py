@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .model import Report
 
 if TYPE_CHECKING:
     from .rules.rulebook import Rulebook
+    from .rules.schema import RuleScore
 
 
-@dataclass(frozen=True, slots=True)
-class RuleTerms:
+class RuleTerms(NamedTuple):
     """What a rule's findings cost: the scorecard's entry for the rule wins over the rule's own keys."""
 
     points: float
@@ -30,8 +29,10 @@ class RuleTerms:
 
 def rule_terms(rulebook: Rulebook, rule_id: str) -> RuleTerms:
     """The scoring terms of a rule of `rulebook` (KeyError for an unknown rule id)."""
-    rule = rulebook.by_id[rule_id]
-    override = rulebook.scorecard.rules.get(rule_id)
+    return _terms(rulebook.by_id[rule_id], rulebook.scorecard.rules.get(rule_id))
+
+
+def _terms(rule: Any, override: RuleScore | None) -> RuleTerms:
     if override is None:
         return RuleTerms(rule.points, rule.dimension, rule.deduct, rule.max_points)
     return RuleTerms(
@@ -53,12 +54,13 @@ def score_report(report: Report, rulebook: Rulebook) -> None:
     dims = {d.name: d.max for d in card.dimensions}
     lost = dict.fromkeys(dims, 0.0)
     charged: dict[str, float] = {}
+    rules, overrides = rulebook.by_id, card.rules
     terms: dict[str, RuleTerms] = {}
     fatal_rules: list[str] = []
     for f in report.findings:
         t = terms.get(f.rule)
         if t is None:
-            t = terms[f.rule] = rule_terms(rulebook, f.rule)
+            t = terms[f.rule] = _terms(rules[f.rule], overrides.get(f.rule))
         dim = t.dimension
         f.dimension = dim
         if f.rule in card.fatal and f.rule not in fatal_rules:
