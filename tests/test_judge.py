@@ -74,7 +74,7 @@ def test_intent_rule_role_and_label_are_checked_with_file_and_line(rulebook, tin
         rulebook("- {id: X01, name: a, kind: intent, label: grumpy, severity: event, message: m}")
     with pytest.raises(kefuqa.RuleError, match="未配置判断模型 'llm'") as err:
         rulebook("- {id: X01, name: a, kind: intent, label: empathy, judge: llm, severity: event, message: m}")
-    assert err.value.line is not None
+    assert err.value.line == 11 and err.value.key == "X01"  # the rule's line (rules start on line 11)
 
 
 def test_missing_or_corrupt_model_file_is_a_clear_error(rulebook, tmp_path):

@@ -143,4 +143,32 @@ def test_every_builtin_kind_says_when_it_can_be_decided():
     for k in kinds().values():
         assert k.schema.model_fields["kind"].annotation == Literal[k.name]  # type: ignore[comparison-overlap]
         assert issubclass(k, Kind) and k.run is not Kind.run
-    assert isinstance(Hit(None, None, None), Hit)
+
+
+class TallyRule(RuleBase):
+    kind: Literal["tally"]
+    over: int = 2
+
+
+class Tally(Kind):
+    """A call-level kind: more than `over` turns of the role. Its hit has no utterance."""
+
+    name = "tally"
+    schema = TallyRule
+
+    def run(self, ctx):  # type: ignore[no-untyped-def]
+        n = len(ctx.by_role[self.rule.role])
+        return [Hit(None, None, None, f"{n} 句", vars={"n": n})] if n > self.rule.over else []
+
+
+def test_a_hit_without_an_utterance_is_a_call_level_finding(rulebook):
+    register(Tally)
+    try:
+        rb = rulebook("- {id: X01, name: 话多, kind: tally, points: 2, dimension: 礼貌, message: '坐席说了 {n} 句'}")
+        r = Checker(rb).check(conv("A: 您好", "C: 查话费", "A: 三十八元", "A: 还有别的吗"))
+        (f,) = fired(r, "X01")
+        assert (f.utterance, f.start, f.end, f.span) == (None, None, None, None)
+        assert f.evidence == "3 句" and f.message == "坐席说了 3 句" and f.points == -2
+        assert not fired(Checker(rb).check(conv("A: 您好", "C: 查话费", "A: 三十八元")), "X01")
+    finally:
+        unregister("tally")

@@ -488,7 +488,8 @@ def test_text_reversed_timestamp_is_an_input_error_with_the_line(tmp_path: Path)
 
 def test_text_bracketed_title_before_the_first_prefix_is_skipped(tmp_path: Path) -> None:
     conv = only_conversation(read_all(write(tmp_path, "t.txt", "【通话记录】\n坐席：您好\n")))
-    assert len(conv.utterances) == 1 and conv.notes
+    assert [(u.role, u.text) for u in conv.utterances] == [("agent", "您好")]
+    assert conv.notes == ["1 line(s) before the first role prefix were skipped"]
 
 
 def test_text_time_without_role_is_an_input_error(tmp_path: Path) -> None:

@@ -67,8 +67,12 @@ def test_duplicate_yaml_key(tmp_path):
 
 
 def test_invalid_yaml(tmp_path):
+    # an unclosed flow mapping: the parser notices at the end of the file (line 7)
     err = lint_one(write(tmp_path, "  - {id: X01, name: a\n"))
-    assert err.line is not None and "invalid YAML" in err.reason
+    assert err.line == 7 and err.reason == "invalid YAML: expected ',' or '}', but got '<stream end>'"
+    # a tab in the indentation is reported on its own line
+    err = lint_one(write(tmp_path, "  - id: X01\n\tname: a\n    kind: phrase\n"))
+    assert err.line == 7 and err.reason == "invalid YAML: found character '\\t' that cannot start any token"
 
 
 def test_bundled_rulebooks_lint_clean():
@@ -118,10 +122,16 @@ def test_version_changes_with_content(tmp_path):
     assert kefuqa.load_rulebook(a).version != v1
 
 
-@pytest.mark.parametrize("rule_id", kefuqa.load_rulebook("standard").ids)
+STANDARD = kefuqa.load_rulebook("standard")
+
+
+@pytest.mark.parametrize("rule_id", STANDARD.ids)
 def test_every_rule_has_an_explanation_with_example(rule_id):
     from kefuqa.docs import explain
 
-    rb = kefuqa.load_rulebook("standard")
-    info = explain(rb, rb.rule(rule_id))
-    assert info["example"] and info["instead"] and rule_id in info["text"]
+    rule = STANDARD.rule(rule_id)
+    info = explain(STANDARD, rule)
+    # what `kefuqa rules explain` prints: the rule, its example and the better wording, both written out
+    assert info["text"].startswith(f"{rule_id} {rule.name}")
+    assert info["example"] == rule.doc.example and f"违规示例：{rule.doc.example}" in info["text"]
+    assert info["instead"] and f"规范说法：{info['instead']}" in info["text"]

@@ -24,7 +24,8 @@ def _jsonl(path: Path, n: int) -> None:
             fh.write(json.dumps({"id": f"c{i}", "utterances": utts}, ensure_ascii=False) + "\n")
 
 
-def _peak(path: Path) -> int:
+def _peak(path: Path) -> tuple[int, int]:
+    """(peak traced memory, reports written) while scoring a JSONL file into a JSONL sink."""
     checker = kefuqa.checker_for("standard")
     sink = io.StringIO()
 
@@ -37,8 +38,8 @@ def _peak(path: Path) -> int:
 
     tracemalloc.start()
     try:
-        write_reports(reports(), "jsonl", sink)
-        return tracemalloc.get_traced_memory()[1]
+        written = write_reports(reports(), "jsonl", sink)
+        return tracemalloc.get_traced_memory()[1], written
     finally:
         tracemalloc.stop()
 
@@ -48,5 +49,6 @@ def test_scoring_a_jsonl_stream_uses_constant_memory(tmp_path):
     _jsonl(small, 200)
     _jsonl(big, 1600)
     kefuqa.checker_for("standard")  # compile outside the measurement
-    p_small, p_big = _peak(small), _peak(big)
+    (p_small, n_small), (p_big, n_big) = _peak(small), _peak(big)
+    assert (n_small, n_big) == (200, 1600)  # every call was scored and written
     assert p_big < p_small * 1.5 + 256_000, (p_small, p_big)

@@ -369,8 +369,10 @@ def test_html_empty() -> None:
 
 def test_formats_and_dispatch() -> None:
     assert FORMATS == ("table", "json", "jsonl", "csv", "html")
+    ids = [r.call_id for r in S.all_reports()]
     for fmt in FORMATS:
-        assert _render(fmt, S.all_reports())
+        out = _render(fmt, S.all_reports())
+        assert all(cid in out for cid in ids), (fmt, ids)  # each writer writes every call
     assert _render("JSON", [S.report_one()]).startswith("{")
     with pytest.raises(ValueError, match="unknown output format"):
         _render("xml", [])
