@@ -71,17 +71,28 @@ def read_authored(folder: Path) -> Iterator[Example]:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise CorpusError(f"{path}: YAML 错误：{exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("items"), dict):
-            raise CorpusError(f"{path}: 需要 industry、author 和 items")
+        if not isinstance(data, dict) or not isinstance(data.get("items", data.get("neutral")), dict):
+            raise CorpusError(f"{path}: 需要 industry、author 和 items（或 neutral）")
         industry = str(data.get("industry") or path.stem)
         if industry not in splits:
             raise CorpusError(f"{path}: 行业 {industry!r} 不在 splits.yaml 的 train 或 heldout 中")
         author = str(data.get("author") or "unknown")
-        for label, lists in data["items"].items():
+        # neutral turns (嗯、再见、号码、流程说明): a negative of every label of that role
+        for role, texts in (data.get("neutral") or {}).items():
+            for k, text in enumerate(texts or []):
+                text = str(text) if isinstance(text, int) and not isinstance(text, bool) else text
+                if not isinstance(text, str) or not text.strip():
+                    raise CorpusError(f"{path}: neutral.{role}[{k}]: 需要一句非空文本")
+                for label, lab in known.items():
+                    if lab.role == role:
+                        yield Example(f"{industry}-{label}-neutral{k:03d}", text.strip(), label, 0, role, industry,
+                                      _register(text), f"authored:{author}", splits[industry])
+        for label, lists in (data.get("items") or {}).items():
             if label not in known:
                 raise CorpusError(f"{path}: items.{label}: 未知标签（labels.yaml 中没有）")
             for polarity, y in (("pos", 1), ("neg", 0)):
                 for k, text in enumerate((lists or {}).get(polarity) or []):
+                    text = str(text) if isinstance(text, int) and not isinstance(text, bool) else text
                     if not isinstance(text, str) or not text.strip():
                         raise CorpusError(f"{path}: items.{label}.{polarity}[{k}]: 需要一句非空文本")
                     yield Example(f"{industry}-{label}-{polarity}{k:03d}", text.strip(), label, y,

@@ -32,6 +32,8 @@ class IntentRule(PhraseRule):
     threshold: float | None = Field(default=None, gt=0, lt=1)  # default: the model's own for the label
     judge: str = "fast"  # a judge from settings.judges ("fast" is the bundled model)
     pinyin: bool = False
+    # utterances with fewer word characters (嗯、好的、再见) are listening, not statements: never judged
+    min_chars: int = Field(default=4, ge=1)
 
     @model_validator(mode="after")
     def _some(self) -> IntentRule:  # phrases are optional here: the label is the rule
@@ -64,7 +66,7 @@ class Intent(Phrase):
         said = {h.utterance for h in hits}
         veto = self.veto_sid
         ask = [u for u in scoped(ctx, r.role, r.scope)
-               if u not in said and ctx.keys[u] and (veto is None or ctx.said(veto, [u]) is None)]
+               if u not in said and ctx.word_count(u) >= r.min_chars and (veto is None or ctx.said(veto, [u]) is None)]
         undecided: list[str] = []
         name = labels()[r.label].name
         role_us = ctx.role_utts(r.role)
