@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint bench serve clean
+.PHONY: demo test test-fast lint bench serve clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(VENV)/.full
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src/kefuqa
 	$(BIN)/python -m pytest -q
+
+# the suite without the tests marked slow (browsers, audio synthesis and ASR, tests/service, subprocesses)
+test-fast: $(VENV)/.full
+	$(BIN)/python -m pytest -q -m "not slow"
 
 $(VENV)/.server: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[server]'

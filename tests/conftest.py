@@ -34,6 +34,34 @@ def rulebook(tmp_path: Path) -> Callable[..., kefuqa.Rulebook]:
     return make
 
 
+SERVICE_TESTS = Path(__file__).parent / "service"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/service is `slow`: each module builds a service world (database schema,
+    migrations, seeded users and calls, an app), runs once on SQLite and once on PostgreSQL, and
+    test_browser.py drives Chromium. `pytest -m "not slow"` (make test-fast) leaves them out; the other slow
+    tests carry the marker where they are written."""
+    slow = pytest.mark.slow
+    for item in items:
+        if SERVICE_TESTS in item.path.parents:
+            item.add_marker(slow)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """When the slow tests are deselected (`-m "not slow"`), tests/service is not even collected: importing
+    the service stack (FastAPI, SQLAlchemy, the app) would cost more than many of the fast tests."""
+    if collection_path != SERVICE_TESTS or not config.option.markexpr:
+        return None
+    try:
+        from _pytest.mark.expression import Expression
+
+        slow_wanted = Expression.compile(config.option.markexpr).evaluate(lambda name, **kw: name == "slow")
+    except Exception:  # pytest's expression module is internal: if it changes, collect as usual
+        return None
+    return None if slow_wanted else True
+
+
 def conv(*lines: str, **fields: Any) -> Conversation:
     """A conversation from compact lines: "A: text", "C: text", "[1.0-2.5] A: text"."""
     import re

@@ -50,6 +50,7 @@ def _words(text: str) -> set[str]:
 # ---- faster-whisper on the real tiny.en model --------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_tiny
 @needs_espeak
 def test_faster_whisper_tiny_en_transcribes_espeak():
@@ -62,6 +63,7 @@ def test_faster_whisper_tiny_en_transcribes_espeak():
     assert piece.language == "en"
 
 
+@pytest.mark.slow
 @needs_tiny
 @needs_espeak
 def test_stereo_call_with_asr_end_to_end(tmp_path):
@@ -82,6 +84,7 @@ def test_stereo_call_with_asr_end_to_end(tmp_path):
     assert conv.has_text
 
 
+@pytest.mark.slow
 @needs_tiny
 @needs_espeak
 def test_mono_roles_inferred_from_text():
@@ -213,6 +216,7 @@ def test_sherpa_paraformer_by_name_and_explicit(tmp_path, fake_sherpa):
     assert asr.make_transcriber(f"sherpa-onnx-paraformer:{odd}").name == "sherpa-onnx/paraformer"
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_sense_voice_emotion_reaches_utterance_attrs(tmp_path, fake_sherpa):
     d = _model_dir(tmp_path, "sense-voice-small")

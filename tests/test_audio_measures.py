@@ -13,6 +13,8 @@ from kefuqa.audio.analyze import Options, analyze  # noqa: E402
 from kefuqa.audio.decode import AudioError  # noqa: E402
 from kefuqa.audio.vad import SileroVad, VadError, silero_model_path  # noqa: E402
 
+# Tests that synthesise speech (espeak-ng, one process per sentence) or encode and decode recordings are
+# marked slow; the signal-processing helpers on numpy arrays are not.
 needs_espeak = pytest.mark.skipif(not synth.have_espeak(), reason="espeak-ng is not installed "
                                   "(apt-get install espeak-ng) — speech test audio cannot be generated")
 
@@ -74,6 +76,7 @@ def _assert_matches_truth(conv, truth):
 # ---- speech segments, silences, overlaps ---------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_espeak
 @pytest.mark.parametrize("vad", VADS)
 @pytest.mark.parametrize("bleed", [None, -25.0])
@@ -84,6 +87,7 @@ def test_segments_per_role_match_truth(call8k, vad, bleed):
     assert conv.metrics["channels"] == 2 and conv.metrics["sample_rate"] == 8000
 
 
+@pytest.mark.slow
 @needs_espeak
 @pytest.mark.parametrize("vad", VADS)
 def test_silence_gap_and_overlap_started_by_agent(call8k, vad):
@@ -102,6 +106,7 @@ def test_silence_gap_and_overlap_started_by_agent(call8k, vad):
     assert abs(conv.metrics["overlap_seconds"] - 1.5) <= 2 * TOL
 
 
+@pytest.mark.slow
 @needs_espeak
 @pytest.mark.parametrize("vad", VADS)
 @pytest.mark.parametrize("bleed", [-25.0, -18.0])
@@ -117,6 +122,7 @@ def test_bleed_alone_makes_no_utterances(vad, bleed):
     assert conv.metrics["customer_bleed_db"] == pytest.approx(bleed, abs=3.0)
 
 
+@pytest.mark.slow
 @needs_espeak
 @pytest.mark.parametrize("vad", VADS)
 def test_short_backchannel_is_a_short_overlap_started_by_customer(vad):
@@ -131,6 +137,7 @@ def test_short_backchannel_is_a_short_overlap_started_by_customer(vad):
     assert conv.metrics["overlaps_started_by_agent"] == 0
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_talk_ratio(call8k):
     conv = analyze(call8k.render(), 8000, call_id="c", options=Options(vad="energy"))
@@ -140,6 +147,7 @@ def test_talk_ratio(call8k):
     assert conv.metrics["agent_talk_seconds"] == pytest.approx(agent, abs=0.2)
 
 
+@pytest.mark.slow
 @needs_espeak
 @pytest.mark.parametrize("sr", [16000, 44100])
 def test_other_sample_rates(sr):
@@ -151,6 +159,7 @@ def test_other_sample_rates(sr):
     assert conv.metrics["sample_rate"] == sr
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_channel_order_customer_left():
     sr = 8000
@@ -172,6 +181,7 @@ def test_silence_only_is_no_speech_error():
 # ---- speech rate (syllables) ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_espeak
 @pytest.mark.parametrize("text,voice,truth", [
     ("one two three four five six seven eight nine ten", "en", 11),
@@ -187,6 +197,7 @@ def test_syllable_count(text, voice, truth, sr):
     assert abs(n - truth) <= max(1, round(0.15 * truth)), (n, truth)
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_speech_rate_fast_and_slow():
     """The same words at espeak speed 260 and 110: the syllable rate per minute follows."""
@@ -221,6 +232,7 @@ def test_loudness_of_tones_in_dbfs():
     assert a.start == pytest.approx(0.5, abs=TOL) and a.end == pytest.approx(2.0, abs=TOL)
 
 
+@pytest.mark.slow
 @needs_espeak
 @pytest.mark.parametrize("vad", VADS)
 def test_loudness_of_speech_and_agent_trend(vad):
@@ -261,6 +273,7 @@ def test_pitch_of_harmonic_glide_known_spread():
     assert sd < 0.05 and med == pytest.approx(180.0, rel=0.01)
 
 
+@pytest.mark.slow
 @needs_espeak
 @pytest.mark.parametrize("sr", [8000, 16000])
 def test_pitch_monotone_vs_lively_speech(sr):
@@ -279,6 +292,7 @@ def test_pitch_monotone_vs_lively_speech(sr):
     assert a.attrs["pitch_sd_semitones"] < 0.6 < 2.0 < b.attrs["pitch_sd_semitones"]
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_pitch_median_follows_espeak_pitch():
     lo = synth.speak(GREETING, pitch=20)
@@ -297,6 +311,7 @@ def test_pitch_none_when_too_little_voicing():
 # ---- mono ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_mono_roles_from_voice_pitch_without_asr():
     sr = 8000
@@ -310,6 +325,7 @@ def test_mono_roles_from_voice_pitch_without_asr():
     assert any("voice pitch" in n for n in conv.notes)
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_identical_channels_are_treated_as_mono():
     sr = 8000

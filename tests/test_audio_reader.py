@@ -17,6 +17,8 @@ from kefuqa.audio.resample import resample, resample_poly  # noqa: E402
 from kefuqa.errors import InputError  # noqa: E402
 from kefuqa.model import Conversation  # noqa: E402
 
+# Tests that synthesise speech (espeak-ng, one process per sentence) or encode and decode recordings are
+# marked slow; the signal-processing helpers on numpy arrays are not.
 needs_espeak = pytest.mark.skipif(not synth.have_espeak(), reason="espeak-ng is not installed "
                                   "(apt-get install espeak-ng) — speech test audio cannot be generated")
 GREETING = "Hello, thank you for calling. How can I help you today?"
@@ -41,6 +43,7 @@ def stereo() -> tuple[np.ndarray, synth.Call]:
 # ---- formats ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_espeak
 @pytest.mark.parametrize("name,kwargs", [
     ("call.wav", {"subtype": "PCM_16"}),
@@ -70,6 +73,7 @@ def test_formats_decode_to_the_same_conversation(tmp_path, stereo, name, kwargs)
         assert key in conv.utterances[0].attrs
 
 
+@pytest.mark.slow
 def test_pyav_fallback_for_a_codec_libsndfile_lacks(tmp_path):
     """AAC in an MP4 container is not libsndfile's: it is decoded through PyAV."""
     av = pytest.importorskip("av")
@@ -174,6 +178,7 @@ def test_without_the_audio_extra(tmp_path, monkeypatch):
     assert isinstance(err, InputError) and "kefuqa[audio]" in err.reason
 
 
+@pytest.mark.slow
 def test_an_engine_failure_is_an_input_error(tmp_path, monkeypatch, stereo):
     x, _ = stereo
     p = tmp_path / "c.wav"
@@ -217,6 +222,7 @@ def test_sniff():
     assert not audio.sniff(b"RIFF\x24\x00\x00\x00AVI LIST")
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_read_with_a_readoptions_like_object(tmp_path, stereo):
     """The registry calls read(path, options); swap_roles means channel 0 is the customer."""
@@ -234,6 +240,7 @@ def test_read_with_a_readoptions_like_object(tmp_path, stereo):
     assert [u.role for u in conv.utterances] == ["customer", "agent"]
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_register_with_the_readers_registry(tmp_path, stereo):
     from kefuqa import readers

@@ -14,7 +14,9 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("soundfile")
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+# slow: a recording scored by the CLI in a subprocess, then a browser
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")]
 
 
 def _recording(path: Path) -> None:

@@ -9,6 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# every test runs `python -m kefuqa.cli` in a subprocess: about a second each, mostly start-up
+pytestmark = pytest.mark.slow
+
 FIX = Path(__file__).parent / "fixtures" / "cli"
 
 

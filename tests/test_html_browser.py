@@ -33,8 +33,11 @@ def _chromium() -> str | None:
 
 
 CHROMIUM = _chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium binary (/usr/bin/chromium): apt-get install -y chromium fonts-noto-cjk")
+pytestmark = [
+    pytest.mark.slow,  # a real browser
+    pytest.mark.skipif(CHROMIUM is None,
+                       reason="no chromium binary (/usr/bin/chromium): apt-get install -y chromium fonts-noto-cjk"),
+]
 
 
 def _samples() -> Any:

@@ -340,6 +340,7 @@ def _examples() -> list[Example]:
     return out
 
 
+@pytest.mark.slow
 def test_train_head_on_the_onnx_model_separates_the_classes(tmp_path, folder, embedder):
     pytest.importorskip("sklearn")
     from kefuqa.judge.embed_train import train_head

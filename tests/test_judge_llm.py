@@ -234,6 +234,7 @@ def test_a_server_refusing_response_format_is_asked_without_it(llm):
     assert "response_format" not in fake.requests[2]["body"]  # remembered
 
 
+@pytest.mark.slow
 def test_timeout_makes_the_rule_undecided_and_the_rest_is_scored(rulebook, fast_model, llm):
     fake, url = llm
     fake.queue = [("sleep", 1.5)] * 10

@@ -7,9 +7,13 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from kefuqa.errors import InputError
 from kefuqa.model import Conversation
 from kefuqa.readers import read_path
+
+pytestmark = pytest.mark.slow  # 50 MB and 20 MB files written and read
 
 MB = 1024 * 1024
 AGENT = (

@@ -8,9 +8,13 @@ import json
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 import kefuqa
 from kefuqa.readers import read_path
 from kefuqa.writers import write_reports
+
+pytestmark = pytest.mark.slow  # 1,800 calls scored under tracemalloc
 
 LINES = ["您好，XX公司客服部，我是工号1023，请问有什么可以帮您？", "我家宽带老是掉线。",
          "您是咨询宽带掉线的问题，是吗？", "对。", "我怎么知道，你去问维修部。", "什么破服务！"]
