@@ -287,7 +287,8 @@ def test_an_uploaded_rulebook_loads_from_its_text_as_from_a_file(tmp_path: Path)
     call = samples.conversation("x", "A1", 3, "refuse")
     call["utterances"][2]["text"] = "要不要办个信用卡？" + call["utterances"][2]["text"]
     mine, theirs = kefuqa.check(call, got).to_dict(), kefuqa.check(call, want).to_dict()
-    assert mine.pop("rulebook") != theirs.pop("rulebook") and mine == theirs
+    mine.pop("rulebook"), theirs.pop("rulebook")  # versions depend on where the files lie (see above)
+    assert mine == theirs
     assert "X01" in {f["rule"] for f in mine["findings"]}
 
 
