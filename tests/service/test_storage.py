@@ -33,9 +33,24 @@ from kefuqa.service.workbench import Workbench
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "readers"
 
 
+def _all_revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def test_migrations_are_one_linear_history() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1, script.get_heads()
+    assert _all_revisions()[0] == "0001"
+
+
 def test_migrations_build_the_models_schema_and_go_back(any_db: str) -> None:
     engine = make_engine(any_db)
-    assert migrate(engine) == ["0001"]
+    assert migrate(engine) == _all_revisions()
     assert migrate(engine) == []  # idempotent
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -54,7 +69,7 @@ def test_migrations_build_the_models_schema_and_go_back(any_db: str) -> None:
 def test_setup_on_a_fresh_database(any_db: str, tmp_path: Path) -> None:
     wb = Workbench(make_settings(any_db, tmp_path, admin_password=None))
     info = wb.setup()
-    assert info.applied_migrations == ["0001"] and info.rulebook.startswith("standard ")
+    assert info.applied_migrations == _all_revisions() and info.rulebook.startswith("standard ")
     assert info.admin_username == "admin" and info.admin_password and len(info.admin_password) >= 12
     again = wb.setup()
     assert again.applied_migrations == [] and again.admin_password is None
