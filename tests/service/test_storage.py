@@ -26,7 +26,15 @@ from kefuqa.service import cli
 from kefuqa.service.db import alembic_config, make_engine, migrate
 from kefuqa.service.errors import Conflict
 from kefuqa.service.ingest import Item
-from kefuqa.service.models import AuditEntry, Base, Conversation, RulebookVersion, Score, User
+from kefuqa.service.models import (
+    AuditEntry,
+    Base,
+    Conversation,
+    RulebookVersion,
+    Score,
+    User,
+    include_in_schema_compare,
+)
 from kefuqa.service.scores import effective, rescore_conversation
 from kefuqa.service.workbench import Workbench
 
@@ -53,7 +61,8 @@ def test_migrations_build_the_models_schema_and_go_back(any_db: str) -> None:
     assert migrate(engine) == _all_revisions()
     assert migrate(engine) == []  # idempotent
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": include_in_schema_compare}),
+                                Base.metadata)
     assert diff == [], diff
     tables = set(inspect(engine).get_table_names())
     assert {"conversations", "scores", "findings", "rulebooks", "agents", "teams", "users", "reviews",

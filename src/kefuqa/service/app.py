@@ -120,6 +120,9 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     app.state.workbench = wb
     app.include_router(api.router)
     app.include_router(web.router)
+    from .web_inspection import router as inspection  # issue 13: search, plans, calibration, coaching, trends
+
+    app.include_router(inspection)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     @app.exception_handler(LoginRequired)

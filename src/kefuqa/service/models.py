@@ -264,3 +264,131 @@ class AuditEntry(Base):
     object_id: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+# ---- inspection program (issue 13; migration 0003_inspection) ---------------------------------------------------
+# The full-text index of transcripts lives beside these tables and outside the models: on SQLite an FTS5
+# table with the trigram tokenizer (`call_texts_fts` and its shadow tables), on PostgreSQL a pg_trgm GIN index
+# on `call_texts.body`. `call_texts` is filled by triggers on `conversations` (migration 0003).
+
+SEARCH_INDEX_OBJECTS = frozenset({
+    "call_texts_fts", "call_texts_fts_data", "call_texts_fts_idx", "call_texts_fts_content",
+    "call_texts_fts_docsize", "call_texts_fts_config", "ix_call_texts_body_trgm",
+})
+
+
+def include_in_schema_compare(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic `include_name`: the search index's database-specific objects are not models."""
+    return name not in SEARCH_INDEX_OBJECTS
+
+
+class CallText(Base):
+    """A call's transcript as one text (utterances joined by newlines), kept by database triggers."""
+
+    __tablename__ = "call_texts"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    body: Mapped[str] = mapped_column(Text, default="")
+
+
+class SavedSearch(Base):
+    __tablename__ = "saved_searches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(String(2000))  # the search page's query string
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewPlan(Base):
+    """What humans re-check in one week: the rules of the sample, its seed, and what was drawn."""
+
+    __tablename__ = "review_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    week_start: Mapped[datetime]  # Monday 00:00 local time of the sampled week, stored in UTC
+    seed: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)  # counts per reason and per inspector
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewAssignment(Base):
+    __tablename__ = "review_assignments"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "conversation_id", name="uq_review_assignments_plan_call"),
+        Index("ix_review_assignments_inspector_status", "inspector_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("review_plans.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    inspector_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(String(16))  # random | fatal | complaint | appeal
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open | done
+    done_at: Mapped[datetime | None]
+
+
+class MissedFinding(Base):
+    """A violation the machine did not report, added by an inspector reviewing the whole call."""
+
+    __tablename__ = "missed_findings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    rule: Mapped[str] = mapped_column(String(32), index=True)
+    utterance: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="review")  # review | calibration
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CalibrationSession(Base):
+    __tablename__ = "calibration_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    call_ids: Mapped[list[Any]] = mapped_column(default=list)  # conversation ids, in order
+    inspector_ids: Mapped[list[Any]] = mapped_column(default=list)  # user ids asked to score
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open | closed
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CalibrationVerdict(Base):
+    """One inspector's blind judgement of one call: the rules it violates."""
+
+    __tablename__ = "calibration_verdicts"
+    __table_args__ = (UniqueConstraint("session_id", "conversation_id", "inspector_id",
+                                       name="uq_calibration_verdicts_session_call_inspector"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("calibration_sessions.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    inspector_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    rules: Mapped[list[Any]] = mapped_column(default=list)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CoachingItem(Base):
+    """A leader's coaching note on a call (or one finding of it), assigned to the call's agent."""
+
+    __tablename__ = "coaching_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    rule: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | acknowledged | disputed
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None]

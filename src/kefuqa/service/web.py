@@ -85,6 +85,7 @@ def _nav(user: User, counts: dict[str, int]) -> list[dict[str, Any]]:
         (f"/agents/{user.agent.code}" if user.agent else "/calls", "我的表现", "me", ("agent",)),
         ("/calls", "我的会话" if r == "agent" else "会话列表", "calls", ROLES),
         ("/reviews", "复核队列", "reviews", ("admin", "qa")),
+        ("/search", "全文搜索", "search", ROLES),  # issue 13
         ("/appeals", "我的申诉" if r == "agent" else "申诉处理", "appeals", ROLES),
         ("/teams", "班组", "teams", ("admin", "qa")),
         ("/agents", "坐席", "agents", ("admin", "qa", "leader")),

@@ -1,0 +1,189 @@
+"""Full-text search of transcripts, combined with the call list's filters, and saved searches.
+
+The index is the database's own (migration 0003): SQLite's FTS5 trigram tokenizer, PostgreSQL's pg_trgm GIN
+index on `call_texts.body`. A query is split at spaces into terms that must all occur (AND). A trigram index
+can only look up a term of three characters or more: a Chinese word of one or two characters (退款, 慢) is
+matched by a substring comparison (LIKE) instead — exact, but a scan of the calls the other conditions leave;
+the result says which terms went that way (`Hits.scanned`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup, escape
+from sqlalchemy import column, delete, func, select, table
+from sqlalchemy.sql.elements import ColumnElement
+
+from .. import repository as repo
+from ..errors import Invalid, NotFound
+from ..models import CallText, Conversation, SavedSearch, utcnow
+from .context import Ctx
+
+MAX_TERMS = 5
+MAX_TERM = 50
+TRIGRAM = 3
+SNIPPETS = 3
+MAX_SAVED = 50
+
+_fts = table("call_texts_fts", column("rowid"), column("body"))
+
+
+def terms_of(text: str | None) -> list[str]:
+    """The query's terms: split at whitespace (ASCII or full-width), duplicates dropped, at most five."""
+    out: list[str] = []
+    for raw in re.split(r"[\s\u3000]+", (text or "").strip()):
+        term = raw.strip()[:MAX_TERM]
+        if term and term.casefold() not in {t.casefold() for t in out}:
+            out.append(term)
+    if len(out) > MAX_TERMS:
+        raise Invalid(f"搜索词最多 {MAX_TERMS} 个（用空格分隔）")
+    return out
+
+
+def _fts_phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
+def text_conditions(dialect: str, terms: list[str]) -> list[ColumnElement[bool]]:
+    """Conditions on `Conversation.id`: the call's transcript contains every term."""
+    if not terms:
+        return []
+    conds: list[ColumnElement[bool]] = []
+    long_terms = [t for t in terms if len(t) >= TRIGRAM]
+    short = [t for t in terms if len(t) < TRIGRAM]
+    if dialect == "sqlite":
+        if long_terms:
+            query = " AND ".join(_fts_phrase(t) for t in long_terms)
+            conds.append(Conversation.id.in_(select(_fts.c.rowid).where(_fts.c.body.match(query))))
+        for t in short:
+            conds.append(Conversation.id.in_(select(CallText.conversation_id).where(
+                CallText.body.like(_like(t), escape="/"))))
+        return conds
+    # PostgreSQL: ILIKE on the pg_trgm GIN index (a term under three characters cannot use it)
+    sub = select(CallText.conversation_id).where(*(CallText.body.ilike(_like(t), escape="/") for t in terms))
+    return [Conversation.id.in_(sub)]
+
+
+@dataclass
+class Snippet:
+    utterance: int
+    role: str
+    start: float | None
+    html: Markup
+
+
+@dataclass
+class Hit:
+    call: Conversation
+    snippets: list[Snippet]
+    matches: int  # utterances that contain a term
+
+
+@dataclass
+class Hits:
+    terms: list[str]
+    total: int
+    rows: list[Hit]
+    scanned: list[str] = field(default_factory=list)  # terms matched without the index (under 3 characters)
+
+
+def mark(text: str, terms: list[str]) -> Markup:
+    """`text` escaped, each occurrence of a term (ASCII case ignored) in <mark>."""
+    if not terms:
+        return Markup(escape(text))
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
+    out: list[str] = []
+    last = 0
+    for m in pattern.finditer(text):
+        out.append(str(escape(text[last:m.start()])))
+        out.append(f"<mark>{escape(m.group(0))}</mark>")
+        last = m.end()
+    out.append(str(escape(text[last:])))
+    return Markup("".join(out))
+
+
+def snippets(data: dict[str, Any], terms: list[str], limit: int = SNIPPETS) -> tuple[list[Snippet], int]:
+    """The utterances of a conversation that contain a term, highlighted (the first `limit`), and how many."""
+    folded = [t.casefold() for t in terms]
+    found: list[Snippet] = []
+    count = 0
+    for i, u in enumerate(data.get("utterances") or []):
+        text = str(u.get("text") or "") if isinstance(u, dict) else ""
+        if any(t in text.casefold() for t in folded):
+            count += 1
+            if len(found) < limit:
+                start = u.get("start")
+                found.append(Snippet(i, str(u.get("role") or ""), start if isinstance(start, (int, float)) else None,
+                                     mark(text, terms)))
+    return found, count
+
+
+def search(ctx: Ctx, text: str | None, f: repo.CallFilter) -> Hits:
+    """Calls in the user's scope whose transcript contains every term, within the filter; newest first."""
+    user = ctx.acting()
+    terms = terms_of(text)
+    stmt = repo.filtered_calls(user, f, ctx.settings.timezone)
+    for cond in text_conditions(ctx.wb.dialect, terms):
+        stmt = stmt.where(cond)
+    db = ctx.db
+    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    size = max(1, min(repo.PAGE_MAX, f.page_size))
+    rows = list(db.scalars(stmt.order_by(Conversation.call_at.desc(), Conversation.id.desc())
+                           .offset((max(1, f.page) - 1) * size).limit(size)))
+    datas: dict[int, Any] = dict(db.execute(select(Conversation.id, Conversation.data).where(
+        Conversation.id.in_([c.id for c in rows]))).all()) if rows and terms else {}
+    hits = []
+    for conv in rows:
+        snips, n = snippets(datas.get(conv.id) or {}, terms) if terms else ([], 0)
+        hits.append(Hit(conv, snips, n))
+    db.commit()
+    return Hits(terms, total, hits, [t for t in terms if len(t) < TRIGRAM])
+
+
+# ---- saved searches ---------------------------------------------------------------------------------------------
+
+
+def saved(ctx: Ctx) -> list[SavedSearch]:
+    user = ctx.acting()
+    return list(ctx.db.scalars(select(SavedSearch).where(SavedSearch.user_id == user.id)
+                               .order_by(SavedSearch.name, SavedSearch.id)))
+
+
+def save(ctx: Ctx, name: str | None, query: str | None) -> SavedSearch:
+    """Save the search page's query string under a name (the user's own list; a name saved again is replaced)."""
+    user = ctx.acting()
+    name = (name or "").strip()
+    query = (query or "").strip().lstrip("?")
+    if not name:
+        raise Invalid("请给保存的搜索起个名字")
+    if len(name) > 100:
+        raise Invalid("名称不能超过 100 字")
+    if not query or len(query) > 2000:
+        raise Invalid("没有可保存的搜索条件" if not query else "搜索条件过长")
+    with ctx.transaction() as db:
+        old = db.scalar(select(SavedSearch).where(SavedSearch.user_id == user.id, SavedSearch.name == name))
+        if old is not None:
+            old.query, old.created_at = query, utcnow()
+            return old
+        count = db.scalar(select(func.count(SavedSearch.id)).where(SavedSearch.user_id == user.id)) or 0
+        if count >= MAX_SAVED:
+            raise Invalid(f"最多保存 {MAX_SAVED} 个搜索，请先删除不用的")
+        rec = SavedSearch(user_id=user.id, name=name, query=query, created_at=utcnow())
+        db.add(rec)
+    return rec
+
+
+def delete_saved(ctx: Ctx, saved_id: int) -> None:
+    """Delete one of the user's own saved searches (another user's is missing)."""
+    user = ctx.acting()
+    with ctx.transaction() as db:
+        gone = db.execute(delete(SavedSearch).where(SavedSearch.id == saved_id, SavedSearch.user_id == user.id))
+        if not gone.rowcount:  # type: ignore[attr-defined]
+            raise NotFound("保存的搜索不存在")

@@ -1,0 +1,12 @@
+"""The inspection program's pages and API routes, one router for the app to include: search and saved
+searches (`web_search`), review plans and the inspector's queue (`web_plans`), calibration sessions
+(`web_calibration`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import web_search
+
+router = APIRouter()
+router.include_router(web_search.router)
