@@ -79,10 +79,15 @@ def find_inputs(paths: Iterable[str | Path]) -> tuple[list[Target], list[InputEr
     for p in paths:
         if str(p) == "-":
             files.append("-")
-        elif not Path(p).exists():
+            continue
+        try:
+            Path(p).stat()
+        except FileNotFoundError:
             missing.append(InputError(str(p), None, "no such file or folder"))
-        else:
-            files.extend(iter_paths([p]))
+            continue
+        except OSError:
+            pass  # a file in a folder that cannot be searched: the reader names the reason
+        files.extend(iter_paths([p], missing))
     return files, missing
 
 

@@ -30,7 +30,7 @@ rules_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspec
 app.add_typer(rules_app, name="rules")
 app.add_typer(model_app, name="model")
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # "x.json:id: …" stays text
 
 EXIT_OK, EXIT_LOW_SCORE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -95,7 +95,14 @@ def _many(targets: list[str | Path]) -> bool:
     """More than a handful of inputs: several files, or one big batch file."""
     if len(targets) > 5:
         return True
-    return any(isinstance(t, Path) and t.stat().st_size > 1_000_000 for t in targets)
+    return any(isinstance(t, Path) and _size(t) > 1_000_000 for t in targets)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the reader reports why it cannot be read
 
 
 @contextmanager

@@ -6,6 +6,7 @@ engine builds thousands of them per second.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -25,6 +26,64 @@ ROLE_ALIASES: dict[str, str] = {
     "业主": "customer",
     "system": "system", "ivr": "system", "系统": "system", "bot": "system",
 }
+
+
+# Limits every conversation obeys, whoever reads it (CLI readers, the service's API and uploads):
+MAX_DEPTH = 32  # nesting of objects/lists (attrs, metrics, extra fields of events and parties)
+MAX_ID_CHARS = 200  # a call id (the service stores it in a column of this size on every database)
+
+
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def _bad_string(s: str) -> str | None:
+    """Why a string cannot be stored or normalised (a lone surrogate, NUL), or None."""
+    m = _BAD_CHAR.search(s)
+    if m is None:
+        return None
+    if m.group() == "\x00":
+        return f"第 {m.start() + 1} 个字符是空字符（U+0000），无法保存"
+    return f"第 {m.start() + 1} 个字符是孤立的代理字符 U+{ord(m.group()):04X}（不是有效的 Unicode 文本）"
+
+
+def unsafe_value(data: object) -> tuple[tuple[int | str, ...], str] | None:
+    """The first thing in a raw conversation object (parsed JSON) that no layer can handle safely, as
+    (location, reason in Chinese), or None: a lone surrogate or NUL in any key or string, nesting deeper
+    than `MAX_DEPTH`, a call id longer than `MAX_ID_CHARS`. Iterative: deep input cannot overflow the stack.
+    `Conversation` runs it before validating; the readers and the service reuse it through that."""
+    if isinstance(data, dict):
+        cid = data.get("id")
+        if isinstance(cid, str) and len(cid) > MAX_ID_CHARS:
+            return ("id",), f"通话编号过长（{len(cid)} 个字符，最多 {MAX_ID_CHARS} 个）"
+    stack: list[tuple[tuple[int | str, ...], object]] = [((), data)]
+    while stack:
+        loc, value = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            return loc[:MAX_DEPTH], f"嵌套过深（超过 {MAX_DEPTH} 层）"
+        if isinstance(value, str):
+            why = _bad_string(value)
+            if why:
+                return loc, why
+        elif isinstance(value, dict):
+            items = list(value.items())
+            for key, _ in items:
+                why = _bad_string(key) if isinstance(key, str) else None
+                if why:
+                    return loc, f"字段名{why}"
+            stack.extend((loc + (k,), v) for k, v in reversed(items))
+        elif isinstance(value, list | tuple):
+            stack.extend((loc + (i,), v) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, BaseModel):  # readers may build utterances before the conversation
+            stack.extend((loc + (k,), v) for k, v in reversed(list(vars(value).items())))
+    return None
+
+
+def loc_text(loc: tuple[int | str, ...]) -> str:
+    """('utterances', 3, 'end') -> 'utterances[3].end'"""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + part
+    return out
 
 
 def normalize_role(value: object) -> str:
@@ -136,6 +195,15 @@ class Conversation(BaseModel):
     # Where the conversation came from (file, line) and notes such as "roles inferred"; not part of §1.
     source: str | None = None
     notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _safe(cls, data: object) -> object:
+        bad = unsafe_value(data)
+        if bad is not None:
+            loc, reason = bad
+            raise ValueError(f"{loc_text(loc) or 'conversation'}: {reason}")
+        return data
 
     @field_validator("id", mode="before")
     @classmethod

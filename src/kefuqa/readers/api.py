@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -68,33 +69,57 @@ def read_bytes(
     return _read_source(src, input_format, options)
 
 
-def iter_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+def iter_paths(paths: Iterable[str | Path], errors: list[InputError] | None = None) -> Iterator[Path]:
     """Files to read: folders are expanded recursively (sorted by name, skipping hidden entries and
-    files whose extension no reader claims); a file named explicitly is always given, as is ``-``."""
+    files whose extension no reader claims); a file named explicitly is always given, as is ``-``.
+
+    A folder that cannot be listed (no permission) is never skipped silently: its error is appended
+    to `errors` when given, else the folder itself is yielded and `read_path` reports why."""
     for p in paths:
         path = Path(p)
-        if str(p) != "-" and path.is_dir():
-            yield from _walk(path, set())
+        if str(p) != "-" and _is_dir(path):
+            yield from _walk(path, set(), errors)
         else:
             yield path
 
 
-def _walk(folder: Path, visited: set[Path]) -> Iterator[Path]:
-    real = folder.resolve()
-    if real in visited:  # a symlink loop
-        return
-    visited.add(real)
+def _is_dir(path: Path) -> bool:
     try:
-        entries = sorted(folder.iterdir(), key=lambda e: e.name)
+        return stat.S_ISDIR(path.stat().st_mode)
     except OSError:
+        return False
+
+
+def folder_error(folder: Path | str, e: OSError) -> InputError:
+    """The error of a folder that cannot be listed."""
+    return InputError(str(folder), None, f"无法读取该文件夹：{_os_reason(e)}")
+
+
+def _walk(folder: Path, visited: set[Path], errors: list[InputError] | None) -> Iterator[Path]:
+    try:
+        real = folder.resolve()
+        if real in visited:  # a symlink loop
+            return
+        visited.add(real)
+        entries = sorted(folder.iterdir(), key=lambda e: e.name)
+    except OSError as e:
+        if errors is None:
+            yield folder
+        else:
+            errors.append(folder_error(folder, e))
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
-            yield from _walk(entry, visited)
-        elif entry.is_file() and known_extension(entry.name):
-            yield entry
+        if _is_dir(entry):
+            yield from _walk(entry, visited, errors)
+        elif known_extension(entry.name):
+            try:
+                regular = stat.S_ISREG(entry.stat().st_mode)
+            except OSError:
+                regular = True  # the reader names the error
+            if regular:
+                yield entry
 
 
 # ---- internals --------------------------------------------------------------------------------------
@@ -133,6 +158,14 @@ def _read_path(path: str | Path, input_format: str | None, options: ReadOptions)
         shown = options.source_name or str(path)
         try:
             src = Source.from_file(path, shown, _stem(options.source_name or path.name))
+        except IsADirectoryError:
+            try:
+                next(path.iterdir(), None)
+            except OSError as e:
+                yield folder_error(shown, e)
+            else:
+                yield InputError(shown, None, _os_reason(IsADirectoryError()))
+            return
         except OSError as e:
             yield InputError(shown, None, _os_reason(e))
             return
@@ -145,7 +178,7 @@ def _os_reason(e: OSError) -> str:
     if isinstance(e, IsADirectoryError):
         return "this is a folder, not a file"
     if isinstance(e, PermissionError):
-        return "permission denied"
+        return "permission denied（没有读取权限）"
     return f"cannot read the file: {e.strerror or e}"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kefuqa.errors import InputError
-from kefuqa.model import Conversation, Utterance
+from kefuqa.model import Conversation, Utterance, unsafe_value
 
 from .source import Source
 
@@ -83,8 +83,45 @@ def parse_json(text: str, source: str, place_prefix: str | None = None) -> Any |
         if e.msg == "Extra data":
             reason += " (more than one JSON value; JSON Lines files need --format jsonl)"
         return InputError(source, place, reason)
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        depth, line, col = _too_deep_at(text)
+        place = f"{place_prefix}, column {col}" if place_prefix else f"line {line}, column {col}"
+        return InputError(source, place, f"invalid JSON: 嵌套过深（此处已是第 {depth} 层），不是通话数据")
+    except ValueError as e:
         return InputError(source, place_prefix, f"invalid JSON: {e}")
+
+
+_DEEP = 500  # where the place of a too-deep JSON value is shown (the parser itself gives up near 1,000)
+
+
+def _too_deep_at(text: str) -> tuple[int, int, int]:
+    """(depth, line, column), 1-based, of the bracket that opens level `_DEEP`, else of the deepest one
+    (strings skipped); only called after the parser gave up, so the character loop costs nothing on
+    good input."""
+    depth, line, col, in_str, escaped = 0, 1, 0, False, False
+    deepest = (0, 1, 1)
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest[0]:
+                deepest = (depth, line, col)
+            if depth >= _DEEP:
+                break
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def load_json(src: Source) -> Any | InputError:
@@ -178,6 +215,9 @@ def prefixed(prefix: str | None) -> Callable[[tuple[int | str, ...]], str | None
 def validate_conversation(
     data: dict[str, Any], source: str, place_of: Callable[[tuple[int | str, ...]], str | None]
 ) -> Conversation | InputError:
+    bad = unsafe_value(data)
+    if bad is not None:
+        return InputError(source, place_of(bad[0]), bad[1])
     try:
         return Conversation.model_validate(data)
     except ValidationError as e:

@@ -36,7 +36,7 @@ def _object_lines(head: bytes) -> tuple[int, int] | None:
     for line in lines:
         try:
             whole += isinstance(json.loads(line), dict)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return len(lines), whole
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import codecs
 import io
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -125,9 +127,15 @@ def head_text(head: bytes) -> str:
 class _Replay(io.RawIOBase):
     """A stream that gives `head` again and then the rest of `rest` (stdin cannot be rewound)."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: BinaryIO, close_rest: bool = False) -> None:
         self._head = memoryview(head)
         self._rest = rest
+        self._close_rest = close_rest
+
+    def close(self) -> None:
+        if self._close_rest and not self.closed:
+            self._rest.close()
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -161,8 +169,12 @@ class Source:
 
     @classmethod
     def from_file(cls, path: Path, name: str, stem: str) -> Source:
-        """Raises OSError when the file cannot be opened."""
-        with open(path, "rb") as f:
+        """Raises OSError when the file cannot be opened. A pipe (``<(cat call.json)``, a FIFO) or a
+        device is read once, as stdin is: its head is kept and replayed."""
+        f = open(path, "rb")  # noqa: SIM115 - kept open for a pipe
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return cls.from_stdin(name, stem, path.name, f)
+        with f:
             head = f.read(HEAD_SIZE)
         return cls(name, stem, path.name, head, lambda: open(path, "rb"), path)
 
@@ -181,7 +193,8 @@ class Source:
             if opened:
                 raise RuntimeError("stdin can only be read once")
             opened = True
-            return io.BufferedReader(_Replay(head, raw), buffer_size=64 * 1024)  # type: ignore[return-value]
+            replay = _Replay(head, raw, close_rest=stream is not None and stream is not sys.stdin.buffer)
+            return io.BufferedReader(replay, buffer_size=64 * 1024)  # type: ignore[return-value]
 
         return cls(name, stem, hint, head, opener, None)
 

@@ -118,7 +118,7 @@ def _sentences(result: dict[str, Any], path: str, key_path: tuple[str, ...]) -> 
         if isinstance(value, str) and value.strip().startswith("{"):  # a Result sent as a JSON string
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise _Bad(path, "Result is a string that is not valid JSON") from None
         value = value.get(key) if isinstance(value, dict) else None
     if not isinstance(value, list):
