@@ -141,32 +141,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
             _add_rule(item, rules, origin, own, str(path), line)
 
     lines = data.key_lines if isinstance(data, LineDict) else {}
-    for target in spec.disable:
-        hit = [rid for rid in rules if rid == target or (rid.startswith(target) and not target[-1:].isdigit())]
-        if not hit:
-            raise RuleError(str(path), lines.get("disable"), "disable", f"no rule {target!r} to disable")
-        for rid in hit:
-            rules[rid] = rules[rid].model_copy(update={"enabled": False})
-    for rid, changes in spec.override.items():
-        if rid not in rules:
-            raise RuleError(str(path), lines.get("override"), f"override.{rid}", f"no rule {rid!r} to override")
-        if "id" in changes or "kind" in changes:
-            raise RuleError(str(path), lines.get("override"), f"override.{rid}", "cannot change 'id' or 'kind'")
-        merged = rules[rid].model_dump(by_alias=True, exclude_unset=True)
-        merged.update(changes)
-        try:
-            rules[rid] = rule_models().rule.validate_python(merged)
-        except ValidationError as exc:
-            ov = data["override"][rid]
-            raise rule_error_from_validation(exc, ov, str(path), prefix=f"override.{rid}.") from None
-    for rid, phrases in spec.add_phrases.items():
-        if rid not in rules:
-            raise RuleError(str(path), lines.get("add_phrases"), f"add_phrases.{rid}", f"no rule {rid!r}")
-        rule = rules[rid]
-        if not hasattr(rule, "phrases") or (not rule.phrases and getattr(rule, "groups", None)):
-            raise RuleError(str(path), lines.get("add_phrases"), f"add_phrases.{rid}",
-                            f"rule {rid} ({rule.kind}) has no phrase list to add to")
-        rules[rid] = rule.model_copy(update={"phrases": list(rule.phrases) + list(phrases)})
+    _apply_edits(spec, data, lines, rules, str(path))
 
     if spec.scorecard is not None:
         scorecard = load_scorecard(spec.scorecard, base, scorecard, str(path), sources)
@@ -179,6 +154,36 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
                   origin, sources)
     finish(rb, str(path))
     return rb
+
+
+def _apply_edits(spec: Any, data: Any, lines: dict[str, int], rules: dict[str, Any], source: str) -> None:
+    """A rulebook's `disable`, `override` and `add_phrases`, applied to the rules it has so far."""
+    for target in spec.disable:
+        hit = [rid for rid in rules if rid == target or (rid.startswith(target) and not target[-1:].isdigit())]
+        if not hit:
+            raise RuleError(source, lines.get("disable"), "disable", f"no rule {target!r} to disable")
+        for rid in hit:
+            rules[rid] = rules[rid].model_copy(update={"enabled": False})
+    for rid, changes in spec.override.items():
+        if rid not in rules:
+            raise RuleError(source, lines.get("override"), f"override.{rid}", f"no rule {rid!r} to override")
+        if "id" in changes or "kind" in changes:
+            raise RuleError(source, lines.get("override"), f"override.{rid}", "cannot change 'id' or 'kind'")
+        merged = rules[rid].model_dump(by_alias=True, exclude_unset=True)
+        merged.update(changes)
+        try:
+            rules[rid] = rule_models().rule.validate_python(merged)
+        except ValidationError as exc:
+            ov = data["override"][rid]
+            raise rule_error_from_validation(exc, ov, source, prefix=f"override.{rid}.") from None
+    for rid, phrases in spec.add_phrases.items():
+        if rid not in rules:
+            raise RuleError(source, lines.get("add_phrases"), f"add_phrases.{rid}", f"no rule {rid!r}")
+        rule = rules[rid]
+        if not hasattr(rule, "phrases") or (not rule.phrases and getattr(rule, "groups", None)):
+            raise RuleError(source, lines.get("add_phrases"), f"add_phrases.{rid}",
+                            f"rule {rid} ({rule.kind}) has no phrase list to add to")
+        rules[rid] = rule.model_copy(update={"phrases": list(rule.phrases) + list(phrases)})
 
 
 def _add_rule(rule: Any, rules: dict[str, Any], origin: dict[str, tuple[str, int | None]], own: set[str],
@@ -282,9 +287,10 @@ def finish(rb: Rulebook, source: str) -> None:
         if rid not in ids:
             raise RuleError(source, None, f"rules.{rid}", f"scorecard scores unknown rule {rid!r}")
     digest = hashlib.sha256()
-    for name in sorted(rb.sources):
-        digest.update(Path(name).name.encode())
-        digest.update(rb.sources[name].encode())
+    # by file name, not path: the same rulebook installed elsewhere has the same version
+    for name, text in sorted((Path(n).name, t) for n, t in rb.sources.items()):
+        digest.update(name.encode())
+        digest.update(text.encode())
     short = digest.hexdigest()[:10]
     rb.version = f"{rb.version}+{short}" if rb.version else short
 
@@ -330,3 +336,69 @@ def lint(source: str | Path) -> list[RuleError]:
     except RuleError as exc:
         return [exc]
     return []
+
+
+def load_rulebook_text(text: str, source: str = "rulebook.yaml") -> Rulebook:
+    """The rulebook in one self-contained YAML text, as `kefuqa.load_rulebook` loads the same text from a
+    file named `source` (same rules, scorecard and version): inline rules and scorecard, and `extends`
+    (also the scorecard's) only of a bundled rulebook, so nothing is read from the server's files.
+    Raises `RuleError` with `source` as the file.
+
+    Uploaded rulebooks live in the database as text; this loads them without writing files.
+    """
+    data = load_yaml(text, source)
+    if not isinstance(data, dict):
+        raise RuleError(source, 1, None, "a rulebook must be a mapping with at least 'name'")
+    lines = data.key_lines if isinstance(data, LineDict) else {}
+    try:
+        spec: Any = rule_models().rulebook_file.model_validate(data)
+    except ValidationError as exc:
+        raise rule_error_from_validation(exc, data, source) from None
+
+    def bundled(key: str, name: str) -> str:
+        if name not in bundled_names():
+            raise RuleError(source, lines.get(key.split(".")[0]), key,
+                            f"只能继承内置规则集（{', '.join(bundled_names())}），不能引用文件路径")
+        return name
+
+    rules: dict[str, Any] = {}
+    origin: dict[str, tuple[str, int | None]] = {}
+    sources: dict[str, str] = {}
+    scorecard: Scorecard | None = None
+    settings = Settings()
+    if spec.extends:
+        parent = load_rulebook(bundled("extends", spec.extends))
+        rules = {r.id: r for r in parent.rules}
+        origin, sources = dict(parent.origin), dict(parent.sources)
+        scorecard, settings = parent.scorecard, parent.settings
+    sources[source] = text
+
+    own: set[str] = set()
+    raw_rules = data.get("rules") or []
+    for i, item in enumerate(spec.rules):
+        line = raw_rules.item_lines[i] if hasattr(raw_rules, "item_lines") else None
+        if isinstance(item, str):
+            raise RuleError(source, line, "rules", f"上传的规则集须内联规则，不能引用规则文件 {item!r}")
+        if item.id in own:
+            first = origin.get(item.id, ("?", None))
+            raise RuleError(source, line, "id", f"duplicate rule id {item.id} (first defined at {first[0]}:{first[1]})")
+        own.add(item.id)
+        rules[item.id] = item
+        origin[item.id] = (source, line)
+
+    _apply_edits(spec, data, lines, rules, source)
+
+    if isinstance(spec.scorecard, str):
+        raise RuleError(source, lines.get("scorecard"), "scorecard", "评分卡须内联，不能引用文件")
+    if spec.scorecard is not None:
+        if spec.scorecard.extends and scorecard is None:
+            scorecard = load_rulebook(bundled("scorecard.extends", spec.scorecard.extends)).scorecard
+        scorecard = load_scorecard(spec.scorecard, Path("."), scorecard, source, sources)
+    if scorecard is None:
+        raise RuleError(source, None, "scorecard", "a rulebook needs a scorecard (or 'extends')")
+    if spec.settings is not None:
+        settings = spec.settings
+    rb = Rulebook(spec.name, spec.version or "", spec.description, list(rules.values()), scorecard, settings,
+                  origin, sources)
+    finish(rb, source)
+    return rb

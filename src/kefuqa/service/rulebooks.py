@@ -13,17 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as DBSession
 
 from ..engine import Checker
 from ..errors import RuleError
-from ..kinds import rule_models
-from ..rules.rulebook import Rulebook, bundled_names, finish, load_rulebook, load_scorecard
-from ..rules.schema import Scorecard
-from ..rules.schema import Settings as RuleSettings
-from ..rules.yamlsrc import LineDict, load_yaml, rule_error_from_validation
+from ..rules.rulebook import Rulebook, bundled_names, load_rulebook, load_rulebook_text
 from ..scoring import rule_terms
 from .config import Settings
 from .errors import Conflict, RulebookProblem
@@ -35,96 +30,6 @@ ACTIVE_TTL = 2.0  # seconds a worker trusts its idea of the active rulebook
 
 
 # ---- loading a rulebook from YAML text ---------------------------------------------------------------------
-
-
-def load_rulebook_text(text: str, source: str = UPLOAD_NAME) -> Rulebook:
-    """The rulebook in one self-contained YAML text, as `kefuqa.load_rulebook` loads the same text from a
-    file named `source` (same rules, scorecard and version): inline rules and scorecard, and `extends`
-    (also the scorecard's) only of a bundled rulebook, so nothing is read from the server's files.
-    Raises `RuleError` with `source` as the file.
-
-    Uploaded rulebooks live in the database as text; this loads them without writing files.
-    """
-    data = load_yaml(text, source)
-    if not isinstance(data, dict):
-        raise RuleError(source, 1, None, "a rulebook must be a mapping with at least 'name'")
-    lines = data.key_lines if isinstance(data, LineDict) else {}
-    try:
-        spec: Any = rule_models().rulebook_file.model_validate(data)
-    except ValidationError as exc:
-        raise rule_error_from_validation(exc, data, source) from None
-
-    def bundled(key: str, name: str) -> str:
-        if name not in bundled_names():
-            raise RuleError(source, lines.get(key.split(".")[0]), key,
-                            f"只能继承内置规则集（{', '.join(bundled_names())}），不能引用文件路径")
-        return name
-
-    rules: dict[str, Any] = {}
-    origin: dict[str, tuple[str, int | None]] = {}
-    sources: dict[str, str] = {}
-    scorecard: Scorecard | None = None
-    settings = RuleSettings()
-    if spec.extends:
-        parent = load_rulebook(bundled("extends", spec.extends))
-        rules = {r.id: r for r in parent.rules}
-        origin, sources = dict(parent.origin), dict(parent.sources)
-        scorecard, settings = parent.scorecard, parent.settings
-    sources[source] = text
-
-    own: set[str] = set()
-    raw_rules = data.get("rules") or []
-    for i, item in enumerate(spec.rules):
-        line = raw_rules.item_lines[i] if hasattr(raw_rules, "item_lines") else None
-        if isinstance(item, str):
-            raise RuleError(source, line, "rules", f"上传的规则集须内联规则，不能引用规则文件 {item!r}")
-        if item.id in own:
-            first = origin.get(item.id, ("?", None))
-            raise RuleError(source, line, "id", f"duplicate rule id {item.id} (first defined at {first[0]}:{first[1]})")
-        own.add(item.id)
-        rules[item.id] = item
-        origin[item.id] = (source, line)
-
-    for target in spec.disable:
-        hit = [rid for rid in rules if rid == target or (rid.startswith(target) and not target[-1:].isdigit())]
-        if not hit:
-            raise RuleError(source, lines.get("disable"), "disable", f"no rule {target!r} to disable")
-        for rid in hit:
-            rules[rid] = rules[rid].model_copy(update={"enabled": False})
-    for rid, changes in spec.override.items():
-        if rid not in rules:
-            raise RuleError(source, lines.get("override"), f"override.{rid}", f"no rule {rid!r} to override")
-        if "id" in changes or "kind" in changes:
-            raise RuleError(source, lines.get("override"), f"override.{rid}", "cannot change 'id' or 'kind'")
-        merged = rules[rid].model_dump(by_alias=True, exclude_unset=True)
-        merged.update(changes)
-        try:
-            rules[rid] = rule_models().rule.validate_python(merged)
-        except ValidationError as exc:
-            raise rule_error_from_validation(exc, data["override"][rid], source, prefix=f"override.{rid}.") from None
-    for rid, phrases in spec.add_phrases.items():
-        if rid not in rules:
-            raise RuleError(source, lines.get("add_phrases"), f"add_phrases.{rid}", f"no rule {rid!r}")
-        rule = rules[rid]
-        if not hasattr(rule, "phrases") or (not rule.phrases and getattr(rule, "groups", None)):
-            raise RuleError(source, lines.get("add_phrases"), f"add_phrases.{rid}",
-                            f"rule {rid} ({rule.kind}) has no phrase list to add to")
-        rules[rid] = rule.model_copy(update={"phrases": list(rule.phrases) + list(phrases)})
-
-    if isinstance(spec.scorecard, str):
-        raise RuleError(source, lines.get("scorecard"), "scorecard", "评分卡须内联，不能引用文件")
-    if spec.scorecard is not None:
-        if spec.scorecard.extends and scorecard is None:
-            scorecard = load_rulebook(bundled("scorecard.extends", spec.scorecard.extends)).scorecard
-        scorecard = load_scorecard(spec.scorecard, Path("."), scorecard, source, sources)
-    if scorecard is None:
-        raise RuleError(source, None, "scorecard", "a rulebook needs a scorecard (or 'extends')")
-    if spec.settings is not None:
-        settings = spec.settings
-    rb = Rulebook(spec.name, spec.version or "", spec.description, list(rules.values()), scorecard, settings,
-                  origin, sources)
-    finish(rb, source)
-    return rb
 
 
 # ---- compiled versions -------------------------------------------------------------------------------------
