@@ -322,7 +322,9 @@ def team_stats(team_id: int, p: APIUser, db: DB, request: Request,
 @router.get("/rules/quality", tags=["rulebooks"],
             summary="Per rule: findings, confirmed, rejected, overturned, measured precision (admin)")
 def rule_quality(p: Admin, db: DB) -> list[dict[str, Any]]:
-    return repo.rule_quality(db, p.user)
+    from .usecases.missed import with_recall  # issue 13: missed findings and recall beside precision
+
+    return with_recall(db, repo.rule_quality(db, p.user))
 
 
 # ---- rulebooks -------------------------------------------------------------------------------------------------

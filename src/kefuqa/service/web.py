@@ -86,6 +86,8 @@ def _nav(user: User, counts: dict[str, int]) -> list[dict[str, Any]]:
         ("/calls", "我的会话" if r == "agent" else "会话列表", "calls", ROLES),
         ("/reviews", "复核队列", "reviews", ("admin", "qa")),
         ("/search", "全文搜索", "search", ROLES),  # issue 13
+        ("/queue", "我的复核任务", "queue", ("admin", "qa")),  # issue 13
+        ("/plans", "抽检计划", "plans", ("admin", "qa")),  # issue 13
         ("/appeals", "我的申诉" if r == "agent" else "申诉处理", "appeals", ROLES),
         ("/teams", "班组", "teams", ("admin", "qa")),
         ("/agents", "坐席", "agents", ("admin", "qa", "leader")),
@@ -645,7 +647,9 @@ def rulebook_activate(rulebook_id: int, ctx: PageCtx, form: Form) -> Response:
 
 @router.get("/rules/quality", dependencies=[AdminPage])
 def quality(request: Request, p: PageUser, db: DB) -> Response:
-    rows = repo.rule_quality(db, p.user)
+    from .usecases.missed import with_recall  # issue 13: recall from missed findings
+
+    rows = with_recall(db, repo.rule_quality(db, p.user))
     judged = [r for r in rows if r["reviewed"]]
     return render(request, "quality.html", p, active="quality", rows=rows, bar=charts.precision_bar,
                   chart=charts.bar_chart([(f"{r['rule']} {r['name'] or ''}", round(r["precision"] * 100))

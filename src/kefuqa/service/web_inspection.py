@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import web_search
+from . import web_plans, web_search
 
 router = APIRouter()
 router.include_router(web_search.router)
+router.include_router(web_plans.router)
