@@ -97,6 +97,22 @@ def test_missing_or_corrupt_model_file_is_a_clear_error(rulebook, tmp_path):
         NgramModel.load(truncated)
 
 
+def test_cli_check_names_a_missing_model_and_exits_2(rulebook, tmp_path):
+    from typer.testing import CliRunner
+
+    from kefuqa.cli import app
+
+    rulebook("- {id: X01, name: a, kind: intent, label: empathy, severity: event, message: m}",
+             extra=_settings(tmp_path / "gone.json.gz"))
+    call = tmp_path / "c.json"
+    call.write_text(json.dumps({"id": "c1", "utterances": [{"role": "agent", "text": "我理解您的心情"}]}),
+                    encoding="utf-8")
+    got = CliRunner().invoke(app, ["check", str(call), "--rulebook", str(tmp_path / "rulebook.yaml")])
+    assert got.exit_code == 2
+    assert "判断模型错误" in got.output and "gone.json.gz" in got.output
+    assert "Traceback" not in got.output
+
+
 def test_labels_satisfy_groups_of_required_and_conditional_rules(rulebook, tiny_model):
     rb = rulebook("""
     - {id: X01, name: 投诉, kind: intent, label: complaint, role: customer, severity: event, message: m}

@@ -20,6 +20,7 @@ from . import __version__
 from .batch import find_inputs, score
 from .engine import Checker
 from .errors import InputError, RuleError
+from .judge.ngram import ModelError
 from .judge_cli import model_app
 from .model import Report
 from .rules.rulebook import Rulebook, load_rulebook
@@ -182,7 +183,12 @@ def check(
     targets, missing = find_inputs(paths)
     for e in missing:
         tally.bad(e)
-    results = score(targets, Checker(rb), jobs=jobs, input_format=input_format, read_options=options,
+    try:
+        checker = Checker(rb)
+    except ModelError as exc:  # a judgement model the rulebook needs is missing or corrupt
+        err.print(f"[red]判断模型错误[/red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    results = score(targets, checker, jobs=jobs, input_format=input_format, read_options=options,
                     select=_split(select), ignore=_split(ignore), keep_conversations=fmt not in ("json", "jsonl"))
     reports = tally.reports(results, fail_under)
     # a live bar on stderr, unless the report itself is being printed to the same terminal
