@@ -39,7 +39,7 @@ def test_unknown_kind(tmp_path):
 def test_bad_regex(tmp_path):
     err = lint_one(write(tmp_path, "  - id: X01\n    name: a\n    kind: phrase\n    message: m\n"
                                    "    phrases:\n      - {regex: '难道(.*吗'}\n"))
-    assert err.line == 11 and "regular expression" in err.reason
+    assert err.line == 11 and "正则表达式" in err.reason and "写法有误" in err.reason
 
 
 def test_duplicate_ids(tmp_path):

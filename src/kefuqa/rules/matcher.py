@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse  # type: ignore[no-redef]
 
 from .. import normalize
+from .regex import RulePattern, compile_rule_regex
 from .schema import PhraseItem
 
 _HAS_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
@@ -125,7 +126,7 @@ def _branch_literals(sub: object) -> list[str] | None:
 class Item:
     text: str  # as written in the rule (for messages and docs)
     key: str | None
-    regex: re.Pattern[str] | None
+    regex: RulePattern | None
     suggest: str | None
     whole: bool | None
     pinyin: bool
@@ -217,7 +218,7 @@ class PhraseIndex:
             if item.regex is not None:
                 idx = len(pset.items)
                 pset.regex_items.append(idx)
-                pset.items.append(Item(item.regex, None, re.compile(item.regex), item.suggest, item.whole, False,
+                pset.items.append(Item(item.regex, None, compile_rule_regex(item.regex), item.suggest, item.whole, False,
                                        unless_set, near_set, hours))
                 lits = regex_literals(item.regex)
                 if lits:

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from .regex import RulePattern, compile_rule_regex
+
 RoleSel = Literal["agent", "customer", "any"]
 Op = Literal[">", ">=", "<", "<=", "==", "!=", "in", "not in"]
 Severity = Literal["info", "minor", "major", "critical", "event"]
@@ -26,11 +28,8 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+def _compile(pattern: str) -> RulePattern:
+    return compile_rule_regex(pattern)  # ValueError in words: invalid, or can freeze and RE2 can't run it
 
 
 class PhraseItem(Strict):
