@@ -97,6 +97,16 @@ def test_missing_or_corrupt_model_file_is_a_clear_error(rulebook, tmp_path):
         NgramModel.load(truncated)
 
 
+def test_a_word_said_twice_weighs_once_as_in_training(tiny_model):
+    # the model is trained on feature presence; summing every occurrence would push long, repetitive
+    # utterances over the threshold (a customer listing 了…了…了 facts is not complaining more)
+    model = NgramModel.load(tiny_model)
+    once = model.judge("箱子压扁了")["complaint"].score
+    thrice = model.judge("箱子压扁了，盒子压扁了，袋子也压扁了")["complaint"].score
+    assert thrice == pytest.approx(once)
+    assert model.judge("箱子压扁了")["complaint"].span is not None
+
+
 def test_cli_check_names_a_missing_model_and_exits_2(rulebook, tmp_path):
     from typer.testing import CliRunner
 

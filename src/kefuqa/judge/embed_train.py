@@ -65,8 +65,8 @@ def train_head(examples: Sequence[Example], *, model_dir: str | None = None, out
         fit, _ = _fit_head(C, vecs)
         clf = fit(rows.texts, rows.y, rows.weight)
         head["labels"][label] = {"w": [round(float(x), 5) for x in clf.coef_[0]], "b": round(float(clf.intercept_[0]), 5),
-                                 "threshold": round(th, 3), "C": C, "cv_f1": round(f1, 3)}
-        log(f"{label:20s} 语义头 C={C:<4} 阈值={th:.2f} 交叉验证 F1={f1:.3f}")
+                                 "threshold": round(th, 3), "C": C, "cv_f_beta": round(f1, 3)}
+        log(f"{label:20s} 语义头 C={C:<4} 阈值={th:.2f} 交叉验证 F0.5={f1:.3f}")
     p = out_path or DEFAULT_HEAD
     tmp = p.with_suffix(p.suffix + ".tmp")
     tmp.write_bytes(gzip.compress(json.dumps(head, ensure_ascii=False).encode(), mtime=0))

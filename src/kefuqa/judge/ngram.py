@@ -86,15 +86,19 @@ class NgramModel:
         z = {i: self.bias[i] for i in idx}
         contrib: dict[int, list[tuple[int, int, float]]] = {i: [] for i in idx}
         weights = self.weights
+        seen: set[str] = set()
         for f, s, e in feats:
             pairs = weights.get(f)
             if pairs is None:
                 continue
+            first = f not in seen  # presence, as in training: a feature said twice counts once
+            seen.add(f)
             for i, w in pairs:
                 if i in z:
-                    z[i] += w
+                    if first:
+                        z[i] += w
                     if w > 0:
-                        contrib[i].append((s, e, w))
+                        contrib[i].append((s, e, w))  # every occurrence, for the evidence span
         out = {}
         for i in idx:
             score = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z[i]))))
