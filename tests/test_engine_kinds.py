@@ -147,7 +147,10 @@ def test_conditional_kind_if_rule_then_phrase(rulebook):
       then: {phrases: [抱歉, 对不起]}
     """)
     (f,) = fired(kefuqa.check(conv("A: 您好", "C: 我要投诉", "A: 说吧"), rb), "X01")
-    assert f.utterance == 1 and f.evidence == "投诉"
+    # on the agent's reply that lacks the apology, quoting nothing; the message names the complaint
+    assert f.utterance == 2 and f.evidence is None and f.span is None and f.message == "投诉「投诉」未致歉"
+    (f,) = fired(kefuqa.check(conv("C: 我要投诉"), rb), "X01")  # no reply at all: on the complaint
+    assert f.utterance == 0 and f.evidence == "投诉"
     assert not fired(kefuqa.check(conv("C: 我要投诉", "A: 非常抱歉"), rb), "X01")
     # an apology before the complaint does not count
     assert fired(kefuqa.check(conv("A: 抱歉久等", "C: 我要投诉", "A: 说吧"), rb), "X01")

@@ -21,8 +21,10 @@ Any other key is an error naming the file and the case, so a typo (``expext:``) 
 silently testing nothing.
 
 Where a finding should land: words that must not be said, on the utterance that says them; an opening or
-closing that lacks something, on its first or last turn; a missed answer to a trigger (a complaint, a
-phone number to read back), on the trigger; a hold or transfer, on the agent's turn that started it; a
+closing that lacks something, on its first or last turn; a missed answer to the other side's words (a
+complaint, abuse, an outage report), on the checked role's first turn after them, quoting nothing (the
+message names the words); a phone number not read back, on the number; a hold or transfer, on the agent's
+turn that started it; a
 measured rule (rate, loudness, pitch), on the agent's turn furthest out; a whole-call omission (全程没有…)
 and a call field (ring time, response time, who hung up), call-level (`at: null`). Where the engine puts a
 finding elsewhere today, the case keeps the right place and says `xfail: why`; the xfail is strict, so the

@@ -128,8 +128,23 @@ class Context:
                     continue
                 kept.append(x)
             out = kept
+            if out[0].view != out[-1].view:  # both views: one phrase must not count twice
+                out = self._one_per_span(u, out)
         mc[sid] = out
         return out
+
+    def _one_per_span(self, u: int, found: list[Match]) -> list[Match]:
+        """Matches of both views (a regex on the clean view, a literal on the key view) that cover the
+        same words of the original text: the longer one is kept (the earlier one when as long), so the
+        same phrase never yields two findings of one rule."""
+        spans = [self.evidence(u, m)[1] for m in found]
+        order = sorted(range(len(found)), key=lambda i: (spans[i][0] - spans[i][1], spans[i][0]))
+        kept: list[int] = []
+        for i in order:
+            s, e = spans[i]
+            if all(e <= spans[k][0] or s >= spans[k][1] for k in kept):
+                kept.append(i)
+        return [found[i] for i in sorted(kept, key=lambda i: spans[i])]
 
     def candidates(self, sid: int, us: list[int]) -> list[int]:
         """The utterances of `us` where set `sid` can match at all (the automata saw something)."""
@@ -218,6 +233,12 @@ class Context:
         start, end = self.utt_time(u)
         ev, span = (None, None) if u is None else self.evidence(u, m)
         return Hit(u, start, end, ev, span, **kw)
+
+    def absence_at(self, u: int | None, **kw: Any) -> Hit:
+        """A finding about something NOT said, placed on turn `u` (its time) without quoting or
+        highlighting that turn: nothing in it is the fault, what is missing is in the message."""
+        start, end = self.utt_time(u)
+        return Hit(u, start, end, None, None, **kw)
 
     # ---- simple per-call views -----------------------------------------------------------------------
 

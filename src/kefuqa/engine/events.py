@@ -56,12 +56,16 @@ def event_pos(ctx: Context, ev: Event, edge: str = "end") -> Pos:
     return Pos(None, t, ev.end, None)
 
 
-def utterance_before(ctx: Context, t: float | None) -> int | None:
-    """The last utterance that starts at or before time t (the evidence for a timed event)."""
+def utterance_before(ctx: Context, t: float | None, role: str = "any") -> int | None:
+    """The last utterance of `role` that starts at or before time t (the evidence for a timed event: a
+    hold or transfer belongs on the agent's turn that started it, not on the customer's 好 before it);
+    the last of any role when `role` said nothing by then."""
     if t is None:
         return None
-    best = None
+    best = best_any = None
     for i, x in enumerate(ctx.conv.utterances):
         if x.start is not None and x.start <= t + 0.05:
-            best = i
-    return best
+            best_any = i
+            if role == "any" or x.role == role:
+                best = i
+    return best if best is not None else best_any

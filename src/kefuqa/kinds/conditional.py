@@ -95,12 +95,29 @@ class Conditional(Kind):
             if not ok:
                 if pos.match is not None and pos.u is not None:
                     pos.evidence, pos.span = ctx.evidence(pos.u, pos.match)
-                h = ctx.hit_at(pos.u, None, vars={"trigger": pos.evidence or ""})
-                if pos.evidence:
-                    h.evidence, h.span = pos.evidence, pos.span
+                reply = _reply(ctx, pos.u, then, us)
+                if reply is not None:
+                    # the other side's words (a complaint) asked for an answer the checked role never
+                    # gave: the finding sits on that role's first turn after them, quoting nothing
+                    # (the message names the trigger)
+                    h = ctx.absence_at(reply, vars={"trigger": pos.evidence or ""})
+                else:
+                    h = ctx.hit_at(pos.u, None, vars={"trigger": pos.evidence or ""})
+                    if pos.evidence:
+                        h.evidence, h.span = pos.evidence, pos.span
                 hits.append(h)
                 if us:
                     covered.update(range(pos.u if pos.u is not None else us[0], us[-1] + 1))
             if not r.window.turns and not r.window.seconds and r.window.direction in ("after", "call"):
                 break  # unbounded window: the first trigger decides
         return hits
+
+
+def _reply(ctx: Context, trigger_u: int | None, then: Then, us: list[int]) -> int | None:
+    """The checked role's first turn in the window after a trigger another role said, or None (the
+    trigger is the checked role's own words, a read-back, or the role never spoke)."""
+    if then.echo or trigger_u is None or not us or then.role == "any":
+        return None
+    if ctx.conv.utterances[trigger_u].role == then.role:
+        return None
+    return next((u for u in us if u > trigger_u), None)

@@ -60,8 +60,9 @@ class EventKind(Kind):
             missing = groups_missing(ctx, self.groups, us, r.need) if self.groups else []
             if self.groups and not missing:
                 continue
-            u = e.utterance if e.utterance is not None else utterance_before(ctx, e.start if e.start is not None else e.at)
-            h = ctx.hit_at(u, None, vars={"missing": "、".join(m for m in missing if m),
+            u = e.utterance if e.utterance is not None else utterance_before(
+                ctx, e.start if e.start is not None else e.at, r.role)
+            h = ctx.absence_at(u, vars={"missing": "、".join(m for m in missing if m),
                                           "seconds": round(e.duration, 1) if e.duration is not None else ""})
             if e.start is not None or e.at is not None:
                 h.start = e.start if e.start is not None else e.at

@@ -51,7 +51,7 @@ class Required(Kind):
                 missing = groups_missing(ctx, self.groups, us, r.need, r.labels)
                 if missing:
                     u = us[0] if us else pos.u
-                    hits.append(ctx.hit_at(u, None, vars={"missing": "、".join(m for m in missing if m)}))
+                    hits.append(ctx.absence_at(u, vars={"missing": "、".join(m for m in missing if m)}))
                 if not win.turns and not win.seconds:
                     break  # the rest of the call: the first trigger decides
             return hits
@@ -62,5 +62,6 @@ class Required(Kind):
         if not missing:
             return []
         # a closing check points at the last turn, an opening check at the first
-        u = us[-1] if r.scope is not None and r.scope.last_turns else us[0]
-        return [ctx.hit_at(u, None, vars={"missing": "、".join(m for m in missing if m)})]
+        # (a whole-call omission, 全程没有…, is call-level)
+        u = None if r.scope is None else us[-1] if r.scope.last_turns else us[0]
+        return [ctx.absence_at(u, vars={"missing": "、".join(m for m in missing if m)})]

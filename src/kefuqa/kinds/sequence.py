@@ -72,8 +72,8 @@ class Sequence(Kind):
                 elif us:
                     anchor_u = us[-1] if r.window.direction == "before" else us[0]
                 else:
-                    anchor_u = utterance_before(ctx, pos.t)
-                h = ctx.hit_at(anchor_u, None, vars={"missing": "、".join(missing)})
+                    anchor_u = utterance_before(ctx, pos.t, r.role)
+                h = ctx.absence_at(anchor_u, vars={"missing": "、".join(missing)})
                 if pos.t is not None:
                     h.start = pos.t
                     h.end = pos.end_t if pos.end_t is not None else h.end
