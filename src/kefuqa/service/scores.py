@@ -61,9 +61,28 @@ def carry_over(db: DBSession, old: list[Finding], new: list[Finding]) -> None:
         db.execute(update(Appeal).where(Appeal.finding_id == f.id).values(finding_id=target.id))
 
 
+def lock_call(db: DBSession, conv_id: int) -> Conversation:
+    """Hold the call for the rest of the transaction and read it afresh. Every change to a call's scores,
+    verdicts and appeals takes this lock first, so two of them on one call run one after the other and
+    the second sees what the first committed (a re-scoring never moves appeals off a superseded score, a
+    decision is taken once). PostgreSQL: the call's row (SELECT … FOR UPDATE); SQLite: the database's write
+    lock, taken by a write that changes nothing (its driver opens the transaction at the first write, so
+    what is read after it is current)."""
+    stmt = select(Conversation).where(Conversation.id == conv_id).execution_options(populate_existing=True)
+    if db.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=Conversation)
+    else:
+        db.execute(update(Conversation).where(Conversation.id == conv_id).values(id=Conversation.id)
+                   .execution_options(synchronize_session=False))
+    fresh = db.scalar(stmt)
+    assert fresh is not None  # a call is never deleted while the workbench runs
+    return fresh
+
+
 def rescore_conversation(db: DBSession, rulebooks: Rulebooks, conv: Conversation, *, user_id: int | None) -> Score:
     """Score a stored conversation again with the active rulebook; the old scores stay as history and
     inspectors' verdicts and pending appeals move to the matching new findings."""
+    conv = lock_call(db, conv.id)
     rb: Loaded = rulebooks.active(db)
     report = rb.checker.check(ConversationModel.model_validate(conv.data))
     score = Score(**score_values(report, conv.id, rb.id, user_id, "rescore", utcnow()))

@@ -5,12 +5,12 @@ only then is the role asked (Forbidden)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .. import repository as repo
 from ..errors import Conflict, Forbidden, Invalid
 from ..models import Appeal, Conversation, Finding, Review, Score, utcnow
-from ..scores import VOIDED, recompute
+from ..scores import VOIDED, lock_call, recompute
 from .context import Ctx
 
 REVIEWERS = ("admin", "qa")
@@ -41,6 +41,8 @@ def review_finding(ctx: Ctx, finding_id: int, verdict: str, reason: str | None) 
         if verdict not in ("confirm", "reject"):
             raise Invalid("复核结论须为 confirm（确认）或 reject（驳回）")
         reason = _reason(reason, "驳回扣分项时请填写理由" if verdict == "reject" else None)
+        conv = lock_call(db, conv.id)
+        db.refresh(finding)
         if finding.score_id != conv.current_score_id:
             raise Conflict("这条扣分属于历史评分，只能复核当前评分")
         appeal = db.scalar(select(Appeal).where(Appeal.finding_id == finding.id))
@@ -70,6 +72,8 @@ def appeal_finding(ctx: Ctx, finding_id: int, reason: str | None) -> Appeal:
             raise Invalid("申诉理由不能超过 2000 字")
         if finding.kind != "finding":
             raise Invalid("事件不扣分，无需申诉")
+        conv = lock_call(db, conv.id)
+        db.refresh(finding)
         if finding.score_id != conv.current_score_id:
             raise Conflict("这条扣分属于历史评分，不能申诉")
         if finding.status in VOIDED:
@@ -96,17 +100,21 @@ def decide_appeal(ctx: Ctx, appeal_id: int, decision: str, reason: str | None) -
         if decision not in ("accept", "reject"):
             raise Invalid("裁决须为 accept（申诉成立）或 reject（维持扣分）")
         reason = _reason(reason, "维持扣分时请填写理由" if decision == "reject" else None)
-        if appeal.status != "pending":
-            raise Conflict("该申诉已裁决，结论为最终结果，不能再次裁决")
+        conv = lock_call(db, appeal.conversation_id)
         now = utcnow()
-        appeal.status = "accepted" if decision == "accept" else "rejected"
-        appeal.decided_by, appeal.decided_at, appeal.decision_reason = user.id, now, reason
+        status = "accepted" if decision == "accept" else "rejected"
+        # decided exactly once: only a pending appeal changes, whoever else decides at the same moment
+        done = db.execute(update(Appeal).where(Appeal.id == appeal.id, Appeal.status == "pending").values(
+            status=status, decided_by=user.id, decided_at=now, decision_reason=reason)
+            .execution_options(synchronize_session=False))
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("该申诉已裁决，结论为最终结果，不能再次裁决")
+        db.refresh(appeal)
         finding = appeal.finding
+        db.refresh(finding)
         finding.status = "overturned" if decision == "accept" else "confirmed"
         finding.reviewed_by, finding.reviewed_at = user.id, now
         finding.review_reason = reason or ("申诉成立" if decision == "accept" else None)
-        conv = db.get(Conversation, appeal.conversation_id)
-        assert conv is not None  # an appeal belongs to a call
         _rescore(ctx, conv, finding)
         repo.audit(db, user, f"appeal.{decision}", "appeal", appeal.id, ctx.ip, call=conv.call_id,
                    rule=finding.rule, reason=reason)
