@@ -3,6 +3,8 @@
 `metric` rules and `applies` conditions name a measure (``ring_seconds``, ``customer_first_delay``,
 ``loudness_rise_db`` …). A new measure is one function registered with `@measure_fn(name)`; it gets the
 context and the rule asking (for parameters such as `uses`) and returns a value or None when unknown.
+A measure about one turn stores its index as ``ctx.cache["at:<name>"]``; a `metric` finding then sits on
+that turn instead of being call-level.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ def loudness_rise_db(ctx: Context, rule: Any) -> float | None:
     A customer turn is angry when the recogniser tagged it angry, when a rule the asking rule `uses`
     (EVT004 in the standard rulebook) fired on it, or when it is 6 dB above the customer's median level.
     """
+    ctx.cache.pop("at:loudness_rise_db", None)
     utts = ctx.conv.utterances
     agent = [u for u in ctx.by_role["agent"] if isinstance(utts[u].attrs.get("loudness_dbfs"), int | float)]
     cust = [u for u in ctx.by_role["customer"] if isinstance(utts[u].attrs.get("loudness_dbfs"), int | float)]
@@ -152,10 +155,12 @@ def loudness_rise_db(ctx: Context, rule: Any) -> float | None:
     for u in agent:
         prev_cust = [c for c in ctx.by_role["customer"] if c < u]
         if prev_cust and prev_cust[-1] in angry:
-            after.append(float(utts[u].attrs["loudness_dbfs"]))
+            after.append((float(utts[u].attrs["loudness_dbfs"]), u))
     if not after:
         return 0.0
-    return max(after) - base
+    loudest, u = max(after)
+    ctx.cache["at:loudness_rise_db"] = u  # the finding belongs on this turn
+    return loudest - base
 
 
 def add_limit(start: datetime, limit: str) -> datetime:

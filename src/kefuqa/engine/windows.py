@@ -32,12 +32,13 @@ def scoped(ctx: Context, role: str, scope: Scope | None) -> list[int]:
     us = ctx.role_utts(role)
     if scope is None:
         return us
-    if scope.first_turns or scope.last_turns:
+    if scope.first_turns or scope.last_turns or scope.skip_turns:
         ts = ctx.turn_cache.get(role)
         if ts is None:
             ts = ctx.turn_cache[role] = turns(ctx, us)
         if scope.first_turns:
             ts = ts[: scope.first_turns]
+        ts = ts[scope.skip_turns:]
         if scope.last_turns:
             ts = ts[-scope.last_turns:]
         us = [u for t in ts for u in t]

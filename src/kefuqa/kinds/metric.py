@@ -48,6 +48,30 @@ def _round(v: Any) -> Any:
     return round(v, 1) if isinstance(v, float) else v
 
 
+# What a call-level measure found, in words (the evidence of a finding that quotes no utterance).
+_WORDS: dict[str, str] = {
+    "ring_seconds": "振铃 {v} 秒后接听",
+    "customer_first_delay": "客户 {v} 秒后才开口",
+    "loudness_rise_db": "客户激动后坐席音量升高 {v} dB",
+}
+_ENDED_BY = {"agent": "坐席先挂断了电话", "customer": "客户挂断了电话", "system": "线路中断"}
+
+
+def _num(v: Any) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(_round(v))
+
+
+def measured_words(measure: str, value: Any) -> str:
+    """「振铃 22 秒后接听」, not 「ring_seconds: 22.0」: a call field or measure, in words."""
+    if measure == "ended_by":
+        return _ENDED_BY.get(str(value), f"挂断方：{value}")
+    template = _WORDS.get(measure)
+    if template is not None:
+        return template.format(v=_num(value))
+    name = measure.split(":", 1)[-1]
+    return f"测得 {name} 为 {_num(value)}"
+
+
 @register
 class Metric(Kind):
     name = "metric"
@@ -93,7 +117,10 @@ class Metric(Kind):
             raise NotApplicable(f"缺少 {r.measure}")
         if not self.violates(value):
             return []
-        return [Hit(None, None, None, f"{r.measure}: {_round(value)}", None, vars={"value": _round(value)})]
+        at = ctx.cache.get(f"at:{r.measure}")  # a measure may say which turn it measured
+        if isinstance(at, int):
+            return [ctx.hit_at(at, None, vars={"value": _round(value)})]
+        return [Hit(None, None, None, measured_words(r.measure, value), None, vars={"value": _round(value)})]
 
     def _sla(self, ctx: Context) -> list[Hit]:
         r = self.rule

@@ -57,7 +57,7 @@ class Required(Kind):
             return hits
         us = scoped(ctx, r.role, r.scope)
         if not us:
-            raise NotApplicable(f"{ROLE_NAMES[r.role]}没有发言")
+            raise NotApplicable(f"{'检查范围内' if r.scope is not None else ''}{ROLE_NAMES[r.role]}没有发言")
         missing = groups_missing(ctx, self.groups, us, r.need, r.labels)
         if not missing:
             return []

@@ -124,6 +124,9 @@ class Scope(Strict):
 
     first_turns: int | None = Field(default=None, ge=1)
     last_turns: int | None = Field(default=None, ge=1)
+    # the role's first turns not looked at (with first_turns: turns skip_turns+1 … first_turns), e.g. the
+    # greeting said before a silence the rule is about
+    skip_turns: int = Field(default=0, ge=0)
     first_seconds: float | None = Field(default=None, gt=0)
     last_seconds: float | None = Field(default=None, gt=0)
 
