@@ -88,6 +88,7 @@ def _nav(user: User, counts: dict[str, int]) -> list[dict[str, Any]]:
         ("/search", "全文搜索", "search", ROLES),  # issue 13
         ("/queue", "我的复核任务", "queue", ("admin", "qa")),  # issue 13
         ("/plans", "抽检计划", "plans", ("admin", "qa")),  # issue 13
+        ("/calibration", "校准", "calibration", ("admin", "qa")),  # issue 13
         ("/appeals", "我的申诉" if r == "agent" else "申诉处理", "appeals", ROLES),
         ("/teams", "班组", "teams", ("admin", "qa")),
         ("/agents", "坐席", "agents", ("admin", "qa", "leader")),

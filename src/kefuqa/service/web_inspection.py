@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import web_plans, web_search
+from . import web_calibration, web_plans, web_search
 
 router = APIRouter()
 router.include_router(web_search.router)
 router.include_router(web_plans.router)
+router.include_router(web_calibration.router)
