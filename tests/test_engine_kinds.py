@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from tests.conftest import conv, fired
 
 import kefuqa
@@ -349,3 +350,27 @@ settings:
     assert fired(kefuqa.check(conv("[0-2] A: 请稍等", "[20-21] A: 好了"), rb), "X01")
     assert "X01" in kefuqa.check(conv("[0-2] A: 您好", "[20-21] A: 好了"), rb).not_applicable
     assert "X01" in kefuqa.check(conv("[0-2] A: 请稍等", "[5-6] A: 好了"), rb).not_applicable
+
+
+def test_yields_to_keeps_one_finding_per_clause(rulebook):
+    """LNG004 yields to LNG001 in the standard rulebook: the same words are not punished twice."""
+    rb = rulebook("""
+    - {id: X01, name: 禁语, kind: phrase, points: 10, dimension: 礼貌, message: m, phrases: [我不是说了吗]}
+    - {id: X02, name: 反问, kind: phrase, points: 5, dimension: 礼貌, message: m, yields_to: [X01],
+       phrases: [我不是说了吗, 你不明白吗]}
+    """)
+    r = kefuqa.check(conv("C: 怎么弄", "A: 我不是说了吗？你不明白吗？"), rb)
+    assert [(f.rule, f.evidence) for f in r.findings] == [("X01", "我不是说了吗"), ("X02", "你不明白吗")]
+    # ignoring the stronger rule brings the other back: nothing is hidden behind a rule not shown
+    r = kefuqa.check(conv("C: 怎么弄", "A: 我不是说了吗？"), rb, ignore=["X01"])
+    assert [(f.rule, f.evidence) for f in r.findings] == [("X02", "我不是说了吗")]
+
+
+def test_yields_to_an_unknown_rule_is_a_lint_error(rulebook):
+    with pytest.raises(kefuqa.RuleError, match="yields_to"):
+        rulebook("- {id: X02, name: a, kind: phrase, message: m, yields_to: [X09], phrases: [喂]}\n")
+
+
+def test_standard_lng004_yields_to_lng001():
+    r = kefuqa.check(conv("C: 怎么弄", "A: 我不是说了吗"))
+    assert [f.rule for f in r.findings if f.rule.startswith("LNG")] == ["LNG001"]

@@ -39,7 +39,8 @@ def _deduction(rb: Rulebook, rule: Any) -> str:
     how = "每次" if rule.deduct == "each" else "每通"
     cap = f"，最多 {rule.max_points:g} 分" if rule.max_points is not None else ""
     fatal = "；红线：出现即整通 0 分" if rule.id in rb.scorecard.fatal else ""
-    return f"{how}扣 {points:g} 分（{dim}）{cap}{fatal}"
+    yields = f"；与 {'、'.join(rule.yields_to)} 落在同一处时只报后者" if rule.yields_to else ""
+    return f"{how}扣 {points:g} 分（{dim}）{cap}{fatal}{yields}"
 
 
 def rule_labels(rule: Any) -> list[tuple[str, Any]]:

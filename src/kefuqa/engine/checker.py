@@ -83,6 +83,7 @@ class Checker:
         for c in self._sequence:
             c.kind.bind(self.index)
         self._shown = {r.id for r in self.order if r.enabled}
+        self._yielding = {r.id: list(r.yields_to) for r in self.order if r.yields_to}
         self._rulebook_ref = {"name": rulebook.name, "version": rulebook.version}
         self._utt_cache: dict[tuple[str, str], UtteranceView] = {}
         self.judges = Judges(s.judges)
@@ -176,6 +177,8 @@ class Checker:
                 findings.append(Finding(r.id, r.name, r.severity, 0.0, h.utterance, h.start, h.end, h.evidence,
                                         r.message.format_map(vars_), h.suggestion or r.suggest, None, h.span,
                                         h.via, h.confidence, h.judge))
+        if self._yielding and findings:
+            findings = _without_yielded(findings, self._yielding)
         findings.sort(key=_finding_order)
         events.sort(key=_finding_order)
         conv = ctx.conv
@@ -228,6 +231,23 @@ class Checker:
             # an unknown value is not equal to anything: "ended_by != system" holds when ended_by is unknown
             return True if cond.op in ("!=", "not in") else None
         return compare(value, cond.op, cond.value)
+
+
+def _without_yielded(findings: list[Finding], yielding: dict[str, list[str]]) -> list[Finding]:
+    """Drop the findings of a rule with `yields_to` whose words a finding of a rule it yields to covers."""
+    spans: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for f in findings:
+        if f.utterance is not None and f.span is not None:
+            spans.setdefault((f.rule, f.utterance), []).append(f.span)
+
+    def covered(f: Finding) -> bool:
+        if f.utterance is None or f.span is None:
+            return False
+        s, e = f.span
+        return any(a < e and s < b for other in yielding[f.rule]
+                   for a, b in spans.get((other, f.utterance), ()))
+
+    return [f for f in findings if f.rule not in yielding or not covered(f)]
 
 
 def _finding_order(f: Finding | EventHit) -> tuple[int, str]:

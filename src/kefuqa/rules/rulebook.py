@@ -266,6 +266,9 @@ def finish(rb: Rulebook, source: str) -> None:
         for ref in rule_refs(r):
             if ref not in ids:
                 raise RuleError(where[0], where[1], r.id, f"refers to unknown rule {ref!r}")
+        for ref in r.yields_to:
+            if ref not in ids:
+                raise RuleError(where[0], where[1], r.id, f"yields_to 指向不存在的规则 {ref!r}")
         for judge in judges_used(r):
             if judge != "fast" and judge not in rb.settings.judges:
                 raise RuleError(where[0], where[1], r.id,

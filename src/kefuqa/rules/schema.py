@@ -202,6 +202,9 @@ class RuleBase(Strict):
     applies: Applies = Field(default_factory=Applies)
     doc: Doc = Field(default_factory=Doc)
     tags: list[str] = Field(default_factory=list)
+    # precedence: a finding of this rule on words a finding of one of these rules already covers (same
+    # utterance, overlapping span) is not reported — one clause is not punished twice for one fault
+    yields_to: list[str] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
