@@ -1,0 +1,117 @@
+"""Issue 9 (service half): times in UTC on both databases, hostile input at the edge, the database gone,
+login throttling, rejected audio removed. Each test runs on SQLite and on PostgreSQL where a database
+is involved."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import svc_samples as samples
+from fastapi.testclient import TestClient
+
+from conftest import ADMIN_PASSWORD, make_settings
+from kefuqa.service.app import create_app
+from kefuqa.service.workbench import Workbench
+
+
+class Admin:
+    """A workbench with only its admin, and a client logged in as the admin."""
+
+    def __init__(self, url: str, folder: Path, **settings: Any) -> None:
+        self.wb = Workbench(make_settings(url, folder, **settings))
+        self.wb.setup()
+        self.client = TestClient(create_app(self.wb.settings, self.wb))
+        r = self.client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        assert r.status_code == 200, r.text
+        self.h = {"Authorization": f"Bearer {r.json()['token']}"}
+
+    def get(self, url: str, **kw: Any) -> Any:
+        return self.client.get(url, headers=self.h, **kw)
+
+    def post(self, url: str, **kw: Any) -> Any:
+        return self.client.post(url, headers=self.h, **kw)
+
+    def close(self) -> None:
+        self.client.close()
+        self.wb.engine.dispose()
+
+
+@pytest.fixture
+def admin(any_db: str, tmp_path: Path) -> Any:
+    a = Admin(any_db, tmp_path)
+    yield a
+    a.close()
+
+
+# ---- item 8: times ------------------------------------------------------------------------------------------
+
+
+def _call_at(call_id: str, started_at: str) -> dict[str, Any]:
+    call = samples.conversation(call_id, "A1", 2)
+    call["started_at"] = started_at
+    return call
+
+
+def test_times_are_stored_in_utc_and_shown_in_the_configured_zone(admin: Admin) -> None:
+    """23:30 and 00:30 (+08:00) fall on two local days but one UTC day: the API answers the instant in UTC,
+    the date filter and the CSV use the local day and time, the same on SQLite and PostgreSQL."""
+    late, early = f"tz-late-{uuid.uuid4().hex[:6]}", f"tz-early-{uuid.uuid4().hex[:6]}"
+    r = admin.post("/api/conversations", json=[_call_at(late, "2026-11-20T23:30:00+08:00"),
+                                               _call_at(early, "2026-11-21T00:30:00+08:00")])
+    assert r.status_code == 200 and r.json()["stored"] == 2, r.text
+    got = {c["call_id"]: c["call_at"] for c in admin.get("/api/calls").json()["items"]}
+    assert got[late] == "2026-11-20T15:30:00+00:00"
+    assert got[early] == "2026-11-20T16:30:00+00:00"
+
+    def on(day: str) -> set[str]:
+        items = admin.get(f"/api/calls?date_from={day}&date_to={day}").json()["items"]
+        return {c["call_id"] for c in items}
+
+    assert on("2026-11-20") == {late}
+    assert on("2026-11-21") == {early}
+    rows = list(csv.reader(io.StringIO(admin.get("/api/calls.csv").text.lstrip("\ufeff"))))
+    when = {row[0]: row[1] for row in rows[1:]}
+    assert when[late].startswith("2026-11-20 23:30") and when[early].startswith("2026-11-21 00:30")
+
+
+def test_another_configured_zone_moves_the_local_day(any_db: str, tmp_path: Path) -> None:
+    a = Admin(any_db, tmp_path, timezone="America/New_York")
+    try:
+        cid = f"tz-ny-{uuid.uuid4().hex[:6]}"
+        assert a.post("/api/conversations", json=[_call_at(cid, "2026-11-21T03:00:00+00:00")]).json()["stored"] == 1
+        items = a.get("/api/calls?date_from=2026-11-20&date_to=2026-11-20").json()["items"]
+        assert [c["call_id"] for c in items] == [cid]  # 22:00 the evening before in New York
+        rows = list(csv.reader(io.StringIO(a.get("/api/calls.csv").text.lstrip("\ufeff"))))
+        assert rows[1][1].startswith("2026-11-20 22:00")
+    finally:
+        a.close()
+
+
+def test_migration_moves_old_sqlite_call_times_to_utc(tmp_path: Path) -> None:
+    """Calls stored on SQLite before UTC conversion kept their local wall-clock time; 0002 fixes them from
+    the conversation's own started_at."""
+    import json
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from kefuqa.service.db import alembic_config, make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO conversations (call_id, call_at, utterance_count, has_audio, content_hash, "
+                          "data, created_at, updated_at, fatal) VALUES ('old-1', '2026-11-20 23:30:00.000000', 0, "
+                          "0, 'x', :data, '2026-11-20 15:31:00.000000', '2026-11-20 15:31:00.000000', 0)"),
+                     {"data": json.dumps({"id": "old-1", "started_at": "2026-11-20T23:30:00+08:00"})})
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT call_at FROM conversations")).scalar() == "2026-11-20 15:30:00.000000"
+    engine.dispose()
