@@ -89,6 +89,7 @@ def _nav(user: User, counts: dict[str, int]) -> list[dict[str, Any]]:
         ("/queue", "我的复核任务", "queue", ("admin", "qa")),  # issue 13
         ("/plans", "抽检计划", "plans", ("admin", "qa")),  # issue 13
         ("/calibration", "校准", "calibration", ("admin", "qa")),  # issue 13
+        ("/trends", "趋势预警", "trends", ("admin", "qa", "leader")),  # issue 13
         ("/appeals", "我的申诉" if r == "agent" else "申诉处理", "appeals", ROLES),
         ("/teams", "班组", "teams", ("admin", "qa")),
         ("/agents", "坐席", "agents", ("admin", "qa", "leader")),
@@ -233,7 +234,10 @@ def overview(request: Request, p: PageUser, db: DB) -> Response:
         teams.append({"team": t, "summary": ts})
     teams.sort(key=lambda x: -(x["summary"].average or 0))
     counts = repo.counts(db, p.user)
+    from .usecases.trends import alerts  # issue 13: rising rules and new complaint phrases
+
     return render(request, "overview.html", p, active="home", s=s, counts=counts, teams=teams, days=days,
+                  alerts=alerts(Ctx(workbench(request), db, p.user)),
                   periods=PERIODS,
                   trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="平均分趋势"),
                   dist=charts.column_chart(s.distribution, title="得分分布", colors=charts.DISTRIBUTION_COLORS),
