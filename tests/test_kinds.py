@@ -37,8 +37,10 @@ def test_voc005_hears_anger_that_only_the_words_show():
     angry = checker.check(_loud_call("凭什么让我等这么久，气死我了"))
     assert fired(angry, "EVT004")
     (f,) = fired(angry, "VOC005")
-    # the agent's answer right after the angry turn: -14.0 against a median of -25.75 dBFS
-    assert f.message == "客户激动时坐席音量随之升高 11.8 dB"
+    # the agent's answer right after the angry turn: -14.0 against the agent's level before the anger
+    # (median of -26.0 and -26.5), the measurement in the evidence too
+    assert f.message == "客户激动后坐席音量升高 12.2 dB（-26.2 → -14.0 dBFS）"
+    assert f.evidence == f.message and f.utterance == 4
     calm = checker.check(_loud_call("账号是零二八幺三五七九"))
     assert not fired(calm, "EVT004") and not fired(calm, "VOC005")
 

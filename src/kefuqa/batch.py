@@ -35,7 +35,7 @@ __all__ = [
     "score", "score_items", "work_units",
 ]
 
-Target = str | Path  # a file, or "-" for stdin
+Target = Any  # a file (str | Path), "-" for stdin, or a `kefuqa.readers.calls.CallFiles` (several files, one call)
 Result = Report | InputError
 
 SLICE_BYTES = 1 << 20  # JSONL files bigger than this are read in parallel slices of about this size
@@ -71,8 +71,13 @@ class Dedupe:
 
 def find_inputs(paths: Iterable[str | Path]) -> tuple[list[Target], list[InputError]]:
     """The files to read, folders expanded recursively (hidden entries and unknown extensions skipped,
-    ``"-"`` kept for stdin), and an error for each path that does not exist."""
+    ``"-"`` kept for stdin), and an error for each path that does not exist.
+
+    Files that make one call are grouped (`kefuqa.readers.calls.group_targets`): the calls a manifest
+    lists, and a recording with the transcript of the same stem; a manifest row that cannot be used is
+    an error here."""
     from .readers import iter_paths
+    from .readers.calls import group_targets
 
     files: list[Target] = []
     missing: list[InputError] = []
@@ -88,7 +93,8 @@ def find_inputs(paths: Iterable[str | Path]) -> tuple[list[Target], list[InputEr
         except OSError:
             pass  # a file in a folder that cannot be searched: the reader names the reason
         files.extend(iter_paths([p], missing))
-    return files, missing
+    grouped, bad_rows = group_targets(files)
+    return grouped, missing + bad_rows
 
 
 def read_inputs(files: Iterable[Target], input_format: str | None = None,
@@ -96,9 +102,13 @@ def read_inputs(files: Iterable[Target], input_format: str | None = None,
     """Every conversation in `files`, in order; a bad file or record is an `InputError` (file, place,
     reason) and reading goes on. `read_options` go to `kefuqa.readers.read_path`."""
     from .readers import read_path
+    from .readers.calls import CallFiles, read_call
 
     for f in files:
-        yield from read_path(f, input_format, **read_options)
+        if isinstance(f, CallFiles):
+            yield from read_call(f, input_format, **read_options)
+        else:
+            yield from read_path(f, input_format, **read_options)
 
 
 def score_items(items: Iterable[Conversation | InputError], checker: Checker, *,
@@ -126,6 +136,7 @@ class Unit:
     start: int = 0
     end: int = -1  # -1: the whole file
     first_line: int = 1  # the line number, in the whole file, of the slice's first line
+    call: Any = None  # a CallFiles: the files of one call (recording + transcript + manifest row)
 
 
 def work_units(files: Iterable[Target], input_format: str | None = None, *,
@@ -133,10 +144,14 @@ def work_units(files: Iterable[Target], input_format: str | None = None, *,
     """Whole files; JSONL files over `slice_bytes` (default `SLICE_BYTES`) cut at line ends into slices
     (line numbers kept). Stdin (``"-"``) can't be shared with workers: use `read_inputs` for it."""
     from .readers import detect_format
+    from .readers.calls import CallFiles
 
     slice_bytes = slice_bytes or SLICE_BYTES
 
     for f in files:
+        if isinstance(f, CallFiles):
+            yield Unit(f.name, call=f)
+            continue
         if str(f) == "-":
             raise ValueError("stdin cannot be cut into work units")
         path = Path(f)
@@ -168,8 +183,8 @@ def read_unit(unit: Unit, input_format: str | None = None, **read_options: Any) 
     """The conversations of one unit, as `read_inputs` gives them for the whole file."""
     from .readers import read_bytes
 
-    if unit.end < 0:
-        yield from read_inputs([unit.path], input_format, **read_options)
+    if unit.call is not None or unit.end < 0:
+        yield from read_inputs([unit.call or unit.path], input_format, **read_options)
         return
     with open(unit.path, "rb") as fh:
         fh.seek(unit.start)

@@ -160,6 +160,8 @@ def check(
     vad: Annotated[str | None, typer.Option(help="Audio: voice activity detector, auto, silero or energy.")] = None,
     excel: Annotated[bool, typer.Option(help="CSV: BOM and formula-safe cells for Excel.")] = False,
     embed_audio: Annotated[bool, typer.Option(help="HTML: put recordings inside the page for its player.")] = False,
+    include_insufficient: Annotated[bool, typer.Option(
+        help="Table/HTML: count calls marked 未充分质检 in the mean and grades too.")] = False,
 ) -> None:
     """Score conversations and report findings (exit 0 ok, 1 below --fail-under, 2 bad input)."""
     from .writers import FORMATS, write_reports
@@ -198,6 +200,8 @@ def check(
     if fmt == "html":
         write_opts = {"embed_audio": embed_audio,
                       "base_dir": str(Path(output).resolve().parent) if output not in (None, "-") else None}
+    if include_insufficient and fmt in ("table", "html"):
+        write_opts["include_insufficient"] = True
     try:
         with _output(output, fmt) as out:
             write_reports(reports, fmt, out, **write_opts)

@@ -142,3 +142,49 @@ def register() -> None:
     from kefuqa.readers.registry import register_reader
 
     register_reader("audio", extensions=EXTENSIONS, sniff=sniff, read=read, binary=True)
+    from kefuqa.readers.registry import register_recording_merger
+
+    register_recording_merger(merge)
+
+
+MIN_RATE = 8000  # below telephone quality nothing kefuqa measures is meaningful
+
+
+def merge(conv: Any, path: str | Path, options: Any = None) -> Any:
+    """The transcript `conv` with the measures of the recording at `path` (`kefuqa.audio.guided`), or an
+    `InputError` naming the recording and the reason (unreadable, wrong rate or channel count, times that
+    do not fit the transcript). `options`: ``channels`` (role of the left and right channel),
+    ``offset`` (seconds to add to the transcript's times), ``vad``, ``source_name``."""
+    source = str(getattr(options, "source_name", None) or path)
+    missing = available()
+    if missing is not None:
+        return InputError(source, None, f"{INSTALL_HINT} (missing module {missing})")
+    try:
+        roles = parse_channels(getattr(options, "channels", None))
+    except ValueError as exc:
+        return InputError(source, None, str(exc))
+    from kefuqa.audio.analyze import prepare
+    from kefuqa.audio.decode import AudioError, decode
+    from kefuqa.audio.guided import AlignmentError, measure_transcript
+    from kefuqa.audio.vad import VadError, get_vad
+
+    try:
+        offset = float(getattr(options, "offset", None) or 0.0)
+    except (TypeError, ValueError):
+        return InputError(source, None, f"offset {getattr(options, 'offset', None)!r} 不是秒数")
+    try:
+        vad = get_vad(getattr(options, "vad", None) or "auto")
+        decoded = decode(path)
+        if decoded.sample_rate < MIN_RATE:
+            return InputError(source, None, f"采样率 {decoded.sample_rate} Hz 低于电话音质的 8000 Hz，无法测量")
+        prep = prepare(decoded.samples, decoded.sample_rate, vad=vad)
+        out = measure_transcript(conv, prep, roles, offset=offset, samples=decoded.samples)
+    except AlignmentError as exc:
+        return InputError(source, None, f"与转写 {conv.source or conv.id} 不匹配：{exc}")
+    except (AudioError, VadError) as exc:
+        return InputError(source, None, str(exc))
+    except MemoryError:
+        return InputError(source, None, "recording too large to analyse in memory")
+    out.metrics.update({"audio_path": source, "sample_rate": int(decoded.sample_rate), "codec": decoded.codec,
+                        "vad": vad.name})
+    return out

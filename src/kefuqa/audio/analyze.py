@@ -15,6 +15,7 @@ import numpy as np
 from kefuqa.audio import measures as M
 from kefuqa.audio.asr import ASR_RATE, Transcriber
 from kefuqa.audio.decode import AudioError, to_rate, working_rate
+from kefuqa.audio.quality import reliability
 from kefuqa.audio.resample import resample
 from kefuqa.audio.roles import assign_roles
 from kefuqa.audio.vad import FRAME_SECONDS, Vad, frame_length, frame_levels, get_vad, noise_floor
@@ -78,12 +79,24 @@ class Piece:
         return self.f1 * FRAME_SECONDS
 
 
-def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Options | None = None,
-            transcriber: Transcriber | None = None, vad: Vad | None = None, source: str | None = None,
-            audio_path: str | None = None, timing: Timing | None = None) -> Conversation:
-    """Analyse decoded audio (``(channels, n)`` float32) into a Conversation; raises `AudioError` when
-    there is no speech."""
-    opts = options or Options()
+@dataclass(slots=True)
+class Prepared:
+    """A recording on the frame grid: one `Track` per channel with its own speech (bleed removed)."""
+
+    tracks: list[Track]
+    work: int  # the working sample rate
+    duration: float  # seconds
+    channels: int  # channels in the file (2 even when both carry the same signal)
+    notes: list[str]
+
+    @property
+    def mono(self) -> bool:
+        return len(self.tracks) == 1
+
+
+def prepare(samples: np.ndarray, sample_rate: int, *, vad: Vad, timing: Timing | None = None) -> Prepared:
+    """Frame levels, noise floor, crosstalk and VAD per channel: what both the bare-recording analysis and
+    the transcript-guided measures (`kefuqa.audio.guided`) start from."""
     timing = timing if timing is not None else Timing()
     samples = np.atleast_2d(np.asarray(samples, np.float32))
     if samples.shape[0] > 2:
@@ -94,9 +107,6 @@ def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Opt
     if n_channels == 2 and _same_signal(samples[0], samples[1]):
         samples = samples[:1]
         notes.append("both channels carry the same signal; analysed as mono")
-    mono = samples.shape[0] == 1
-    vad = vad or get_vad(opts.vad)
-
     t = time.perf_counter()
     work = working_rate(sample_rate)
     x = to_rate(samples, sample_rate, work)
@@ -111,6 +121,21 @@ def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Opt
         tr.active = M.hysteresis(probs) & gate
         tr.speech = tr.active & tr.allowed
     timing.vad += time.perf_counter() - t
+    return Prepared(tracks, work, duration, int(n_channels), notes)
+
+
+def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Options | None = None,
+            transcriber: Transcriber | None = None, vad: Vad | None = None, source: str | None = None,
+            audio_path: str | None = None, timing: Timing | None = None) -> Conversation:
+    """Analyse decoded audio (``(channels, n)`` float32) into a Conversation; raises `AudioError` when
+    there is no speech."""
+    opts = options or Options()
+    timing = timing if timing is not None else Timing()
+    vad = vad or get_vad(opts.vad)
+    prepared = prepare(samples, sample_rate, vad=vad, timing=timing)
+    tracks, work, duration = prepared.tracks, prepared.work, prepared.duration
+    notes = list(prepared.notes)
+    n_channels, mono = prepared.channels, prepared.mono
 
     t = time.perf_counter()
     pieces: list[Piece] = []
@@ -164,6 +189,9 @@ def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Opt
         "sample_rate": int(sample_rate), "channels": int(n_channels),
         "vad": vad.name, "asr": transcriber.name if transcriber is not None else None,
     })
+    unreliable = reliability(tracks, opts.roles, samples)
+    if unreliable:
+        metrics["unreliable"] = unreliable
     if not mono:
         for tr in tracks:
             if tr.bleed_db is not None:

@@ -28,6 +28,7 @@ from . import (  # noqa: F401 - the built-in kinds register themselves on import
     required,
     sequence,
     silence,
+    voice,
 )
 from .base import Compiler, Kind, judges_used, kind_of, kinds, register, rule_refs, unregister, version
 

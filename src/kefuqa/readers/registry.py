@@ -139,3 +139,26 @@ def format_for_name(filename: str) -> str | None:
 
 def known_extension(filename: str) -> bool:
     return format_for_name(filename) is not None
+
+
+# ---- recordings paired with transcripts ------------------------------------------------------------------
+# A layer that can measure a recording (kefuqa.audio) registers here how it adds a recording's measures to
+# a transcript: ``merge(conversation, recording_path, options) -> Conversation | InputError`` (options: a
+# ReadOptions with ``channels``, ``offset``, ``vad``, ``source_name``). The readers pair files
+# (`kefuqa.readers.calls`) without importing that layer.
+
+RecordingMerger = Callable[..., Any]
+_MERGERS: list[RecordingMerger] = []
+
+
+def register_recording_merger(merge: RecordingMerger) -> None:
+    """Set the function that adds a recording's measures to its transcript (the last one registered wins)."""
+    if not callable(merge):
+        raise TypeError("merge must be callable")
+    _MERGERS[:] = [merge]
+
+
+def recording_merger() -> RecordingMerger | None:
+    """The registered merger, or None when no installed layer measures recordings."""
+    load_plugins()
+    return _MERGERS[0] if _MERGERS else None

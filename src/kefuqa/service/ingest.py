@@ -22,6 +22,7 @@ from ..engine import Checker
 from ..errors import InputError
 from ..model import Conversation as ConversationModel
 from ..model import Report
+from ..readers.calls import CallFiles, read_call
 from . import audio_store
 from .audio_store import AUDIO_EXTENSIONS, AudioStore
 from .config import Settings
@@ -164,6 +165,27 @@ class Reader:
             return
         for conv in readers.read_path(path):
             yield conv if isinstance(conv, InputError) else Item(conv, path.name)
+
+    def read_local_call(self, call: CallFiles) -> Iterator[Item | InputError]:
+        """One call from several local files (recording + transcript + manifest row, `kefuqa.readers.calls`):
+        the recording is copied into the audio store and measured there, by the library's `read_call`."""
+        stored: Path | None = None
+        if call.recording is not None:
+            rec = Path(call.recording)
+            ext = rec.suffix.lower()
+            with rec.open("rb") as fh:
+                head = fh.read(16)
+            if not audio_store.sniff(head, ext):
+                yield InputError(str(rec), None, f"not {ext[1:]} audio")
+                return
+            if audio_store.supported():
+                stored = self.audio.keep_file(rec)
+        shown = " + ".join(Path(p).name for p in (call.transcript, call.recording) if p)
+        for conv in read_call(call, recording_path=stored):
+            if isinstance(conv, InputError):
+                yield conv
+            else:
+                yield Item(conv, shown, stored.name if stored is not None else None)
 
 
 # ---- scoring and storing -----------------------------------------------------------------------------------

@@ -109,6 +109,7 @@ def ingest_paths(ctx: Ctx, paths: Iterable[str], *, replace: bool = False,
     """Read, score and store local files and folders (for `kefuqa ingest`); `on_error` hears each missing
     path and unreadable record as it is met."""
     from ... import readers
+    from ...readers.calls import CallFiles, group_targets
 
     ctx.require(UPLOADERS, "只有质检员和管理员可以导入会话")
     run = IngestRun()
@@ -120,9 +121,16 @@ def ingest_paths(ctx: Ctx, paths: Iterable[str], *, replace: bool = False,
             run.missing.append(p)
             on_error(f"{p}: 文件或目录不存在")
     batch: list[Item] = []
-    for path in readers.iter_paths(present):
-        run.files += 1
-        for got in ctx.wb.reader.read_local(Path(path)):
+    files = list(readers.iter_paths(present))
+    run.files = len(files)
+    targets, bad_rows = group_targets(files)  # recording + transcript (+ manifest row) = one call
+    for e in bad_rows:
+        run.outcomes.append(Outcome(None, "error", error=str(e), source=e.source))
+        on_error(str(e))
+    for path in targets:
+        got_items = (ctx.wb.reader.read_local_call(path) if isinstance(path, CallFiles)
+                     else ctx.wb.reader.read_local(Path(path)))
+        for got in got_items:
             if isinstance(got, Item):
                 batch.append(got)
                 if len(batch) >= STORE_BATCH:

@@ -1,0 +1,46 @@
+"""Which acoustic measures a recording can be trusted for.
+
+Telephone recordings are companded (G.711), noisy, clipped and leak one party into the other. Loudness
+survives companding, noise down to about 10 dB SNR and crosstalk under −15 dB (the bleed is removed
+before measuring); it does not survive clipping. Pitch spread (monotony) needs the voice well above the
+line noise. `reliability` names the measures a recording cannot give, with the reason in Chinese; the
+voice rules then say "not applicable: <reason>" instead of a confident wrong finding. The result goes
+into ``Conversation.metrics["unreliable"]`` keyed by the utterance attribute or measure concerned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kefuqa.audio import measures as M
+
+CLIP_LEVEL = 0.98  # of the channel's peak, when the peak is at full scale
+CLIP_SHARE = 0.002  # clipped samples per speech sample above which loudness is not trusted
+MIN_SNR_PITCH = 12.0  # dB of active speech over the noise floor needed for the pitch spread
+
+
+def reliability(tracks: list[Any], roles: tuple[str, str], samples: np.ndarray) -> dict[str, str]:
+    """{measure: reason} for the measures these tracks (`analyze.Track`) cannot give reliably."""
+    out: dict[str, str] = {}
+    x = np.atleast_2d(samples)
+    mono = len(tracks) == 1
+    for tr in tracks:
+        role = "agent" if mono else roles[tr.index]
+        who = "录音" if mono else ("坐席声道" if role == "agent" else "客户声道")
+        ch = x[min(tr.index, x.shape[0] - 1)]
+        peak = float(np.max(np.abs(ch))) if ch.size else 0.0
+        if peak >= CLIP_LEVEL:
+            clipped = float(np.mean(np.abs(ch) >= CLIP_LEVEL * peak))
+            speech = max(float(tr.speech.mean()), 1e-6) if tr.speech.size else 1e-6
+            share = clipped / speech
+            if share > CLIP_SHARE:
+                reason = f"{who}削波（{share * 100:.1f}% 的语音样本到顶），音量测量不可靠"
+                out.setdefault("loudness_dbfs", reason)
+                out.setdefault("loudness_rise_db", reason)
+        if role == "agent" and tr.speech.any():
+            level = M.active_level_dbfs(tr.levels, tr.speech)
+            if level is not None and level - tr.noise < MIN_SNR_PITCH:
+                out.setdefault("pitch_sd_semitones", f"{who}信噪比约 {level - tr.noise:.0f} dB，语调（基频）测量不可靠")
+    return out
