@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .coverage import Coverage
+
 Role = Literal["agent", "customer", "system"]
 Channel = Literal["phone", "chat", "email", "web", "onsite"]
 
@@ -313,6 +315,7 @@ class Report:
     fatal_rules: list[str] = field(default_factory=list)
     conversation: Conversation | None = None
     notes: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None  # how much of the standard the input let be checked
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -329,6 +332,8 @@ class Report:
         }
         if self.fatal_rules:
             d["fatal_rules"] = list(self.fatal_rules)
+        if self.coverage is not None:
+            d["coverage"] = self.coverage.to_dict()
         if self.notes:
             d["notes"] = list(self.notes)
         return d

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import normalize
+from ..coverage import measure_coverage
 from ..judge.registry import Judges
 from ..kinds import Kind, judges_used, kind_of, rule_refs
 from ..model import Conversation, EventHit, Finding, Report
@@ -83,6 +84,7 @@ class Checker:
         for c in self._sequence:
             c.kind.bind(self.index)
         self._shown = {r.id for r in self.order if r.enabled}
+        self._scored = [r.id for r in self.order if r.enabled and r.severity != "event"]
         self._yielding = {r.id: list(r.yields_to) for r in self.order if r.yields_to}
         self._rulebook_ref = {"name": rulebook.name, "version": rulebook.version}
         self._utt_cache: dict[tuple[str, str], UtteranceView] = {}
@@ -187,6 +189,8 @@ class Checker:
             findings=findings, events=events, not_applicable=na, conversation=conv, notes=list(conv.notes),
         )
         score_report(report, self.rulebook)
+        scored = self._scored if shown is self._shown else [r for r in self._scored if r in shown]
+        report.coverage = measure_coverage(scored, na, self.rulebook.settings.min_coverage)
         return report
 
     def _run(self, c: _Compiled, ctx: Context) -> list[Hit]:

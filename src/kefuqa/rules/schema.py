@@ -307,6 +307,9 @@ class Settings(Strict):
     infer_holds: HoldInference = Field(default_factory=HoldInference)
     infer_transfers: TransferInference = Field(default_factory=TransferInference)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)  # by name; "fast" is always there
+    # a call whose input let fewer than this share of the scored rules be checked is 「未充分质检」
+    # (kefuqa.coverage): kept out of averages and rankings by default
+    min_coverage: float = Field(default=0.7, ge=0, le=1)
 
 
 class RuleOverride(Strict):

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+from kefuqa.coverage import INSUFFICIENT, sufficient
 from kefuqa.model import Finding, Report
 
 SEVERITY_LABELS: dict[str, str] = {
@@ -144,16 +145,27 @@ class Summary:
     rules: dict[str, RuleStat] = field(default_factory=dict)
     score_min: float | None = None
     score_max: float | None = None
+    # calls marked 「未充分质检」 (kefuqa.coverage): counted, but out of the mean, range and grades unless
+    # `include_insufficient`
+    insufficient: int = 0
+    include_insufficient: bool = False
 
     def add(self, report: Report) -> None:
         self.count += 1
+        self.fatal += bool(report.fatal)
+        self.findings += len(report.findings)
+        self._rule_stats(report)
+        if not sufficient(report):
+            self.insufficient += 1
+            if not self.include_insufficient:
+                return
         self.score_sum += report.score
         self.score_min = report.score if self.score_min is None else min(self.score_min, report.score)
         self.score_max = report.score if self.score_max is None else max(self.score_max, report.score)
-        self.fatal += bool(report.fatal)
-        self.findings += len(report.findings)
         self.grades[report.grade] += 1
         self.grade_tones.setdefault(report.grade, grade_tone(report.grade, report.score, False))
+
+    def _rule_stats(self, report: Report) -> None:
         seen: set[str] = set()
         for f in report.findings:
             st = self.rules.get(f.rule)
@@ -166,8 +178,13 @@ class Summary:
                 seen.add(f.rule)
 
     @property
+    def averaged(self) -> int:
+        """How many calls the mean, the range and the grades are over."""
+        return self.count if self.include_insufficient else self.count - self.insufficient
+
+    @property
     def mean(self) -> float | None:
-        return self.score_sum / self.count if self.count else None
+        return self.score_sum / self.averaged if self.averaged else None
 
     def top_rules(self, n: int = 10) -> list[RuleStat]:
         """Rules hit in the most calls (then most hits, then most points lost)."""
@@ -177,3 +194,22 @@ class Summary:
         """Grades best first (by tone), then by count."""
         order = {"good": 0, "fair": 1, "pass": 2, "fail": 3}
         return sorted(self.grades.items(), key=lambda kv: (order.get(self.grade_tones.get(kv[0], ""), 9), -kv[1]))
+
+
+def coverage_label(report: Report) -> str:
+    """「覆盖 92%」, or 「未充分质检（已检查 14/40 条规则）」 below the rulebook's threshold; "" without coverage."""
+    cov = report.coverage
+    if cov is None:
+        return ""
+    if cov.sufficient:
+        return f"覆盖 {cov.ratio:.0%}"
+    return f"{INSUFFICIENT}（已检查 {cov.checked}/{cov.rules} 条规则）"
+
+
+def fatal_label(report: Report) -> str:
+    """The 红线 rules that zeroed the score, with their names: 「LNG001 服务禁语」."""
+    names = {f.rule: f.name for f in report.findings}
+    return "、".join(f"{r} {names[r]}" if r in names else r for r in report.fatal_rules)
+
+
+FATAL_NOTE = "红线：整通计 0 分；各维度得分只反映其余扣分，不是总分"

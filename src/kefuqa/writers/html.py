@@ -22,14 +22,17 @@ from html import escape
 from pathlib import Path
 from typing import Any, TextIO
 
+from kefuqa.coverage import INSUFFICIENT, sufficient
 from kefuqa.model import Conversation, EventHit, Finding, Report
 from kefuqa.writers._common import (
     CHANNEL_LABELS,
     DIRECTION_LABELS,
     EVENT_TYPE_LABELS,
+    FATAL_NOTE,
     ROLE_LABELS,
     Summary,
     agent_fields,
+    coverage_label,
     finding_sort_key,
     fmt_num,
     fmt_points,
@@ -150,7 +153,18 @@ def _call_meta(report: Report) -> str:
 def _scorebox(report: Report) -> str:
     return (f'<div class="scorebox tone-{_tone(report)}" aria-label="得分">'
             f'<div class="score" data-testid="score">{_e(fmt_num(report.score, 1))}</div>'
-            f'<div class="grade" data-testid="grade">{_e(report.grade)}</div></div>')
+            f'<div class="grade" data-testid="grade">{_e(report.grade)}</div>{_coverage(report)}</div>')
+
+
+def _coverage(report: Report) -> str:
+    """How much of the standard this call's input let be checked; 「未充分质检」 below the threshold."""
+    label = coverage_label(report)
+    if not label:
+        return ""
+    low = report.coverage is not None and not report.coverage.sufficient
+    tip = (f"可检查的规则 {report.coverage.checked}/{report.coverage.rules} 条" if report.coverage else "")
+    return (f'<div class="coverage{" low" if low else ""}" data-testid="coverage" title="{_e(tip)}">'
+            f'{_e(label)}</div>')
 
 
 def _fatal_banner(report: Report, names: dict[str, str]) -> str:
@@ -158,7 +172,7 @@ def _fatal_banner(report: Report, names: dict[str, str]) -> str:
         return ""
     rules = report.fatal_rules or [f.rule for f in report.findings if f.severity == "fatal"]
     listed = "、".join(f"{_e(r)} {_e(names.get(r, ''))}".strip() for r in dict.fromkeys(rules))
-    detail = f"本通触犯红线规则：{listed}" if listed else "本通触犯红线规则"
+    detail = f"本通触犯红线规则：{listed}，整通判为 0 分" if listed else "本通触犯红线规则，整通判为 0 分"
     return (f'<div class="fatal-banner" role="alert"><span class="fatal-tag">红线</span>'
             f'<span>{detail}</span></div>')
 
@@ -185,7 +199,8 @@ def _dimensions(report: Report) -> str:
         loss = f'<span class="loss">{_e(fmt_points(minus))}</span>' if minus else '<span class="loss"></span>'
         rows.append(f'<div class="dim-row"><span class="dim-name" title="{_e(name)}">{_e(name)}</span>{bar}'
                     f'<span class="dim-val">{value}</span>{loss}</div>')
-    return f'<div class="panel dims"><h3>分项得分</h3>{"".join(rows)}</div>'
+    note = f'<p class="dims-note" data-testid="fatal-note">{_e(FATAL_NOTE)}</p>' if report.fatal else ""
+    return f'<div class="panel dims"><h3>分项得分</h3>{note}{"".join(rows)}</div>'
 
 
 def _finding_card(f: Finding, fid: str, *, show_evidence: bool) -> str:
@@ -382,10 +397,11 @@ def _call_section(report: Report, n: int, several: bool, audio: dict[str, Any] |
     return "".join(parts)
 
 
-def _overview(reports: Sequence[Report]) -> str:
-    s = Summary()
+def _overview(reports: Sequence[Report], include_insufficient: bool = False) -> str:
+    s = Summary(include_insufficient=include_insufficient)
     for r in reports:
         s.add(r)
+    counted = [r for r in reports if include_insufficient or sufficient(r)]
     mean = s.mean
     cards = (
         f'<div class="stat"><div class="stat-v">{s.count}</div><div class="stat-k">通话</div></div>'
@@ -394,6 +410,10 @@ def _overview(reports: Sequence[Report]) -> str:
         f'<div class="stat{" bad" if s.fatal else ""}"><div class="stat-v">{s.fatal}</div>'
         f'<div class="stat-k">红线通话</div></div>'
         f'<div class="stat"><div class="stat-v">{s.findings}</div><div class="stat-k">问题</div></div>')
+    if s.insufficient:
+        kept = "计入" if include_insufficient else "不计入"
+        cards += (f'<div class="stat warn" data-testid="insufficient"><div class="stat-v">{s.insufficient}</div>'
+                  f'<div class="stat-k">{INSUFFICIENT}（{kept}平均分、等级和分数分布）</div></div>')
     dist = ""
     if s.count:
         segs = "".join(
@@ -402,7 +422,7 @@ def _overview(reports: Sequence[Report]) -> str:
         inf = float("inf")
         bands = [("90–100", 90.0, inf, "good"), ("80–89", 80.0, 90.0, "fair"), ("70–79", 70.0, 80.0, "pass"),
                  ("60–69", 60.0, 70.0, "pass"), ("60 以下", -inf, 60.0, "fail")]
-        in_band = [sum(1 for r in reports if lo <= r.score < hi) for _, lo, hi, _ in bands]
+        in_band = [sum(1 for r in counted if lo <= r.score < hi) for _, lo, hi, _ in bands]
         peak = max(in_band) or 1
         hist = "".join(
             f'<div class="band"><span class="band-k">{_e(label)}</span><div class="bar"><div class="fill '
@@ -430,6 +450,8 @@ def _overview(reports: Sequence[Report]) -> str:
             counts[f.rule] = counts.get(f.rule, 0) + 1
         main = " ".join(_e(k) for k in sorted(counts, key=lambda k: -counts[k])[:3])
         fatal = '<span class="fatal-tag small">红线</span>' if r.fatal else ""
+        if not sufficient(r):
+            fatal += f' <span class="pill low">{INSUFFICIENT}</span>'
         agent = _e(name) + (f' <span class="muted">{_e(aid)}</span>' if aid else "")
         idx_rows.append(
             f'<tr class="{"is-fatal" if r.fatal else ""}"><td class="num">{n}</td>'
@@ -525,6 +547,8 @@ table.sortable th.desc::after{content:" ▼";font-size:9px}
 border-left:5px solid var(--fail);color:#7f1d1d;padding:10px 14px;border-radius:8px;font-weight:500}
 .fatal-tag{flex:none;background:var(--fail);color:#fff;font-weight:700;border-radius:5px;padding:1px 9px;letter-spacing:.1em}
 .fatal-tag.small{font-size:11px;padding:0 6px;letter-spacing:0}
+.coverage{font-size:12px;color:var(--muted,#6b7280);margin-top:4px}.coverage.low,.pill.low{color:#92400e;background:#fef3c7;border-radius:5px;padding:0 6px;white-space:nowrap}
+.dims-note{font-size:12px;color:#991b1b;margin:0 0 8px}.stat.warn .stat-v{color:#b45309}
 .call-grid{display:grid;grid-template-columns:1fr 1fr;gap:14px;margin-top:16px}
 .dim-row{display:grid;grid-template-columns:5.5em 1fr auto 3em;gap:10px;align-items:center;font-size:13.5px;padding:3px 0}
 .dim-name{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -675,11 +699,14 @@ _CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 
 
 
 def render_html(reports: Sequence[Report] | Iterable[Report], title: str = DEFAULT_TITLE, *,
-                base_dir: str | Path | None = None, embed_audio: bool = False) -> str:
+                base_dir: str | Path | None = None, embed_audio: bool = False,
+                include_insufficient: bool = False) -> str:
     """The whole report as one self-contained HTML document (UTF-8 text).
 
     Recordings get a timeline and a player: ``embed_audio`` puts the audio inside the page (data: URI),
     otherwise the player points at the audio file relative to ``base_dir`` (the folder of the page).
+    Calls marked 「未充分质检」 stay out of the overview's mean, grades and histogram unless
+    ``include_insufficient``.
     """
     items = list(reports)
     audio_opts: dict[str, Any] = {"embed": embed_audio, "base_dir": base_dir}
@@ -703,7 +730,7 @@ def render_html(reports: Sequence[Report] | Iterable[Report], title: str = DEFAU
         '<button type="button" id="print-btn">打印</button></div></div></header><main class="wrap">')
     parts = [head]
     if several:
-        parts.append(_overview(items))
+        parts.append(_overview(items, include_insufficient))
     if not items:
         parts.append('<p class="muted">没有可评分的通话。</p>')
     for n, r in enumerate(items, 1):
@@ -716,9 +743,11 @@ def render_html(reports: Sequence[Report] | Iterable[Report], title: str = DEFAU
 
 
 def write_html(reports: Iterable[Report], out: TextIO, *, title: str = DEFAULT_TITLE,
-               base_dir: str | Path | None = None, embed_audio: bool = False) -> int:
+               base_dir: str | Path | None = None, embed_audio: bool = False,
+               include_insufficient: bool = False) -> int:
     """Write `render_html` to ``out``; returns the number of reports. The page needs all reports first
     (its index comes before the calls), so this is not streamed."""
     items = list(reports)
-    out.write(render_html(items, title=title, base_dir=base_dir, embed_audio=embed_audio))
+    out.write(render_html(items, title=title, base_dir=base_dir, embed_audio=embed_audio,
+                          include_insufficient=include_insufficient))
     return len(items)

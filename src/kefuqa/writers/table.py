@@ -18,6 +18,8 @@ from kefuqa.model import Report
 from kefuqa.writers._common import (
     Summary,
     agent_label,
+    coverage_label,
+    fatal_label,
     finding_sort_key,
     fmt_num,
     fmt_points,
@@ -70,7 +72,11 @@ def _header(report: Report) -> Text:
         t.append("  ")
         t.append(" 红线 ", style="bold white on red")
         if report.fatal_rules:
-            t.append(" " + ", ".join(report.fatal_rules), style="red")
+            t.append(" " + fatal_label(report) + " 判为 0 分", style="red")
+    cov = coverage_label(report)
+    if cov:
+        t.append("  ")
+        t.append(cov, style="dim" if report.coverage is None or report.coverage.sufficient else "bold yellow")
     n = len(report.findings)
     t.append(f"  {n} 项问题" if n else "  无问题", style="dim")
     return t
@@ -120,6 +126,9 @@ def _write_summary(console: Console, summary: Summary, top: int) -> None:
     line = Text()
     line.append("汇总", style="bold")
     line.append(f"  通话 {summary.count} 通")
+    if summary.insufficient:
+        counted = "计入" if summary.include_insufficient else "不计入"
+        line.append(f"（其中未充分质检 {summary.insufficient} 通，{counted}平均分和等级分布）", style="yellow")
     mean = summary.mean
     if mean is not None:
         line.append(f"  平均分 {fmt_num(mean, 1)}")
@@ -159,14 +168,16 @@ def write_table(
     width: int | None = None,
     summary: bool | None = None,
     top: int = 10,
+    include_insufficient: bool = False,
 ) -> int:
     """Print each report as it arrives, then a summary; returns the number of reports.
 
     ``summary=None`` prints the summary only for more than one call. ``color`` forces colour on or off
     (default: on for a terminal). ``width`` defaults to the terminal's, or 120 columns for a file.
+    Calls marked 「未充分质检」 stay out of the mean and the grades unless ``include_insufficient``.
     """
     console = make_console(out, color=color, width=width)
-    stats = Summary()
+    stats = Summary(include_insufficient=include_insufficient)
     for report in reports:
         _write_one(console, report)
         stats.add(report)
