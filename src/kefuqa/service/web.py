@@ -427,8 +427,14 @@ def call_page(call_id: int, request: Request, p: PageUser, db: DB) -> Response:
             top = maxes.get(name) or 0
             dims.append({"name": name, "value": value, "max": top, "pct": (value / top * 100) if top else 0})
     history = repo.score_history(db, conv)
+    report = (score.report or {}) if score else {}
+    active = {f.rule: f.name for f in findings if f.kind == "finding" and f.status not in ("rejected", "overturned")}
+    # the 红线 rules that zero the score now (a voided finding no longer does), named beside the score
+    fatal_named = [f"{r} {active[r]}" for r in report.get("fatal_rules") or [] if r in active]
     return render(
         request, "call.html", p, active="calls", conv=conv, score=score, data=data, utterances=rendered,
+        fatal_named=fatal_named, coverage=report.get("coverage"),
+        charged_rules={f.rule for f in findings if f.kind == "finding" and f.points},
         findings=[f for f in findings if f.kind == "finding"], events=[f for f in findings if f.kind == "event"],
         appeals=appeals, names=names, dims=dims, history=history,
         not_applicable=(score.report.get("not_applicable_reasons") or {}) if score else {},

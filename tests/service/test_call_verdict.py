@@ -1,0 +1,47 @@
+"""The call page says why a score is what it is (issue 9, items 11, 12, 14): the 红线 rule that zeroed it,
+that the dimension bars are not the score, how much of the standard was checked, and findings that cost
+nothing are shown as such and offer neither 确认扣分 nor 申诉."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import World
+
+
+@pytest.fixture
+def browser(sqlite_world: World) -> Iterator[TestClient]:
+    with TestClient(sqlite_world.client.app) as client:
+        yield client
+
+
+def test_fatal_call_names_the_rule_beside_the_score(sqlite_world: World, browser: TestClient) -> None:
+    w = sqlite_world
+    cid = w.new_call("A1", "fatal", day=21)
+    w.browser_login(browser, "qa1")
+    page = browser.get(f"/calls/{cid}").text
+    assert 'data-testid="fatal-rules">LNG001 服务禁语 判为 0 分<' in page
+    assert 'data-testid="fatal-note"' in page and "不是总分" in page
+    assert 'data-testid="coverage"' in page and "覆盖 " in page
+
+
+def test_zero_point_findings_offer_no_confirm_or_appeal(sqlite_world: World) -> None:
+    w = sqlite_world
+    cid = w.new_call("A1", "refuse", day=22)
+    findings = w.findings("qa", cid)
+    zero = [f for f in findings if f["points"] == 0]
+    charged = [f for f in findings if f["points"] < 0]
+    assert zero and charged, findings
+    with TestClient(w.client.app) as qa, TestClient(w.client.app) as agent:
+        w.browser_login(qa, "qa1")
+        w.browser_login(agent, "wangfang")
+        qa_page, agent_page = qa.get(f"/calls/{cid}").text, agent.get(f"/calls/{cid}").text
+    for f in zero:
+        assert f'/findings/{f["id"]}/review' not in qa_page and f'/findings/{f["id"]}/appeal' not in agent_page
+    for f in charged:
+        assert f'/findings/{f["id"]}/review' in qa_page and f'/findings/{f["id"]}/appeal' in agent_page
+    assert qa_page.count('data-testid="no-points"') == len(zero)
+    assert qa_page.count('data-testid="zero-note"') == len(zero)
