@@ -14,7 +14,7 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.full: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,audio,server,semantic,train]'
+	$(BIN)/pip install -q -e '.[dev,audio,server,semantic,train,ray]'
 	touch $@
 
 demo: $(VENV)/.core

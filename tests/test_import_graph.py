@@ -26,7 +26,7 @@ CORE_PREFIXES = ("kefuqa.model", "kefuqa.normalize", "kefuqa.scoring", "kefuqa.e
                  "kefuqa.engine", "kefuqa.kinds")
 # The layers above the core: input, output, recordings, the web service, batching and the commands.
 LAYERS = ("kefuqa.readers", "kefuqa.writers", "kefuqa.audio", "kefuqa.service", "kefuqa.cli", "kefuqa.batch",
-          "kefuqa.judge_cli")
+          "kefuqa.judge_cli", "kefuqa.distributed")
 
 
 @dataclass(frozen=True)

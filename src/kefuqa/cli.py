@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from . import __version__
 from .batch import find_inputs, score
+from .distributed.cli import register as _register_batch
 from .engine import Checker
 from .errors import InputError, RuleError
 from .judge.ngram import ModelError
@@ -315,6 +316,7 @@ def _mount_service() -> None:
 
 
 _mount_service()
+_register_batch(app)  # `kefuqa batch` (kefuqa.distributed): archives, Parquet, --engine ray
 
 
 def main() -> None:

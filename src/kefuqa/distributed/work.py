@@ -1,0 +1,83 @@
+"""One unit of work, wherever it runs (a local process or a Ray actor): read it, skip the calls already
+scored, check the rest with this worker's compiled `Checker`, and return rows for the tables.
+
+A `Scorer` is built once per worker (the rulebook compiled once, as are any judgement or ASR models the
+readers load), then called for many units.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .. import __version__
+from ..batch import Unit
+from ..engine import Checker
+from ..errors import InputError
+from ..rules.rulebook import Rulebook
+from .inputs import read_any_unit
+from .schema import call_rows, content_hash, conversation_data
+
+
+@dataclass
+class Job:
+    """What every worker needs to know about the run (picklable, sent once per worker)."""
+
+    rulebook: Rulebook
+    run_id: str
+    scoring: str  # the scoring key: rulebook version and rule selection
+    done: dict[str, str] = field(default_factory=dict)  # call id -> content hash already scored this way
+    input_format: str | None = None
+    read_options: dict[str, Any] = field(default_factory=dict)
+    select: list[str] | None = None
+    ignore: list[str] | None = None
+
+
+@dataclass
+class Scored:
+    """A unit's results in file order: ``("call", call_id, source, digest, row, findings)``,
+    ``("skip", call_id, source, digest)`` or ``("error", file, place, reason)``."""
+
+    index: int
+    items: list[tuple[Any, ...]]
+    seconds: float
+
+
+def scoring_key(rulebook: Rulebook, select: list[str] | None, ignore: list[str] | None) -> str:
+    key = f"{rulebook.name}@{rulebook.version}"
+    if select:
+        key += f"|select={','.join(sorted(select))}"
+    if ignore:
+        key += f"|ignore={','.join(sorted(ignore))}"
+    return key
+
+
+class Scorer:
+    """A worker: one compiled checker for many units."""
+
+    def __init__(self, job: Job, checker: Checker | None = None) -> None:
+        self.job = job
+        self.checker = checker if checker is not None else Checker(job.rulebook)
+
+    def __call__(self, index: int, unit: Unit) -> Scored:
+        t0 = time.perf_counter()
+        job = self.job
+        items: list[tuple[Any, ...]] = []
+        for conv in read_any_unit(unit, job.input_format, job.read_options):
+            if isinstance(conv, InputError):
+                items.append(("error", conv.source, conv.place, conv.reason))
+                continue
+            source = conv.source or unit.path
+            data = conversation_data(conv)
+            digest = content_hash(data)
+            if job.done.get(conv.id) == digest:
+                items.append(("skip", conv.id, source, digest))
+                continue
+            report = self.checker.check(conv, select=job.select, ignore=job.ignore)
+            report.conversation = None
+            row, findings = call_rows(conv, report, source=source, digest=digest, data=data, run_id=job.run_id,
+                                      scored_at=datetime.now(timezone.utc), kefuqa_version=__version__)
+            items.append(("call", conv.id, source, digest, row, findings))
+        return Scored(index, items, time.perf_counter() - t0)

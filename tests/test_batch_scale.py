@@ -1,0 +1,278 @@
+"""`kefuqa batch` (kefuqa.distributed): tables, errors, manifest, reruns, resuming a killed run, identical
+results to the single-machine path, on a local Ray and on S3 (moto's server on loopback)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pyarrow")
+pytest.importorskip("fsspec")
+
+from kefuqa import Checker, InputError, load_rulebook  # noqa: E402
+from kefuqa.batch import find_inputs, score  # noqa: E402
+from kefuqa.distributed import latest_calls, read_table, run_batch  # noqa: E402
+from kefuqa.readers import read_path  # noqa: E402
+from kefuqa.writers.jsonout import report_to_json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="module")
+def rulebook():
+    return load_rulebook()
+
+
+@pytest.fixture(scope="module")
+def checker(rulebook):
+    return Checker(rulebook)
+
+
+def _example_calls() -> list[dict[str, Any]]:
+    out = []
+    for p in sorted(EXAMPLES.glob("*.json")):
+        for conv in read_path(p):
+            if not isinstance(conv, InputError):
+                out.append(conv.model_dump(mode="json", exclude_none=True, exclude={"source"}))
+    return out
+
+
+def make_corpus(folder: Path, n: int, *, files: int = 3, broken: tuple[int, ...] = (), dup: bool = False) -> Path:
+    """`n` calls made from the examples (ids and an agent line varied), in `files` JSONL files; the lines in
+    `broken` (0-based call numbers) are cut short, and with `dup` the last call repeats the first id."""
+    base = _example_calls()
+    folder.mkdir(parents=True, exist_ok=True)
+    handles = [(folder / f"part{k}.jsonl").open("w", encoding="utf-8") for k in range(files)]
+    try:
+        for i in range(n):
+            call = json.loads(json.dumps(base[i % len(base)]))
+            call["id"] = f"gen-{i:05d}" if not (dup and i == n - 1) else "gen-00000"
+            if i % 3 == 1:
+                call["utterances"][0]["text"] += "嗯，这个这个，不知道。"
+            fh = handles[i % files]
+            fh.write('{"id": "cut", "utterances": [\n' if i in broken else json.dumps(call, ensure_ascii=False) + "\n")
+    finally:
+        for fh in handles:
+            fh.close()
+    return folder
+
+
+def reference(paths: list[Path], checker: Checker, **kw: Any) -> tuple[list[str], list[str]]:
+    """What the single-machine path (`kefuqa check --format jsonl`) gives: sorted report lines and errors."""
+    files, missing = find_inputs([str(p) for p in paths])
+    reports, errors = [], [f"{e.source}|{e.place}|{e.reason}" for e in missing]
+    for r in score(files, checker, keep_conversations=False, **kw):
+        if isinstance(r, InputError):
+            errors.append(f"{r.source}|{r.place}|{r.reason}")
+        else:
+            reports.append(report_to_json(r, indent=None))
+    return sorted(reports), sorted(errors)
+
+
+def produced(out: str) -> tuple[list[str], list[str]]:
+    calls = read_table(out, "calls")
+    errs = read_table(out, "errors")
+    return sorted(r["report_json"] for r in calls), sorted(f"{e['file']}|{e['place']}|{e['reason']}" for e in errs)
+
+
+# ---- local engine -----------------------------------------------------------------------------------------
+
+
+def test_tables_errors_and_manifest_match_the_single_machine_path(tmp_path, rulebook, checker):
+    corpus = make_corpus(tmp_path / "in", 40, broken=(7,), dup=True)
+    out = str(tmp_path / "out")
+    res = run_batch([str(corpus)], out, rulebook, part_calls=15)
+    want_reports, want_errors = reference([corpus], checker)
+    got_reports, got_errors = produced(out)
+    assert got_reports == want_reports
+    assert got_errors == want_errors
+    assert len(want_errors) == 2  # the cut line and the repeated id
+    errs = {e["kind"]: e for e in read_table(out, "errors")}
+    assert errs["input"]["file"].endswith("part1.jsonl") and errs["input"]["line"] == 3
+    assert "gen-00000" in errs["duplicate"]["reason"]
+    assert (res.scored, res.errors, res.duplicates, res.parts) == (38, 2, 1, 3)
+    manifest = json.loads((tmp_path / "out" / "_kefuqa_batch.json").read_text(encoding="utf-8"))
+    assert manifest["counts"]["scored"] == 38 and manifest["rulebook"]["version"] == rulebook.version
+    assert manifest["inputs"] == [str(corpus)] and "run_seconds" in manifest["timings"]
+    # findings: one row per finding and event of every report, keyed by call id
+    findings = read_table(out, "findings")
+    per_call = {json.loads(r)["call_id"]: json.loads(r) for r in got_reports}
+    assert len(findings) == sum(len(r["findings"]) + len(r["events"]) for r in per_call.values())
+    some = next(f for f in findings if f["kind"] == "finding")
+    assert per_call[some["call_id"]]["findings"][some["position"]]["rule"] == some["rule"]
+    # partitioned by the call's date
+    calls = read_table(out, "calls")
+    for c in calls:
+        conv = json.loads(c["conversation_json"])
+        when = conv.get("started_at") or conv.get("received_at")
+        assert c["date"] == (when[:10] if when else "unknown")
+    assert any(p.name.startswith("date=20") for p in (tmp_path / "out" / "calls").iterdir())
+
+
+def test_examples_and_jsonl_output(tmp_path, rulebook, checker):
+    out = str(tmp_path / "out")
+    run_batch([str(EXAMPLES)], out, rulebook, fmt="jsonl", jobs=2)
+    assert produced(out) == reference([EXAMPLES], checker)
+    assert list((tmp_path / "out" / "calls").glob("date=*/*.jsonl"))
+
+
+def test_rerun_skips_and_a_changed_call_or_rulebook_rescores(tmp_path, rulebook, checker):
+    corpus = make_corpus(tmp_path / "in", 12, files=1)
+    out = str(tmp_path / "out")
+    assert run_batch([str(corpus)], out, rulebook).scored == 12
+    again = run_batch([str(corpus)], out, rulebook)
+    assert (again.scored, again.skipped, again.parts) == (0, 12, 0)
+    # one call changes: only it is scored again; the newest row per call is the new content
+    lines = (corpus / "part0.jsonl").read_text(encoding="utf-8").splitlines()
+    call = json.loads(lines[4])
+    call["utterances"][0]["text"] = "喂，干嘛？"
+    lines[4] = json.dumps(call, ensure_ascii=False)
+    (corpus / "part0.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    changed = run_batch([str(corpus)], out, rulebook)
+    assert (changed.scored, changed.skipped) == (1, 11)
+    latest = latest_calls(read_table(out, "calls"))
+    assert sorted(r["report_json"] for r in latest.values()) == reference([corpus], checker)[0]
+    # another rule selection scores differently: every call is scored again, under its own key
+    other = run_batch([str(corpus)], out, rulebook, ignore=["LNG"])
+    assert (other.scored, other.skipped) == (12, 0)
+    rows = [r for r in read_table(out, "calls") if r["run_id"] == other.run_id]
+    assert sorted(r["report_json"] for r in rows) == reference([corpus], checker, ignore=["LNG"])[0]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_without_duplicates_or_losses(tmp_path, rulebook, checker):
+    corpus = make_corpus(tmp_path / "in", 1500, files=2)
+    out = tmp_path / "out"
+    script = ("import sys; from kefuqa import load_rulebook; from kefuqa.distributed import run_batch; "
+              "run_batch([sys.argv[1]], sys.argv[2], load_rulebook(), part_calls=40)")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(corpus), str(out)])
+    commits = out / "_commits"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if commits.is_dir() and len(list(commits.glob("*.json"))) >= 5:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    first = read_table(str(out), "calls")
+    assert 200 <= len(first) < 1500
+    resumed = run_batch([str(corpus)], str(out), rulebook, part_calls=40)
+    assert resumed.skipped == len(first) and resumed.scored == 1500 - len(first)
+    calls = read_table(str(out), "calls")
+    ids = [c["call_id"] for c in calls]
+    assert len(ids) == len(set(ids)) == 1500
+    assert sorted(c["report_json"] for c in calls) == reference([corpus], checker)[0]
+    # every data file on disk belongs to a committed part (the killed run's half-written part is gone)
+    on_disk = {str(p.relative_to(out)) for t in ("calls", "findings", "errors") for p in (out / t).rglob("*.parquet")}
+    assert on_disk == {f for t in ("calls", "findings", "errors") for f in _committed(out, t)}
+
+
+def _committed(out: Path, table: str) -> list[str]:
+    from kefuqa.distributed.store import Output
+
+    return Output(str(out)).committed_files(table)
+
+
+# ---- Ray (one local Ray session for the module) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024 * 1024)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_same_reports_as_check(tmp_path, rulebook, checker, ray_session):
+    corpus = make_corpus(tmp_path / "in", 300, files=3, broken=(11, 200), dup=True)
+    out = str(tmp_path / "out")
+    res = run_batch([str(EXAMPLES), str(corpus)], out, rulebook, engine="ray", part_calls=100)
+    assert produced(out) == reference([EXAMPLES, corpus], checker)
+    assert res.manifest["versions"]["ray"] == ray_session.__version__
+    again = run_batch([str(EXAMPLES), str(corpus)], out, rulebook, engine="ray")
+    assert again.scored == 0 and again.skipped == res.scored
+
+
+@pytest.mark.slow
+def test_ray_big_jsonl_is_sliced_across_actors(tmp_path, rulebook, checker, ray_session, monkeypatch):
+    from kefuqa import batch as batch_mod
+
+    corpus = make_corpus(tmp_path / "in", 400, files=1, broken=(250,))
+    monkeypatch.setattr(batch_mod, "SLICE_BYTES", 64 * 1024)
+    monkeypatch.setattr("kefuqa.distributed.inputs.SLICE_BYTES", 64 * 1024)
+    out = str(tmp_path / "out")
+    res = run_batch([str(corpus)], out, rulebook, engine="ray")
+    assert res.units > 3
+    assert produced(out) == reference([corpus], checker)  # line numbers of the whole file kept
+    assert read_table(out, "errors")[0]["line"] == 251
+
+
+@pytest.mark.slow
+def test_a_pipeline_that_cannot_run_stops_with_a_clear_message(tmp_path, rulebook, ray_session):
+    from kefuqa.distributed import Stalled
+
+    make_corpus(tmp_path / "in", 5, files=1)
+    with pytest.raises(Stalled, match="秒内没有任何工作单元完成"):
+        # actors asking for more CPUs than the cluster has never start
+        run_batch([str(tmp_path / "in")], str(tmp_path / "out"), rulebook, engine="ray", stall_timeout=8,
+                  ray_options={"cpus_per_actor": 4.0})
+
+
+# ---- S3 through moto's server on loopback ------------------------------------------------------------
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    server_mod = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("s3fs")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                 "AWS_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL_S3": endpoint}.items():
+        monkeypatch.setenv(k, v)
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket="qa-archive")
+    import fsspec
+
+    fsspec.config.conf.setdefault("s3", {})
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"client_kwargs": {"endpoint_url": endpoint}})
+    fsspec.filesystem("s3").clear_instance_cache()
+    yield client
+    server.stop()
+
+
+@pytest.mark.slow
+def test_s3_in_and_out(tmp_path, rulebook, checker, s3):
+    corpus = make_corpus(tmp_path / "in", 30, files=2, broken=(4,))
+    for p in [*sorted(corpus.iterdir()), EXAMPLES / "telecom-broadband-repair.csv", EXAMPLES / "property-access-card-aliyun.json"]:
+        s3.upload_file(str(p), "qa-archive", f"archive/2026-03/{p.name}")
+    s3.put_object(Bucket="qa-archive", Key="archive/2026-03/.hidden.json", Body=b"{}")
+    res = run_batch(["s3://qa-archive/archive/2026-03/"], "s3://qa-archive/out", rulebook, part_calls=10)
+    assert res.units == 4 and res.errors == 1
+    local_copy = tmp_path / "copy"
+    local_copy.mkdir()
+    for p in [*sorted(corpus.iterdir()), EXAMPLES / "telecom-broadband-repair.csv", EXAMPLES / "property-access-card-aliyun.json"]:
+        (local_copy / p.name).write_bytes(p.read_bytes())
+    want_reports, want_errors = reference([local_copy], checker)
+    got_reports, got_errors = produced("s3://qa-archive/out")
+    assert got_reports == want_reports
+    assert got_errors == [e.replace(str(local_copy), "s3://qa-archive/archive/2026-03") for e in want_errors]
+    assert got_errors[0].startswith("s3://qa-archive/archive/2026-03/part0.jsonl|line 3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="qa-archive", Prefix="out/")["Contents"]}
+    assert "out/_kefuqa_batch.json" in keys and any(k.startswith("out/calls/date=") for k in keys)
+    again = run_batch(["s3://qa-archive/archive/2026-03/"], "s3://qa-archive/out", rulebook)
+    assert again.scored == 0 and again.skipped == res.scored
