@@ -45,3 +45,19 @@ def test_zero_point_findings_offer_no_confirm_or_appeal(sqlite_world: World) -> 
         assert f'/findings/{f["id"]}/review' in qa_page and f'/findings/{f["id"]}/appeal' in agent_page
     assert qa_page.count('data-testid="no-points"') == len(zero)
     assert qa_page.count('data-testid="zero-note"') == len(zero)
+
+
+def test_one_default_period_everywhere_and_shown(sqlite_world: World, browser: TestClient) -> None:
+    """Overview, teams, agents and an agent's page open on the same period, marked in their switch; an
+    agent with a 红线 call in it is never told there is nothing to fix."""
+    w = sqlite_world
+    w.browser_login(browser, "admin", "Admin-pass-1")
+    for url in ("/", "/teams", "/agents", "/agents/A1"):
+        page = browser.get(url).text
+        assert '<a href="?days=30" class="on">近30天</a>' in page, url
+    agent = browser.get("/agents/A1").text
+    assert 'data-testid="no-deductions"' not in agent  # call-a1-02 (红线) is inside the default period
+    assert "最近会话 <span" in agent and "近30天</span></h2>" in agent
+    empty = browser.get("/agents/A2?days=7").text  # A2's sample calls are 2–3 weeks old
+    assert 'data-testid="no-deductions">近7天没有扣分项' in empty
+    assert "call-a2-0" not in empty  # and its recent-calls list keeps to the same period

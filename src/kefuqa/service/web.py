@@ -126,9 +126,12 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 
 
 PERIODS = [(7, "近7天"), (30, "近30天"), (90, "近90天"), (365, "近一年"), (0, "全部")]
+# One default period for every statistics page (overview, teams, agents, an agent's page), highlighted in
+# the page's period switch, so two pages never disagree about the same agent by default.
+DEFAULT_DAYS = 30
 
 
-def _days(request: Request, default: int) -> int:
+def _days(request: Request, default: int = DEFAULT_DAYS) -> int:
     """The period of a statistics page (?days=), one of PERIODS; 0 means all time."""
     raw = request.query_params.get("days")
     allowed = {d for d, _ in PERIODS}
@@ -225,7 +228,7 @@ def overview(request: Request, p: PageUser, db: DB) -> Response:
     if p.user.role not in ("admin", "qa"):
         return redirect(_home(p.user))
     tz = workbench(request).settings.timezone
-    days = _days(request, 30)
+    days = _days(request)
     s = repo.summary(db, p.user, tz, days=_period(days))
     top = repo.top_rules(db, p.user, since=repo.utcnow() - timedelta(days=_period(days)), limit=8)
     teams: list[dict[str, Any]] = []
@@ -503,7 +506,7 @@ def decide(appeal_id: int, ctx: PageCtx, form: Form) -> Response:
 
 @router.get("/agents", dependencies=[Staff])
 def agents(request: Request, p: PageUser, db: DB) -> Response:
-    days = _days(request, 90)
+    days = _days(request)
     ranking = repo.agent_ranking(db, p.user, days=_period(days))
     seen = {r["code"] for r in ranking}
     idle = [a for a in repo.visible_agents(db, p.user) if a.code not in seen]
@@ -515,11 +518,12 @@ def agents(request: Request, p: PageUser, db: DB) -> Response:
 def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
     agent = repo.get_agent(db, p.user, code[:100])
     tz = workbench(request).settings.timezone
-    days = _days(request, 90)
+    days = _days(request)
     s = repo.summary(db, p.user, tz, agent_id=agent.id, days=_period(days))
     top = repo.top_rules(db, p.user, agent_id=agent.id, since=repo.utcnow() - timedelta(days=_period(days)), limit=8)
     practice = repo.practice(db, p.user, agent.id, [t["rule"] for t in top[:5]])
-    recent, _ = repo.list_calls(db, p.user, repo.CallFilter(agent=agent.code, page_size=10), tz)
+    since = repo.local_day(repo.utcnow(), tz) - timedelta(days=days - 1) if days else None
+    recent, _ = repo.list_calls(db, p.user, repo.CallFilter(agent=agent.code, date_from=since, page_size=10), tz)
     rules_meta = {}
     with workbench(request).sessions() as db2:
         rec = store.active(db2)
@@ -527,6 +531,7 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
             rules_meta = {r["id"]: r for r in rec.rules or []}
     return render(request, "agent.html", p, active="me" if p.user.agent_id == agent.id else "agents", agent=agent,
                   s=s, top=top, practice=practice, recent=recent, rules_meta=rules_meta, days=days, periods=PERIODS,
+                  period_label=dict(PERIODS)[days] if days else "全部时间内",
                   trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="得分趋势"),
                   top_chart=charts.bar_chart([(f"{t['rule']} {t['name'] or ''}", t["count"]) for t in top],
                                              title="最常违反的规则", unit=" 次", color="#f97316"))
@@ -535,7 +540,7 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
 @router.get("/teams", dependencies=[Staff])
 def teams(request: Request, p: PageUser, db: DB) -> Response:
     tz = workbench(request).settings.timezone
-    days = _days(request, 90)
+    days = _days(request)
     rows: list[dict[str, Any]] = [{"team": t, "s": repo.summary(db, p.user, tz, team_id=t.id, days=_period(days))}
                                   for t in repo.visible_teams(db, p.user)]
     if p.user.role == "leader" and len(rows) == 1:
@@ -550,7 +555,7 @@ def teams(request: Request, p: PageUser, db: DB) -> Response:
 def team_page(team_id: int, request: Request, p: PageUser, db: DB) -> Response:
     team = repo.get_team(db, p.user, team_id)
     tz = workbench(request).settings.timezone
-    days = _days(request, 90)
+    days = _days(request)
     s = repo.summary(db, p.user, tz, team_id=team.id, days=_period(days))
     top = repo.top_rules(db, p.user, team_id=team.id, since=repo.utcnow() - timedelta(days=_period(days)), limit=8)
     ranking = repo.agent_ranking(db, p.user, team.id, _period(days))
