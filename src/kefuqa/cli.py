@@ -25,12 +25,14 @@ from .judge.ngram import ModelError
 from .judge_cli import model_app
 from .model import Report
 from .rules.rulebook import Rulebook, load_rulebook
+from .training import cli as training_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="kefuqa 客服质检: score customer-service conversations against service standards.")
 rules_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect and validate rulebooks.")
 app.add_typer(rules_app, name="rules")
 app.add_typer(model_app, name="model")
+training_cli.register(app)  # kefuqa quiz, kefuqa practice (issue 12)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # "x.json:id: …" stays text
 

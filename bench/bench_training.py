@@ -1,0 +1,93 @@
+"""Latency of training feedback: how long a trainee waits after typing a reply.
+
+    python bench/bench_training.py [--reps 3] [--variants 20]
+
+For every step of every bundled scenario (model answers, each made new with a numbered suffix so no cache
+helps: a trainee's reply is always a sentence the engine has not seen), it measures in the same run:
+
+  baseline   ``Checker.check`` of the practice conversation so far plus the reply (the engine alone: what
+             scoring that conversation as a real call costs)
+  feedback   ``Session.check_reply`` (the same check, the reply's findings split into decided and pending,
+             the judgement labels for branching) — what the trainee waits for
+  rewrite    ``grade_rewrite`` of each rewrite item's model answer (the reply and the original are checked)
+
+and prints p50 / p95 / max in milliseconds, the ratio feedback ÷ baseline (p50), and PASS/MISS against the
+target: feedback p95 ≤ 100 ms on one core. A benchmark, not a test: it always exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import kefuqa
+from kefuqa.training import Session, load_bank, play
+from kefuqa.training.grading import grade_rewrite, practice_conversation
+from kefuqa.training.schema import Rewrite
+
+TARGET_MS = 100.0
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--variants", type=int, default=20, help="fresh versions of each reply per repetition")
+    a = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    bank, _ = load_bank()
+    checker = kefuqa.checker_for()
+    # sessions positioned at each step of the model path, and that step's model reply
+    points: list[tuple[Session, str]] = []
+    for sc in bank.scenarios.values():
+        ses = Session(sc, checker)
+        while not ses.ended:
+            text = ses.node.model or ""
+            points.append((Session(sc, checker), text))
+            snap = points[-1][0]
+            snap.turns, snap.node_id = list(ses.turns), ses.node_id
+            ses.reply(text)
+    play(next(iter(bank.scenarios.values())), checker)  # warm: compile, load the judgement model
+    rewrites = [q for q in bank.questions.values() if isinstance(q, Rewrite)]
+    base: list[float] = []
+    feed: list[float] = []
+    rew: list[float] = []
+    n = 0
+    for _ in range(a.reps):
+        for v in range(a.variants):
+            for ses, text in points:
+                n += 1
+                reply = f"{text}（{n}）"
+                conv = practice_conversation([*ses.turns, ("agent", reply)])
+                t0 = time.perf_counter()
+                checker.check(conv)
+                t1 = time.perf_counter()
+                ses.check_reply(reply + "。")
+                t2 = time.perf_counter()
+                base.append((t1 - t0) * 1000)
+                feed.append((t2 - t1) * 1000)
+            for q in rewrites:
+                n += 1
+                t0 = time.perf_counter()
+                grade_rewrite(q, f"{q.model}（{n}）", checker)
+                rew.append((time.perf_counter() - t0) * 1000)
+    print(f"{len(points)} scenario steps × {a.variants} fresh replies × {a.reps} repetitions; "
+          f"{len(rewrites)} rewrite items; one core")
+    print(f"{'':10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for name, xs in (("baseline", base), ("feedback", feed), ("rewrite", rew)):
+        print(f"{name:10} {statistics.median(xs):8.2f} {_pct(xs, 0.95):8.2f} {max(xs):8.2f}")
+    ratio = statistics.median(feed) / statistics.median(base)
+    print(f"feedback ÷ baseline (p50): {ratio:.2f}×")
+    p95 = max(_pct(feed, 0.95), _pct(rew, 0.95))
+    print(f"target feedback p95 ≤ {TARGET_MS:g} ms: {'PASS' if p95 <= TARGET_MS else 'MISS'} ({p95:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()
