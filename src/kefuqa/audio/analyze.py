@@ -243,6 +243,8 @@ def _measure(tr: Track, p: Piece, work: int) -> dict:
         mask = np.ones(p.f1 - p.f0, bool)
     levels = tr.levels[p.f0 : p.f1]
     loud = M.active_level_dbfs(levels, mask)
+    if loud is not None and tr.noise < loud - 3.0:  # line noise adds its power to the speech: take it off
+        loud = float(10.0 * np.log10(10 ** (loud / 10) - 10 ** (tr.noise / 10)))
     seg = tr.x[p.f0 * fl : p.f1 * fl]
     track = M.pitch_track(seg, work)
     median, sd = M.pitch_stats(track)

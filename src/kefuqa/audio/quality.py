@@ -17,8 +17,9 @@ import numpy as np
 from kefuqa.audio import measures as M
 
 CLIP_LEVEL = 0.98  # of the channel's peak, when the peak is at full scale
-CLIP_SHARE = 0.002  # clipped samples per speech sample above which loudness is not trusted
+CLIP_SHARE = 0.02  # clipped samples per speech sample above which loudness is not trusted (1 %: < 0.3 dB)
 MIN_SNR_PITCH = 12.0  # dB of active speech over the noise floor needed for the pitch spread
+MIN_SNR_LEVEL = 8.0  # … and for the level (measured within 1 dB at 20 dB SNR, 2.5 dB at 10 dB)
 
 
 def reliability(tracks: list[Any], roles: tuple[str, str], samples: np.ndarray) -> dict[str, str]:
@@ -39,8 +40,14 @@ def reliability(tracks: list[Any], roles: tuple[str, str], samples: np.ndarray) 
                 reason = f"{who}削波（{share * 100:.1f}% 的语音样本到顶），音量测量不可靠"
                 out.setdefault("loudness_dbfs", reason)
                 out.setdefault("loudness_rise_db", reason)
-        if role == "agent" and tr.speech.any():
-            level = M.active_level_dbfs(tr.levels, tr.speech)
-            if level is not None and level - tr.noise < MIN_SNR_PITCH:
-                out.setdefault("pitch_sd_semitones", f"{who}信噪比约 {level - tr.noise:.0f} dB，语调（基频）测量不可靠")
+        level = M.active_level_dbfs(tr.levels, tr.speech) if tr.speech.any() else None
+        if level is None:
+            continue
+        snr = level - tr.noise
+        if role == "agent" and snr < MIN_SNR_PITCH:
+            out.setdefault("pitch_sd_semitones", f"{who}信噪比约 {snr:.0f} dB，语调（基频）测量不可靠")
+        if snr < MIN_SNR_LEVEL:
+            reason = f"{who}信噪比约 {snr:.0f} dB，音量测量不可靠"
+            out.setdefault("loudness_dbfs", reason)
+            out.setdefault("loudness_rise_db", reason)
     return out

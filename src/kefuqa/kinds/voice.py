@@ -102,7 +102,11 @@ class Voice(Kind):
 
     def _level(self, ctx: Context) -> list[Hit]:
         r = self.rule
-        self._unreliable(ctx, "loudness_dbfs")
+        try:
+            self._unreliable(ctx, "loudness_dbfs")
+            clipped = None
+        except NotApplicable as exc:  # clipping only lowers a level: "too loud" still stands, nothing else
+            clipped = exc
         mine = self._values(ctx, "agent", "loudness_dbfs")
         if len(mine) < r.min_count:
             raise NotApplicable(f"需要录音测得的坐席音量（至少 {r.min_count} 句坐席语音）")
@@ -115,9 +119,11 @@ class Voice(Kind):
         if not (loud or quiet) and diff is not None and r.soft_range is not None and r.relative_db is not None:
             loud = level > r.soft_range[1] and diff >= r.relative_db
             quiet = level < r.soft_range[0] and -diff >= r.relative_db
+        if clipped is not None and not loud:
+            raise clipped
         if not (loud or quiet):
             return []
-        words = f"坐席音量 {_f(level)} dBFS"
+        words = f"坐席音量 {_f(level)} dBFS" + ("（削波，实际更响）" if clipped is not None else "")
         if diff is not None:
             words += f"，{'高于' if diff >= 0 else '低于'}本通客户 {_f(abs(diff))} dB"
         else:
