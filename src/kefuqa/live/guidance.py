@@ -1,0 +1,180 @@
+"""Live guidance as data: what an agent is shown while the call is going (alerts, checklists, timers,
+situation cards, the customer's communication style). The file sits next to a rulebook
+(``guidance.yaml``); unknown keys and bad values are errors with file, line and reason, in Chinese."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import RuleError
+from ..rules.rulebook import resolve
+from ..rules.schema import Phrases, check_phrases
+from ..rules.yamlsrc import load_yaml, rule_error_from_validation
+
+GUIDANCE_FILE = "guidance.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Alerts(_Strict):
+    """Which live findings interrupt the agent as an alert (rule IDs or prefixes); the wording the agent
+    should use instead is the finding's `suggestion` (the rule's `suggest` or the phrase's own)."""
+
+    rules: list[str] = Field(default_factory=list)
+
+
+class Item(_Strict):
+    """A checklist item or a card step: ticked when the agent says one of `phrases` (and, when `also` is
+    given, one of `also` in the same utterance)."""
+
+    id: str
+    label: str
+    phrases: Phrases
+    also: Phrases = Field(default_factory=list)
+    role: Literal["agent", "customer"] = "agent"
+
+    _v = field_validator("phrases", "also")(check_phrases)
+
+
+class Checklist(_Strict):
+    id: str
+    name: str
+    directions: list[Literal["inbound", "outbound"]] | None = None
+    channels: list[Literal["phone", "chat", "email", "web", "onsite"]] | None = None
+    items: list[Item]
+
+
+class Timer(_Strict):
+    after_seconds: float = Field(gt=0)
+    title: str
+    script: list[str] = Field(default_factory=list)
+
+
+class Timers(_Strict):
+    hold: Timer | None = None  # a hold still running after N seconds
+    customer_silent: Timer | None = None  # the customer has not said a word N seconds after the greeting
+    dead_air: Timer | None = None  # nobody speaks (and no hold) for N seconds
+    monologue: Timer | None = None  # the customer speaks N seconds with no listening response
+
+
+class When(_Strict):
+    """What shows a card: a live rule's hit (an event such as EVT001 客户投诉) or the customer's words."""
+
+    rules: list[str] = Field(default_factory=list)
+    said: Phrases = Field(default_factory=list)
+
+    _v = field_validator("said")(check_phrases)
+
+    @model_validator(mode="after")
+    def _some(self) -> When:
+        if not self.rules and not self.said:
+            raise ValueError("when 需要 rules 或 said")
+        return self
+
+
+class Card(_Strict):
+    id: str
+    title: str
+    source: str | None = None
+    when: When
+    script: list[str]
+    steps: list[Item] = Field(default_factory=list)
+
+
+class Style(_Strict):
+    id: str
+    name: str
+    cues: Phrases = Field(default_factory=list)
+    min_rate: float | None = Field(default=None, ge=0)  # customer characters per minute
+    max_rate: float | None = Field(default=None, ge=0)
+    traits: str
+    advice: str
+
+    _v = field_validator("cues")(check_phrases)
+
+
+class Styles(_Strict):
+    min_chars: int = Field(default=40, ge=1)  # customer characters before a style is guessed
+    min_score: int = Field(default=2, ge=1)
+    source: str | None = None
+    kinds: list[Style]
+
+
+class Guidance(_Strict):
+    version: int = 1
+    alerts: Alerts = Field(default_factory=Alerts)
+    checklists: list[Checklist] = Field(default_factory=list)
+    timers: Timers = Field(default_factory=Timers)
+    cards: list[Card] = Field(default_factory=list)
+    styles: Styles | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> Guidance:
+        for what, ids in (("checklist", [c.id for c in self.checklists]), ("card", [c.id for c in self.cards]),
+                          ("style", [s.id for s in self.styles.kinds] if self.styles else [])):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            if dup:
+                raise ValueError(f"{what} id 重复：{', '.join(dup)}")
+        return self
+
+
+_MSG_ZH = (("unknown key", "未知的键"), ("Field required", "缺少必填项"), ("Input should be", "取值应为"),
+           ("Extra inputs are not permitted", "不允许的键"), ("invalid YAML", "YAML 格式错误"))
+
+
+def _zh(err: RuleError) -> RuleError:
+    reason = err.reason
+    for en, zh in _MSG_ZH:
+        reason = reason.replace(en, zh)
+    return RuleError(err.source, err.line, err.key, reason)
+
+
+def parse_guidance(text: str, source: str = GUIDANCE_FILE, rule_ids: set[str] | None = None) -> Guidance:
+    """A guidance file's text → `Guidance`; `RuleError` (file, line, Chinese reason) when it is invalid.
+    With `rule_ids`, every rule an alert or a card names must exist in the rulebook."""
+    try:
+        data = load_yaml(text, source)
+    except RuleError as exc:
+        raise _zh(exc) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RuleError(source, 1, None, "指导文件应是一个映射（键: 值）")
+    try:
+        g = Guidance.model_validate(data)
+    except ValidationError as exc:
+        raise _zh(rule_error_from_validation(exc, data, source)) from None
+    if rule_ids is not None:
+        _check_refs(g, data, source, rule_ids)
+    return g
+
+
+def _check_refs(g: Guidance, data: Any, source: str, rule_ids: set[str]) -> None:
+    def known(ref: str) -> bool:
+        return any(r.startswith(ref) for r in rule_ids)
+
+    for ref in g.alerts.rules:
+        if not known(ref):
+            line = getattr(data.get("alerts"), "line", None)
+            raise RuleError(source, line, "alerts.rules", f"规则手册中没有规则 {ref}")
+    for i, card in enumerate(g.cards):
+        for ref in card.when.rules:
+            if not known(ref):
+                line = data["cards"].item_lines[i] if hasattr(data["cards"], "item_lines") else None
+                raise RuleError(source, line, f"cards[{i}].when.rules", f"规则手册中没有规则 {ref}")
+
+
+def load_guidance(rulebook: str | Path | None = None, rule_ids: set[str] | None = None) -> Guidance:
+    """The guidance next to a rulebook (a bundled name, a folder or its rulebook.yaml); empty guidance when
+    the rulebook has none."""
+    path = resolve(rulebook)
+    folder = path if path.is_dir() else path.parent
+    file = folder / GUIDANCE_FILE
+    if not file.is_file():
+        return Guidance()
+    return parse_guidance(file.read_text(encoding="utf-8"), str(file), rule_ids)

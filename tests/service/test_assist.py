@@ -1,0 +1,182 @@
+"""The live-assist WebSocket (protocol v1) against the real app on SQLite and PostgreSQL: a scripted call
+gets its alerts, cards and report and is stored as a scored conversation; bad frames get error frames and
+never disturb the call or another one; a dropped connection resumes without losing or repeating guidance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect
+
+from conftest import ADMIN_PASSWORD, database_url, make_settings
+from kefuqa.service.app import create_app
+from kefuqa.service.live_calls import Limits, LiveCalls
+from kefuqa.service.models import Conversation
+from kefuqa.service.workbench import Workbench
+
+WS = "/api/assist/v1/ws"
+
+SCRIPT: list[dict[str, Any]] = [
+    {"type": "utterance", "role": "agent", "text": "您好，这里是客服中心，我是工号1023，请问有什么可以帮您？", "start": 0.0, "end": 4.0},
+    {"type": "utterance", "role": "customer", "text": "叫你们领导来接电话，我要投诉！", "start": 4.5, "end": 7.0},
+    {"type": "utterance", "role": "agent", "text": "我不是跟你说过了吗", "start": 7.5, "end": 9.0},
+    {"type": "event", "event": "hold", "phase": "start", "at": 10.0},
+    {"type": "tick", "t": 45.0},
+    {"type": "event", "event": "hold", "phase": "end", "at": 50.0},
+    {"type": "utterance", "role": "agent", "text": "非常抱歉让您久等了，我们会在3个工作日内给您回复，感谢您的来电，再见", "start": 50.5,
+     "end": 56.0},
+    {"type": "hangup", "ended_by": "customer", "at": 57.0},
+]
+
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+    folder: Path = tmp_path_factory.mktemp(f"assist-{request.param}")
+    for url in database_url(request.param, folder):
+        settings = make_settings(url, folder)
+        wb = Workbench(settings)
+        wb.setup()
+        app = create_app(settings, wb)
+        app.state.live_calls = LiveCalls(Limits(max_frame_bytes=4096, idle_seconds=3600, resume_seconds=3600))
+        with TestClient(app) as client:
+            r = client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+            assert r.status_code == 200, r.text
+            yield client, r.json()["token"]
+        wb.engine.dispose()
+
+
+def _start(ws: Any, call_id: str, **kw: Any) -> dict[str, Any]:
+    ws.send_json({"type": "start", "v": 1, "call": {"id": call_id, "direction": "inbound", "channel": "phone",
+                                                     "agent": {"id": "A9", "name": "测试", "team": "一组"}}, **kw})
+    ready = ws.receive_json()
+    return ready
+
+
+def _items(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [i for f in frames if f["type"] == "guidance" for i in f["items"]]
+
+
+def _run(ws: Any, frames: list[dict[str, Any]], first_n: int = 1) -> list[dict[str, Any]]:
+    out = []
+    for k, f in enumerate(frames):
+        ws.send_json({**f, "n": first_n + k})
+        got = ws.receive_json()
+        out.append(got)
+        if got["type"] == "guidance" and any(i["kind"] == "report" for i in got["items"]):
+            out.append(ws.receive_json())  # ended
+    return out
+
+
+def test_scripted_call_gets_guidance_and_is_stored(svc: tuple[Any, str]) -> None:
+    client, token = svc
+    with client.websocket_connect(WS, headers={"Authorization": f"Bearer {token}"}) as ws:
+        ready = _start(ws, "live-1")
+        assert ready["type"] == "ready" and ready["v"] == 1
+        first = ws.receive_json()
+        assert [i["kind"] for i in first["items"]] == ["checklist"]
+        frames = _run(ws, SCRIPT)
+    items = _items(frames)
+    kinds = [(i["kind"], i.get("id") or i.get("rule") or i.get("timer")) for i in items]
+    alert = next(i for i in items if i["kind"] == "alert")
+    assert alert["said"] == "我不是跟你说过了吗" and alert["say_instead"].startswith("可能我刚才没有解释清楚")
+    cards = [k[1] for k in kinds if k[0] == "card"]
+    assert cards[:2] == ["complaint", "s09-leader"] or set(cards[:2]) == {"complaint", "s09-leader"}
+    assert ("timer", "hold") in kinds
+    assert ("check", "promise") in kinds  # the complaint card's step ticked by 3个工作日内给您回复
+    report = next(i for i in items if i["kind"] == "report")["report"]
+    assert frames[-1] == {"type": "ended", "stored": True, "note": "stored"}
+    wb = client.app.state.workbench
+    with wb.sessions() as db:
+        stored = db.scalar(select(Conversation).where(Conversation.call_id == "live-1"))
+        assert stored is not None
+        assert stored.score == report["score"]
+
+
+def test_auth_required(svc: tuple[Any, str]) -> None:
+    client, _ = svc
+    with client.websocket_connect(WS) as ws:
+        ws.send_json({"type": "start", "v": 1, "call": {"id": "x"}})
+        assert ws.receive_json()["code"] == "unauthorized"
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+        assert exc.value.code == 4401
+    with client.websocket_connect(WS) as ws:  # the token may come in the start frame (browsers)
+        ws.send_json({"type": "start", "v": 1, "call": {"id": "x"}, "token": "wrong"})
+        assert ws.receive_json()["code"] == "unauthorized"
+
+
+def test_bad_frames_get_errors_and_the_call_goes_on(svc: tuple[Any, str]) -> None:
+    client, token = svc
+    h = {"Authorization": f"Bearer {token}"}
+    with client.websocket_connect(WS, headers=h) as ws, client.websocket_connect(WS, headers=h) as other:
+        _start(ws, "live-bad")
+        ws.receive_json()
+        _start(other, "live-other")
+        other.receive_json()
+        bad = ["{not json", json.dumps([1, 2]), json.dumps({"type": "dance"}), "x" * 5000,
+               json.dumps({"type": "utterance", "role": "robot", "text": "hi"}),
+               json.dumps({"type": "utterance", "role": "agent", "text": "hi", "start": 5, "end": 1}),
+               json.dumps({"type": "utterance", "role": "agent", "text": "hi", "start": "soon"}),
+               json.dumps({"type": "event", "event": "hold", "phase": "end", "at": 3}),
+               json.dumps({"type": "tick"})]
+        codes = []
+        for b in bad:
+            ws.send_text(b)
+            got = ws.receive_json()
+            assert got["type"] == "error", got
+            assert got["message"]
+            codes.append(got["code"])
+        assert codes == ["bad_json", "bad_frame", "bad_frame", "frame_too_large", "bad_role", "bad_time", "bad_frame",
+                         "bad_event", "bad_frame"]
+        ws.send_json({"type": "utterance", "role": "agent", "text": "您好", "start": 10.0, "end": 11.0})
+        assert ws.receive_json()["type"] == "guidance"
+        ws.send_json({"type": "utterance", "role": "customer", "text": "早", "start": 2.0, "end": 3.0})
+        assert ws.receive_json()["code"] == "out_of_order"
+        other.send_json({"type": "utterance", "role": "agent", "text": "您好，请问有什么可以帮您", "start": 0.0, "end": 2.0})
+        assert other.receive_json()["type"] == "guidance"  # the other call never noticed
+
+
+def test_unknown_call_cannot_resume(svc: tuple[Any, str]) -> None:
+    client, token = svc
+    with client.websocket_connect(WS, headers={"Authorization": f"Bearer {token}"}) as ws:
+        _ = _start(ws, "never-started", resume={"after_seq": 3})
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+        assert exc.value.code == 4404
+
+
+def test_resume_loses_and_repeats_nothing(svc: tuple[Any, str]) -> None:
+    client, token = svc
+    h = {"Authorization": f"Bearer {token}"}
+    with client.websocket_connect(WS, headers=h) as ws:  # the whole call on one connection, for comparison
+        _start(ws, "live-whole")
+        whole = ws.receive_json()["items"] + _items(_run(ws, SCRIPT))
+    with client.websocket_connect(WS, headers=h) as ws:
+        _start(ws, "live-drop")
+        got = ws.receive_json()["items"]
+        for k, f in enumerate(SCRIPT[:3]):
+            ws.send_json({**f, "n": k + 1})
+            if k < 2:  # the answer to frame 3 is lost with the connection
+                got += ws.receive_json()["items"]
+    seen = max(i["seq"] for i in got)
+    with client.websocket_connect(WS, headers=h) as ws:
+        ready = _start(ws, "live-drop", resume={"after_seq": seen})
+        assert ready["resumed"] and ready["received"] == 3
+        replay = ws.receive_json()
+        assert replay["replay"]
+        got += replay["items"]
+        ws.send_json({**SCRIPT[2], "n": 3})  # the client did not know frame 3 arrived: a duplicate
+        assert ws.receive_json() == {"type": "ack", "n": 3, "duplicate": True}
+        got += _items(_run(ws, SCRIPT[3:], first_n=4))
+
+    def strip(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(i["seq"], i["kind"], i["key"]) for i in items]
+
+    assert strip(got) == strip(whole)
