@@ -29,7 +29,9 @@ def _expected() -> dict[str, list[str]]:
 
 
 EXPECTED = _expected()
-EXAMPLE_FILES = sorted(p.name for p in iter_paths([EXAMPLES]))
+# one file, one call: the files at the top of examples/ (examples/telephony/ holds recordings with their
+# transcripts and a manifest, checked as calls by test_telephony_example_calls)
+EXAMPLE_FILES = sorted(p.name for p in iter_paths([EXAMPLES]) if p.parent == EXAMPLES)
 
 
 def _read_one(name: str) -> Conversation:
@@ -138,3 +140,26 @@ def test_readers_keep_times_and_roles() -> None:
     ali = _read_one("property-access-card-aliyun.json")
     assert ali.timed and ali.utterances[0].role == "agent"
     assert ali.utterances[6].start == pytest.approx(36.93)
+
+
+TELEPHONY = EXAMPLES / "telephony"
+
+
+@pytest.mark.slow
+def test_telephony_example_calls(checker: kefuqa.Checker) -> None:
+    """examples/telephony: each manifest row is one call (recording + transcript + agent and team), scored
+    with the text and the voice rules; EXPECTED.yaml there lists what fires, by call id."""
+    pytest.importorskip("soundfile")
+    from kefuqa.batch import find_inputs, score
+
+    expected = {k: set(v or []) for k, v in
+                yaml.safe_load((TELEPHONY / "EXPECTED.yaml").read_text(encoding="utf-8")).items()}
+    files, errors = find_inputs([TELEPHONY])
+    assert errors == []
+    reports = list(score(files, checker))
+    assert all(isinstance(r, kefuqa.Report) for r in reports), reports
+    assert {r.call_id: _fired(r) for r in reports} == expected
+    for r in reports:
+        conv = r.conversation
+        assert conv is not None and conv.notes == [] and conv.metrics["audio"] is True
+        assert conv.agent is not None and conv.agent.team and conv.metrics["attributes"] == {"queue": "宽带报障"}

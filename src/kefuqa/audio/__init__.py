@@ -142,9 +142,10 @@ def register() -> None:
     from kefuqa.readers.registry import register_reader
 
     register_reader("audio", extensions=EXTENSIONS, sniff=sniff, read=read, binary=True)
-    from kefuqa.readers.registry import register_recording_merger
+    if available() is None:  # without the extra a transcript paired with a recording is read with a note
+        from kefuqa.readers.registry import register_recording_merger
 
-    register_recording_merger(merge)
+        register_recording_merger(merge)
 
 
 MIN_RATE = 8000  # below telephone quality nothing kefuqa measures is meaningful
