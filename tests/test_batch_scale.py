@@ -4,6 +4,7 @@ results to the single-machine path, on a local Ray and on S3 (moto's server on l
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -180,6 +181,25 @@ def _committed(out: Path, table: str) -> list[str]:
     from kefuqa.distributed.store import Output
 
     return Output(str(out)).committed_files(table)
+
+
+@pytest.mark.slow
+def test_cli_batch_on_ray_prints_what_check_prints(tmp_path):
+    pytest.importorskip("ray")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    kefuqa_bin = [sys.executable, "-m", "kefuqa.cli"]
+    check = subprocess.run([*kefuqa_bin, "check", str(EXAMPLES), "-f", "jsonl"], capture_output=True, text=True,
+                           env=env)
+    assert check.returncode == 0, check.stderr
+    out = tmp_path / "out"
+    run = subprocess.run([*kefuqa_bin, "batch", str(EXAMPLES), "--out", str(out), "--engine", "ray"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "批量评分完成（ray）：评分 25 通" in run.stderr
+    assert produced(str(out))[0] == sorted(line for line in check.stdout.splitlines() if line)
+    manifest = json.loads((out / "_kefuqa_batch.json").read_text(encoding="utf-8"))
+    assert manifest["engine"] == "ray" and manifest["counts"]["scored"] == 25
+    assert manifest["timings"]["engine_start_seconds"] > 0
 
 
 # ---- Ray (one local Ray session for the module) ---------------------------------------------------------

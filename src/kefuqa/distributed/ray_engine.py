@@ -60,7 +60,8 @@ class RayEngine:
         address = self.address or os.environ.get("RAY_ADDRESS")
         if address:
             kw["address"] = address
-        else:  # a local Ray for this run: small object store, this machine's CPUs (or num_cpus)
+        else:  # a new local Ray for this run: small object store, this machine's CPUs (or num_cpus)
+            kw["address"] = "local"
             kw["num_cpus"] = self.num_cpus or os.cpu_count() or 1
             kw["object_store_memory"] = 256 * 1024 * 1024
         ray.init(**kw)
@@ -101,6 +102,8 @@ class RayEngine:
         if self.gpus_per_actor:
             remote["num_gpus"] = self.gpus_per_actor
         ds = source.map_batches(_RayScorer, fn_constructor_kwargs={"job_bytes": pickle.dumps(job)}, batch_size=1,
-                            batch_format="numpy", concurrency=(1, min(actors, len(items))), **remote)
+                            batch_format="numpy",
+                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(actors, len(items))),
+                            **remote)
         for row in ds.iter_rows():
             yield pickle.loads(row["payload"])

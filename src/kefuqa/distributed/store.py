@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from .schema import SCHEMA_VERSION, SCHEMAS
 
-__all__ = ["Output", "latest_calls", "read_table"]
+__all__ = ["Output", "iter_table", "latest_calls", "latest_keys", "read_table"]
 
 COMMITS = "_commits"
 
@@ -183,17 +183,31 @@ def iter_table(url: str, table: str) -> Iterator[dict[str, Any]]:
         yield from _read_rows(out, rel)
 
 
-def _read_rows(out: Output, rel: str) -> list[dict[str, Any]]:
+def _read_rows(out: Output, rel: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
     data = out._read_bytes(rel)
     if rel.endswith(".jsonl"):
-        return [json.loads(line) for line in data.decode().splitlines() if line]
+        rows = [json.loads(line) for line in data.decode().splitlines() if line]
+        return [{c: r.get(c) for c in columns} for r in rows] if columns else rows
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(io.BytesIO(data)).to_pylist()
+    rows = pq.read_table(io.BytesIO(data), columns=columns).to_pylist()
     for r in rows:
         if isinstance(r.get("dimensions"), list):
             r["dimensions"] = dict(r["dimensions"])
     return rows
+
+
+def latest_keys(url: str) -> dict[str, tuple[str, str]]:
+    """Call id → (run id, scored at) of its newest committed row, reading only those columns."""
+    out = Output(url, _guess_format(url))
+    best: dict[str, tuple[str, str]] = {}
+    for rel in out.committed_files("calls"):
+        for r in _read_rows(out, rel, ["call_id", "run_id", "scored_at"]):
+            key = (r["run_id"], str(r["scored_at"]))
+            old = best.get(r["call_id"])
+            if old is None or (key[1], key[0]) >= (old[1], old[0]):
+                best[r["call_id"]] = key
+    return best
 
 
 def _guess_format(url: str) -> str:

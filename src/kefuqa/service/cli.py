@@ -56,7 +56,8 @@ def _announce_setup(wb: Workbench, echo: Echo) -> None:
 
 def ingest(paths: list[str], database_url: str | None = None, rulebook: str | None = None, *,
            replace: bool = False, data_dir: str | None = None, echo: Echo = print, err: Echo = _err) -> int:
-    """Read, score and store files and folders (every format the CLI reads, audio included).
+    """Read, score and store files and folders (every format the CLI reads, audio included); a folder
+    written by `kefuqa batch` is stored as it was scored there (no re-scoring).
 
     Returns 0 when everything was stored (or already was), 1 when some input was refused, 2 when nothing
     could be read at all. `rulebook` (a bundled name, a folder or a YAML file) becomes the active rulebook.
@@ -68,7 +69,14 @@ def ingest(paths: list[str], database_url: str | None = None, rulebook: str | No
     wb = Workbench(_settings(database_url, rulebook, data_dir))
     _announce_setup(wb, echo)
     with wb.sessions() as db:
-        run = ingest_paths(Ctx(wb, db), paths, replace=replace, on_error=err)
+        from .usecases.batch_import import ingest_batch_output, is_batch_output
+
+        outputs = [p for p in paths if is_batch_output(p)]  # `kefuqa batch` results: stored, not re-scored
+        run = ingest_paths(Ctx(wb, db), [p for p in paths if p not in outputs], replace=replace, on_error=err)
+        for p in outputs:
+            got = ingest_batch_output(Ctx(wb, db), p, replace=replace, on_error=err)
+            run.files += got.files
+            run.outcomes.extend(got.outcomes)
     for o in run.outcomes:
         if o.status == "conflict":
             err(f"{o.source or ''} {o.call_id}: {o.error}")
