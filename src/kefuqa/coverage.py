@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Reasons (as the kinds and the checker word them) that mean "the input lacks what the rule needs".
-_INPUT_MISSING = ("缺少", "需要录音", "没有转写文本", "说话不足", "没有发言", "检查范围内", "判断未完成",
-                  "无人发言", "客户发言少于", "双方说话不足")
+# Words of the reasons (as the kinds and the checker word them) that mean "the input lacks what the rule
+# needs"; every other reason says the rule's situation did not occur.
+_INPUT_MISSING = ("缺少", "需要录音", "没有转写文本", "说话不足", "没有发言", "判断未完成", "无人发言",
+                  "发言少于")
 
 INSUFFICIENT = "未充分质检"
 
@@ -24,7 +25,7 @@ INSUFFICIENT = "未充分质检"
 def undecidable(reason: str) -> bool:
     """True when a not-applicable reason says the input lacks what the rule needs (not checkable),
     False when the situation the rule is about did not happen (checked, nothing to report)."""
-    return reason.startswith(_INPUT_MISSING)
+    return any(word in reason for word in _INPUT_MISSING)
 
 
 @dataclass(slots=True)
@@ -52,10 +53,15 @@ class Coverage:
         return text if self.sufficient else f"{text}，{INSUFFICIENT}"
 
 
-def measure_coverage(scored: Iterable[str], not_applicable: Mapping[str, str], minimum: float) -> Coverage:
-    """Coverage over the scored (non-event) rules `scored` given the report's not-applicable reasons."""
+def measure_coverage(scored: Iterable[str], not_applicable: Mapping[str, str], minimum: float,
+                     dialogue: bool = True) -> Coverage:
+    """Coverage over the scored (non-event) rules `scored` given the report's not-applicable reasons.
+
+    Without a `dialogue` (one side never said anything) "the situation did not occur" proves nothing —
+    no complaint can be heard from a customer who is not in the transcript — so every not-applicable rule
+    is unchecked then."""
     ids = list(scored)
-    unchecked = [r for r in ids if r in not_applicable and undecidable(not_applicable[r])]
+    unchecked = [r for r in ids if r in not_applicable and (not dialogue or undecidable(not_applicable[r]))]
     return Coverage(len(ids) - len(unchecked), len(ids), minimum, unchecked)
 
 

@@ -61,3 +61,29 @@ def test_one_default_period_everywhere_and_shown(sqlite_world: World, browser: T
     empty = browser.get("/agents/A2?days=7").text  # A2's sample calls are 2–3 weeks old
     assert 'data-testid="no-deductions">近7天没有扣分项' in empty
     assert "call-a2-0" not in empty  # and its recent-calls list keeps to the same period
+
+
+def test_insufficiently_checked_calls_stay_out_of_averages_and_rankings(world: World) -> None:
+    """On SQLite and PostgreSQL: a one-utterance call (「未充分质检」) is stored and shown, but the agent's
+    average and the ranking are those of the calls that could be checked."""
+    w = world
+
+    def figures() -> tuple[dict, dict]:
+        agent = w.get("qa", "/api/agents/B1").json()
+        ranked = next(a for a in w.get("qa", "/api/agents").json() if a["code"] == "B1")
+        return ({k: agent[k] for k in ("calls", "average", "grades")},
+                {k: ranked[k] for k in ("calls", "average", "fatal")})
+
+    before = figures()
+    thin = {"id": f"thin-{w.backend}", "channel": "phone", "agent": {"id": "B1", "name": "赵敏", "team": "二组"},
+            "utterances": [{"role": "agent", "start": 0, "end": 2, "text": "您好"}]}
+    r = w.post("qa", "/api/conversations", json=thin)
+    assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+    cid = int(r.json()["results"][0]["id"])
+    report = w.get("qa", f"/api/calls/{cid}/report").json()
+    assert report["coverage"]["sufficient"] is False and report["coverage"]["checked"] < report["coverage"]["rules"]
+    assert figures() == before
+    with TestClient(w.client.app) as lead:
+        w.browser_login(lead, "qa1")
+        page = lead.get("/agents/B1").text
+    assert 'data-testid="insufficient">另有未充分质检 1 通，不计入' in page

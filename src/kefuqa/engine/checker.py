@@ -190,7 +190,9 @@ class Checker:
         )
         score_report(report, self.rulebook)
         scored = self._scored if shown is self._shown else [r for r in self._scored if r in shown]
-        report.coverage = measure_coverage(scored, na, self.rulebook.settings.min_coverage)
+        texts = ctx.texts
+        dialogue = all(any(texts[u].strip() for u in ctx.by_role[role]) for role in ("agent", "customer"))
+        report.coverage = measure_coverage(scored, na, self.rulebook.settings.min_coverage, dialogue)
         return report
 
     def _run(self, c: _Compiled, ctx: Context) -> list[Hit]:

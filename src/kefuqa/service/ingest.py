@@ -369,7 +369,8 @@ class Ingestor:
             assert report is not None  # scored above
             fields = conversation_fields(conv, item.data, item.content_hash, agent_id=agent_id, team_id=team_id,
                                          audio_file=item.audio_file, source_name=item.source_name)
-            fields.update(score=float(report.score), grade=report.grade, fatal=bool(report.fatal), updated_at=now)
+            fields.update(score=float(report.score), grade=report.grade, fatal=bool(report.fatal), updated_at=now,
+                          insufficient=bool(report.coverage is not None and not report.coverage.sufficient))
             old = existing.get(cid)
             if old is not None:
                 if old.content_hash == item.content_hash:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -182,6 +183,9 @@ class Conversation(Base):
     score: Mapped[float | None] = mapped_column(Float, index=True)
     grade: Mapped[str | None] = mapped_column(String(32))
     fatal: Mapped[bool] = mapped_column(Boolean, default=False)
+    # issue 9: the current score's input let too little of the standard be checked (「未充分质检」,
+    # kefuqa.coverage): kept out of averages and rankings by default
+    insufficient: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     agent: Mapped[Agent | None] = relationship(lazy="joined")
     team: Mapped[Team | None] = relationship(lazy="joined")

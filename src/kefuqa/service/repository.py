@@ -338,6 +338,7 @@ class Summary:
     grades: dict[str, int] = field(default_factory=dict)
     trend: list[tuple[date, float, int]] = field(default_factory=list)  # (day or week start, avg, calls)
     distribution: list[tuple[str, int]] = field(default_factory=list)
+    insufficient: int = 0  # calls 「未充分质检」 in the period, left out of the figures above
 
 
 BUCKETS = [(0, 60, "<60"), (60, 70, "60–69"), (70, 80, "70–79"), (80, 90, "80–89"), (90, 101, "90–100")]
@@ -347,14 +348,16 @@ def summary(db: DBSession, user: User, tz: str, *, agent_id: int | None = None, 
             days: int = 90) -> Summary:
     """Calls, average, grades, score distribution and the daily (or weekly) trend of a scope."""
     since = utcnow() - timedelta(days=days)
-    stmt = scope_calls(select(Conversation.call_at, Conversation.score, Conversation.grade, Conversation.fatal),
+    stmt = scope_calls(select(Conversation.call_at, Conversation.score, Conversation.grade, Conversation.fatal,
+                              Conversation.insufficient),
                        user).where(Conversation.score.is_not(None), Conversation.call_at >= since)
     if agent_id is not None:
         stmt = stmt.where(Conversation.agent_id == agent_id)
     if team_id is not None:
         stmt = stmt.where(Conversation.team_id == team_id)
-    rows = db.execute(stmt.limit(200_000)).all()
-    out = Summary(calls=len(rows))
+    every = db.execute(stmt.limit(200_000)).all()
+    rows = [r[:4] for r in every if not r[4]]  # 「未充分质检」 calls are counted apart
+    out = Summary(calls=len(rows), insufficient=len(every) - len(rows))
     if not rows:
         return out
     scores = [float(r[1] or 0) for r in rows]
@@ -380,7 +383,7 @@ def agent_ranking(db: DBSession, user: User, team_id: int | None = None, days: i
                               func.avg(Conversation.score),
                               func.sum(case((Conversation.fatal.is_(True), 1), else_=0)))
                        .join(Agent, Agent.id == Conversation.agent_id), user).where(
-        Conversation.score.is_not(None), Conversation.call_at >= since)
+        Conversation.score.is_not(None), Conversation.call_at >= since, Conversation.insufficient.is_(False))
     if team_id is not None:
         stmt = stmt.where(Conversation.team_id == team_id)
     rows = db.execute(stmt.group_by(Agent.id, Agent.code, Agent.name)).all()

@@ -33,6 +33,13 @@ def effective(report: dict[str, Any], voided: set[int], rulebook: Rulebook) -> t
     return got.score, got.grade, got.fatal
 
 
+def insufficient(report: dict[str, Any] | None) -> bool:
+    """A stored report whose coverage is below its rulebook's threshold (「未充分质检」); reports stored
+    before coverage existed count as checked."""
+    cov = (report or {}).get("coverage")
+    return isinstance(cov, dict) and cov.get("sufficient") is False
+
+
 def recompute(db: DBSession, rulebooks: Rulebooks, conv: Conversation, score: Score) -> None:
     """The effective score of `score` from its findings' statuses; copied to the conversation if current."""
     voided = set(db.scalars(select(Finding.position).where(
@@ -42,6 +49,7 @@ def recompute(db: DBSession, rulebooks: Rulebooks, conv: Conversation, score: Sc
     score.final_score, score.grade, score.fatal = final, grade, fatal
     if conv.current_score_id == score.id:
         conv.score, conv.grade, conv.fatal = final, grade, fatal
+        conv.insufficient = insufficient(score.report)
 
 
 def _key(f: Finding) -> tuple[Any, ...]:

@@ -36,6 +36,7 @@ def _utc(value: object) -> datetime | None:
 
 
 def upgrade() -> None:
+    _coverage()
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return
@@ -58,5 +59,13 @@ def upgrade() -> None:
                      fixes)
 
 
+def _coverage() -> None:
+    """issue 9, item 11: calls whose input let too little of the standard be checked (「未充分质检」) stay out
+    of averages and rankings; scores stored before carry no coverage and keep counting."""
+    op.add_column("conversations", sa.Column("insufficient", sa.Boolean(), nullable=False,
+                                             server_default=sa.false()))
+
+
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("conversations") as batch:
+        batch.drop_column("insufficient")
