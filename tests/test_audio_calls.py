@@ -183,3 +183,24 @@ def test_crosstalk_at_minus_15_db_does_not_move_either_party(tmp_path, loud_agen
     tol = 1.0 if snr is None else 1.5  # the stated tolerance: 1 dB on a clean line, 1.5 dB at 20 dB SNR
     assert all(abs(v - -14.0) <= tol for v in _levels(conv, "agent")), _levels(conv, "agent")
     assert all(abs(v - -27.0) <= tol for v in _levels(conv, "customer")), _levels(conv, "customer")
+
+
+def test_check_command_on_a_folder_with_offset_and_a_bad_manifest_row(tmp_path, loud_agent):
+    from typer.testing import CliRunner
+
+    from kefuqa.cli import app
+
+    shifted = json.loads(json.dumps(loud_agent.transcript))
+    for u in shifted["utterances"]:
+        u["start"], u["end"] = round(u["start"] + 1.5, 2), round(u["end"] + 1.5, 2)
+    cs.write_call(str(tmp_path), "c1", cs.degrade(loud_agent.samples), shifted, subtype="ULAW")
+    result = CliRunner().invoke(app, ["check", str(tmp_path), "--offset", "-1.5", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout) if result.stdout.lstrip().startswith("[") else [json.loads(result.stdout)]
+    assert report["call_id"] == "loud" and "VOC003" in {f["rule"] for f in report["findings"]}
+    (tmp_path / "manifest.csv").write_text("call_id,recording,transcript,offset\nL-1,c1.wav,c1.json,-1.5\n"
+                                           "L-2,gone.wav,c1.json,\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(tmp_path), "-f", "jsonl"])
+    assert result.exit_code == 2
+    assert [json.loads(line)["call_id"] for line in result.stdout.splitlines()] == ["L-1"]
+    assert "manifest.csv:line 3（L-2）: 录音文件不存在：gone.wav" in result.stderr

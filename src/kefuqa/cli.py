@@ -159,6 +159,8 @@ def check(
     input_format: Annotated[str | None, typer.Option(help="Force the input format (json, jsonl, csv, tsv, "
                                                           "text, aliyun, funasr, aws, audio).")] = None,
     channels: Annotated[str | None, typer.Option(help="Audio: channel roles, default agent,customer.")] = None,
+    offset: Annotated[float | None, typer.Option(help="Recording + transcript: seconds added to the transcript's "
+                                                      "times to match the recording (a manifest's offset column wins).")] = None,
     asr: Annotated[str | None, typer.Option(help="Audio: ASR engine, e.g. sherpa-onnx:/models/sense-voice.")] = None,
     vad: Annotated[str | None, typer.Option(help="Audio: voice activity detector, auto, silero or energy.")] = None,
     excel: Annotated[bool, typer.Option(help="CSV: BOM and formula-safe cells for Excel.")] = False,
@@ -180,6 +182,8 @@ def check(
     options: dict[str, Any] = {}
     if channels:
         options["channels"] = channels
+    if offset is not None:
+        options["offset"] = offset
     if asr:
         options["asr"] = asr
     if vad:

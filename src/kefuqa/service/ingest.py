@@ -4,6 +4,7 @@ them (conversations, scores, findings) in bulk, with group commit for many small
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -22,7 +23,7 @@ from ..engine import Checker
 from ..errors import InputError
 from ..model import Conversation as ConversationModel
 from ..model import Report
-from ..readers.calls import CallFiles, read_call
+from ..readers.calls import CallFiles, group_targets, is_manifest, is_recording, read_call
 from . import audio_store
 from .audio_store import AUDIO_EXTENSIONS, AudioStore
 from .config import Settings
@@ -165,6 +166,48 @@ class Reader:
             return
         for conv in readers.read_path(path):
             yield conv if isinstance(conv, InputError) else Item(conv, path.name)
+
+    def read_upload_calls(self, files: list[tuple[str, bytes]]
+                          ) -> tuple[list[Item | InputError], list[tuple[str, bytes]]]:
+        """Uploaded files that make calls together — a recording with the transcript of the same stem, the
+        rows of an uploaded manifest — read as those calls (`read_local_call` on a private copy); returns
+        them and the uploads left to read one by one. An upload refused by `check_upload` is left there
+        (it is reported where it is read)."""
+        names = [safe_filename(n) for n, _ in files]
+        stems = [Path(n).stem for n in names]
+        pairs = any(is_recording(n) and stems.count(Path(n).stem) > 1 for n in names)
+        if len(set(names)) != len(names) or not (pairs or any(is_manifest(n) for n in names)):
+            return [], files
+        out: list[Item | InputError] = []
+        with tempfile.TemporaryDirectory(prefix="kefuqa-upload-") as tmp:
+            written: dict[str, int] = {}
+            for i, ((name, data), safe) in enumerate(zip(files, names, strict=True)):
+                try:
+                    if not is_manifest(safe):
+                        self.check_upload(name, data)
+                except UploadError:
+                    continue
+                (Path(tmp) / safe).write_bytes(data)
+                written[str(Path(tmp) / safe)] = i
+            grouped, errors = group_targets(sorted(Path(p) for p in written))
+            used: set[int] = set()
+            for e in errors:
+                out.append(InputError(Path(e.source).name, e.place, e.reason))
+            for g in grouped:
+                if not isinstance(g, CallFiles):
+                    continue
+                used.update(written[p] for p in (g.transcript, g.recording) if p)
+                for got in self.read_local_call(g):
+                    if isinstance(got, InputError):
+                        out.append(InputError(Path(got.source.split(" + ")[0]).name, got.place,
+                                              got.reason.replace(tmp + "/", "")))
+                    else:
+                        got.conversation = got.conversation.model_copy(update={"source": got.source_name})
+                        if got.conversation.metrics.get("audio_path"):
+                            got.conversation.metrics["audio_path"] = Path(str(g.recording)).name
+                        out.append(got)
+            used.update(i for p, i in written.items() if is_manifest(p))
+        return out, [f for i, f in enumerate(files) if i not in used]
 
     def read_local_call(self, call: CallFiles) -> Iterator[Item | InputError]:
         """One call from several local files (recording + transcript + manifest row, `kefuqa.readers.calls`):

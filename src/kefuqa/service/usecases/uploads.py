@@ -47,6 +47,13 @@ def upload_files(ctx: Ctx, files: list[tuple[str, bytes]], *, replace: bool = Fa
         raise TooLarge(f"一次最多上传 {s.max_files} 个文件")
     items: list[Item] = []
     errors: list[Outcome] = []
+    calls, files = ctx.wb.reader.read_upload_calls(files)  # recording + transcript (+ manifest) = one call
+    for got in calls:
+        if isinstance(got, InputError):
+            errors.append(Outcome(None, "error", error=got.reason if not got.place else f"{got.place}: {got.reason}",
+                                  source=got.source))
+        else:
+            items.append(got)
     for name, data in files:
         try:
             for got in ctx.wb.reader.read_upload(name, data):
