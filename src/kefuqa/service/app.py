@@ -123,6 +123,9 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     from .web_inspection import router as inspection  # issue 13: search, plans, calibration, coaching, trends
 
     app.include_router(inspection)
+    from .web_training import router as training  # issue 12: quizzes, scenarios, drills, assignments
+
+    app.include_router(training)
     from .assist import router as assist  # issue 11: real-time agent assist (WebSocket)
 
     app.include_router(assist)

@@ -416,3 +416,49 @@ class CoachingItem(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     answered_at: Mapped[datetime | None]
+
+
+# ---- training (issue 12; migration 0004_training) -------------------------------------------------------------
+
+
+class TrainingAssignment(Base):
+    """A leader's assignment of a quiz (a module), a scenario or a drill to one agent, with a due date. A drill's
+    items (rewrite items from the agent's own flagged utterances) are fixed when it is assigned."""
+
+    __tablename__ = "training_assignments"
+    __table_args__ = (Index("ix_training_assignments_agent_status", "agent_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # quiz | scenario | drill
+    ref: Mapped[str] = mapped_column(String(100), default="")  # module id, scenario id ('' for a drill)
+    title: Mapped[str] = mapped_column(String(200))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    due_at: Mapped[datetime]
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # a drill's items
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open | done
+    done_at: Mapped[datetime | None]
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingAttempt(Base):
+    """One finished quiz, scenario run or drill: its score, whether it passed, the rules it tripped, the detail."""
+
+    __tablename__ = "training_attempts"
+    __table_args__ = (Index("ix_training_attempts_agent_created", "agent_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("training_assignments.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))  # quiz | scenario | drill
+    ref: Mapped[str] = mapped_column(String(100), default="")
+    module: Mapped[str | None] = mapped_column(String(100))  # the certification module it counts for
+    title: Mapped[str] = mapped_column(String(200))
+    score: Mapped[float] = mapped_column(Float)  # 0–100
+    passed: Mapped[bool] = mapped_column(Boolean, default=False)
+    correct: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    rules: Mapped[list[Any]] = mapped_column(default=list)  # rules the attempt tripped (weak rules)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # answers and feedback, transcript and report
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -90,6 +90,7 @@ def _nav(user: User, counts: dict[str, int]) -> list[dict[str, Any]]:
         ("/plans", "抽检计划", "plans", ("admin", "qa")),  # issue 13
         ("/calibration", "校准", "calibration", ("admin", "qa")),  # issue 13
         ("/trends", "趋势预警", "trends", ("admin", "qa", "leader")),  # issue 13
+        ("/training", "培训练习", "training", ROLES),  # issue 12
         ("/appeals", "我的申诉" if r == "agent" else "申诉处理", "appeals", ROLES),
         ("/teams", "班组", "teams", ("admin", "qa")),
         ("/agents", "坐席", "agents", ("admin", "qa", "leader")),
