@@ -88,6 +88,14 @@ def test_review_rows_are_read_with_file_and_line_errors(tmp_path: Path) -> None:
             read_review_rows(p)
     with pytest.raises(CorpusError, match="无法读取"):
         read_review_rows(tmp_path / "missing.jsonl")
+    # the inspection pages' export labels a phrase rule's rows with the rule id: left out, said why
+    p.write_text('{"text": "我怎么知道", "label": "LNG001", "y": 1, "rule": "LNG001"}\n'
+                 '{"text": "这个您得问厂家", "label": "blame_shift", "y": 1, "rule": "XTR001"}\n', encoding="utf-8")
+    skipped: list[str] = []
+    assert [r.text for r in read_review_rows(p, skipped)] == ["这个您得问厂家"]
+    assert skipped == [f"{p}:1: 规则 LNG001 不是判断规则，已跳过"]
+    with pytest.raises(CorpusError, match=r"r\.jsonl:1: 未知标签 'LNG001'"):
+        read_review_rows(p)
 
 
 def test_review_rows_only_ever_join_the_training_split() -> None:

@@ -83,9 +83,10 @@ def retrain_with_reviews(examples: Sequence[Example], paths: Sequence[Path], tar
     from .judge.retrain import read_review_rows, retrain
 
     rows: list[Example] = []
+    skipped: list[str] = []
     try:
         for p in paths:
-            rows.extend(read_review_rows(p))
+            rows.extend(read_review_rows(p, skipped))
     except CorpusError as exc:
         err.print(f"[red]错误[/red] {exc}")
         raise typer.Exit(2) from None
@@ -96,7 +97,7 @@ def retrain_with_reviews(examples: Sequence[Example], paths: Sequence[Path], tar
         raise typer.Exit(2) from None
     a = got.added
     out.print(f"复核样本 {len(rows)} 条：加入训练集 {a.added}，与训练集重复 {a.duplicates}，"
-              f"与留出集同句而未用 {a.heldout}")
+              f"与留出集同句而未用 {a.heldout}" + (f"；非判断规则的样本跳过 {len(skipped)} 条" if skipped else ""))
     t = Table("标签", "当前 F1", "候选 F1", "变化", "结论", title="留出行业上的比较（同一留出集）")
     for c in got.gate.labels:
         verdict = "[red]下降超过 0.01[/red]" if c.worse else (

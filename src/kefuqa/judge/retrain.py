@@ -30,9 +30,10 @@ MAX_LABEL_DROP = 0.01  # a label's held-out F1 may fall by at most this much
 _EPS = 1e-9
 
 
-def read_review_rows(path: Path) -> list[Example]:
+def read_review_rows(path: Path, skipped: list[str] | None = None) -> list[Example]:
     """Labelled rows of one export file. A line that is not a row of a known label is a CorpusError naming the
-    file, the line and the reason."""
+    file, the line and the reason — except a row of a rule that is not a judgement rule (the inspection pages'
+    export labels those with the rule id, `label == rule`): it is left out and described in `skipped`."""
     known = labels()
     out: list[Example] = []
     try:
@@ -51,6 +52,9 @@ def read_review_rows(path: Path) -> list[Example]:
                 if missing:
                     raise ValueError(f"缺少字段 {', '.join(missing)}")
                 label, y, text = data["label"], data["y"], data["text"]
+                if label not in known and skipped is not None and label == data.get("rule"):
+                    skipped.append(f"{path}:{n}: 规则 {label} 不是判断规则，已跳过")
+                    continue
                 if label not in known:
                     raise ValueError(f"未知标签 {label!r}（labels.yaml 中没有）")
                 if y not in (0, 1) or isinstance(y, bool):

@@ -56,8 +56,7 @@ class Verdict:
 def _reviews(since: datetime | None) -> Any:
     stmt = select(Review.id, Review.reviewer_id, Review.verdict, Review.created_at, Finding.id,
                   Finding.conversation_id, Finding.utterance, Finding.rule, Finding.score_id, Score.rulebook_id
-                  ).join(Finding, Finding.id == Review.finding_id).join(Score, Score.id == Finding.score_id).where(
-        Finding.kind == "finding")
+                  ).join(Finding, Finding.id == Review.finding_id).join(Score, Score.id == Finding.score_id)
     return stmt.where(Review.created_at >= since) if since is not None else stmt
 
 
