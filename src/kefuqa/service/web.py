@@ -73,7 +73,7 @@ AdminPage = Depends(page_roles("admin"))
 NOTICES = {
     "reviewed": "复核结论已保存", "appealed": "申诉已提交，等待质检裁决", "decided": "申诉已裁决",
     "rescored": "已用当前规则集重新评分，历史评分已保留", "activated": "规则集已启用，新导入的会话将按此评分",
-    "password": "密码已修改，请重新登录", "user_saved": "用户已保存", "logged_out": "已退出登录",
+    "password": "密码已修改，请重新登录", "coached": "辅导已指派给坐席", "user_saved": "用户已保存", "logged_out": "已退出登录",
 }
 
 
@@ -90,6 +90,7 @@ def _nav(user: User, counts: dict[str, int]) -> list[dict[str, Any]]:
         ("/plans", "抽检计划", "plans", ("admin", "qa")),  # issue 13
         ("/calibration", "校准", "calibration", ("admin", "qa")),  # issue 13
         ("/trends", "趋势预警", "trends", ("admin", "qa", "leader")),  # issue 13
+        ("/coaching", "我的辅导" if r == "agent" else "辅导", "coaching", ROLES),  # issue 13
         ("/training", "培训练习", "training", ROLES),  # issue 12
         ("/appeals", "我的申诉" if r == "agent" else "申诉处理", "appeals", ROLES),
         ("/teams", "班组", "teams", ("admin", "qa")),
@@ -530,7 +531,11 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
         rec = store.active(db2)
         if rec is not None:
             rules_meta = {r["id"]: r for r in rec.rules or []}
+    from .usecases.coaching import items as coaching_items  # issue 13: open coaching items
+
+    coaching = coaching_items(Ctx(workbench(request), db, p.user), agent_id=agent.id, status="open", limit=20)
     return render(request, "agent.html", p, active="me" if p.user.agent_id == agent.id else "agents", agent=agent,
+                  coaching=coaching,
                   s=s, top=top, practice=practice, recent=recent, rules_meta=rules_meta, days=days, periods=PERIODS,
                   period_label=dict(PERIODS)[days] if days else "全部时间内",
                   trend=charts.line_chart([(d.strftime("%m-%d"), v, n) for d, v, n in s.trend], title="得分趋势"),
