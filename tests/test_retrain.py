@@ -134,6 +134,8 @@ def test_the_fast_judge_loads_the_deployments_model(tmp_path: Path, monkeypatch:
     assert deployed_model_path() == DEFAULT_MODEL  # nothing trained there yet: the bundled model
     write_model(folder / "intent-ngram.json.gz", tiny("deployed+1"))
     assert deployed_model_path() == folder / "intent-ngram.json.gz"
+    info = CliRunner().invoke(app, ["model", "info"])
+    assert info.exit_code == 0 and info.output.startswith("ngram:deployed+1 ")
     rule = "- {id: X01, name: 推诿, kind: intent, label: blame_shift, points: 3, dimension: 礼貌, message: m}"
     r = kefuqa.check(conv("A: 这个您得问厂家"), rulebook(rule))
     assert r.rulebook["models"] == "ngram:deployed+1" and fired(r, "X01")[0].judge == "ngram:deployed+1"

@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .judge.corpus import CorpusError, build_corpus, read_corpus, write_corpus
+from .judge.deploy import deployed_model_path
 from .judge.labels import labels
-from .judge.ngram import DEFAULT_MODEL, ModelError, NgramModel
+from .judge.ngram import ModelError, NgramModel
 
 model_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         help="判断模型：语料、训练、评估 (the judgement models of intent rules).")
@@ -20,7 +21,8 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DataOpt = Annotated[Path, typer.Option("--data", help="语料目录（authored/、splits.yaml）")]
-ModelOpt = Annotated[Path, typer.Option("--model", help="n-gram 模型文件")]
+ModelOpt = Annotated[Path | None, typer.Option(
+    "--model", help="n-gram 模型文件（默认：正在使用的模型，见 KEFUQA_MODEL_DIR）")]
 
 
 def _corpus(data: Path) -> list:  # type: ignore[type-arg]
@@ -100,13 +102,13 @@ def _table(title: str, scores: dict) -> None:  # type: ignore[type-arg]
 
 
 @model_app.command("eval")
-def eval_cmd(data: DataOpt = Path("data/intent"), model: ModelOpt = DEFAULT_MODEL,
+def eval_cmd(data: DataOpt = Path("data/intent"), model: ModelOpt = None,
              split: Annotated[str, typer.Option(help="heldout 或 train")] = "heldout") -> None:
     """按标签打印判断模型在某个划分上的精确率、召回率和 F1。"""
     from .judge.train import evaluate, ngram_decider
 
     try:
-        m = NgramModel.load(model)
+        m = NgramModel.load(model if model is not None else deployed_model_path())
         corpus = data / "corpus.jsonl"
         examples = read_corpus(corpus) if corpus.is_file() else _corpus(data)
     except (ModelError, CorpusError) as exc:
@@ -118,10 +120,10 @@ def eval_cmd(data: DataOpt = Path("data/intent"), model: ModelOpt = DEFAULT_MODE
 
 
 @model_app.command("info")
-def info_cmd(model: ModelOpt = DEFAULT_MODEL) -> None:
+def info_cmd(model: ModelOpt = None) -> None:
     """模型版本、标签、阈值和留出行业上的成绩。"""
     try:
-        m = NgramModel.load(model)
+        m = NgramModel.load(model if model is not None else deployed_model_path())
     except ModelError as exc:
         err.print(f"[red]错误[/red] {exc}")
         raise typer.Exit(2) from None
