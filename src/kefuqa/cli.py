@@ -24,6 +24,7 @@ from .errors import InputError, RuleError
 from .judge.ngram import ModelError
 from .judge_cli import model_app
 from .model import Report
+from .replay_cli import register as _register_replay
 from .rules.rulebook import Rulebook, load_rulebook
 from .training import cli as training_cli
 
@@ -323,6 +324,7 @@ def _mount_service() -> None:
 
 _mount_service()
 _register_batch(app)  # `kefuqa batch` (kefuqa.distributed): archives, Parquet, --engine ray
+_register_replay(app)  # `kefuqa replay` (issue 11: live assist)
 
 
 def main() -> None:

@@ -1,0 +1,208 @@
+"""Live assist under load: N concurrent calls streamed into `kefuqa serve`'s WebSocket at real speed and
+faster, latency from an utterance frame's sending to its guidance frame (p50/p99), server CPU per live
+call and memory per live call. Baseline in the same run: the cost of one live step (`LiveSession`) against
+re-checking the whole call so far with `Checker.check` for every utterance (what a naive live checker does).
+
+    .venv/bin/python bench/bench_assist.py --calls 200 --seconds 20 --speeds 1,10
+
+The client runs on the same machine as the server (2 cores here): its work is in the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from kefuqa.engine import Checker
+from kefuqa.errors import InputError
+from kefuqa.live import LiveSession, compile_guidance, live_rules, load_guidance
+from kefuqa.live.frames import frames, start_frame
+from kefuqa.model import Conversation
+from kefuqa.readers import iter_paths, read_path
+from kefuqa.rules.rulebook import load_rulebook
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "Bench-assist-11!"
+SERVER_PID = [0]
+PEAK = [0.0]
+
+
+def conversations() -> list[Conversation]:
+    out = [c for p in iter_paths([ROOT / "examples"]) for c in read_path(p)
+           if not isinstance(c, InputError) and c.timed and len(c.utterances) >= 6]
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def step_baseline(convs: list[Conversation]) -> None:
+    rb = load_rulebook("standard")
+    checker = Checker(rb)
+    g = load_guidance("standard", {r.id for r in rb.rules})
+    comp, ids = compile_guidance(g), live_rules(checker)
+    live: list[float] = []
+    naive: list[float] = []
+    long = [c for c in convs for _ in range(1)]
+    for conv in long:
+        utts = conv.utterances * max(1, 60 // len(conv.utterances))  # a 60-turn call
+        s = LiveSession(checker, g, {"id": conv.id}, compiled=comp, live_ids=ids)
+        t = 0.0
+        for i, u in enumerate(utts):
+            dur = u.duration or 2.0
+            t0 = time.perf_counter()
+            s.utterance(u.role, u.text or "", t, t + dur)
+            live.append(time.perf_counter() - t0)
+            prefix = Conversation(id="x", utterances=[{"role": x.role, "text": x.text, "start": 0.0, "end": 1.0}
+                                                      for x in utts[: i + 1]])
+            t0 = time.perf_counter()
+            checker.check(prefix)
+            naive.append(time.perf_counter() - t0)
+            t += dur + 0.5
+    print(f"one live step (60-turn calls, {len(live)} steps): p50 {pct(live, .5) * 1e3:.2f} ms, "
+          f"p99 {pct(live, .99) * 1e3:.2f} ms; full re-check of the call so far: p50 {pct(naive, .5) * 1e3:.2f} ms, "
+          f"p99 {pct(naive, .99) * 1e3:.2f} ms (ratio p50 {pct(naive, .5) / pct(live, .5):.2f}x)")
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """CPU seconds (user+system) and RSS MiB of a process and its children threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / tick
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    return cpu, rss
+
+
+async def one_call(url: str, token: str, conv: Conversation, call_id: str, speed: float, seconds: float,
+                   delay: float, lat: list[float], errors: list[str]) -> None:
+    from websockets.asyncio.client import connect
+
+    await asyncio.sleep(delay)
+    plan = [(at, f) for at, f in frames(conv, tick=None) if f["type"] != "hangup" and at / speed <= seconds]
+    pending: dict[int, float] = {}
+    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**22,
+                       open_timeout=60) as ws:
+        await ws.send(json.dumps(start_frame(conv, call_id), ensure_ascii=False))
+        for _ in range(2):
+            json.loads(await ws.recv())
+
+        async def reader() -> None:
+            async for raw in ws:
+                msg = json.loads(raw)
+                if msg["type"] == "guidance" and msg.get("ack") in pending:
+                    lat.append(time.perf_counter() - pending.pop(msg["ack"]))
+                elif msg["type"] == "error":
+                    errors.append(msg["code"])
+                    if msg["code"] == "empty":  # hung up before a word was said: nothing to report
+                        return
+                elif msg["type"] == "ended":
+                    return
+
+        task = asyncio.create_task(reader())
+        t0 = time.monotonic()
+        last_tick = 0.0
+        n = 0
+        for at, f in plan:
+            while True:
+                now = time.monotonic() - t0
+                wait = at / speed - now
+                if now - last_tick >= 1.0:  # a tick per wall second, as a client's timer would send
+                    last_tick = now
+                    n += 1
+                    await ws.send(json.dumps({"type": "tick", "n": n, "t": round(now * speed, 2)}))
+                if wait <= 0:
+                    break
+                await asyncio.sleep(min(wait, 1.0))
+            n += 1
+            f = {**f, "n": n}
+            if f["type"] == "utterance" and f.get("final", True):
+                pending[n] = time.perf_counter()
+            await ws.send(json.dumps(f, ensure_ascii=False))
+        rest = seconds - (time.monotonic() - t0)
+        if rest > 0:
+            await asyncio.sleep(rest)
+        n += 1
+        await ws.send(json.dumps({"type": "hangup", "n": n}))
+        await asyncio.wait_for(task, 120)
+
+
+async def load(url: str, token: str, convs: list[Conversation], calls: int, speed: float, seconds: float,
+               tag: str) -> tuple[list[float], list[str]]:
+    lat: list[float] = []
+    errors: list[str] = []
+    peak = [0.0]
+
+    async def sample() -> None:
+        while True:
+            peak[0] = max(peak[0], proc_stats(SERVER_PID[0])[1])
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample())
+    jobs = [one_call(url, token, convs[i % len(convs)], f"bench-{tag}-{i}", speed, seconds, 2.0 * i / calls, lat,
+                     errors) for i in range(calls)]
+    await asyncio.gather(*jobs)
+    sampler.cancel()
+    PEAK[0] = peak[0]
+    return lat, errors
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=20.0, help="wall seconds each load runs")
+    ap.add_argument("--speeds", default="1,10")
+    ap.add_argument("--port", type=int, default=8733)
+    args = ap.parse_args()
+    convs = conversations()
+    step_baseline(convs)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "KEFUQA_DATA_DIR": tmp, "KEFUQA_ADMIN_PASSWORD": PASSWORD}
+        srv = subprocess.Popen([sys.executable, "-m", "kefuqa.cli", "serve", "--port", str(args.port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        SERVER_PID[0] = srv.pid
+        try:
+            base = f"http://127.0.0.1:{args.port}"
+            for _ in range(600):  # a loaded machine may take a while to start the server
+                try:
+                    urllib.request.urlopen(base + "/login", timeout=1)
+                    break
+                except Exception:
+                    time.sleep(0.2)
+            req = urllib.request.Request(base + "/api/auth/login", data=json.dumps(
+                {"username": "admin", "password": PASSWORD}).encode(), headers={"content-type": "application/json"})
+            token = json.load(urllib.request.urlopen(req))["token"]
+            url = f"ws://127.0.0.1:{args.port}/api/assist/v1/ws"
+            asyncio.run(load(url, token, convs, 4, 50.0, 2.0, "warm"))  # compile the rulebook, warm caches
+            for speed in [float(s) for s in args.speeds.split(",")]:
+                time.sleep(5)  # the previous load's hung-up calls are stored by now
+                cpu0, rss0 = proc_stats(srv.pid)
+                t0 = time.perf_counter()
+                lat, errors = asyncio.run(load(url, token, convs, args.calls, speed, args.seconds, f"x{speed:g}"))
+                wall = time.perf_counter() - t0
+                cpu1, rss1 = proc_stats(srv.pid)
+                print(f"{args.calls} calls at {speed:g}x for {args.seconds:g} s: {len(lat)} utterances, "
+                      f"latency p50 {pct(lat, .5) * 1e3:.1f} ms, p99 {pct(lat, .99) * 1e3:.1f} ms; "
+                      f"server CPU {(cpu1 - cpu0) / wall / args.calls * 1e3:.2f} ms per second per call "
+                      f"({(cpu1 - cpu0) / wall * 100:.0f} % of one core); peak RSS {PEAK[0]:.0f} MiB "
+                      f"(+{(PEAK[0] - rss0) / args.calls * 1024:.0f} KiB per live call); "
+                      f"errors {len(errors)} {sorted(set(errors))}")
+        finally:
+            srv.terminate()
+            srv.wait(10)
+
+
+if __name__ == "__main__":
+    main()

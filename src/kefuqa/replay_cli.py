@@ -1,0 +1,115 @@
+"""`kefuqa replay CALL.json --speed 10 --url ws://…`: stream a stored conversation into the live-assist
+WebSocket as if it were happening, and print the guidance that comes back (for demos and tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .errors import InputError
+from .live.frames import frames, start_frame
+from .model import Conversation
+from .readers import read_path
+
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+KIND_ZH = {"alert": "提醒", "finding": "发现", "check": "打勾", "card": "情景卡片", "timer": "计时提醒", "style": "客户风格（提示）",
+           "event": "事件", "checklist": "检查清单", "retract": "撤回", "report": "通话报告"}
+
+
+def line(item: dict[str, Any]) -> str:
+    k = item["kind"]
+    head = f"#{item['seq']} {KIND_ZH.get(k, k)}"
+    if k == "alert":
+        return f"{head} {item['name']}：「{item.get('said') or ''}」→ 建议说：{item.get('say_instead') or ''}"
+    if k in ("card", "timer"):
+        return f"{head} {item['title']}：" + " / ".join(item.get("script") or [])
+    if k == "check":
+        return f"{head} ✓ {item['label']}"
+    if k == "style":
+        return f"{head} {item['name']}：{item['advice']}"
+    if k == "checklist":
+        return f"{head} {item['name']}：" + "、".join(i["label"] for i in item["items"])
+    if k == "report":
+        return f"{head} 得分 {item['score']:g}（{item['grade']}），{item['findings']} 条发现"
+    if k == "finding":
+        return f"{head} {item['rule']} {item['message']}"
+    if k == "event":
+        return f"{head} {item['rule']} {item['name']}"
+    return f"{head} {json.dumps(item, ensure_ascii=False)}"
+
+
+async def replay(conv: Conversation, url: str, token: str | None, speed: float, *, call_id: str | None = None,
+                 partials: bool = False, as_json: bool = False) -> int:
+    from websockets.asyncio.client import connect
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    plan = frames(conv, partials=partials)
+    errors = 0
+    async with connect(url, additional_headers=headers, max_size=2**22) as ws:
+        await ws.send(json.dumps(start_frame(conv, call_id), ensure_ascii=False))
+
+        async def reader() -> None:
+            nonlocal errors
+            async for raw in ws:
+                msg = json.loads(raw)
+                if as_json:
+                    out.print(escape(json.dumps(msg, ensure_ascii=False)))
+                elif msg["type"] == "guidance":
+                    for it in msg["items"]:
+                        out.print(escape(line(it)))
+                elif msg["type"] == "error":
+                    errors += 1
+                    err.print(f"错误 {msg['code']}：{escape(msg['message'])}")
+                elif msg["type"] == "ended":
+                    return
+
+        task = asyncio.create_task(reader())
+        t0 = time.monotonic()
+        for at, f in plan:
+            wait = at / speed - (time.monotonic() - t0)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await ws.send(json.dumps(f, ensure_ascii=False))
+        await asyncio.wait_for(task, 60)
+    return errors
+
+
+def replay_cmd(
+    path: Annotated[str, typer.Argument(help="A conversation file (JSON, text, CSV, ASR JSON …).")],
+    url: Annotated[str, typer.Option(help="The assist WebSocket, e.g. ws://127.0.0.1:8000/api/assist/v1/ws")],
+    token: Annotated[str | None, typer.Option(envvar="KEFUQA_TOKEN", help="API token (or KEFUQA_TOKEN).")] = None,
+    speed: Annotated[float, typer.Option(min=0.01, help="Times real speed (10 = ten times faster).")] = 1.0,
+    call_id: Annotated[str | None, typer.Option(help="Call id to use instead of the file's.")] = None,
+    partials: Annotated[bool, typer.Option(help="Send a partial result before each utterance.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the server's frames as JSON lines.")] = False,
+) -> None:
+    """Stream a stored conversation into the live-assist WebSocket as if live; print the guidance."""
+    items = [c for c in read_path(path)]
+    bad = [c for c in items if isinstance(c, InputError)]
+    convs = [c for c in items if isinstance(c, Conversation)]
+    if bad or len(convs) != 1:
+        err.print(f"无法回放 {escape(path)}：" + (escape(str(bad[0])) if bad else f"应有一通会话，读到 {len(convs)} 通"))
+        raise typer.Exit(2)
+    try:
+        errors = asyncio.run(replay(convs[0], url, token, speed, call_id=call_id, partials=partials, as_json=as_json))
+    except (OSError, TimeoutError) as exc:
+        err.print(f"连接失败 {escape(url)}：{escape(str(exc) or type(exc).__name__)}")
+        raise typer.Exit(2) from None
+    except Exception as exc:  # the server closed the connection (auth, protocol)
+        err.print(f"回放中断：{escape(str(exc) or type(exc).__name__)}")
+        raise typer.Exit(2) from None
+    if errors:
+        sys.exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay_cmd)

@@ -1,0 +1,100 @@
+"""Guidance files: errors name file, line and reason in Chinese; the bundled guidance drives alerts, timers,
+cards, checklists and styles in a live session; bad input is a `LiveError` with a code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kefuqa.engine import Checker
+from kefuqa.errors import RuleError
+from kefuqa.live import LiveError, LiveSession, load_guidance, parse_guidance
+from kefuqa.rules.rulebook import load_rulebook
+
+
+@pytest.fixture(scope="module")
+def parts() -> tuple[Checker, Any]:
+    rb = load_rulebook("standard")
+    return Checker(rb), load_guidance("standard", {r.id for r in rb.rules})
+
+
+def test_unknown_key_names_file_and_line() -> None:
+    text = "version: 1\ntimers:\n  hold:\n    after_seconds: 30\n    title: 等候\n    colour: red\n"
+    with pytest.raises(RuleError) as exc:
+        parse_guidance(text, "g.yaml")
+    assert exc.value.source == "g.yaml" and exc.value.line == 6
+    assert "未知的键" in exc.value.reason
+
+
+def test_unknown_rule_is_an_error() -> None:
+    with pytest.raises(RuleError) as exc:
+        parse_guidance("alerts:\n  rules: [XYZ001]\n", "g.yaml", {"LNG001"})
+    assert "规则手册中没有规则 XYZ001" in str(exc.value)
+
+
+def test_bad_yaml_and_bad_value() -> None:
+    with pytest.raises(RuleError) as exc:
+        parse_guidance("timers: [\n", "g.yaml")
+    assert "YAML 格式错误" in exc.value.reason
+    with pytest.raises(RuleError) as exc:
+        parse_guidance("timers:\n  hold: {after_seconds: -3, title: x}\n", "g.yaml")
+    assert exc.value.line == 2
+
+
+def _session(parts: tuple[Checker, Any], **call: Any) -> LiveSession:
+    return LiveSession(parts[0], parts[1], {"id": "t", "direction": "inbound", "channel": "phone", **call})
+
+
+def test_timers(parts: tuple[Checker, Any]) -> None:
+    s = _session(parts)
+    s.utterance("agent", "您好，客服中心", 0.0, 2.0)
+    assert s.tick(4.0) == []
+    silent = s.tick(7.5)
+    assert [i["timer"] for i in silent] == ["customer_silent"]
+    assert "听到我讲话" in silent[0]["script"][0]
+    assert s.tick(9.0) == []  # once
+    s.utterance("customer", "我家停电了", 9.0, 10.0)
+    talk = []
+    for k in range(6):  # a long customer turn, arriving as partials of one utterance
+        talk += s.utterance("customer", "然后" * (k + 1), 11.0, 12.0 + 5 * k, final=False, uid="c2")
+    assert [i["timer"] for i in talk if i["kind"] == "timer"] == ["monologue"]
+    s.utterance("customer", "然后就这样", 11.0, 37.0, uid="c2")
+    s.utterance("agent", "嗯，好的", 37.0, 38.0)
+    air = s.tick(47.0)
+    assert [i["timer"] for i in air] == ["dead_air"]
+
+
+def test_style_hint(parts: tuple[Checker, Any]) -> None:
+    s = _session(parts)
+    s.utterance("agent", "您好", 0.0, 1.0)
+    got = s.utterance("customer", "具体是怎么计算的？请你详细说一下依据和标准是什么，数据要准确，明细也发我一份看看，我要核对一下每一项到底是多少钱", 1.5, 20.0)
+    style = [i for i in got if i["kind"] == "style"]
+    assert style and style[0]["name"] == "分析型" and style[0]["hint"] is True
+
+
+def test_bad_input(parts: tuple[Checker, Any]) -> None:
+    s = _session(parts)
+    s.utterance("agent", "您好", 5.0, 6.0)
+    cases = [(lambda: s.utterance("robot", "x"), "bad_role"),
+             (lambda: s.utterance("agent", "x", 3.0, 2.0), "bad_time"),
+             (lambda: s.utterance("agent", "x", 1.0, 2.0), "out_of_order"),
+             (lambda: s.utterance("agent", "x", final=False), "bad_partial"),
+             (lambda: s.event("hold", phase="end", at=3.0), "bad_event")]
+    for call, code in cases:
+        with pytest.raises(LiveError) as exc:
+            call()
+        assert exc.value.code == code and exc.value.message
+    s.hangup("customer")
+    with pytest.raises(LiveError) as exc:
+        s.utterance("agent", "再见", 7.0, 8.0)
+    assert exc.value.code == "ended"
+    with pytest.raises(LiveError) as exc:
+        _session(parts).hangup()
+    assert exc.value.code == "empty"
+
+
+def test_since_replays_items(parts: tuple[Checker, Any]) -> None:
+    s = _session(parts)
+    a = s.start() + s.utterance("agent", "您好，我是工号1023，请问有什么可以帮您", 0.0, 3.0)
+    assert s.since(0) == a and s.since(2) == a[2:]
