@@ -115,3 +115,51 @@ def test_migration_moves_old_sqlite_call_times_to_utc(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT call_at FROM conversations")).scalar() == "2026-11-20 15:30:00.000000"
     engine.dispose()
+
+
+# ---- item 10: the database gone -------------------------------------------------------------------------------
+
+DEAD_PG = "postgresql+psycopg://kefuqa:s3cret-pw@127.0.0.1:9/kefuqa"  # nothing listens on port 9
+
+
+def test_health_answers_503_with_the_reason_when_the_database_is_gone(any_db: str, tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    a = Admin(any_db, tmp_path)
+    try:
+        assert a.client.get("/api/health").status_code == 200
+        a.wb.engine.dispose()
+        if a.wb.dialect == "sqlite":
+            (tmp_path / "blocked").write_text("a file where the database's folder should be")
+            dead = create_engine(f"sqlite:///{tmp_path / 'blocked' / 'kefuqa.db'}")
+        else:
+            dead = create_engine(DEAD_PG, connect_args={"connect_timeout": 3})
+            a.wb.settings.database_url = DEAD_PG
+        a.wb.sessions.configure(bind=dead)
+        r = a.client.get("/api/health")
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "5"
+        assert r.json()["detail"].startswith("无法连接数据库")
+        assert "s3cret-pw" not in r.text
+        r = a.client.get("/api/calls", headers=a.h)
+        assert r.status_code == 503 and r.json()["detail"].startswith("无法连接数据库"), r.text
+        dead.dispose()
+    finally:
+        a.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["serve", "--port", "0"], ["ingest", "nothing.json"],
+                                  ["user", "add", "zhang", "--role", "qa"]])
+def test_commands_say_one_line_when_the_database_is_unreachable(args: list[str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).with_name("kefuqa"))
+    got = subprocess.run([exe, *args, "--database-url", DEAD_PG, "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 3, got.stderr
+    lines = got.stderr.strip().splitlines()
+    assert len(lines) == 1, got.stderr
+    assert lines[0].startswith("无法连接数据库 postgresql+psycopg://kefuqa:***@127.0.0.1:9/kefuqa")
+    assert "s3cret-pw" not in got.stderr + got.stdout

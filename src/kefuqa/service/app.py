@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Settings
 from .deps import LoginRequired, PageForbidden, http_status
-from .errors import DomainError
+from .errors import Busy, DomainError
 from .workbench import Workbench
 
 WEB = Path(__file__).with_name("web")
@@ -150,7 +150,14 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Any:
         """A use case refused: the API answers the status with {"detail": message}, a page the error page."""
-        return _status(request, http_status(exc), str(exc))
+        response = _status(request, http_status(exc), str(exc))
+        if isinstance(exc, Busy):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    from .unavailable import install as _unavailable  # issue 9: database gone or pool exhausted → 503
+
+    _unavailable(app, _status)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Any:

@@ -37,9 +37,27 @@ def _settings(database_url: str | None, rulebook: str | None, data_dir: str | No
 
 
 def safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from .unavailable import safe_url as hidden
 
-    return make_url(url).render_as_string(hide_password=True)
+    return hidden(url)
+
+
+UNREACHABLE = 3  # exit status when the database cannot be reached
+
+
+def _guarded(database_url: str | None, data_dir: str | None, run: Callable[[], int]) -> int:
+    """`run()`, or one Chinese line on stderr naming the database (without its password) and exit status 3
+    when the database is unreachable or refuses — never a driver's traceback."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from .unavailable import reason
+
+    try:
+        return run()
+    except (OperationalError, InterfaceError, PoolTimeout) as exc:
+        _err(reason(exc, _settings(database_url, None, data_dir).database_url))
+        return UNREACHABLE
 
 
 def _announce_setup(wb: Workbench, echo: Echo) -> None:
@@ -164,7 +182,8 @@ def ingest_command(
     data_dir: DataOpt = None,
 ) -> None:
     """Score conversation files and store them for the web workbench."""
-    raise typer.Exit(ingest(paths, database_url, rulebook, replace=replace, data_dir=data_dir))
+    raise typer.Exit(_guarded(database_url, data_dir, lambda: ingest(paths, database_url, rulebook, replace=replace,
+                                                                     data_dir=data_dir)))
 
 
 def serve_command(
@@ -176,7 +195,8 @@ def serve_command(
     data_dir: DataOpt = None,
 ) -> None:
     """Start the QA workbench: web UI and HTTP API (creates and migrates the database)."""
-    raise typer.Exit(serve(host, port, database_url, rulebook=rulebook, workers=workers, data_dir=data_dir))
+    raise typer.Exit(_guarded(database_url, data_dir, lambda: serve(host, port, database_url, rulebook=rulebook,
+                                                                    workers=workers, data_dir=data_dir)))
 
 
 def user_add_command(
@@ -189,8 +209,9 @@ def user_add_command(
     data_dir: DataOpt = None,
 ) -> None:
     """Create a workbench user; the password is generated and printed once (or read from KEFUQA_NEW_PASSWORD)."""
-    raise typer.Exit(add_user(username, role, database_url, password=os.environ.get("KEFUQA_NEW_PASSWORD"),
-                              team=team, agent_code=agent, display_name=name, data_dir=data_dir))
+    raise typer.Exit(_guarded(database_url, data_dir, lambda: add_user(
+        username, role, database_url, password=os.environ.get("KEFUQA_NEW_PASSWORD"), team=team, agent_code=agent,
+        display_name=name, data_dir=data_dir)))
 
 
 def register(app: typer.Typer) -> None:
@@ -201,6 +222,7 @@ def register(app: typer.Typer) -> None:
                         no_args_is_help=True)
     users.command("add")(user_add_command)
     app.add_typer(users, name="user")
+    __import__("kefuqa.service.cli_retention", fromlist=["register"]).register(app)  # issue 13: kefuqa retention
 
 
 app = typer.Typer(help="kefuqa QA workbench: storage, HTTP API and web UI", no_args_is_help=True,

@@ -35,7 +35,11 @@ def make_engine(url: str) -> Engine:
 
         return engine
     # no pre-ping (a round trip per checkout): connections are recycled hourly and a dead one fails once
-    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=3600)
+    # connect_timeout: an unreachable server is reported within seconds; pool_timeout: a request waiting
+    # longer than that for a connection is answered 503 with Retry-After (service.unavailable)
+    connect = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=3600, pool_timeout=15,
+                         connect_args=connect)
 
 
 def alembic_config(url: str | None = None) -> Config:

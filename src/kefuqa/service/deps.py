@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request, Response
 from sqlalchemy.orm import Session as DBSession
 from starlette.concurrency import run_in_threadpool
 
-from .errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLarge, Unauthorized
+from .errors import Busy, Conflict, DomainError, Forbidden, Invalid, NotFound, TooLarge, Unauthorized
 from .models import Session, User
 from .security import find_session, same
 from .usecases import Ctx
@@ -67,7 +67,7 @@ def token(request: Request) -> tuple[str | None, str]:
 
 
 STATUS: dict[type[DomainError], int] = {NotFound: 404, Forbidden: 403, Unauthorized: 401, Conflict: 409,
-                                        Invalid: 422, TooLarge: 413}
+                                        Invalid: 422, TooLarge: 413, Busy: 503}
 
 
 def http_status(exc: DomainError) -> int:

@@ -31,6 +31,14 @@ class Conflict(DomainError):
     """The request contradicts the current state (a final decision, a duplicate, a historical score)."""
 
 
+class Busy(DomainError):
+    """Too much work at this moment: nothing was done or stored; ask again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Invalid(DomainError, ValueError):
     """The input is not acceptable."""
 

@@ -27,6 +27,7 @@ from ..readers.calls import CallFiles, group_targets, is_manifest, is_recording,
 from . import audio_store
 from .audio_store import AUDIO_EXTENSIONS, AudioStore
 from .config import Settings
+from .errors import Busy
 from .models import Agent, AuditEntry, Conversation, Finding, Score, Team, utcnow
 from .records import (
     agent_code,
@@ -49,6 +50,9 @@ _SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
 GROUP_MAX = 200  # requests one shared transaction takes at most
 GROUP_SMALL = 5  # requests of up to this many conversations share transactions
 GROUP_WAIT = 0.003  # seconds the first request waits for others to join
+INGEST_SLOTS = 4  # ingests scoring and storing at once in one process (one connection each)
+INGEST_WAIT = 30.0  # seconds an upload waits for a slot before it is refused (Busy)
+BUSY_RETRY_AFTER = 3  # seconds, in the Retry-After of that refusal
 
 
 class UploadError(ValueError):
@@ -294,15 +298,29 @@ class Ingestor:
     """Scores items with the active rulebook and stores them, in batches of STORE_BATCH (one transaction
     each); many small concurrent requests share transactions (`ingest_shared`)."""
 
-    def __init__(self, sessions: sessionmaker[DBSession], rulebooks: Rulebooks, dialect: str) -> None:
+    def __init__(self, sessions: sessionmaker[DBSession], rulebooks: Rulebooks, dialect: str, *,
+                 slots: int = INGEST_SLOTS, wait: float = INGEST_WAIT) -> None:
         self.sessions = sessions
         self.rulebooks = rulebooks
         self.dialect = dialect
+        # At most `slots` ingests of this process score and store at once, each on one connection, so a burst
+        # of uploads queues here instead of exhausting the connection pool; who waits longer than `wait`
+        # seconds is told to come back (Busy: 503 with Retry-After), with nothing stored.
+        self.gate = threading.BoundedSemaphore(slots)
+        self.wait = wait
         # agent code → (agent id, team id, name, team name) as last stored by this process
         self._agent_cache: dict[str, tuple[int, int | None, str | None, str | None]] = {}
         self._group = _GroupCommit(self)
 
     def ingest(self, items: Iterable[Item], *, user_id: int | None = None, replace: bool = False) -> Ingested:
+        if not self.gate.acquire(timeout=self.wait):
+            raise Busy("当前导入任务较多，本次上传未保存，请稍后重试", retry_after=BUSY_RETRY_AFTER)
+        try:
+            return self._ingest(items, user_id, replace)
+        finally:
+            self.gate.release()
+
+    def _ingest(self, items: Iterable[Item], user_id: int | None, replace: bool) -> Ingested:
         out = Ingested([], "")
         batch: list[Item] = []
         for item in items:

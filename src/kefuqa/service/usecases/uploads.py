@@ -66,6 +66,7 @@ def upload_files(ctx: Ctx, files: list[tuple[str, bytes]], *, replace: bool = Fa
                     raise TooLarge(f"一次最多导入 {s.max_conversations_per_request} 通会话")
         except UploadError as exc:
             errors.append(Outcome(None, "error", error=str(exc), source=name[-255:]))
+    ctx.db.commit()  # the request's connection goes back to the pool while the ingest waits for a slot
     done = ctx.wb.ingestor.ingest(items, user_id=ctx.user_id, replace=replace)
     if errors:
         with ctx.transaction() as db:
@@ -90,6 +91,7 @@ def post_conversations(ctx: Ctx, records: list[dict[str, Any]], *, replace: bool
             place = ".".join(str(x) for x in first.get("loc", ()))
             errors.append(Outcome(str(rec.get("id")) if rec.get("id") is not None else None, "error",
                                   error=f"[{i}] {place}: {first.get('msg')}"))
+    ctx.db.commit()  # the request's connection goes back to the pool while the ingest waits for a slot
     done = ctx.wb.ingestor.ingest_shared(items, user_id=ctx.user_id, replace=replace)
     return summary(_label(ctx, done), done.outcomes + errors)
 
