@@ -64,6 +64,16 @@ def test_recording_and_transcript_are_one_report_with_text_and_voice_rules(tmp_p
     assert abs(float(voc.evidence.split("高于本通客户 ")[1].split(" dB")[0]) - diff) <= 0.6
     # the text rules ran on the same report: the transcript has no closing thanks
     assert any(f.rule == "CLS002" for f in report.findings)
+    # both channels' loudness envelope for the timeline (0.256 s a point), drawn in the report's lanes
+    env = conv.metrics["envelope"]
+    assert len(env["agent"]) == len(env["customer"]) == -(-int(conv.metrics["duration_seconds"] / 0.032) // 8)
+    t = loud_agent.transcript["utterances"][0]
+    mid = int((t["start"] + t["end"]) / 2 / env["step"])
+    assert env["agent"][mid] > env["customer"][mid] + 10  # the agent speaking, the customer silent
+    from kefuqa.writers.timeline import render_timeline
+
+    html = render_timeline(report)
+    assert html.count('class="kq-env"') == 2 and "坐席音量包络" in html
 
 
 def test_swapped_channels_are_reported_and_fixed_with_channels(tmp_path, loud_agent):

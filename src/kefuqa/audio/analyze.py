@@ -124,6 +124,25 @@ def prepare(samples: np.ndarray, sample_rate: int, *, vad: Vad, timing: Timing |
     return Prepared(tracks, work, duration, int(n_channels), notes)
 
 
+ENVELOPE_FRAMES = 8  # frames of 32 ms per point of the loudness envelope (0.256 s)
+
+
+def loudness_envelope(tracks: list[Track], roles: tuple[str, str]) -> dict:
+    """Each channel's level over the call, one point per 0.256 s (dBFS, power mean, floored at −80), for
+    the report's timeline: ``{"step": 0.256, "agent": [...], "customer": [...]}`` (``"mix"`` when mono)."""
+    out: dict = {"step": round(ENVELOPE_FRAMES * FRAME_SECONDS, 3)}
+    for tr in tracks:
+        n = tr.levels.size // ENVELOPE_FRAMES * ENVELOPE_FRAMES
+        lv = tr.levels[:n].reshape(-1, ENVELOPE_FRAMES)
+        tail = tr.levels[n:]
+        power = list(np.mean(10 ** (lv / 10), axis=1))
+        if tail.size:
+            power.append(float(np.mean(10 ** (tail / 10))))
+        db = np.maximum(10 * np.log10(np.asarray(power) + 1e-12), -80.0)
+        out["mix" if len(tracks) == 1 else roles[tr.index]] = [int(round(v)) for v in db.tolist()]
+    return out
+
+
 def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Options | None = None,
             transcriber: Transcriber | None = None, vad: Vad | None = None, source: str | None = None,
             audio_path: str | None = None, timing: Timing | None = None) -> Conversation:
@@ -189,6 +208,7 @@ def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Opt
         "sample_rate": int(sample_rate), "channels": int(n_channels),
         "vad": vad.name, "asr": transcriber.name if transcriber is not None else None,
     })
+    metrics["envelope"] = loudness_envelope(tracks, opts.roles)
     unreliable = reliability(tracks, opts.roles, samples)
     if unreliable:
         metrics["unreliable"] = unreliable

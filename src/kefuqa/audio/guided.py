@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kefuqa.audio import measures as M
-from kefuqa.audio.analyze import Piece, Prepared, Track, _call_metrics, _measure
+from kefuqa.audio.analyze import Piece, Prepared, Track, _call_metrics, _measure, loudness_envelope
 from kefuqa.audio.quality import reliability
 from kefuqa.audio.vad import FRAME_SECONDS
 from kefuqa.model import Conversation, Event
@@ -163,7 +163,8 @@ def measure_transcript(conv: Conversation, prep: Prepared, roles: tuple[str, str
     if gap_seconds:
         notes.append(f"录音中有 {gap_seconds:.1f} 秒语音不在转写里（转写漏句？）；这些时间不计为静音")
     metrics["untranscribed_speech_seconds"] = round(gap_seconds, 2)
-    metrics.update({"audio": True, "duration_seconds": round(prep.duration, 2), "channels": prep.channels})
+    metrics.update({"audio": True, "duration_seconds": round(prep.duration, 2), "channels": prep.channels,
+                    "envelope": loudness_envelope(prep.tracks, roles)})
     merged = {**conv.metrics, **metrics}
     return conv.model_copy(update={"utterances": utterances, "events": events, "metrics": merged,
                                    "notes": [*conv.notes, *notes]})

@@ -18,6 +18,7 @@ import hashlib
 import html
 import mimetypes
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from kefuqa.model import Conversation, Report
@@ -40,6 +41,7 @@ TIMELINE_CSS = """
 .kq-tl .kq-hold{fill:#f59e0b;opacity:.35}.kq-tl .kq-lane{fill:#f3f4f6}
 .kq-tl .kq-label{fill:#374151;font-size:11px}.kq-tl .kq-tick{stroke:#d1d5db}
 .kq-tl .kq-ticklabel{fill:#6b7280;font-size:10px}.kq-tl .kq-head{stroke:#111827;stroke-width:1.5}
+.kq-tl .kq-env{fill:none;stroke:#111827;stroke-width:1;opacity:.55;pointer-events:none}
 .kq-tl .kq-finding{cursor:pointer}.kq-tl .kq-finding:hover{opacity:.7}
 .kq-tl ol.kq-findings{margin:6px 0 0;padding-left:20px}
 .kq-tl ol.kq-findings li{cursor:pointer}.kq-tl ol.kq-findings li:hover{text-decoration:underline}
@@ -197,6 +199,8 @@ def render_timeline(report: Report, *, embed: bool = False, base_dir: str | Path
             tip += f"\n{u.text[:120]}"
         svg.append(f'<rect class="kq-{u.role}" x="{x0:.1f}" y="{y[u.role] + 3}" width="{max(1.0, x1 - x0):.1f}" '
                    f'height="{LANE_H - 6}" data-kefuqa-seek="{u.start:.2f}"><title>{e(tip)}</title></rect>')
+    # each channel's loudness envelope (recordings), −70…0 dBFS over the lane's height
+    svg.extend(_envelope(conv.metrics.get("envelope"), y, xpos))
     # silences and overlaps
     merged = _merge(by_role["agent"] + by_role["customer"])
     cur = 0.0
@@ -255,6 +259,23 @@ def render_timeline(report: Report, *, embed: bool = False, base_dir: str | Path
         parts.append(f"<script>{TIMELINE_JS}</script>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _envelope(env: object, y: dict[str, int], xpos: Callable[[float], float]) -> list[str]:
+    """Polylines of the loudness envelope the audio layer stores (``metrics["envelope"]``) in the agent's
+    and the customer's lanes (a mono recording's in both)."""
+    if not isinstance(env, dict) or not isinstance(env.get("step"), int | float) or env["step"] <= 0:
+        return []
+    out = []
+    for role in ("agent", "customer"):
+        values = env.get(role, env.get("mix"))
+        if not isinstance(values, list) or not values:
+            continue
+        base = y[role] + LANE_H - 1
+        pts = " ".join(f"{xpos(i * env['step']):.1f},{base - (min(0.0, max(-70.0, float(v))) + 70.0) / 70.0 * (LANE_H - 2):.1f}"
+                       for i, v in enumerate(values) if isinstance(v, int | float))
+        out.append(f'<polyline class="kq-env" points="{pts}"><title>{_ROLE_LABEL[role]}音量包络（dBFS）</title></polyline>')
+    return out
 
 
 def _pairs(a: list[tuple[float, float]], b: list[tuple[float, float]]):
