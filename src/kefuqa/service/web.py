@@ -73,7 +73,7 @@ AdminPage = Depends(page_roles("admin"))
 NOTICES = {
     "reviewed": "复核结论已保存", "appealed": "申诉已提交，等待质检裁决", "decided": "申诉已裁决",
     "rescored": "已用当前规则集重新评分，历史评分已保留", "activated": "规则集已启用，新导入的会话将按此评分",
-    "password": "密码已修改，请重新登录", "coached": "辅导已指派给坐席", "user_saved": "用户已保存", "logged_out": "已退出登录",
+    "password": "密码已修改，请重新登录", "coached": "辅导已指派给坐席", "deleted": "会话已删除（原因已记入审计日志）", "user_saved": "用户已保存", "logged_out": "已退出登录",
 }
 
 
