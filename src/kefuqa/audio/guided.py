@@ -167,7 +167,7 @@ def measure_transcript(conv: Conversation, prep: Prepared, roles: tuple[str, str
                     "envelope": loudness_envelope(prep.tracks, roles)})
     merged = {**conv.metrics, **metrics}
     return conv.model_copy(update={"utterances": utterances, "events": events, "metrics": merged,
-                                   "notes": [*conv.notes, *notes]})
+                                   "notes": [*conv.notes, *notes], "channel": conv.channel or "phone"})
 
 
 def _measure_span(tr: Track, f0: int, f1: int, work: int) -> dict:
