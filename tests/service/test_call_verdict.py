@@ -87,3 +87,21 @@ def test_insufficiently_checked_calls_stay_out_of_averages_and_rankings(world: W
         w.browser_login(lead, "qa1")
         page = lead.get("/agents/B1").text
     assert 'data-testid="insufficient">另有未充分质检 1 通，不计入' in page
+
+
+def test_a_zero_point_finding_cannot_be_appealed_until_it_costs_points(world: World) -> None:
+    """On both databases: a repeat of a rule charged once costs nothing (no appeal: 422); when the charged
+    finding is rejected the repeat is charged instead, shows its points and can be appealed."""
+    w = world
+    cid = w.new_call("A1", "refuse", day=19)
+    findings = w.findings("qa", cid)
+    zero = next(f for f in findings if f["points"] == 0)
+    charged = next(f for f in findings if f["rule"] == zero["rule"] and f["points"] < 0)
+    r = w.post("a1", f"/api/findings/{zero['id']}/appeal", json={"reason": "这一句没有问题"})
+    assert r.status_code == 422 and "不扣分" in r.text, r.text
+    r = w.post("qa", f"/api/findings/{charged['id']}/review", json={"verdict": "reject", "reason": "误判"})
+    assert r.status_code == 200, r.text
+    now = {f["id"]: f for f in w.findings("qa", cid)}
+    assert now[zero["id"]]["points"] == charged["points"]  # the repeat carries the rule's cost now
+    r = w.post("a1", f"/api/findings/{zero['id']}/appeal", json={"reason": "这一句没有问题"})
+    assert r.status_code == 201, r.text

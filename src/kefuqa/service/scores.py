@@ -23,14 +23,25 @@ VOIDED = ("rejected", "overturned")  # finding statuses that withdraw a finding:
 def effective(report: dict[str, Any], voided: set[int], rulebook: Rulebook) -> tuple[float, str, bool]:
     """Score, grade and 红线 flag of a stored report whose findings at the positions in `voided` were
     withdrawn. With nothing withdrawn these are the engine's own figures."""
+    score, grade, fatal, _ = _effective(report, voided, rulebook)
+    return score, grade, fatal
+
+
+def _effective(report: dict[str, Any], voided: set[int], rulebook: Rulebook
+               ) -> tuple[float, str, bool, dict[int, float]]:
+    """`effective`, and what each remaining finding (by position) costs now: when the finding a rule
+    charged once is withdrawn, the rule's next finding is charged instead."""
+    stored = report.get("findings") or []
     if not voided:
-        return float(report.get("score") or 0.0), str(report.get("grade") or ""), bool(report.get("fatal"))
+        points = {i: float(f.get("points") or 0.0) for i, f in enumerate(stored)}
+        return float(report.get("score") or 0.0), str(report.get("grade") or ""), bool(report.get("fatal")), points
     core = report_from_dict(report)
     missing = sorted({f.rule for f in core.findings} - set(rulebook.by_id))
     if missing:
         raise Conflict(f"评分所用的规则集已变化（缺少规则 {', '.join(missing)}），不能重算得分；请先用当前规则集重新评分")
     got = rescore(core, rulebook, voided)
-    return got.score, got.grade, got.fatal
+    kept = [i for i in range(len(core.findings)) if i not in voided]
+    return got.score, got.grade, got.fatal, {i: f.points for i, f in zip(kept, got.findings, strict=True)}
 
 
 def insufficient(report: dict[str, Any] | None) -> bool:
@@ -45,8 +56,14 @@ def recompute(db: DBSession, rulebooks: Rulebooks, conv: Conversation, score: Sc
     voided = set(db.scalars(select(Finding.position).where(
         Finding.score_id == score.id, Finding.kind == "finding", Finding.status.in_(VOIDED))))
     rulebook = rulebooks.get(db, score.rulebook_id).rulebook
-    final, grade, fatal = effective(score.report, voided, rulebook)
+    final, grade, fatal, points = _effective(score.report, voided, rulebook)
     score.final_score, score.grade, score.fatal = final, grade, fatal
+    # each remaining finding shows what it costs now (a 0-point repeat of a rule becomes the charged one
+    # when the finding that was charged is withdrawn); a withdrawn finding keeps what it had cost
+    for f in db.scalars(select(Finding).where(Finding.score_id == score.id, Finding.kind == "finding",
+                                              Finding.position.in_(list(points)))):
+        if f.points != points[f.position]:
+            f.points = points[f.position]
     if conv.current_score_id == score.id:
         conv.score, conv.grade, conv.fatal = final, grade, fatal
         conv.insufficient = insufficient(score.report)

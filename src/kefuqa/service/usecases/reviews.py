@@ -78,6 +78,8 @@ def appeal_finding(ctx: Ctx, finding_id: int, reason: str | None) -> Appeal:
             raise Conflict("这条扣分属于历史评分，不能申诉")
         if finding.status in VOIDED:
             raise Conflict("这条扣分已被撤销，无需申诉")
+        if not finding.points:
+            raise Invalid("这一条不扣分，无需申诉")
         if db.scalar(select(Appeal.id).where(Appeal.finding_id == finding.id)) is not None:
             raise Conflict("每条扣分只能申诉一次")
         appeal = Appeal(finding_id=finding.id, conversation_id=conv.id, agent_id=conv.agent_id, user_id=user.id,
