@@ -68,6 +68,16 @@ def make_recordings(folder: Path, n: int, minutes: float) -> Path:
     return folder
 
 
+def per_worker(res: Any) -> str:
+    """Calls per second of one worker while it works (time inside the scorer, summed over units), and of
+    the whole run once the first unit came back (start-up excluded)."""
+    t = res.manifest["timings"]
+    busy = float(t["worker_seconds"] or 0.0)
+    steady = t.get("steady_calls_per_second")
+    return (f"per worker {res.scored / busy:6.1f} calls/s busy" if busy else "") + \
+        (f"; after start-up {steady:6.1f} calls/s" if steady else "")
+
+
 def timed_run(src: Path, out: Path, rb: Any, **kw: Any) -> tuple[float, Any]:
     t = time.perf_counter()
     res = run_batch([str(src)], str(out), rb, **kw)
@@ -85,10 +95,11 @@ def bench_text(args: argparse.Namespace, tmp: Path, rb: Any) -> None:
     mb = sum(p.stat().st_size for p in corpus.iterdir()) / 1e6
     cpus = os.cpu_count() or 1
     print(f"text: {args.calls} calls, {mb:.1f} MB JSONL, {cpus} CPUs")
-    base, _ = timed_run(corpus, tmp / "o-l1", rb)
-    line("local --jobs 1 (baseline)", args.calls, base, None)
-    t2, _ = timed_run(corpus, tmp / "o-l2", rb, jobs=cpus)
-    line(f"local --jobs {cpus}", args.calls, t2, base)
+    base, res = timed_run(corpus, tmp / "o-l1", rb)
+    line("local --jobs 1 (baseline)", args.calls, base, None, per_worker(res))
+    t2, res = timed_run(corpus, tmp / "o-l2", rb, jobs=cpus)
+    line(f"local --jobs {cpus}", args.calls, t2, base, per_worker(res))
+    local_steady = float(res.manifest["timings"].get("steady_calls_per_second") or 0.0)
     if args.no_ray:
         return
     import ray
@@ -99,13 +110,16 @@ def bench_text(args: argparse.Namespace, tmp: Path, rb: Any) -> None:
     print(f"  Ray start-up (ray.init)            {start:8.2f} s (fixed, once per session)")
     cold, res = timed_run(corpus, tmp / "o-r1", rb, engine="ray")
     line("ray, cold (actors start)", args.calls, cold, base,
-         f"first unit after {res.manifest['timings']['first_result_seconds']:.1f} s")
+         f"first unit after {res.manifest['timings']['first_result_seconds']:.1f} s; {per_worker(res)}")
     warm, res = timed_run(corpus, tmp / "o-r2", rb, engine="ray")
-    line("ray, warm session", args.calls, warm, base)
-    steady = warm - float(res.manifest["timings"]["first_result_seconds"] or 0.0)
+    line("ray, warm session", args.calls, warm, base, per_worker(res))
     over = (warm - t2) / t2 * 100
-    print(f"  Ray overhead over --jobs {cpus}: {over:+.1f} % of the run ({(warm - t2) / args.calls * 1000:+.2f} ms "
-          f"per call); after the first unit: {args.calls / steady:.1f} calls/s")
+    print(f"  Ray overhead over --jobs {cpus} (warm session): {over:+.1f} % of the run "
+          f"({(warm - t2) / args.calls * 1000:+.2f} ms per call)")
+    ray_steady = float(res.manifest["timings"].get("steady_calls_per_second") or 0.0)
+    if local_steady and ray_steady:
+        print(f"  once started (after the first unit): ray {ray_steady:.1f} vs local {local_steady:.1f} calls/s: "
+              f"overhead {(local_steady / ray_steady - 1) * 100:+.1f} %")
     ray.shutdown()
 
 
@@ -116,8 +130,10 @@ def bench_audio(args: argparse.Namespace, tmp: Path, rb: Any) -> None:
     print(f"recordings: {args.recordings} x {args.minutes:g} min 8 kHz stereo, no ASR")
     for vad in args.vad.split(","):
         opts = {"vad": vad}
-        base, _ = timed_run(recs, tmp / f"a-{vad}-1", rb, read_options=opts)
-        line(f"{vad} VAD, local --jobs 1", args.recordings, base, None, f"{audio_s / base:6.1f}x real time per core")
+        base, res = timed_run(recs, tmp / f"a-{vad}-1", rb, read_options=opts)
+        busy = float(res.manifest["timings"]["worker_seconds"] or base)
+        line(f"{vad} VAD, local --jobs 1", args.recordings, base, None,
+             f"{audio_s / busy:6.1f}x real time per busy core")
         t2, _ = timed_run(recs, tmp / f"a-{vad}-2", rb, read_options=opts, jobs=cpus)
         line(f"{vad} VAD, local --jobs {cpus}", args.recordings, t2, base)
         if not args.no_ray:
@@ -133,10 +149,11 @@ def bench_memory(args: argparse.Namespace, tmp: Path) -> None:
         calls = int(mb * 1e6 / 2600)  # about 2.6 kB per generated call
         make_text_corpus(folder, calls, files=1)
         size = (folder / "calls-00.jsonl").stat().st_size / 1e6
+        # the driver's own peak (VmHWM: ru_maxrss would carry this bench's peak across fork + exec)
         code = ("import resource,sys; from kefuqa import load_rulebook; from kefuqa.distributed import run_batch;"
                 "r=run_batch([sys.argv[1]], sys.argv[2], load_rulebook(), jobs=2);"
-                "print(r.scored, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-                " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+                "hwm=[int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')][0];"
+                "print(r.scored, hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
         out = subprocess.run([sys.executable, "-c", code, str(folder), str(tmp / f"mem-out-{mb:g}")],
                              capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
         scored, driver_kb, child_kb = out.stdout.split()

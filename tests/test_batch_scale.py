@@ -239,6 +239,27 @@ def test_ray_big_jsonl_is_sliced_across_actors(tmp_path, rulebook, checker, ray_
 
 
 @pytest.mark.slow
+def test_ray_scores_a_recording_with_its_transcript_as_one_call(tmp_path, rulebook, checker, ray_session):
+    pytest.importorskip("soundfile")
+    import audio_synth as synth
+    import call_synth as cs
+
+    if not synth.have_espeak():
+        pytest.skip("espeak-ng is not installed")
+    gen = cs.build(cs.Spec(agent_db=-14.0, customer_db=-27.0, turns=3), "rec-1")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cs.write_call(str(folder), "c1", gen.samples, gen.transcript)
+    make_corpus(folder / "text", 6, files=1)
+    out = str(tmp_path / "out")
+    res = run_batch([str(folder)], out, rulebook, engine="ray", read_options={"vad": "energy"})
+    assert res.errors == 0 and res.scored == 7
+    assert produced(out) == reference([folder], checker, read_options={"vad": "energy"})
+    (row,) = [r for r in read_table(out, "calls") if r["call_id"] == "rec-1"]
+    assert json.loads(row["conversation_json"])["metrics"]["agent_loudness_dbfs"] == pytest.approx(-14.0, abs=1.0)
+
+
+@pytest.mark.slow
 def test_a_pipeline_that_cannot_run_stops_with_a_clear_message(tmp_path, rulebook, ray_session):
     from kefuqa.distributed import Stalled
 

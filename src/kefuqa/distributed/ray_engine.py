@@ -30,8 +30,7 @@ class _RayScorer:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         out = []
         for i in range(len(batch["index"])):
-            unit = Unit(str(batch["path"][i]), int(batch["start"][i]), int(batch["end"][i]),
-                        int(batch["first_line"][i]))
+            unit: Unit = pickle.loads(batch["unit"][i])  # a file, a JSONL slice or the files of one call
             out.append(pickle.dumps(self.scorer(int(batch["index"][i]), unit), protocol=pickle.HIGHEST_PROTOCOL))
         return {"payload": out}
 
@@ -93,8 +92,7 @@ class RayEngine:
         if not units:
             return
         actors, per = self.sizing()
-        items = [{"index": i, "path": u.path, "start": u.start, "end": u.end, "first_line": u.first_line}
-                 for i, u in enumerate(units)]
+        items = [{"index": i, "unit": pickle.dumps(u, protocol=pickle.HIGHEST_PROTOCOL)} for i, u in enumerate(units)]
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         source = ray.data.from_items(items, override_num_blocks=len(items))

@@ -219,11 +219,13 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
     seen: dict[str, str] = {}
     work_seconds = 0.0
     first_result: float | None = None
+    first_calls = 0
     t_run = time.perf_counter()
     try:
         for scored in stream:
             if first_result is None:
                 first_result = time.perf_counter() - t_run
+                first_calls = sum(1 for i in scored.items if i[0] == "call")
             work_seconds += scored.seconds
             for item in scored.items:
                 if item[0] == "error":
@@ -256,6 +258,8 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
     timings.update(run_seconds=round(t_end - t_run, 3), total_seconds=round(t_end - t_start, 3),
                    worker_seconds=round(work_seconds, 3),
                    first_result_seconds=round(first_result, 3) if first_result is not None else None)
+    if first_result is not None and t_end - t_run - first_result > 0:  # throughput once the workers run
+        timings["steady_calls_per_second"] = round((result.scored - first_calls) / (t_end - t_run - first_result), 1)
     result.manifest = {
         "kefuqa_batch": SCHEMA_VERSION, "run_id": run_id, "started_at": started_at.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(), "inputs": list(sources), "output": out,
