@@ -34,7 +34,7 @@ class Admin:
         return self.client.get(url, headers=self.h, **kw)
 
     def post(self, url: str, **kw: Any) -> Any:
-        return self.client.post(url, headers=self.h, **kw)
+        return self.client.post(url, headers={**self.h, **kw.pop("headers", {})}, **kw)
 
     def close(self) -> None:
         self.client.close()
@@ -163,3 +163,56 @@ def test_commands_say_one_line_when_the_database_is_unreachable(args: list[str],
     assert len(lines) == 1, got.stderr
     assert lines[0].startswith("无法连接数据库 postgresql+psycopg://kefuqa:***@127.0.0.1:9/kefuqa")
     assert "s3cret-pw" not in got.stderr + got.stdout
+
+
+# ---- item 5: hostile input ------------------------------------------------------------------------------------
+
+
+def _hostile(field: str) -> tuple[Any, str]:
+    call = samples.conversation(f"hostile-{uuid.uuid4().hex[:6]}", "A1", 2)
+    if field == "text-surrogate":
+        call["utterances"][1]["text"] = "我家宽带\ud800坏了"
+        return call, "utterances[1].text"
+    if field == "id-surrogate":
+        call["id"] = "call-\ud800"
+        return call, "id"
+    if field == "agent-surrogate":
+        call["agent"]["id"] = "A\udfff"
+        return call, "agent.id"
+    if field == "text-nul":
+        call["utterances"][1]["text"] = "宽带\x00坏了"
+        return call, "utterances[1].text"
+    if field == "long-id":
+        call["id"] = "x" * 300
+        return call, "id"
+    raise ValueError(field)
+
+
+@pytest.mark.parametrize("field", ["text-surrogate", "id-surrogate", "agent-surrogate", "text-nul", "long-id"])
+def test_hostile_values_are_refused_naming_the_field(admin: Admin, field: str) -> None:
+    """The same answer on SQLite and PostgreSQL, by the JSON API and by file upload: the record is an error
+    naming its field, nothing is stored, and the request itself succeeds."""
+    import json
+
+    call, place = _hostile(field)
+    body = json.dumps([call], ensure_ascii=True)  # \\ud800 travels escaped, as JSON allows
+    r = admin.post("/api/conversations", content=body, headers={"content-type": "application/json"})
+    assert r.status_code in (200, 422), r.text
+    errors = [o["error"] for o in r.json()["results"]] if r.status_code == 200 else [str(r.json()["detail"])]
+    assert len(errors) == 1 and place in errors[0], errors
+    if r.status_code == 200:
+        assert r.json()["stored"] == 0 and r.json()["errors"] == 1
+    up = admin.post("/api/uploads", files={"files": ("bad.json", body.encode(), "application/json")})
+    assert up.status_code == 200, up.text
+    assert up.json()["stored"] == 0 and up.json()["errors"] == 1
+    assert place.split(".")[0] in up.json()["results"][0]["error"], up.json()
+    assert admin.get("/api/calls").json()["total"] == 0
+
+
+def test_json_nested_a_thousand_deep_is_a_4xx(admin: Admin) -> None:
+    deep = "[" * 1000 + "]" * 1000
+    r = admin.post("/api/conversations", content=deep, headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500, r.text
+    up = admin.post("/api/uploads", files={"files": ("deep.json", deep.encode(), "application/json")})
+    assert up.status_code == 200 and up.json()["errors"] == 1, up.text
+    assert "deep.json" in str(up.json()["results"][0])

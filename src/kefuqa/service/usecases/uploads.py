@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from ...errors import InputError
 from ...model import Conversation as ConversationModel
+from ...model import loc_text, unsafe_value
 from ..errors import Invalid, TooLarge
 from ..ingest import STORE_BATCH, Ingested, Item, Outcome, UploadError
 from ..repository import audit
@@ -75,6 +76,16 @@ def upload_files(ctx: Ctx, files: list[tuple[str, bytes]], *, replace: bool = Fa
     return summary(_label(ctx, done), done.outcomes + errors)
 
 
+def shown_id(rec: object) -> str | None:
+    """A record's call id as it may be shown in an answer: at most 200 characters, a lone surrogate or NUL
+    written as its escape (JSON answers must be valid UTF-8)."""
+    cid = rec.get("id") if isinstance(rec, dict) else None
+    if cid is None:
+        return None
+    text = str(cid)[:200]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def post_conversations(ctx: Ctx, records: list[dict[str, Any]], *, replace: bool = False) -> dict[str, Any]:
     """Score and store conversations given as JSON (DESIGN §1); an invalid record is an error outcome."""
     ctx.require(UPLOADERS, "只有质检员和管理员可以导入会话")
@@ -84,13 +95,17 @@ def post_conversations(ctx: Ctx, records: list[dict[str, Any]], *, replace: bool
     items: list[Item] = []
     errors: list[Outcome] = []
     for i, rec in enumerate(records):
+        bad = unsafe_value(rec)  # the core's rules for what no layer can store (kefuqa.model)
+        if bad is not None:
+            errors.append(Outcome(shown_id(rec), "error", error=f"[{i}] {loc_text(bad[0]) or '会话'}: {bad[1]}"))
+            continue
         try:
             items.append(Item(ConversationModel.model_validate(rec), "api"))
         except ValidationError as exc:
             first = exc.errors()[0]
-            place = ".".join(str(x) for x in first.get("loc", ()))
-            errors.append(Outcome(str(rec.get("id")) if rec.get("id") is not None else None, "error",
-                                  error=f"[{i}] {place}: {first.get('msg')}"))
+            place = loc_text(tuple(first.get("loc", ()))) or "会话"
+            msg = str(first.get("msg", "")).removeprefix("Value error, ")
+            errors.append(Outcome(shown_id(rec), "error", error=f"[{i}] {place}: {msg}"))
     ctx.db.commit()  # the request's connection goes back to the pool while the ingest waits for a slot
     done = ctx.wb.ingestor.ingest_shared(items, user_id=ctx.user_id, replace=replace)
     return summary(_label(ctx, done), done.outcomes + errors)
