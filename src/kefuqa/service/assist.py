@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from ..live import LiveError
-from .deps import SESSION_COOKIE, APIUser
+from .deps import DB, SESSION_COOKIE, APIUser, PageForbidden, PageUser
 from .ingest import Item
 from .live_calls import PROTOCOL, Engine, LiveCall, LiveCalls, apply, error, parse
 from .security import find_session
@@ -143,7 +143,9 @@ async def assist_ws(ws: WebSocket) -> None:
         await _send(ws, error(exc.code, exc.message))
         await ws.close(CLOSE_BAD)
         return
-    token, _via = request_token(ws.headers.get("authorization"), ws.cookies.get(SESSION_COOKIE))
+    token, via = request_token(ws.headers.get("authorization"), ws.cookies.get(SESSION_COOKIE))
+    if via == "cookie" and token is not None and not _same_origin(ws):
+        token = None  # a page of another site must not ride on the browser's session cookie
     if token is None and isinstance(first.get("token"), str):
         token = first["token"]
     who = await run_in_threadpool(_user, wb, token)
@@ -163,6 +165,9 @@ async def assist_ws(ws: WebSocket) -> None:
     after = resume.get("after_seq", 0) if isinstance(resume, dict) else 0
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
         after = 0
+    if first.get("watch") is True:
+        await _watch(ws, call, cid, user_id, role, after)
+        return
     if call is not None:
         if call.user_id != user_id and role not in ("admin", "leader"):
             await _send(ws, error("forbidden", "这通电话属于其他坐席"))
@@ -206,6 +211,68 @@ async def assist_ws(ws: WebSocket) -> None:
     await _serve(ws, wb, calls, call)
 
 
+def _may_watch(call: LiveCall, user_id: int, role: str) -> bool:
+    return call.user_id == user_id or role in ("admin", "leader", "qa")
+
+
+async def _watch(ws: WebSocket, call: LiveCall | None, cid: str, user_id: int, role: str, after: int) -> None:
+    """A read-only connection (the agent panel, the supervisor wall): everything the call's guidance and
+    transcript say, as they happen; frames it sends are ignored."""
+    if call is None:
+        await _send(ws, error("unknown_call", f"没有进行中的通话 {cid}"))
+        await ws.close(CLOSE_NOT_FOUND)
+        return
+    if not _may_watch(call, user_id, role):
+        await _send(ws, error("forbidden", "这通电话属于其他坐席"))
+        await ws.close(CLOSE_AUTH)
+        return
+    s = call.session
+    await _send(ws, {"type": "ready", "v": PROTOCOL, "call_id": cid, "watch": True, "last_seq": len(s.log),
+                     "agent": call.agent})
+    await _send(ws, {"type": "transcript", "utterances": [_utt(i, u.role, u.text or "", u.start, True)
+                                                          for i, u in enumerate(s.utterances)]})
+    await _send(ws, {"type": "guidance", "items": s.since(after), "replay": True})
+    if s.ended:
+        await _send(ws, {"type": "ended", "stored": call.stored})
+        await ws.close(CLOSE_NORMAL)
+        return
+    call.watchers.add(ws)
+    try:
+        while True:
+            await ws.receive_text()
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        call.watchers.discard(ws)
+
+
+def _utt(idx: int | str, role: str, text: str, start: float | None, final: bool) -> dict[str, Any]:
+    return {"id": idx, "role": role, "text": text, "start": start, "final": final}
+
+
+async def _broadcast(call: LiveCall, frames: list[dict[str, Any]]) -> None:
+    for w in list(call.watchers):
+        try:
+            for f in frames:
+                await w.send_json(f)
+        except Exception:
+            call.watchers.discard(w)
+
+
+def _transcript_frame(call: LiveCall, frame: dict[str, Any]) -> dict[str, Any] | None:
+    if frame.get("type") != "utterance":
+        return None
+    s = call.session
+    if frame.get("final", True):
+        if not s.utterances:
+            return None
+        u = s.utterances[-1]
+        return {"type": "transcript", "utterances": [_utt(len(s.utterances) - 1, u.role, u.text or "", u.start, True)],
+                "partial_id": frame.get("id")}
+    return {"type": "transcript", "utterances": [_utt(str(frame.get("id")), str(frame.get("role")),
+                                                      str(frame.get("text", "")), frame.get("start"), False)]}
+
+
 async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, call: LiveCall) -> None:
     limits = calls.limits
     try:
@@ -236,9 +303,14 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, call: LiveCall)
                 continue
             calls.note(call, items)
             await ws.send_json({"type": "guidance", "ack": n, "items": items})
+            if call.watchers:
+                tf = _transcript_frame(call, frame)
+                await _broadcast(call, ([tf] if tf else []) + ([{"type": "guidance", "items": items}] if items else []))
             if call.session.ended:
                 await _store(wb, call)
-                await ws.send_json({"type": "ended", "stored": call.stored, "note": call.store_note})
+                ended = {"type": "ended", "stored": call.stored, "note": call.store_note}
+                await ws.send_json(ended)
+                await _broadcast(call, [ended])
                 call.connection = None
                 await ws.close(CLOSE_NORMAL)
                 return
@@ -251,9 +323,47 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, call: LiveCall)
 
 
 @router.get("/api/assist/v1/calls", tags=["assist"])
-async def list_live_calls(request: Request, p: APIUser) -> dict[str, Any]:
-    """Live calls for the supervisor wall (an agent sees only their own)."""
+async def list_live_calls(request: Request, p: APIUser, db: DB) -> dict[str, Any]:
+    """Live calls for the supervisor wall: a team leader sees the team's (by the call's agent.team), an agent
+    only the calls they stream, admins and QA all."""
     calls = live_calls(request.app)
-    rows = [c.summary() for c in calls.calls.values()
-            if p.user.role != "agent" or c.user_id == p.user.id]
-    return {"v": PROTOCOL, "calls": rows}
+    team = None
+    if p.user.role == "leader" and p.user.team_id is not None:
+        from .models import Team
+
+        rec = await run_in_threadpool(db.get, Team, p.user.team_id)
+        team = rec.name if rec is not None else None
+
+    def visible(c: LiveCall) -> bool:
+        if p.user.role == "agent":
+            return c.user_id == p.user.id
+        if p.user.role == "leader":
+            return c.user_id == p.user.id or (team is not None and (c.agent or {}).get("team") == team)
+        return True
+
+    return {"v": PROTOCOL, "calls": [c.summary() for c in calls.calls.values() if visible(c)]}
+
+
+def _same_origin(ws: WebSocket) -> bool:
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True  # not a browser
+    host = ws.headers.get("host", "")
+    return origin.split("://", 1)[-1].rstrip("/") == host
+
+
+@router.get("/assist", include_in_schema=False)
+def assist_page(request: Request, p: PageUser) -> Any:
+    from .web import render
+
+    call_id = (request.query_params.get("call") or "").strip()[:200]
+    return render(request, "assist.html", p, active="assist", call_id=call_id)
+
+
+@router.get("/assist/wall", include_in_schema=False)
+def wall_page(request: Request, p: PageUser) -> Any:
+    from .web import render
+
+    if p.user.role not in ("admin", "qa", "leader"):
+        raise PageForbidden()
+    return render(request, "assist_wall.html", p, active="wall")

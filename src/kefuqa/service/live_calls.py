@@ -87,12 +87,14 @@ class LiveCall:
     store_note: str | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
     cards: list[str] = field(default_factory=list)
+    watchers: set[Any] = field(default_factory=set)  # read-only connections: the agent panel, the wall
 
     def summary(self) -> dict[str, Any]:
         s = self.session
         return {"call_id": s.call_id, "agent": self.agent, "utterances": len(s.utterances),
                 "call_seconds": round(s.clock.now, 1), "score": s.score, "ended": s.ended,
                 "connected": self.connection is not None, "alerts": self.alerts[-5:], "cards": self.cards,
+                "team": (self.agent or {}).get("team"), "watchers": len(self.watchers),
                 "last": (s.utterances[-1].text or "")[:60] if s.utterances else ""}
 
 

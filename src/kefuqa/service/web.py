@@ -92,6 +92,8 @@ def _nav(user: User, counts: dict[str, int]) -> list[dict[str, Any]]:
         ("/trends", "趋势预警", "trends", ("admin", "qa", "leader")),  # issue 13
         ("/coaching", "我的辅导" if r == "agent" else "辅导", "coaching", ROLES),  # issue 13
         ("/training", "培训练习", "training", ROLES),  # issue 12
+        ("/assist", "实时辅助", "assist", ROLES),  # issue 11
+        ("/assist/wall", "实时监控墙", "wall", ("admin", "qa", "leader")),  # issue 11
         ("/appeals", "我的申诉" if r == "agent" else "申诉处理", "appeals", ROLES),
         ("/teams", "班组", "teams", ("admin", "qa")),
         ("/agents", "坐席", "agents", ("admin", "qa", "leader")),

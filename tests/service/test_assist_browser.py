@@ -1,0 +1,120 @@
+"""The agent panel and the supervisor wall in real Chromium: a scripted call streams into the assist
+WebSocket (a real uvicorn server) while the panel watches; the panel shows the transcript, the alert with
+the prescribed wording, the cards in the order they came, the ticks and the report; the wall shows the call."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ADMIN_PASSWORD, make_settings
+from kefuqa.service.app import create_app
+from kefuqa.service.workbench import Workbench
+
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+uvicorn = pytest.importorskip("uvicorn")
+ws_sync = pytest.importorskip("websockets.sync.client")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")]
+
+SCRIPT: list[dict[str, Any]] = [
+    {"type": "utterance", "role": "agent", "text": "您好，这里是客服中心，我是工号1023，请问有什么可以帮您？", "start": 0.0, "end": 4.0},
+    {"type": "utterance", "role": "customer", "text": "我家突然停电了", "start": 4.5, "end": 5.5, "final": False, "id": "c1"},
+    {"type": "utterance", "role": "customer", "text": "我家突然停电了，又没欠费，我要投诉！", "start": 4.5, "end": 7.0, "id": "c1"},
+    {"type": "utterance", "role": "agent", "text": "我不是跟你说过了吗", "start": 7.5, "end": 9.0},
+    {"type": "utterance", "role": "customer", "text": "叫你们领导来接电话", "start": 9.5, "end": 11.0},
+    {"type": "utterance", "role": "agent", "text": "非常抱歉，我们会在3个工作日内给您回复，感谢您的来电，再见", "start": 11.5, "end": 16.0},
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    folder = tmp_path_factory.mktemp("assist-browser")
+    settings = make_settings(f"sqlite:///{folder / 'kefuqa.db'}", folder)
+    wb = Workbench(settings)
+    wb.setup()
+    app = create_app(settings, wb)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.02)
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/auth/login", data=json.dumps(
+        {"username": "admin", "password": ADMIN_PASSWORD}).encode(), headers={"content-type": "application/json"})
+    token = json.load(urllib.request.urlopen(req))["token"]
+    yield f"127.0.0.1:{port}", token
+    server.should_exit = True
+    thread.join(timeout=30)
+    wb.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def page(served: tuple[str, str]) -> Iterator[Any]:
+    host, _ = served
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        pg = ctx.new_page()
+        pg.errors = []
+        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        pg.goto(f"http://{host}/login")
+        pg.fill("input[name=username]", "admin")
+        pg.fill("input[name=password]", ADMIN_PASSWORD)
+        pg.click("button[type=submit]")
+        pg.wait_for_load_state("networkidle")
+        yield pg
+        browser.close()
+
+
+def test_panel_shows_the_call_as_it_happens(served: tuple[str, str], page: Any) -> None:
+    host, token = served
+    expect = playwright_sync.expect
+    sent: list[dict[str, Any]] = []
+    with ws_sync.connect(f"ws://{host}/api/assist/v1/ws", additional_headers={"Authorization": f"Bearer {token}"}) as feed:
+        feed.send(json.dumps({"type": "start", "v": 1, "call": {"id": "browser-1", "direction": "inbound",
+                                                                 "agent": {"id": "A7", "name": "王芳", "team": "一组"}}}))
+        assert json.loads(feed.recv())["type"] == "ready"
+        sent += json.loads(feed.recv())["items"]
+        page.goto(f"http://{host}/assist/wall")
+        expect(page.get_by_test_id("tile")).to_have_count(1)
+        expect(page.get_by_test_id("tile")).to_contain_text("王芳")
+        page.get_by_test_id("tile").click()
+        expect(page.get_by_test_id("assist-status")).to_contain_text("已连接")
+        for n, f in enumerate(SCRIPT, 1):
+            feed.send(json.dumps({**f, "n": n}, ensure_ascii=False))
+            sent += json.loads(feed.recv())["items"]
+        expect(page.get_by_test_id("transcript").locator("li")).to_have_count(5)  # the partial was replaced
+        alert = page.get_by_test_id("alerts").locator("li.alert")
+        expect(alert.first).to_contain_text("我不是跟你说过了吗")
+        expect(alert.first).to_contain_text("可能我刚才没有解释清楚")
+        cards_sent = [i["id"] for i in sent if i["kind"] == "card"]
+        assert cards_sent[:2] == ["complaint", "s14-sudden-outage"] and "s09-leader" in cards_sent
+        cards = page.get_by_test_id("card")
+        expect(cards).to_have_count(len(cards_sent))
+        shown = [cards.nth(k).get_attribute("data-card") for k in range(len(cards_sent))]
+        assert shown[::-1] == cards_sent  # newest on top, in the order they came
+        expect(page.locator("[data-check='inbound.offer']")).to_have_class("done")
+        expect(page.locator("[data-check='complaint.promise']")).to_have_class("done")
+        feed.send(json.dumps({"type": "hangup", "n": len(SCRIPT) + 1, "ended_by": "customer"}))
+        final = json.loads(feed.recv())
+        assert any(i["kind"] == "report" for i in final["items"])
+        assert json.loads(feed.recv())["type"] == "ended"
+    expect(page.get_by_test_id("report")).to_be_visible()
+    expect(page.get_by_test_id("assist-status")).to_contain_text("通话已结束")
+    page.set_viewport_size({"width": 390, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert not page.errors
