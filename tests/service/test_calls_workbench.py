@@ -50,6 +50,14 @@ def test_upload_of_recording_transcript_and_manifest_is_one_scoped_call(world: W
     # role scoping: the agent of the call sees it, another agent gets the same 404 as a missing call
     assert world.get("a1", f"/api/calls/{res['id']}").status_code == 200
     assert world.get("a2", f"/api/calls/{res['id']}").status_code == 404
+    # the call page: the player, both channels' loudness envelope and the transcript on one timeline
+    from fastapi.testclient import TestClient
+
+    with TestClient(world.client.app) as browser:
+        world.browser_login(browser, "qa1")
+        page = browser.get(f"/calls/{res['id']}").text
+    assert f"/calls/{res['id']}/audio" in page and page.count('class="kq-env"') == 2
+    assert "坐席音量包络" in page and "客户音量包络" in page
 
 
 def test_upload_of_a_pair_without_manifest_and_a_bad_row(world: World, call_files: Path) -> None:
