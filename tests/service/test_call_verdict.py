@@ -83,6 +83,8 @@ def test_insufficiently_checked_calls_stay_out_of_averages_and_rankings(world: W
     report = w.get("qa", f"/api/calls/{cid}/report").json()
     assert report["coverage"]["sufficient"] is False and report["coverage"]["checked"] < report["coverage"]["rules"]
     assert figures() == before
+    agent = w.get("qa", "/api/agents/B1").json()
+    assert agent["insufficient"] == 1 and agent["days"] == 30  # the API's default period is the pages'
     with TestClient(w.client.app) as lead:
         w.browser_login(lead, "qa1")
         page = lead.get("/agents/B1").text

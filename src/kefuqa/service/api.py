@@ -6,7 +6,7 @@ A thin adapter: pydantic schemas document the requests and answers, each action 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Response, UploadFile
@@ -281,20 +281,21 @@ def decide(appeal_id: int, body: DecisionIn, ctx: APICtx) -> dict[str, Any]:
 
 
 @router.get("/agents", tags=["stats"], summary="Agents in scope with their average score")
-def agents(p: APIUser, db: DB, team: int | None = None, days: Annotated[int, Query(ge=1, le=3660)] = 90,
+def agents(p: APIUser, db: DB, team: int | None = None, days: Annotated[int, Query(ge=1, le=3660)] = repo.DEFAULT_DAYS,
            ) -> list[dict[str, Any]]:
     return repo.agent_ranking(db, p.user, team, days)
 
 
 @router.get("/agents/{code}", tags=["stats"], summary="An agent's trend, most violated rules and what to practise")
 def agent_stats(code: str, p: APIUser, db: DB, request: Request,
-                days: Annotated[int, Query(ge=1, le=3660)] = 90) -> dict[str, Any]:
+                days: Annotated[int, Query(ge=1, le=3660)] = repo.DEFAULT_DAYS) -> dict[str, Any]:
     agent = repo.get_agent(db, p.user, code[:100])
     tz = workbench(request).settings.timezone
     s = repo.summary(db, p.user, tz, agent_id=agent.id, days=days)
-    top = repo.top_rules(db, p.user, agent_id=agent.id)
+    top = repo.top_rules(db, p.user, agent_id=agent.id, since=repo.utcnow() - timedelta(days=days))
     return {"agent": {"code": agent.code, "name": agent.name, "team": agent.team.name if agent.team else None},
             "calls": s.calls, "average": s.average, "fatal": s.fatal, "grades": s.grades,
+            "insufficient": s.insufficient, "days": days,
             "trend": [{"date": d.isoformat(), "average": v, "calls": n} for d, v, n in s.trend],
             "top_rules": top,
             "practice": repo.practice(db, p.user, agent.id, [t["rule"] for t in top[:5]])}
@@ -308,14 +309,15 @@ def teams(p: APIUser, db: DB) -> list[dict[str, Any]]:
 @router.get("/teams/{team_id}", tags=["stats"],
             summary="Team overview: score distribution, most violated rules, agents ranked")
 def team_stats(team_id: int, p: APIUser, db: DB, request: Request,
-               days: Annotated[int, Query(ge=1, le=3660)] = 90) -> dict[str, Any]:
+               days: Annotated[int, Query(ge=1, le=3660)] = repo.DEFAULT_DAYS) -> dict[str, Any]:
     team = repo.get_team(db, p.user, team_id)
     tz = workbench(request).settings.timezone
     s = repo.summary(db, p.user, tz, team_id=team.id, days=days)
     return {"team": {"id": team.id, "name": team.name}, "calls": s.calls, "average": s.average, "fatal": s.fatal,
             "grades": s.grades, "distribution": dict(s.distribution),
             "trend": [{"date": d.isoformat(), "average": v, "calls": n} for d, v, n in s.trend],
-            "top_rules": repo.top_rules(db, p.user, team_id=team.id),
+            "top_rules": repo.top_rules(db, p.user, team_id=team.id, since=repo.utcnow() - timedelta(days=days)),
+            "insufficient": s.insufficient, "days": days,
             "agents": repo.agent_ranking(db, p.user, team.id, days)}
 
 

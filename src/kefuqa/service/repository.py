@@ -341,11 +341,15 @@ class Summary:
     insufficient: int = 0  # calls 「未充分质检」 in the period, left out of the figures above
 
 
+# The period statistics cover unless a page or request names another: the same for every page and the API,
+# so two views never disagree about one agent by default (issue 9).
+DEFAULT_DAYS = 30
+
 BUCKETS = [(0, 60, "<60"), (60, 70, "60–69"), (70, 80, "70–79"), (80, 90, "80–89"), (90, 101, "90–100")]
 
 
 def summary(db: DBSession, user: User, tz: str, *, agent_id: int | None = None, team_id: int | None = None,
-            days: int = 90) -> Summary:
+            days: int = DEFAULT_DAYS) -> Summary:
     """Calls, average, grades, score distribution and the daily (or weekly) trend of a scope."""
     since = utcnow() - timedelta(days=days)
     stmt = scope_calls(select(Conversation.call_at, Conversation.score, Conversation.grade, Conversation.fatal,
@@ -377,7 +381,8 @@ def summary(db: DBSession, user: User, tz: str, *, agent_id: int | None = None, 
     return out
 
 
-def agent_ranking(db: DBSession, user: User, team_id: int | None = None, days: int = 90) -> list[dict[str, Any]]:
+def agent_ranking(db: DBSession, user: User, team_id: int | None = None,
+                  days: int = DEFAULT_DAYS) -> list[dict[str, Any]]:
     since = utcnow() - timedelta(days=days)
     stmt = scope_calls(select(Agent.id, Agent.code, Agent.name, func.count(Conversation.id),
                               func.avg(Conversation.score),

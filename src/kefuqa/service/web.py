@@ -132,7 +132,7 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 PERIODS = [(7, "近7天"), (30, "近30天"), (90, "近90天"), (365, "近一年"), (0, "全部")]
 # One default period for every statistics page (overview, teams, agents, an agent's page), highlighted in
 # the page's period switch, so two pages never disagree about the same agent by default.
-DEFAULT_DAYS = 30
+DEFAULT_DAYS = repo.DEFAULT_DAYS
 
 
 def _days(request: Request, default: int = DEFAULT_DAYS) -> int:
