@@ -113,3 +113,16 @@ def test_a_transcript_file_with_several_calls_cannot_pair(tmp_path: Path) -> Non
     _files(tmp_path, "t.wav")
     (item,) = read_call(CallFiles(transcript=str(tmp_path / "t.jsonl"), recording=str(tmp_path / "t.wav")))
     assert isinstance(item, InputError) and item.reason == "转写文件含 2 通会话，无法与一段录音配对"
+
+
+def test_a_manifest_is_known_by_its_columns_whatever_its_name(tmp_path: Path) -> None:
+    _files(tmp_path, "k.json", "k.wav")
+    (tmp_path / "export-2026-03-05.csv").write_text("通话编号,录音文件,转写文件,工号\nK-1,k.wav,k.json,A3\n",
+                                                    encoding="gb18030")
+    (tmp_path / "utterances.csv").write_text("call_id,role,text\nu1,坐席,您好\n", encoding="utf-8")
+    files, errors = find_inputs([tmp_path])
+    assert errors == []
+    calls = [f for f in files if isinstance(f, CallFiles)]
+    assert [(c.call_id, c.meta) for c in calls] == [("K-1", {"agent_id": "A3"})]
+    # a transcript CSV (it has a text column) is still a transcript
+    assert [Path(f).name for f in files if not isinstance(f, CallFiles)] == ["utterances.csv"]

@@ -3,8 +3,9 @@
 Call centers export a night's calls as recordings (``c1.wav``), the ASR vendor's transcripts (``c1.json``)
 and a metadata table. `group_targets` turns a list of input files into calls:
 
-- files named in a **manifest** (``manifest.csv`` / ``manifest.jsonl``, or any ``*manifest*`` / ``*清单*``
-  CSV, TSV or JSONL file) are the calls its rows say, with the row's agent, team, direction, channel,
+- files named in a **manifest** (``manifest.csv`` / ``manifest.jsonl``, any ``*manifest*`` / ``*清单*``
+  CSV, TSV or JSONL file, or one whose header names recording / transcript / files columns and no text
+  column) are the calls its rows say, with the row's agent, team, direction, channel,
   start time, ring time, agent channel and offset; other columns are kept as attributes
   (``metrics["attributes"]``);
 - otherwise a recording and a transcript with the same stem in the same folder are one call;
@@ -105,6 +106,51 @@ def is_manifest(path: str | Path) -> bool:
     return p.suffix.lower() in MANIFEST_EXTENSIONS and bool(_MANIFEST_NAME.search(p.stem))
 
 
+def looks_like_manifest(path: str | Path) -> bool:
+    """A manifest by name, or by content: a CSV/TSV whose header names recording/transcript/files columns
+    and no text column, or JSON Lines whose first object names those files and has no utterances."""
+    p = Path(path)
+    if is_manifest(p):
+        return True
+    if p.suffix.lower() not in MANIFEST_EXTENSIONS:
+        return False
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    text = next((t for t in (_decode(head, e) for e in ("utf-8-sig", "gb18030")) if t is not None), None)
+    if not text or not text.strip():
+        return False
+    first = text.lstrip().splitlines()[0]
+    files = {"recording", "transcript", "files"}
+    if p.suffix.lower() in (".jsonl", ".ndjson"):
+        try:
+            rec = json.loads(first)
+        except json.JSONDecodeError:
+            return False
+        return isinstance(rec, dict) and "utterances" not in rec and bool(
+            files & {_ALIAS.get(_squash(k)) for k in rec})
+    from .tabular import FIELD_ALIASES
+
+    cells = next(csv.reader([first], delimiter="\t" if p.suffix.lower() == ".tsv" else ","), [])
+    names = {_squash(c) for c in cells}
+    return bool(files & {_ALIAS.get(n) for n in names}) and not names & set(FIELD_ALIASES["text"])
+
+
+def _decode(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        # the 4 KB may end inside a character: drop up to 3 trailing bytes
+        for cut in (1, 2, 3):
+            try:
+                return data[:-cut].decode(encoding)
+            except UnicodeDecodeError:
+                continue
+    return None
+
+
 def _stem(p: Path) -> str:
     return _TRANSCRIPT_TAIL.sub("", p.stem) if not is_recording(p) else p.stem
 
@@ -117,7 +163,7 @@ def group_targets(files: Iterable[Any]) -> tuple[list[Any], list[InputError]]:
     calls_at: dict[int, list[CallFiles]] = {}
     claimed: set[str] = set()
     for i, f in enumerate(files):
-        if isinstance(f, Path | str) and str(f) != "-" and is_manifest(f):
+        if isinstance(f, Path | str) and str(f) != "-" and looks_like_manifest(f):
             calls, errs = read_manifest(Path(f))
             errors.extend(errs)
             calls_at[i] = calls
