@@ -86,7 +86,7 @@ def build(spec: Spec, call_id: str = "gen") -> Generated:
         utts.append({"role": role, "start": round(t, 2), "end": round(t + x.size / SR, 2), "text": zh})
         t += x.size / SR + spec.gap
     transcript = {"id": call_id, "channel": "phone", "utterances": utts}
-    return Generated(call.clean.copy(), transcript, {"pieces": [(r, x) for r, x, _ in pieces]})
+    return Generated(call.clean.copy(), transcript, {"pieces": [(r, x) for r, x, _ in pieces], "spec": spec})
 
 
 def degrade(x: np.ndarray, *, snr_db: float | None = None, bleed_db: float | None = -30.0,
