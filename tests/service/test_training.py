@@ -154,5 +154,6 @@ def test_drill_from_own_flagged_utterances(world: World) -> None:
     r = a1.post("/training/drill", data={"csrf_token": csrf, **{n: "请您稍等，我帮您查询一下，非常抱歉。"
                                                                  for n in names}}, follow_redirects=False)
     assert r.status_code == 303 and _count(world) == before + 1
+    assert 'href="/training/agents/A1"' in a1.get("/agents/A1").text  # from the agent's own page
     prog = a1.get("/training/agents/A1")
     assert prog.status_code == 200 and "质检平均分" in prog.text and "真实通话改写" in prog.text
