@@ -214,3 +214,16 @@ def test_check_command_on_a_folder_with_offset_and_a_bad_manifest_row(tmp_path, 
     assert result.exit_code == 2
     assert [json.loads(line)["call_id"] for line in result.stdout.splitlines()] == ["L-1"]
     assert "manifest.csv:line 3（L-2）: 录音文件不存在：gone.wav" in result.stderr
+
+
+def test_measuring_leaves_the_callers_transcript_as_it_was(loud_agent):
+    from kefuqa.audio.analyze import prepare
+    from kefuqa.audio.guided import measure_transcript
+    from kefuqa.audio.vad import get_vad
+
+    x = cs.degrade(loud_agent.samples)
+    conv = Conversation.model_validate(loud_agent.transcript)
+    conv.utterances[0].attrs["emotion"] = "neutral"  # a vendor's own attribute is kept, not overwritten
+    out = measure_transcript(conv, prepare(x, cs.SR, vad=get_vad("auto")), ("agent", "customer"), samples=x)
+    assert [u.attrs for u in conv.utterances] == [{"emotion": "neutral"}] + [{}] * (len(conv.utterances) - 1)
+    assert out.utterances[0].attrs["emotion"] == "neutral" and out.utterances[0].attrs["loudness_dbfs"] < -12

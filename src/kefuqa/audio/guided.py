@@ -136,9 +136,10 @@ def measure_transcript(conv: Conversation, prep: Prepared, roles: tuple[str, str
         notes.append(f"录音比转写{sign}约 {abs(best.lag):.1f} 秒（重合度 {best.score:.2f}，现为 {given.score:.2f}）："
                      f"声学测量未采用；请在清单的 offset 列填 {offset + best.lag:.2f} 校正")
         metrics["alignment_offset_seconds"] = round(offset + best.lag, 2)
-    utterances = conv.utterances
+    # the caller's conversation is left as it was: the measures go on copies of its utterances
+    utterances = [u.model_copy(update={"attrs": dict(u.attrs)}) for u in conv.utterances]
     if usable:
-        for i, u in enumerate(utterances):
+        for u in utterances:
             if u.start is None or u.end is None or u.role not in ("agent", "customer"):
                 continue
             tr = prep.tracks[0] if prep.mono else prep.tracks[roles.index(u.role)]
@@ -148,9 +149,8 @@ def measure_transcript(conv: Conversation, prep: Prepared, roles: tuple[str, str
                 continue
             got = _measure_span(tr, f0, f1, prep.work)
             for k, v in got.items():
-                if k not in u.attrs:
+                if k not in u.attrs:  # what the transcript says (a vendor's emotion, rate …) is kept
                     u.attrs[k] = v
-            utterances[i] = u
         metrics.update(_call_metrics(utterances, prep.duration))
         unreliable = reliability(prep.tracks, roles, samples) if samples is not None else {}
         if unreliable:
