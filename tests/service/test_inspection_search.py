@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 import svc_samples as samples
 
 from conftest import World
@@ -98,9 +99,20 @@ def test_saved_searches_belong_to_their_user(world: World) -> None:
 def test_a_new_call_is_searchable_at_once(world: World) -> None:
     token = "蓝鲸" + uuid.uuid4().hex[:6]
     call = samples.conversation(f"t-{uuid.uuid4().hex[:8]}", "A1", 8, "good")
-    call["utterances"][1]["text"] = f"我想问一下{token}套餐怎么退订"
+    call["utterances"][1]["text"] = f"我想问一下{token}套餐怎么退订，我是VIP会员"
     r = world.post("qa", "/api/conversations", json=call)
     assert r.status_code == 200 and r.json()["stored"] == 1, r.text
     body = _search(world, "qa", q=f"{token}套餐")
     assert _ids(body) == {call["id"]}
     assert body["results"][0]["snippets"][0]["role"] == "customer"
+    latin = _search(world, "qa", q=f"vip会员 {token}")  # Latin letters match in either case
+    assert _ids(latin) == {call["id"]} and "<mark>VIP会员</mark>" in latin["results"][0]["snippets"][0]["html"]
+
+
+def test_a_large_result_is_counted_up_to_the_cap(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kefuqa.service.usecases import search
+
+    monkeypatch.setattr(search, "COUNT_CAP", 2)
+    body = _search(world, "qa", q="上不了网")  # every sample call
+    assert body["total"] == 2 and body["more"] is True and len(body["results"]) == min(20, len(samples.PLAN))
+    assert _search(world, "qa", q="服务太差")["more"] is False

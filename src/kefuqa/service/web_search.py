@@ -41,7 +41,7 @@ def search_page(request: Request, p: PageUser, ctx: PageCtx) -> Response:
     if text:
         params["q"] = text
     query = urlencode(params)
-    pages = max(1, -(-hits.total // f.page_size)) if hits else 1
+    pages = max(1, -(-hits.total // f.page_size)) if hits else 1  # with more than COUNT_CAP: the first pages
 
     def page_url(n: int) -> str:
         return "/search?" + urlencode({**params, "page": str(n)})
@@ -69,7 +69,7 @@ def api_search(request: Request, ctx: APICtx) -> dict[str, Any]:
     """Calls whose transcript contains every term of `q` (space-separated), with the call list's filters
     (agent, team, date_from, date_to, rule, score_min, score_max, channel, grade, fatal, page)."""
     hits = search.search(ctx, request.query_params.get("q"), _filter(request))
-    return {"terms": hits.terms, "total": hits.total, "scanned_terms": hits.scanned, "results": [
+    return {"terms": hits.terms, "total": hits.total, "more": hits.more, "scanned_terms": hits.scanned, "results": [
         {"id": h.call.id, "call_id": h.call.call_id, "call_at": h.call.call_at.isoformat(),
          "agent": h.call.agent.code if h.call.agent else None, "score": h.call.score, "matches": h.matches,
          "snippets": [{"utterance": s.utterance, "role": s.role, "start": s.start, "html": str(s.html)}

@@ -27,6 +27,7 @@ MAX_TERM = 50
 TRIGRAM = 3
 SNIPPETS = 3
 MAX_SAVED = 50
+COUNT_CAP = 1000
 
 _fts = table("call_texts_fts", column("rowid"), column("body"))
 
@@ -66,8 +67,11 @@ def text_conditions(dialect: str, terms: list[str]) -> list[ColumnElement[bool]]
             conds.append(Conversation.id.in_(select(CallText.conversation_id).where(
                 CallText.body.like(_like(t), escape="/"))))
         return conds
-    # PostgreSQL: ILIKE on the pg_trgm GIN index (a term under three characters cannot use it)
-    sub = select(CallText.conversation_id).where(*(CallText.body.ilike(_like(t), escape="/") for t in terms))
+    # PostgreSQL: LIKE on the pg_trgm GIN index (a term under three characters cannot use it); ILIKE only for
+    # a term with Latin letters (Chinese has no case, and ILIKE's recheck costs more)
+    sub = select(CallText.conversation_id).where(*(
+        CallText.body.ilike(_like(t), escape="/") if re.search("[A-Za-z]", t) else CallText.body.like(_like(t), escape="/")
+        for t in terms))
     return [Conversation.id.in_(sub)]
 
 
@@ -92,6 +96,7 @@ class Hits:
     total: int
     rows: list[Hit]
     scanned: list[str] = field(default_factory=list)  # terms matched without the index (under 3 characters)
+    more: bool = False  # more than `total` (= COUNT_CAP) calls match
 
 
 def mark(text: str, terms: list[str]) -> Markup:
@@ -133,7 +138,9 @@ def search(ctx: Ctx, text: str | None, f: repo.CallFilter) -> Hits:
     for cond in text_conditions(ctx.wb.dialect, terms):
         stmt = stmt.where(cond)
     db = ctx.db
-    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    # counted up to COUNT_CAP: a frequent word matches a large share of a million calls, and an exact count of
+    # those would cost more than the page itself
+    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).limit(COUNT_CAP + 1).subquery())) or 0
     size = max(1, min(repo.PAGE_MAX, f.page_size))
     rows = list(db.scalars(stmt.order_by(Conversation.call_at.desc(), Conversation.id.desc())
                            .offset((max(1, f.page) - 1) * size).limit(size)))
@@ -144,7 +151,7 @@ def search(ctx: Ctx, text: str | None, f: repo.CallFilter) -> Hits:
         snips, n = snippets(datas.get(conv.id) or {}, terms) if terms else ([], 0)
         hits.append(Hit(conv, snips, n))
     db.commit()
-    return Hits(terms, total, hits, [t for t in terms if len(t) < TRIGRAM])
+    return Hits(terms, min(total, COUNT_CAP), hits, [t for t in terms if len(t) < TRIGRAM], total > COUNT_CAP)
 
 
 # ---- saved searches ---------------------------------------------------------------------------------------------
