@@ -78,7 +78,7 @@ def test_nul_in_a_transcript_or_csv_is_an_error_not_a_score(tmp_path, good):
     csv = tmp_path / "c.csv"
     csv.write_text("role,text\nagent,您好\x00\n", encoding="utf-8")
     code, out, errs = check(str(txt), str(csv), str(good))
-    assert code == 2 and errs.count("空字符") == 2 and f"{csv}:row 2" in errs
+    assert code == 2 and errs.count("空字符") == 2 and f"{csv}:row 2" in errs and f"{txt}:line 1" in errs
     assert [json.loads(line)["call_id"] for line in out.splitlines()] == ["good-1"]
 
 

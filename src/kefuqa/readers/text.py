@@ -126,4 +126,11 @@ def parse_transcript(text: str, src: Source) -> Conversation | InputError:
             return InputError(src.name, f"line {number}", str(e))
     notes = [f"{skipped} line(s) before the first role prefix were skipped"] if skipped else []
     data = {"id": src.stem, "utterances": utterances, "source": src.name, "notes": notes}
-    return validate_conversation(data, src.name, lambda loc: None)
+    return validate_conversation(data, src.name, lambda loc: _line_of(loc, lines))
+
+
+def _line_of(loc: tuple[int | str, ...], lines: list[int]) -> str | None:
+    """('utterances', 3, 'text') -> 'line 17': the transcript line the utterance starts on."""
+    if len(loc) >= 2 and loc[0] == "utterances" and isinstance(loc[1], int) and loc[1] < len(lines):
+        return f"line {lines[loc[1]]}"
+    return None
