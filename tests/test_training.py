@@ -207,3 +207,22 @@ def test_cli_lint_bad_file(tmp_path: Path) -> None:
     res = runner.invoke(app, ["practice", "lint", str(f)])
     assert res.exit_code == 2 and "循环" in res.output
     assert runner.invoke(app, ["practice", "lint"]).exit_code == 0
+
+
+def test_hold_seconds_need_a_timed_scenario(tmp_path: Path) -> None:
+    f = tmp_path / "h.yaml"
+    text = CYCLE.replace("        model: 好的\n", "        model: 好的\n        hold_seconds: 20\n")
+    f.write_text(text, encoding="utf-8")
+    bank, _ = load_bank([f], bundled=False)
+    assert any("timed: true" in str(e) and f"{f}:12" in str(e) for e in lint_bank(bank, CHECKER))
+
+
+def test_a_timed_hold_is_a_hold() -> None:
+    sc = BANK.scenarios["hold-transfer"]
+    s = play(sc, CHECKER)
+    conv = s.conversation()
+    assert all(u.start is not None for u in conv.utterances)
+    ask = next(i for i, st in enumerate(s.steps) if st.node == "agree-wait")
+    gap = conv.utterances[2 * ask + 1].start - conv.utterances[2 * ask].end  # type: ignore[operator]
+    assert gap >= 25
+    assert "HLD002" not in s.report().not_applicable

@@ -93,9 +93,24 @@ def contains_any(text: str, phrases: list[str]) -> bool:
     return any(_contains(text, p) for p in phrases)
 
 
+SPEECH_CPS = 4.5  # characters a second when a typed practice is given times: 270 a minute, a calm pace
+TURN_GAP = 0.5
+
+
 def practice_conversation(turns: list[Turn] | list[tuple[str, str]], *, cid: str = "practice",
-                          channel: str = "phone", direction: str = "inbound") -> Conversation:
-    utts = [{"role": t.role, "text": t.text} if isinstance(t, Turn) else {"role": t[0], "text": t[1]} for t in turns]
+                          channel: str = "phone", direction: str = "inbound",
+                          waits: dict[int, float] | None = None) -> Conversation:
+    """The conversation a practice makes. With `waits` (turn index → seconds of hold after it) the turns get
+    times — each as long as its text spoken calmly, half a second apart — so holds are real: a hold request
+    followed by a wait is a hold, and the hold rules apply as on a recorded call."""
+    utts: list[dict[str, object]] = [{"role": t.role, "text": t.text} if isinstance(t, Turn)
+                                     else {"role": t[0], "text": t[1]} for t in turns]
+    if waits is not None:
+        at = 0.0
+        for i, u in enumerate(utts):
+            dur = max(1.0, len(str(u["text"])) / SPEECH_CPS)
+            u["start"], u["end"] = round(at, 2), round(at + dur, 2)
+            at += dur + TURN_GAP + waits.get(i, 0.0)
     return Conversation.model_validate({"id": cid, "channel": channel, "direction": direction, "utterances": utts})
 
 

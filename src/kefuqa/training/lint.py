@@ -84,6 +84,8 @@ def lint_scenario(bank: Bank, s: Scenario, ids: set[str], labels: set[str]) -> l
             for lb in b.when.label + b.when.not_label:
                 if lb not in labels:
                     out.append(_err(bank, key, f"{nid}.branches[{j}]", f"未知的判断标签 {lb}"))
+        if node.hold_seconds and not s.timed:
+            out.append(_err(bank, (sid, nid), nid, "hold_seconds 只用于有时间的场景（timed: true）"))
         if node.next and node.next not in s.nodes:
             out.append(_err(bank, (sid, nid), nid, f"下一步 {node.next} 不存在"))
     if s.start not in s.nodes:

@@ -61,6 +61,7 @@ class Session:
     scenario: Scenario
     checker: Checker
     turns: list[tuple[str, str]] = field(default_factory=list)
+    waits: dict[int, float] = field(default_factory=dict)  # turn index → hold after it (timed scenarios)
     steps: list[Step] = field(default_factory=list)
     node_id: str = ""
     ended: bool = False
@@ -85,15 +86,21 @@ class Session:
         """The customer's first line (None when the trainee speaks first)."""
         return self.scenario.nodes[self.scenario.start].customer
 
-    def conversation(self) -> Any:
+    def _conv(self, turns: list[tuple[str, str]], waits: dict[int, float]) -> Any:
         s = self.scenario
-        return practice_conversation(self.turns, cid=f"practice-{s.id}", channel=s.channel, direction=s.direction)
+        return practice_conversation(turns, cid=f"practice-{s.id}", channel=s.channel, direction=s.direction,
+                                     waits=waits if s.timed else None)
+
+    def conversation(self) -> Any:
+        return self._conv(self.turns, self.waits)
 
     def check_reply(self, text: str) -> tuple[Feedback, set[str], set[str]]:
         """Feedback on a reply at the current step without moving on (fired rules, labels)."""
         t = clean_reply(text)
-        conv = practice_conversation([*self.turns, ("agent", t)], channel=self.scenario.channel,
-                                     direction=self.scenario.direction)
+        waits = dict(self.waits)
+        if self.node.hold_seconds:
+            waits[len(self.turns)] = self.node.hold_seconds
+        conv = self._conv([*self.turns, ("agent", t)], waits)
         found, _ = findings_on(self.checker, conv, len(self.turns), None, skip=END_OF_CALL)
         labels = labels_of(t)
         # a phrase is decided on the reply itself; an omission (no apology yet, no time promised yet) may still
@@ -124,6 +131,8 @@ class Session:
         if nxt is None or nxt not in self.scenario.nodes:
             raise ScenarioError(f"场景 {self.scenario.id} 的步骤 {self.node_id} 没有可走的下一步")
         here = self.node_id
+        if node.hold_seconds:
+            self.waits[len(self.turns)] = node.hold_seconds
         self.turns.append(("agent", t))
         self._enter(nxt)
         customer = self.scenario.nodes[nxt].customer

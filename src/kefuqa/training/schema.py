@@ -120,11 +120,12 @@ class Node(_Strict):
     branches: list[Branch] = Field(default_factory=list)
     next: str | None = None  # where to go when no branch matches
     end: bool = False  # the call ends after the customer's line
+    hold_seconds: Annotated[float, Field(gt=0, le=600)] | None = None  # the trainee's reply here puts the customer on hold this long
 
     @model_validator(mode="after")
     def _shape(self) -> Node:
-        if self.end and (self.branches or self.next or self.model):
-            raise ValueError("结束步骤（end: true）不能再有 model、branches 或 next")
+        if self.end and (self.branches or self.next or self.model or self.hold_seconds):
+            raise ValueError("结束步骤（end: true）不能再有 model、branches、next 或 hold_seconds")
         if not self.end and self.model is None:
             raise ValueError("非结束步骤需要 model（符合标准的参考回答）")
         return self
@@ -147,6 +148,7 @@ class Scenario(_Strict):
     rules: list[str] = Field(default_factory=list)  # the rules this scenario exercises
     channel: Literal["phone", "chat"] = "phone"
     direction: Literal["inbound", "outbound"] = "inbound"
+    timed: bool = False  # give the practice call times (needed for holds: hold_seconds); see docs/training.md
     start: str
     nodes: Annotated[dict[str, Node], Field(min_length=1)]
     poor: PoorPlay
