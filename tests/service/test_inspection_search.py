@@ -112,7 +112,11 @@ def test_a_new_call_is_searchable_at_once(world: World) -> None:
 def test_a_large_result_is_counted_up_to_the_cap(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     from kefuqa.service.usecases import search
 
+    monkeypatch.setattr(search, "PREFETCH", 3)  # more matches than prefetched: the walk, counted to the cap
     monkeypatch.setattr(search, "COUNT_CAP", 2)
     body = _search(world, "qa", q="上不了网")  # every sample call
     assert body["total"] == 2 and body["more"] is True and len(body["results"]) == min(20, len(samples.PLAN))
-    assert _search(world, "qa", q="服务太差")["more"] is False
+    assert {r["call_id"] for r in body["results"]} == {cid for cid, *_ in samples.PLAN}
+    few = _search(world, "qa", q="服务太差")  # fewer than prefetched: exact
+    assert few["more"] is False and _ids(few) == _kinds("complaint")
+    assert _ids(_search(world, "qa", q="办不了", agent="A1")) == _kinds("refuse", agent="A1")

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup, escape
-from sqlalchemy import column, delete, func, select, table
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Select, column, delete, func, select, table
 
 from .. import repository as repo
 from ..errors import Invalid, NotFound
@@ -28,6 +27,7 @@ TRIGRAM = 3
 SNIPPETS = 3
 MAX_SAVED = 50
 COUNT_CAP = 1000
+PREFETCH = 5000  # matches read from the index before the filters
 
 _fts = table("call_texts_fts", column("rowid"), column("body"))
 
@@ -52,27 +52,26 @@ def _like(term: str) -> str:
     return "%" + term.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
 
 
-def text_conditions(dialect: str, terms: list[str]) -> list[ColumnElement[bool]]:
-    """Conditions on `Conversation.id`: the call's transcript contains every term."""
-    if not terms:
-        return []
-    conds: list[ColumnElement[bool]] = []
+def matching_ids(dialect: str, terms: list[str]) -> Select[Any]:
+    """The ids of the calls whose transcript contains every term (at least one term)."""
     long_terms = [t for t in terms if len(t) >= TRIGRAM]
     short = [t for t in terms if len(t) < TRIGRAM]
     if dialect == "sqlite":
         if long_terms:
             query = " AND ".join(_fts_phrase(t) for t in long_terms)
-            conds.append(Conversation.id.in_(select(_fts.c.rowid).where(_fts.c.body.match(query))))
-        for t in short:
-            conds.append(Conversation.id.in_(select(CallText.conversation_id).where(
-                CallText.body.like(_like(t), escape="/"))))
-        return conds
+            stmt = select(_fts.c.rowid).where(_fts.c.body.match(query))
+            if short:
+                stmt = select(CallText.conversation_id).where(CallText.conversation_id.in_(stmt))
+            else:
+                return stmt  # type: ignore[return-value]
+        else:
+            stmt = select(CallText.conversation_id)
+        return stmt.where(*(CallText.body.like(_like(t), escape="/") for t in short))  # type: ignore[return-value]
     # PostgreSQL: LIKE on the pg_trgm GIN index (a term under three characters cannot use it); ILIKE only for
     # a term with Latin letters (Chinese has no case, and ILIKE's recheck costs more)
-    sub = select(CallText.conversation_id).where(*(
+    return select(CallText.conversation_id).where(*(
         CallText.body.ilike(_like(t), escape="/") if re.search("[A-Za-z]", t) else CallText.body.like(_like(t), escape="/")
         for t in terms))
-    return [Conversation.id.in_(sub)]
 
 
 @dataclass
@@ -135,12 +134,20 @@ def search(ctx: Ctx, text: str | None, f: repo.CallFilter) -> Hits:
     user = ctx.acting()
     terms = terms_of(text)
     stmt = repo.filtered_calls(user, f, ctx.settings.timezone)
-    for cond in text_conditions(ctx.wb.dialect, terms):
-        stmt = stmt.where(cond)
     db = ctx.db
-    # counted up to COUNT_CAP: a frequent word matches a large share of a million calls, and an exact count of
-    # those would cost more than the page itself
-    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).limit(COUNT_CAP + 1).subquery())) or 0
+    exact = True
+    if terms:
+        # The matching calls first, from the index alone: when they are few (a selective query) the filters,
+        # count and order work on that list; when they are many, the database walks the newest calls and checks
+        # each (quick, since matches are frequent) and counts only up to COUNT_CAP. Left to itself the planner
+        # may walk a million calls for a rare pair of words.
+        ids_q = matching_ids(ctx.wb.dialect, terms)
+        ids = list(db.scalars(ids_q.limit(PREFETCH + 1)))
+        exact = len(ids) <= PREFETCH
+        stmt = stmt.where(Conversation.id.in_(ids) if exact else Conversation.id.in_(ids_q))
+    counted = stmt.order_by(None) if exact else stmt.order_by(None).limit(COUNT_CAP + 1)
+    total = db.scalar(select(func.count()).select_from(counted.subquery())) or 0
+    more = not exact and total > COUNT_CAP
     size = max(1, min(repo.PAGE_MAX, f.page_size))
     rows = list(db.scalars(stmt.order_by(Conversation.call_at.desc(), Conversation.id.desc())
                            .offset((max(1, f.page) - 1) * size).limit(size)))
@@ -151,7 +158,7 @@ def search(ctx: Ctx, text: str | None, f: repo.CallFilter) -> Hits:
         snips, n = snippets(datas.get(conv.id) or {}, terms) if terms else ([], 0)
         hits.append(Hit(conv, snips, n))
     db.commit()
-    return Hits(terms, min(total, COUNT_CAP), hits, [t for t in terms if len(t) < TRIGRAM], total > COUNT_CAP)
+    return Hits(terms, min(total, COUNT_CAP) if more else total, hits, [t for t in terms if len(t) < TRIGRAM], more)
 
 
 # ---- saved searches ---------------------------------------------------------------------------------------------
