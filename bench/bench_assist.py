@@ -32,6 +32,7 @@ from kefuqa.rules.rulebook import load_rulebook
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Bench-assist-11!"
 SERVER_PID = [0]
+SENT: list[float] = []  # when each measured utterance was sent (perf_counter), parallel to the latencies
 PEAK = [0.0]
 
 
@@ -103,7 +104,9 @@ async def one_call(url: str, token: str, conv: Conversation, call_id: str, speed
             async for raw in ws:
                 msg = json.loads(raw)
                 if msg["type"] == "guidance" and msg.get("ack") in pending:
-                    lat.append(time.perf_counter() - pending.pop(msg["ack"]))
+                    sent_at = pending.pop(msg["ack"])
+                    lat.append(time.perf_counter() - sent_at)
+                    SENT.append(sent_at)
                 elif msg["type"] == "error":
                     errors.append(msg["code"])
                     if msg["code"] == "empty":  # hung up before a word was said: nothing to report
@@ -190,6 +193,7 @@ def main() -> None:
                 time.sleep(5)  # the previous load's hung-up calls are stored by now
                 cpu0, rss0 = proc_stats(srv.pid)
                 t0 = time.perf_counter()
+                SENT.clear()
                 lat, errors = asyncio.run(load(url, token, convs, args.calls, speed, args.seconds, f"x{speed:g}"))
                 wall = time.perf_counter() - t0
                 cpu1, rss1 = proc_stats(srv.pid)
@@ -199,6 +203,11 @@ def main() -> None:
                       f"({(cpu1 - cpu0) / wall * 100:.0f} % of one core); peak RSS {PEAK[0]:.0f} MiB "
                       f"(+{(PEAK[0] - rss0) / args.calls * 1024:.0f} KiB per live call); "
                       f"errors {len(errors)} {sorted(set(errors))}")
+                # steady state: leave out the first 3 s (200 connections opening) and the last 3 s (hang-ups)
+                steady = [x for x, at in zip(lat, SENT, strict=True) if t0 + 3 <= at <= t0 + 2 + args.seconds - 3]
+                print(f"  steady state ({len(steady)} utterances): p50 {pct(steady, .5) * 1e3:.1f} ms, "
+                      f"p99 {pct(steady, .99) * 1e3:.1f} ms; load average {os.getloadavg()[0]:.1f} on "
+                      f"{os.cpu_count()} cores")
         finally:
             srv.terminate()
             srv.wait(10)

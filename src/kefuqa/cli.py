@@ -246,7 +246,14 @@ def rules_lint(path: Annotated[str, typer.Argument(help="A rulebook folder, rule
     if problems:
         raise typer.Exit(1)
     rb = load_rulebook(path)
-    typer.echo(f"ok: {rb.name} {rb.version}, {len(rb.rules)} rules, scorecard {rb.scorecard.name}")
+    from .live.guidance import lint_guidance  # issue 11: guidance.yaml next to the rulebook
+
+    try:
+        guidance = lint_guidance(path, {r.id for r in rb.rules})
+    except RuleError as exc:
+        typer.echo(str(exc))
+        raise typer.Exit(1) from None
+    typer.echo(f"ok: {rb.name} {rb.version}, {len(rb.rules)} rules, scorecard {rb.scorecard.name}; {guidance}")
 
 
 @rules_app.command("list")

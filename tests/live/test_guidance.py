@@ -98,3 +98,24 @@ def test_since_replays_items(parts: tuple[Checker, Any]) -> None:
     s = _session(parts)
     a = s.start() + s.utterance("agent", "您好，我是工号1023，请问有什么可以帮您", 0.0, 3.0)
     assert s.since(0) == a and s.since(2) == a[2:]
+
+
+def test_rules_lint_checks_the_guidance(tmp_path: Any) -> None:
+    import shutil
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from kefuqa.cli import app
+    from kefuqa.rules.rulebook import BUNDLED
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["rules", "lint", "standard"])
+    assert ok.exit_code == 0 and "16 张情景卡片" in ok.output
+    folder = Path(tmp_path) / "rb"
+    shutil.copytree(Path(BUNDLED) / "standard", folder)
+    g = folder / "guidance.yaml"
+    g.write_text(g.read_text(encoding="utf-8").replace("alerts:\n", "alerts:\n  colour: red\n", 1), encoding="utf-8")
+    bad = runner.invoke(app, ["rules", "lint", str(folder)])
+    assert bad.exit_code == 1
+    assert "guidance.yaml:" in bad.output and "未知的键 'colour'" in bad.output

@@ -180,3 +180,26 @@ def test_resume_loses_and_repeats_nothing(svc: tuple[Any, str]) -> None:
         return [(i["seq"], i["kind"], i["key"]) for i in items]
 
     assert strip(got) == strip(whole)
+
+
+def test_a_client_that_never_hangs_up_is_ended_and_stored(svc: tuple[Any, str]) -> None:
+    client, token = svc
+    limits = client.app.state.live_calls.limits
+    saved = limits.idle_seconds
+    limits.idle_seconds = 1.0
+    try:
+        with client.websocket_connect(WS, headers={"Authorization": f"Bearer {token}"}) as ws:
+            _start(ws, "live-idle")
+            ws.receive_json()
+            ws.send_json({**SCRIPT[0], "n": 1})
+            assert ws.receive_json()["type"] == "guidance"
+            ended = ws.receive_json()  # nothing more is sent: the server ends the call
+            assert ended["type"] == "ended" and ended["stored"] is True and "秒没有收到任何帧" in ended["reason"]
+            with pytest.raises(WebSocketDisconnect) as exc:
+                ws.receive_json()
+            assert exc.value.code == 4408
+    finally:
+        limits.idle_seconds = saved
+    wb = client.app.state.workbench
+    with wb.sessions() as db:
+        assert db.scalar(select(Conversation).where(Conversation.call_id == "live-idle")) is not None

@@ -19,15 +19,16 @@ def start_frame(conv: Conversation, call_id: str | None = None, **extra: Any) ->
 
 
 def frames(conv: Conversation, *, partials: bool = False, tick: float | None = 1.0) -> list[tuple[float, dict[str, Any]]]:
-    """(send at, frame) in time order: an utterance when it ends (a partial of its first half halfway, with
+    """(send at, frame) in time order: an utterance when it ends (and not before the one said before it) (a partial of its first half halfway, with
     `partials`), holds as start and end, other events when they happen, a tick every `tick` seconds of
     silence, and the hang-up. Untimed utterances are one second apart."""
     out: list[tuple[float, dict[str, Any]]] = []
     t = 0.0
     for i, u in enumerate(conv.utterances):
         start = u.start if u.start is not None else t
-        end = u.end if u.end is not None else start + 1.0
-        t = max(t, end)
+        # finals go in spoken order: a short turn inside a longer one waits until the longer one is final
+        end = max(u.end if u.end is not None else start + 1.0, t)
+        t = end
         f: dict[str, Any] = {"type": "utterance", "id": f"u{i}", "role": u.role, "text": u.text or ""}
         if u.start is not None:
             f["start"] = u.start

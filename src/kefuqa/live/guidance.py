@@ -178,3 +178,15 @@ def load_guidance(rulebook: str | Path | None = None, rule_ids: set[str] | None 
     if not file.is_file():
         return Guidance()
     return parse_guidance(file.read_text(encoding="utf-8"), str(file), rule_ids)
+
+
+def lint_guidance(rulebook: str | Path, rule_ids: set[str]) -> str:
+    """Validate the guidance next to a rulebook (`RuleError` when invalid); a one-line summary in Chinese."""
+    path = resolve(rulebook)
+    folder = path if path.is_dir() else path.parent
+    if not (folder / GUIDANCE_FILE).is_file():
+        return "无实时辅助指导文件"
+    g = load_guidance(rulebook, rule_ids)
+    return (f"实时辅助 {GUIDANCE_FILE}：{len(g.checklists)} 个检查清单，{len(g.cards)} 张情景卡片，"
+            f"{sum(1 for t in (g.timers.hold, g.timers.customer_silent, g.timers.dead_air, g.timers.monologue) if t)} 个计时提醒，"
+            f"{len(g.styles.kinds) if g.styles else 0} 种客户风格")

@@ -92,12 +92,16 @@ async def _end(wb: Workbench, calls: LiveCalls, call: LiveCall, reason: str) -> 
         try:
             items = call.session.hangup(None)
             calls.note(call, items)
-        except LiveError:
-            call.session.report = None
+            await _broadcast(call, [{"type": "guidance", "items": items}])
+        except LiveError:  # nothing was said: nothing to score or keep
+            calls.calls.pop(call.session.call_id, None)
         await _store(wb, call)
+    ended = {"type": "ended", "reason": reason, "stored": call.stored}
+    await _broadcast(call, [ended])
     ws = call.connection
     if ws is not None:
-        await _send(ws, {"type": "ended", "reason": reason, "stored": call.stored})
+        call.connection = None
+        await _send(ws, ended)
         with contextlib.suppress(Exception):
             await ws.close(CLOSE_TIMEOUT, reason)
 
