@@ -226,3 +226,9 @@ def test_a_timed_hold_is_a_hold() -> None:
     gap = conv.utterances[2 * ask + 1].start - conv.utterances[2 * ask].end  # type: ignore[operator]
     assert gap >= 25
     assert "HLD002" not in s.report().not_applicable
+
+
+def test_traditional_and_full_width_replies_are_graded_the_same() -> None:
+    q = BANK.questions["rw-how-know"]
+    assert not grade(q, "我怎麼知道！", CHECKER).correct  # Traditional: still the forbidden sentence
+    assert grade(q, "請您稍等，我幫您查詢一下繳費記錄。", CHECKER).correct

@@ -157,3 +157,29 @@ def test_drill_from_own_flagged_utterances(world: World) -> None:
     assert 'href="/training/agents/A1"' in a1.get("/agents/A1").text  # from the agent's own page
     prog = a1.get("/training/agents/A1")
     assert prog.status_code == 200 and "质检平均分" in prog.text and "真实通话改写" in prog.text
+
+
+def test_leader_assigns_a_drill_built_from_the_agents_calls(world: World) -> None:
+    lead, csrf = _client(world, "lead1")
+    due = (date.today() + timedelta(days=5)).isoformat()
+    r = lead.post("/training/assign", data={"csrf_token": csrf, "kind": "drill", "target": "a:A1", "due": due},
+                  follow_redirects=False)
+    assert r.status_code == 303, r.text
+    with world.wb.sessions() as db:
+        a = db.scalars(select(TrainingAssignment).where(TrainingAssignment.kind == "drill")
+                       .order_by(TrainingAssignment.id.desc())).first()
+        assert a is not None and a.params["items"] and a.status == "open"
+        aid, items = a.id, a.params["items"]
+    assert all(it["original"] for it in items)  # the agent's own sentences, fixed at assignment
+    lead2, csrf2 = _client(world, "lead2")  # another team's leader cannot assign to A1
+    r = lead2.post("/training/assign", data={"csrf_token": csrf2, "kind": "drill", "target": "a:A1", "due": due})
+    assert r.status_code == 404
+    a1, csrf1 = _client(world, "wangfang")
+    page = a1.get(f"/training/drill?assignment={aid}")
+    assert all(it["original"] in page.text for it in items)
+    answers = {f"a_{it['id']}": "非常抱歉，请您稍等，我马上为您查询，会在1个工作日内给您回复。" for it in items}
+    r = a1.post("/training/drill", data={"csrf_token": csrf1, "assignment": str(aid), **answers},
+                follow_redirects=False)
+    assert r.status_code == 303
+    with world.wb.sessions() as db:
+        assert db.get(TrainingAssignment, aid).status == "done"
