@@ -216,3 +216,72 @@ def test_json_nested_a_thousand_deep_is_a_4xx(admin: Admin) -> None:
     up = admin.post("/api/uploads", files={"files": ("deep.json", deep.encode(), "application/json")})
     assert up.status_code == 200 and up.json()["errors"] == 1, up.text
     assert "deep.json" in str(up.json()["results"][0])
+
+
+# ---- item 9: login throttling ----------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _client_from(a: Admin, ip: str) -> TestClient:
+    return TestClient(a.client.app, client=(ip, 50000))
+
+
+def test_login_failures_are_slowed_alike_for_known_and_unknown_names(admin: Admin) -> None:
+    clock = Clock()
+    admin.wb.logins.clock = clock
+    n = admin.wb.settings.max_failed_logins
+
+    def answers(name: str, ip: str) -> list[tuple[int, str]]:
+        attacker = _client_from(admin, ip)
+        out = []
+        for _ in range(n + 3):
+            r = attacker.post("/api/auth/login", json={"username": name, "password": "wrong-guess-1"})
+            out.append((r.status_code, r.json()["detail"]))
+            if r.status_code == 429:
+                assert int(r.headers["retry-after"]) >= 1
+                clock.now += int(r.headers["retry-after"])  # waits as told, then tries again
+        return out
+
+    known, unknown = answers("admin", "203.0.113.7"), answers("nobody-here", "203.0.113.8")
+    assert known == unknown
+    assert [code for code, _ in known[:n]] == [401] * n and known[0][1] == "用户名或密码错误"
+    assert (429, "登录失败次数过多，请 1 秒后再试") in known
+    assert not any("锁定" in text for _, text in known)
+
+
+def test_failures_from_one_client_neither_lock_out_the_admin_nor_let_that_client_guess_on(admin: Admin) -> None:
+    clock = Clock()
+    admin.wb.logins.clock = clock
+    attacker = _client_from(admin, "203.0.113.9")
+    n = admin.wb.settings.max_failed_logins
+    codes = [attacker.post("/api/auth/login", json={"username": "admin", "password": f"guess-{i}"}).status_code
+             for i in range(50)]
+    assert codes[:n] == [401] * n and codes[n:] == [429] * (50 - n)  # refused unchecked, not guessed
+    # even the right password is refused to that client while it must wait
+    r = attacker.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert r.status_code == 429
+    # the administrator, from their own desk, logs in at once
+    desk = _client_from(admin, "198.51.100.2")
+    assert desk.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 200
+    # the wait grows with each failure after the threshold and ends
+    clock.now += 1
+    assert attacker.post("/api/auth/login", json={"username": "admin", "password": "guess-x"}).status_code == 401
+    r = attacker.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert r.status_code == 429 and r.headers["retry-after"] == "2"
+    clock.now += 2
+    assert attacker.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 200
+
+
+def test_one_client_trying_many_names_is_slowed(admin: Admin) -> None:
+    admin.wb.logins.clock = Clock()
+    spray = _client_from(admin, "203.0.113.11")
+    codes = [spray.post("/api/auth/login", json={"username": f"user{i}", "password": "123456"}).status_code
+             for i in range(50)]
+    assert codes[:20] == [401] * 20 and codes[20:] == [429] * 30

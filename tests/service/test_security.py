@@ -208,21 +208,22 @@ def test_passwords_are_argon2_hashes(world: World) -> None:
     assert not any(PASSWORD in h for h in hashes)
 
 
-def test_lockout_after_failed_logins(world: World) -> None:
+def test_failed_logins_slow_the_client_down_without_locking_the_account(world: World) -> None:
+    """No lockout (issue 9): failures from one client make that client wait (429 with Retry-After, the same
+    for known and unknown names); the account's owner elsewhere logs in at once."""
+    from fastapi.testclient import TestClient
+
     r = world.post("admin", "/api/users", json={"username": "victim", "role": "qa", "password": PASSWORD})
     assert r.status_code == 201
-    for _ in range(5):
-        r = world.client.post("/api/auth/login", json={"username": "victim", "password": "wrong-guess-1"})
-        assert r.status_code == 401 and "锁定" not in r.json()["detail"]
-    r = world.client.post("/api/auth/login", json={"username": "victim", "password": PASSWORD})
-    assert r.status_code == 401 and "锁定" in r.json()["detail"]
-    # an unknown user gets the same answer as a wrong password
-    r = world.client.post("/api/auth/login", json={"username": "nobody-here", "password": "x"})
-    assert r.status_code == 401 and r.json()["detail"] == "用户名或密码错误"
-    # the admin can unlock by resetting the password
-    uid = next(u["id"] for u in world.get("admin", "/api/users").json() if u["username"] == "victim")
-    new = world.client.patch(f"/api/users/{uid}", headers=world.h("admin"), json={"reset_password": True}).json()
-    assert world.client.post("/api/auth/login", json={"username": "victim", "password": new["password"]}).status_code == 200
+    attacker = TestClient(world.client.app, client=("203.0.113.50", 40000))
+    for name in ("victim", "nobody-here"):
+        for _ in range(5):
+            r = attacker.post("/api/auth/login", json={"username": name, "password": "wrong-guess-1"})
+            assert r.status_code == 401 and r.json()["detail"] == "用户名或密码错误"
+        r = attacker.post("/api/auth/login", json={"username": name, "password": PASSWORD})
+        assert r.status_code == 429 and "锁定" not in r.json()["detail"] and int(r.headers["retry-after"]) >= 1
+    owner = TestClient(world.client.app, client=("198.51.100.50", 40000))
+    assert owner.post("/api/auth/login", json={"username": "victim", "password": PASSWORD}).status_code == 200
 
 
 def test_logout_disable_and_role_change_end_sessions(world: World) -> None:

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Settings
 from .deps import LoginRequired, PageForbidden, http_status
-from .errors import Busy, DomainError
+from .errors import Busy, DomainError, Throttled
 from .workbench import Workbench
 
 WEB = Path(__file__).with_name("web")
@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     async def _domain(request: Request, exc: DomainError) -> Any:
         """A use case refused: the API answers the status with {"detail": message}, a page the error page."""
         response = _status(request, http_status(exc), str(exc))
-        if isinstance(exc, Busy):
+        if isinstance(exc, Busy | Throttled):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 

@@ -10,7 +10,17 @@ from fastapi import Depends, HTTPException, Request, Response
 from sqlalchemy.orm import Session as DBSession
 from starlette.concurrency import run_in_threadpool
 
-from .errors import Busy, Conflict, DomainError, Forbidden, Invalid, NotFound, TooLarge, Unauthorized
+from .errors import (
+    Busy,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Throttled,
+    TooLarge,
+    Unauthorized,
+)
 from .models import Session, User
 from .security import find_session, same
 from .usecases import Ctx
@@ -67,7 +77,8 @@ def token(request: Request) -> tuple[str | None, str]:
 
 
 STATUS: dict[type[DomainError], int] = {NotFound: 404, Forbidden: 403, Unauthorized: 401, Conflict: 409,
-                                        Invalid: 422, TooLarge: 413, Busy: 503}
+                                        Invalid: 422, TooLarge: 413, Busy: 503,
+                                        Throttled: 429}
 
 
 def http_status(exc: DomainError) -> int:

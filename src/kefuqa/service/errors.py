@@ -27,6 +27,14 @@ class Unauthorized(DomainError):
     """Who is asking is not established: wrong credentials, a locked account, no session."""
 
 
+class Throttled(Unauthorized):
+    """Too many failed logins from this client or for this name: try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"登录失败次数过多，请 {retry_after} 秒后再试")
+        self.retry_after = retry_after
+
+
 class Conflict(DomainError):
     """The request contradicts the current state (a final decision, a duplicate, a historical score)."""
 

@@ -85,14 +85,11 @@ def authenticate(db: DBSession, username: str, password: str, *, max_failed: int
         verify_password(_DUMMY_HASH, password)
         raise AuthError("用户名或密码错误")
     now = utcnow()
-    locked = aware(user.locked_until)
-    if locked is not None and locked > now:
-        raise AuthError("登录失败次数过多，账号已暂时锁定，请稍后再试或联系管理员")
+    # No lockout: a locked account would answer differently from an unknown name (enumeration), and anyone
+    # could lock the administrator out. Failed attempts are slowed down instead (service.throttle); the
+    # count of failures since the last login is kept for the administrator to see.
     if not verify_password(user.password_hash, password) or not user.active:
         user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= max_failed:
-            user.locked_until = now + timedelta(minutes=lockout_minutes)
-            user.failed_logins = 0
         raise AuthError("用户名或密码错误")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)

@@ -15,6 +15,7 @@ from .ingest import Ingestor, Reader
 from .models import AuditEntry, User
 from .rulebooks import Rulebooks, ensure_active
 from .security import generate_password, hash_password
+from .throttle import LoginThrottle
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Workbench:
         self.audio = AudioStore(settings.audio_dir)
         self.reader = Reader(settings, self.audio)
         self.ingestor = Ingestor(self.sessions, self.rulebooks, self.engine.dialect.name)
+        self.logins = LoginThrottle(per_pair=settings.max_failed_logins, cap_s=settings.lockout_minutes * 60)
 
     @property
     def dialect(self) -> str:

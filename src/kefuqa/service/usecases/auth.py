@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import Forbidden, Invalid
+from ..errors import Forbidden, Invalid, Throttled
 from ..models import User
 from ..repository import audit
 from ..security import (
@@ -47,17 +47,25 @@ class LoggedIn:
 
 def login(ctx: Ctx, username: str, password: str, *, via: Via) -> LoggedIn:
     """Check the password and open a session (a bearer token for the API, a cookie for the pages). A failed
-    attempt is audited and counts towards the lockout; raises Unauthorized (`AuthError`)."""
+    attempt is audited and slows down further attempts (`service.throttle`: by client, by account on that
+    client, gently by account); one made too soon is refused unchecked (Throttled, 429 with Retry-After).
+    Unknown and known names get the same answers; raises Unauthorized (`AuthError`)."""
     s = ctx.settings
     username = username[:64]
+    throttle = ctx.wb.logins
+    wait = throttle.wait(ctx.ip, username)
+    if wait:
+        raise Throttled(wait)
     with ctx.transaction() as db:
         try:
             user = authenticate(db, username, password[:200], max_failed=s.max_failed_logins,
                                 lockout_minutes=s.lockout_minutes)
         except AuthError:
+            throttle.failed(ctx.ip, username)
             audit(db, None, "auth.fail", "user", username, ctx.ip)
-            db.commit()  # the failure counts even though this raises
+            db.commit()  # the failure is recorded even though this raises
             raise
+        throttle.succeeded(ctx.ip, username)
         new = open_session(db, user, hours=s.session_hours, kind=via)
         audit(db, user, "auth.login", "user", user.id, ctx.ip, via=via)
     return LoggedIn(user, new)
