@@ -285,3 +285,27 @@ def test_one_client_trying_many_names_is_slowed(admin: Admin) -> None:
     codes = [spray.post("/api/auth/login", json={"username": f"user{i}", "password": "123456"}).status_code
              for i in range(50)]
     assert codes[:20] == [401] * 20 and codes[20:] == [429] * 30
+
+
+# ---- item 7: rejected audio leaves nothing on disk ---------------------------------------------------------------
+
+
+def _broken_wav(i: int) -> bytes:
+    return b"RIFF" + (1000).to_bytes(4, "little") + b"WAVE" + bytes([i]) * 2000  # a header, then garbage
+
+
+@pytest.mark.slow
+def test_rejected_audio_uploads_are_removed_from_disk(admin: Admin, tmp_path: Path) -> None:
+    from kefuqa.service import audio_store
+
+    if not audio_store.supported():
+        pytest.skip("the audio extra is not installed")
+    audio = admin.wb.settings.audio_dir
+    for i in range(4):
+        r = admin.post("/api/uploads", files={"files": (f"rec-{i}.wav", _broken_wav(i), "audio/wav")})
+        assert r.status_code == 200 and r.json()["errors"] == 1 and r.json()["stored"] == 0, r.text
+    r = admin.post("/api/uploads", files=[("files", (f"more-{i}.wav", _broken_wav(10 + i), "audio/wav"))
+                                          for i in range(3)])
+    assert r.status_code == 200 and r.json()["errors"] == 3, r.text
+    left = sorted(p.name for p in audio.iterdir()) if audio.exists() else []
+    assert left == []

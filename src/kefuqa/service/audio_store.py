@@ -54,6 +54,21 @@ class AudioStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         return self.folder / f"{digest}{ext}"
 
+    def name_for(self, data: bytes, ext: str) -> str:
+        """The file name `keep_bytes` gives that content."""
+        return f"{hashlib.sha256(data).hexdigest()}{ext}"
+
+    def discard(self, names: set[str], referenced: set[str]) -> list[str]:
+        """Remove the stored files of `names` that no call references (`referenced`): what a rejected upload
+        left. Returns the names removed."""
+        gone = []
+        for name in sorted(names - referenced):
+            path = self.find(name)
+            if path is not None:
+                path.unlink(missing_ok=True)
+                gone.append(name)
+        return gone
+
     def keep_bytes(self, data: bytes, ext: str) -> Path:
         """Store uploaded audio (written to a temporary name, then renamed: never half a file)."""
         path = self._target(hashlib.sha256(data).hexdigest(), ext)

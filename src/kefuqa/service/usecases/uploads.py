@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from ...errors import InputError
 from ...model import Conversation as ConversationModel
 from ...model import loc_text, unsafe_value
+from ..audio_store import AUDIO_EXTENSIONS
 from ..errors import Invalid, TooLarge
-from ..ingest import STORE_BATCH, Ingested, Item, Outcome, UploadError
+from ..ingest import STORE_BATCH, Ingested, Item, Outcome, UploadError, safe_filename
+from ..models import Conversation
 from ..repository import audit
 from .context import Ctx
 
@@ -39,22 +42,34 @@ def _label(ctx: Ctx, done: Ingested) -> str:
 
 
 def upload_files(ctx: Ctx, files: list[tuple[str, bytes]], *, replace: bool = False) -> dict[str, Any]:
-    """Check, read, score and store uploaded files (name, content): every format the CLI reads, audio too."""
+    """Check, read, score and store uploaded files (name, content): every format the CLI reads, audio too.
+    A recording whose call was not stored (unreadable, a conflict, the request refused) is removed again
+    unless another call references the same file."""
     ctx.require(UPLOADERS, "只有质检员和管理员可以导入会话")
     s = ctx.settings
     if not files:
         raise Invalid("没有上传文件")
     if len(files) > s.max_files:
         raise TooLarge(f"一次最多上传 {s.max_files} 个文件")
+    exts = [(Path(safe_filename(name)).suffix.lower(), data) for name, data in files]
+    audio = {ctx.wb.audio.name_for(data, ext) for ext, data in exts if ext in AUDIO_EXTENSIONS}
+    try:
+        return _upload(ctx, files, replace)
+    finally:
+        if audio:
+            _discard_unreferenced(ctx, audio)
+
+
+def _discard_unreferenced(ctx: Ctx, names: set[str]) -> None:
+    with ctx.transaction() as db:
+        used = set(db.scalars(select(Conversation.audio_file).where(Conversation.audio_file.in_(names))))
+    ctx.wb.audio.discard(names, {u for u in used if u})
+
+
+def _upload(ctx: Ctx, files: list[tuple[str, bytes]], replace: bool) -> dict[str, Any]:
+    s = ctx.settings
     items: list[Item] = []
     errors: list[Outcome] = []
-    calls, files = ctx.wb.reader.read_upload_calls(files)  # recording + transcript (+ manifest) = one call
-    for got in calls:
-        if isinstance(got, InputError):
-            errors.append(Outcome(None, "error", error=got.reason if not got.place else f"{got.place}: {got.reason}",
-                                  source=got.source))
-        else:
-            items.append(got)
     for name, data in files:
         try:
             for got in ctx.wb.reader.read_upload(name, data):
