@@ -203,3 +203,22 @@ def test_a_client_that_never_hangs_up_is_ended_and_stored(svc: tuple[Any, str]) 
     wb = client.app.state.workbench
     with wb.sessions() as db:
         assert db.scalar(select(Conversation).where(Conversation.call_id == "live-idle")) is not None
+
+
+def test_binary_frames_and_floods_get_errors(svc: tuple[Any, str]) -> None:
+    client, token = svc
+    limits = client.app.state.live_calls.limits
+    with client.websocket_connect(WS, headers={"Authorization": f"Bearer {token}"}) as ws:
+        _start(ws, "live-flood")
+        ws.receive_json()
+        ws.send_bytes(b"\x00\x01" * 160)  # 20 ms of 8 kHz PCM: not in protocol v1
+        got = ws.receive_json()
+        assert got["code"] == "binary_not_supported"
+        bucket = client.app.state.live_calls.calls["live-flood"].bucket
+        bucket.tokens, bucket.rate = 2.0, 0.001  # this call's budget is nearly spent
+        codes = []
+        for k in range(4):
+            ws.send_json({"type": "tick", "t": float(k)})
+            codes.append(ws.receive_json().get("code"))
+        assert codes[:2] == [None, None] and codes[2:] == ["rate_limited", "rate_limited"]
+    assert limits.frames_per_second == 50.0  # the limits of other calls are untouched

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from typing import Any
 
@@ -131,7 +132,7 @@ async def assist_ws(ws: WebSocket) -> None:
     await ws.accept()
     _ensure_reaper(app)
     try:
-        first_raw = await asyncio.wait_for(ws.receive_text(), FIRST_FRAME_SECONDS)
+        first_raw = await asyncio.wait_for(_receive(ws), FIRST_FRAME_SECONDS)
     except (TimeoutError, WebSocketDisconnect, RuntimeError, KeyError):
         await _send(ws, error("no_start", f"{FIRST_FRAME_SECONDS:g} 秒内没有收到 start 帧"))
         with contextlib.suppress(Exception):
@@ -215,6 +216,17 @@ async def assist_ws(ws: WebSocket) -> None:
     await _serve(ws, wb, calls, call)
 
 
+async def _receive(ws: WebSocket) -> str:
+    """The next text frame; a binary frame becomes a text the frame parser refuses with a clear error."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:
+        return json.dumps({"type": "binary", "bytes": len(message.get("bytes") or b"")})
+    return str(text)
+
+
 def _may_watch(call: LiveCall, user_id: int, role: str) -> bool:
     return call.user_id == user_id or role in ("admin", "leader", "qa")
 
@@ -243,7 +255,7 @@ async def _watch(ws: WebSocket, call: LiveCall | None, cid: str, user_id: int, r
     call.watchers.add(ws)
     try:
         while True:
-            await ws.receive_text()
+            await _receive(ws)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
@@ -282,7 +294,7 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, call: LiveCall)
     try:
         while True:
             try:
-                raw = await asyncio.wait_for(ws.receive_text(), limits.idle_seconds)
+                raw = await asyncio.wait_for(_receive(ws), limits.idle_seconds)
             except TimeoutError:
                 await _end(wb, calls, call, f"{limits.idle_seconds:g} 秒没有收到任何帧，通话已结束")
                 return
