@@ -183,3 +183,26 @@ def test_leader_assigns_a_drill_built_from_the_agents_calls(world: World) -> Non
     assert r.status_code == 303
     with world.wb.sessions() as db:
         assert db.get(TrainingAssignment, aid).status == "done"
+
+
+def test_company_training_files_in_the_data_dir(world: World) -> None:
+    folder = world.wb.settings.data_dir / "training"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ours.yaml").write_text(
+        "modules:\n  - {id: our-rules, name: 本公司规范, pass_mark: 100}\nquestions:\n"
+        "  - {id: our-1, type: truefalse, module: our-rules, prompt: 本公司要求铃响三声内接听。, answer: true}\n",
+        encoding="utf-8")
+    (folder / "broken.yaml").write_text("questions:\n  - id: x\n    colour: red\n", encoding="utf-8")
+    try:
+        qa, _ = _client(world, "qa1")
+        page = qa.get("/training")
+        assert "本公司规范" in page.text
+        assert "broken.yaml:2" in page.text and "缺少 type" in page.text
+        a1, csrf = _client(world, "wangfang")
+        assert "broken.yaml" not in a1.get("/training").text  # agents are not shown the authoring errors
+        r = a1.post("/training/quiz/our-rules", data={"csrf_token": csrf, "q_our-1": "+"}, follow_redirects=False)
+        assert r.status_code == 303
+        assert "（1/1）" in a1.get(r.headers["location"]).text
+    finally:
+        for f in folder.iterdir():
+            f.unlink()

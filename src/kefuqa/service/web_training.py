@@ -5,6 +5,7 @@ certification and practice beside QA scores. Thin adapters over `usecases.traini
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -32,9 +33,11 @@ def _int(v: Any) -> int | None:
 def home(request: Request, p: PageUser, ctx: PageCtx) -> Response:
     user = p.user
     atts = prog.attempts_of(ctx, user.agent if user.role == "agent" else None, limit=20) if user.role == "agent" else []
-    return render(request, "training.html", p, active="training", bank=tr.bank(), assignments=prog.my_assignments(ctx),
-                  attempts=atts, cert=prog.certification(atts) if user.role == "agent" else [], kinds=prog.KINDS,
-                  module_name=tr.module_name, notice=NOTICES.get(request.query_params.get("ok", "")))
+    return render(request, "training.html", p, active="training", bank=tr.bank(ctx), assignments=prog.my_assignments(ctx),
+                  attempts=atts, cert=prog.certification(ctx, atts) if user.role == "agent" else [], kinds=prog.KINDS,
+                  module_name=partial(tr.module_name, ctx), notice=NOTICES.get(request.query_params.get("ok", "")),
+                  load_errors=tr.loaded(ctx)[1] if user.role in ("admin", "qa") else [],
+                  company_dir=tr.company_dir(ctx))
 
 
 # ---- quiz ---------------------------------------------------------------------------------------------------
@@ -57,20 +60,20 @@ def _quiz_answers(form: dict[str, Any], qs: list[Any]) -> dict[str, Any]:
 
 @router.get("/training/quiz/{module}")
 def quiz_page(module: str, request: Request, p: PageUser, ctx: PageCtx) -> Response:
-    qs = tr.questions(module)
-    return render(request, "training_quiz.html", p, active="training", module=tr.bank().modules[module], qs=qs,
+    qs = tr.questions(ctx, module)
+    return render(request, "training_quiz.html", p, active="training", module=tr.bank(ctx).modules[module], qs=qs,
                   types=TYPES, error=None, form={}, assignment=_int(request.query_params.get("assignment")))
 
 
 @router.post("/training/quiz/{module}")
 def quiz_submit(module: str, request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
-    qs = tr.questions(module)
+    qs = tr.questions(ctx, module)
     asg = _int(form.get("assignment"))
     try:
         att = tr.submit_quiz(ctx, module, _quiz_answers(form, qs), asg)
     except Invalid as exc:
         return render(request, "training_quiz.html", p, status=422, active="training",
-                      module=tr.bank().modules[module], qs=qs, types=TYPES, error=str(exc), form=form, assignment=asg)
+                      module=tr.bank(ctx).modules[module], qs=qs, types=TYPES, error=str(exc), form=form, assignment=asg)
     return redirect(f"/training/attempts/{att.id}", "saved")
 
 
@@ -123,7 +126,7 @@ def _drill(ctx: PageCtx, asg_id: int | None) -> dict[str, Any]:
 def drill_page(request: Request, p: PageUser, ctx: PageCtx) -> Response:
     asg = _int(request.query_params.get("assignment"))
     return render(request, "training_drill.html", p, active="training", drill=_drill(ctx, asg), assignment=asg,
-                  error=None, form={}, scen=tr.bank().scenarios)
+                  error=None, form={}, scen=tr.bank(ctx).scenarios)
 
 
 @router.post("/training/drill")
@@ -135,7 +138,7 @@ def drill_submit(request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Res
         att = tr.submit_drill(ctx, drill["items"], answers, asg)
     except Invalid as exc:
         return render(request, "training_drill.html", p, status=422, active="training", drill=drill, assignment=asg,
-                      error=str(exc), form=form, scen=tr.bank().scenarios)
+                      error=str(exc), form=form, scen=tr.bank(ctx).scenarios)
     return redirect(f"/training/attempts/{att.id}", "saved")
 
 
@@ -145,15 +148,15 @@ def drill_submit(request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Res
 @router.get("/training/attempts/{attempt_id}")
 def attempt_page(attempt_id: int, request: Request, p: PageUser, ctx: PageCtx) -> Response:
     a = tr.get_attempt(ctx, attempt_id)
-    return render(request, "training_attempt.html", p, active="training", a=a, bank=tr.bank(),
-                  module_name=tr.module_name, kinds=prog.KINDS, notice=NOTICES.get(request.query_params.get("ok", "")))
+    return render(request, "training_attempt.html", p, active="training", a=a, bank=tr.bank(ctx),
+                  module_name=partial(tr.module_name, ctx), kinds=prog.KINDS, notice=NOTICES.get(request.query_params.get("ok", "")))
 
 
 def _team_page(request: Request, p: PageUser, ctx: PageCtx, *, status: int = 200, error: str | None = None,
                form: dict[str, Any] | None = None) -> Response:
     team = _int(request.query_params.get("team"))
     return render(request, "training_team.html", p, status=status, active="training", view=prog.team_overview(ctx, team),
-                  teams=repo.visible_teams(ctx.db, p.user), agents=repo.visible_agents(ctx.db, p.user), bank=tr.bank(),
+                  teams=repo.visible_teams(ctx.db, p.user), agents=repo.visible_agents(ctx.db, p.user), bank=tr.bank(ctx),
                   kinds=prog.KINDS, today=date.today(), error=error, form=form or {},
                   notice=NOTICES.get(request.query_params.get("ok", "")))
 
@@ -188,5 +191,5 @@ def agent_page(code: str, request: Request, p: PageUser, ctx: PageCtx) -> Respon
     agent = repo.get_agent(ctx.db, p.user, code)
     atts = prog.attempts_of(ctx, agent)
     return render(request, "training_agent.html", p, active="training", agent=agent, attempts=atts,
-                  cert=prog.certification(atts), weeks=prog.progress(ctx, agent), kinds=prog.KINDS,
-                  module_name=tr.module_name)
+                  cert=prog.certification(ctx, atts), weeks=prog.progress(ctx, agent), kinds=prog.KINDS,
+                  module_name=partial(tr.module_name, ctx))

@@ -7,13 +7,15 @@ scenario is replayed (deterministic, a millisecond a step), so an abandoned run 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, select
 
 from ...engine.checker import Checker
+from ...errors import RuleError
 from ...training import Bank, Feedback, ReplyError, Session, clean_reply, grade, load_bank, parse_answer
 from ...training.grading import MAX_REPLY
 from ...training.schema import AGENT_FAULT_LABELS, Question, Rewrite, Scenario, Turn
@@ -27,18 +29,38 @@ DRILL_PASS = 80.0
 MAX_REPLIES = 60
 
 
-@lru_cache(maxsize=1)
-def bank() -> Bank:
-    b, _ = load_bank()
-    return b
+_LOADED: dict[str, tuple[tuple[tuple[str, int], ...], Bank, list[RuleError]]] = {}
+_LOCK = threading.Lock()
+
+
+def company_dir(ctx: Ctx) -> Path:
+    """A company's own question and scenario files: `<data dir>/training/` (YAML, as in docs/training.md)."""
+    return Path(ctx.settings.data_dir) / "training"
+
+
+def loaded(ctx: Ctx) -> tuple[Bank, list[RuleError]]:
+    """The bundled bank plus the company's files, reloaded when a file there changes; bad files as errors."""
+    folder = company_dir(ctx)
+    files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
+    key = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+    hit = _LOADED.get(str(folder))
+    if hit is None or hit[0] != key:
+        with _LOCK:
+            b, errors = load_bank([folder] if files else None)
+            hit = _LOADED[str(folder)] = (key, b, errors)
+    return hit[1], hit[2]
+
+
+def bank(ctx: Ctx) -> Bank:
+    return loaded(ctx)[0]
 
 
 def checker(ctx: Ctx) -> Checker:
     return ctx.wb.rulebooks.active(ctx.db).checker
 
 
-def module_name(mid: str | None) -> str:
-    m = bank().modules.get(mid or "")
+def module_name(ctx: Ctx, mid: str | None) -> str:
+    m = bank(ctx).modules.get(mid or "")
     return m.name if m else (mid or "")
 
 
@@ -79,10 +101,10 @@ def _fb(fb: Feedback) -> dict[str, Any]:
 # ---- quiz --------------------------------------------------------------------------------------------------
 
 
-def questions(module: str) -> list[Question]:
-    if module not in bank().modules:
+def questions(ctx: Ctx, module: str) -> list[Question]:
+    if module not in bank(ctx).modules:
         raise NotFound("没有这个培训模块")
-    qs = bank().questions_of(module)
+    qs = bank(ctx).questions_of(module)
     if not qs:
         raise NotFound("这个模块没有题目")
     return qs
@@ -97,7 +119,7 @@ class QuizResult:
 def submit_quiz(ctx: Ctx, module: str, answers: dict[str, Any], assignment_id: int | None = None) -> TrainingAttempt:
     """`answers`: question id → raw answer ('+'/'-', 'A', 'AC' or a list of indexes, or text). Every question must
     be answered; all are checked before anything is graded or stored."""
-    qs = questions(module)
+    qs = questions(ctx, module)
     asg = _own_assignment(ctx, assignment_id, "quiz", module)
     problems: list[str] = []
     parsed: dict[str, Any] = {}
@@ -125,8 +147,8 @@ def submit_quiz(ctx: Ctx, module: str, answers: dict[str, Any], assignment_id: i
             rules += list(q.rules) + [f.rule for f in fb.findings]
         items.append({"id": q.id, "answer": parsed[q.id], "feedback": _fb(fb)})
     score = 100.0 * right / len(qs)
-    mark = bank().modules[module].pass_mark
-    return _store(ctx, kind="quiz", ref=module, module=module, title=module_name(module), score=score,
+    mark = bank(ctx).modules[module].pass_mark
+    return _store(ctx, kind="quiz", ref=module, module=module, title=module_name(ctx, module), score=score,
                   passed=score >= mark, correct=right, total=len(qs), rules=rules, detail={"items": items},
                   assignment=asg)
 
@@ -134,8 +156,8 @@ def submit_quiz(ctx: Ctx, module: str, answers: dict[str, Any], assignment_id: i
 # ---- scenario ---------------------------------------------------------------------------------------------
 
 
-def scenario(sid: str) -> Scenario:
-    s = bank().scenarios.get(sid)
+def scenario(ctx: Ctx, sid: str) -> Scenario:
+    s = bank(ctx).scenarios.get(sid)
     if s is None:
         raise NotFound("没有这个练习场景")
     return s
@@ -152,7 +174,7 @@ class Run:
 
 
 def replay(ctx: Ctx, sid: str, replies: list[str]) -> Session:
-    s = Session(scenario(sid), checker(ctx))
+    s = Session(scenario(ctx, sid), checker(ctx))
     if len(replies) > MAX_REPLIES:
         raise Invalid(f"练习超过 {MAX_REPLIES} 轮")
     for r in replies:
@@ -229,7 +251,7 @@ def drill_items(ctx: Ctx, agent_id: int, *, rules: int = 3, per_rule: int = 3) -
             items.append({"id": f"drill-{f.id}", "rule": f.rule, "name": f.name, "context": before,
                           "original": said, "suggestion": f.suggestion or "", "call_id": conv.call_id if conv else "",
                           "message": f.message})
-    scen = [s.id for s in bank().scenarios.values() if set(s.rules) & set(wanted)]
+    scen = [s.id for s in bank(ctx).scenarios.values() if set(s.rules) & set(wanted)]
     return {"rules": top, "items": items, "scenarios": scen}
 
 

@@ -30,11 +30,11 @@ class AssignSpec:
     team_id: int | None = None
 
 
-def _title(kind: str, ref: str) -> str:
+def _title(ctx: Ctx, kind: str, ref: str) -> str:
     if kind == "quiz":
-        return f"答题：{module_name(ref)}"
+        return f"答题：{module_name(ctx, ref)}"
     if kind == "scenario":
-        return f"情景练习：{scenario(ref).title}"
+        return f"情景练习：{scenario(ctx, ref).title}"
     return "真实通话改写练习"
 
 
@@ -44,10 +44,10 @@ def assign(ctx: Ctx, spec: AssignSpec) -> list[TrainingAssignment]:
     user = ctx.acting()
     if spec.kind not in KINDS:
         raise Invalid("请选择练习类型")
-    if spec.kind == "quiz" and spec.ref not in bank().modules:
+    if spec.kind == "quiz" and spec.ref not in bank(ctx).modules:
         raise Invalid("请选择答题模块")
     if spec.kind == "scenario":
-        scenario(spec.ref)
+        scenario(ctx, spec.ref)
     if spec.kind == "drill":
         spec.ref = ""
     if spec.due < date.today():
@@ -71,7 +71,7 @@ def assign(ctx: Ctx, spec: AssignSpec) -> list[TrainingAssignment]:
             if not d["items"]:
                 raise Invalid(f"坐席 {ag.code} 最近的通话没有可改写的扣分语句，无法生成改写练习（未布置）")
             params[ag.id] = d
-    title = _title(spec.kind, spec.ref)
+    title = _title(ctx, spec.kind, spec.ref)
     with ctx.transaction() as db:
         for ag in agents:
             a = TrainingAssignment(kind=spec.kind, ref=spec.ref, title=title, agent_id=ag.id, due_at=due_at,
@@ -116,10 +116,11 @@ def attempts_of(ctx: Ctx, agent: Agent | None = None, limit: int = 200) -> list[
     return list(ctx.db.scalars(stmt))
 
 
-def certification(attempts: list[TrainingAttempt]) -> list[dict[str, Any]]:
+def certification(ctx: Ctx, attempts: list[TrainingAttempt]) -> list[dict[str, Any]]:
     """Per module: pass mark, quiz attempts, best score, certified (a quiz at or above the pass mark) and when."""
     out = []
-    for m in bank().modules.values():
+    b = bank(ctx)
+    for m in b.modules.values():
         quiz = sorted((a for a in attempts if a.kind == "quiz" and a.module == m.id), key=lambda a: a.created_at)
         scen = [a for a in attempts if a.kind == "scenario" and a.module == m.id]
         passed = [a for a in quiz if a.score >= m.pass_mark]
@@ -127,7 +128,7 @@ def certification(attempts: list[TrainingAttempt]) -> list[dict[str, Any]]:
                     "best": max((a.score for a in quiz), default=None), "certified": bool(passed),
                     "certified_at": passed[0].created_at if passed else None,
                     "scenarios_passed": len({a.ref for a in scen if a.passed}),
-                    "scenarios": len([s for s in bank().scenarios.values() if s.module == m.id])})
+                    "scenarios": len([s for s in b.scenarios.values() if s.module == m.id])})
     return out
 
 
@@ -180,7 +181,7 @@ def team_overview(ctx: Ctx, team_id: int | None = None) -> dict[str, Any]:
         rows.append({"agent": ag, "done": sum(a.status == "done" for a in mine),
                      "open": sum(a.status == "open" and a.due_at >= now for a in mine),
                      "overdue": sum(a.status == "open" and a.due_at < now for a in mine),
-                     "attempts": len(att), "certified": sum(c["certified"] for c in certification(att)),
+                     "attempts": len(att), "certified": sum(c["certified"] for c in certification(ctx, att)),
                      "mean": sum(a.score for a in att) / len(att) if att else None})
     weak = Counter(r for a in atts for r in (a.rules or []))
     qa_top = repo.top_rules(ctx.db, user, team_id=team_id, limit=8) if ids else []
