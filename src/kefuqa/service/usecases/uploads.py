@@ -70,6 +70,14 @@ def _upload(ctx: Ctx, files: list[tuple[str, bytes]], replace: bool) -> dict[str
     s = ctx.settings
     items: list[Item] = []
     errors: list[Outcome] = []
+    # issue 10: a recording with its transcript (and the rows of an uploaded manifest) is one call
+    calls, files = ctx.wb.reader.read_upload_calls(files)
+    for got in calls:
+        if isinstance(got, InputError):
+            errors.append(Outcome(None, "error", error=got.reason if not got.place else f"{got.place}: {got.reason}",
+                                  source=got.source))
+        else:
+            items.append(got)
     for name, data in files:
         try:
             for got in ctx.wb.reader.read_upload(name, data):
