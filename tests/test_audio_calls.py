@@ -57,6 +57,9 @@ def test_recording_and_transcript_are_one_report_with_text_and_voice_rules(tmp_p
     # each transcript utterance measured on its own channel, within 1 dB of the generated level
     assert all(abs(v - -14.0) <= 1.0 for v in _levels(conv, "agent"))
     assert all(abs(v - -27.0) <= 1.0 for v in _levels(conv, "customer"))
+    # and its rate: espeak-ng at its default 160 words a minute speaks 3–6 syllables a second
+    assert all(180 <= u.attrs["syllables_per_minute"] <= 360 for u in conv.utterances), \
+        [u.attrs["syllables_per_minute"] for u in conv.utterances]
     assert conv.metrics["audio_path"] == str(tmp_path / "c1.wav") and conv.metrics["alignment_score"] > 0.8
     (voc,) = [f for f in report.findings if f.rule == "VOC003"]
     diff = conv.metrics["agent_loudness_dbfs"] - conv.metrics["customer_loudness_dbfs"]

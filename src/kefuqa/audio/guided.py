@@ -2,7 +2,8 @@
 
 The transcript gives the text, the roles and the utterance times; the recording gives, for each transcript
 utterance, the acoustic measures the bare-recording analysis gives its own segments (``loudness_dbfs``,
-``loudness_rel_db``, ``pitch_median_hz``, ``pitch_sd_semitones``, ``syllables``, ``speech_seconds``), and
+``loudness_rel_db``, ``pitch_median_hz``, ``pitch_sd_semitones``, ``syllables``, ``speech_seconds``) and the
+utterance's rate (``syllables_per_minute`` of its own speech), and
 over the gaps between utterances the speech the transcript left out (events ``untranscribed_speech``,
 which SIL001 does not count as dead air).
 
@@ -148,6 +149,8 @@ def measure_transcript(conv: Conversation, prep: Prepared, roles: tuple[str, str
             if f1 - f0 < 2:
                 continue
             got = _measure_span(tr, f0, f1, prep.work)
+            if got.get("speech_seconds", 0) >= 0.5:  # the rate of this utterance, from the signal
+                got["syllables_per_minute"] = round(got["syllables"] / got["speech_seconds"] * 60.0, 1)
             for k, v in got.items():
                 if k not in u.attrs:  # what the transcript says (a vendor's emotion, rate …) is kept
                     u.attrs[k] = v
