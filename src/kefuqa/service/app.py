@@ -123,6 +123,9 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     from .web_inspection import router as inspection  # issue 13: search, plans, calibration, coaching, trends
 
     app.include_router(inspection)
+    from .web_reviews import router as review_bulk  # issue 9: bulk verdicts in the review queue
+
+    app.include_router(review_bulk)
     from .web_training import router as training  # issue 12: quizzes, scenarios, drills, assignments
 
     app.include_router(training)

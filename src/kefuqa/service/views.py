@@ -15,6 +15,7 @@ STATUS_LABELS = {"open": "待复核", "confirmed": "已确认", "rejected": "已
 APPEAL_LABELS = {"pending": "待裁决", "accepted": "申诉成立", "rejected": "维持扣分"}
 SEVERITY_LABELS = {"fatal": "红线", "critical": "严重", "major": "重要", "minor": "一般", "info": "提示", "event": "事件"}
 CHANNEL_LABELS = {"phone": "电话", "chat": "在线", "email": "邮件", "web": "网页", "onsite": "现场"}
+ROLE_NAMES = {"agent": "坐席", "customer": "客户", "system": "系统", "ivr": "语音导航"}
 RULEBOOK_STATUS = {"active": "启用中", "draft": "待启用", "archived": "已停用", "invalid": "校验未通过"}
 
 
@@ -111,3 +112,23 @@ def calls_csv(calls: Iterable[Conversation], rules_by_call: dict[int, list[str]]
             "" if c.score is None else c.score, c.grade or "", "是" if c.fatal else "否", len(rules),
             " ".join(rules), "" if c.duration is None else round(c.duration, 1), c.source_name or "")])
     return buf.getvalue()
+
+
+def transcript_context(db: Any, rows: list[tuple[Finding, Conversation]], around: int = 1) -> dict[int, list[dict[str, Any]]]:
+    """Per finding of the review queue: its utterance with `around` turns before and after, from the stored
+    conversation (one query for all calls), each as {role, text, at: is it the finding's utterance}."""
+    from sqlalchemy import select
+
+    ids = {c.id for _, c in rows}
+    if not ids:
+        return {}
+    data = dict(db.execute(select(Conversation.id, Conversation.data).where(Conversation.id.in_(ids))).all())
+    out: dict[int, list[dict[str, Any]]] = {}
+    for f, c in rows:
+        utts = (data.get(c.id) or {}).get("utterances") or []
+        if f.utterance is None or not 0 <= f.utterance < len(utts):
+            continue
+        lo, hi = max(0, f.utterance - around), min(len(utts), f.utterance + around + 1)
+        out[f.id] = [{"role": ROLE_NAMES.get(str(u.get("role")), str(u.get("role") or "")),
+                      "text": str(u.get("text") or ""), "at": i == f.utterance} for i, u in enumerate(utts[lo:hi], lo)]
+    return out

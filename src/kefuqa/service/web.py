@@ -71,7 +71,7 @@ ReviewerPage = Depends(page_roles("admin", "qa"))
 AdminPage = Depends(page_roles("admin"))
 
 NOTICES = {
-    "reviewed": "复核结论已保存", "appealed": "申诉已提交，等待质检裁决", "decided": "申诉已裁决",
+    "reviewed": "复核结论已保存", "reviewed_some": "部分扣分项未保存：已被他人复核或申诉已裁决", "appealed": "申诉已提交，等待质检裁决", "decided": "申诉已裁决",
     "rescored": "已用当前规则集重新评分，历史评分已保留", "activated": "规则集已启用，新导入的会话将按此评分",
     "password": "密码已修改，请重新登录", "coached": "辅导已指派给坐席", "deleted": "会话已删除（原因已记入审计日志）", "user_saved": "用户已保存", "logged_out": "已退出登录",
 }
@@ -145,6 +145,12 @@ def _days(request: Request, default: int = DEFAULT_DAYS) -> int:
 def _period(days: int) -> int:
     """Days to look back for a PERIODS value (0: all time)."""
     return days or 36500
+
+
+def queue_url(rule: object, team: object) -> str:
+    """The review queue with its filter (rule prefix, team), as the page that sent a verdict had it."""
+    params = {k: str(v).strip()[:32] for k, v in (("rule", rule), ("team", team)) if v and str(v).strip()}
+    return "/reviews" + (f"?{urlencode(params)}" if params else "")
 
 
 def redirect(url: str, ok: str | None = None) -> RedirectResponse:
@@ -466,8 +472,8 @@ def rescore(call_id: int, ctx: PageCtx, form: Form) -> Response:
 @router.post("/findings/{finding_id}/review")
 def review(finding_id: int, ctx: PageCtx, form: Form) -> Response:
     f = reviews.review_finding(ctx, finding_id, str(form.get("verdict") or ""), str(form.get("reason") or ""))
-    if str(form.get("back") or "") == "queue":
-        return redirect("/reviews", "reviewed")
+    if str(form.get("back") or "") == "queue":  # back to the queue as it was filtered (issue 9)
+        return redirect(queue_url(form.get("rule"), form.get("team")), "reviewed")
     return redirect(f"/calls/{f.conversation_id}#f{f.id}", "reviewed")
 
 
@@ -485,7 +491,9 @@ def reviews_page(request: Request, p: PageUser, db: DB) -> Response:
     rule = (request.query_params.get("rule") or "").strip()[:32] or None
     team = request.query_params.get("team")
     rows, total = repo.review_queue(db, p.user, rule, int(team) if team and team.isdigit() else None, 100)
+    context = views.transcript_context(db, rows)
     return render(request, "reviews.html", p, active="reviews", rows=rows, total=total, rule=rule or "",
+                  context=context,
                   team=int(team) if team and team.isdigit() else None, teams=repo.visible_teams(db, p.user))
 
 

@@ -121,3 +121,25 @@ def decide_appeal(ctx: Ctx, appeal_id: int, decision: str, reason: str | None) -
         repo.audit(db, user, f"appeal.{decision}", "appeal", appeal.id, ctx.ip, call=conv.call_id,
                    rule=finding.rule, reason=reason)
     return appeal
+
+
+def review_many(ctx: Ctx, finding_ids: list[int], verdict: str, reason: str | None) -> dict[int, str | None]:
+    """The same verdict on several findings (the review queue's bulk confirm / reject), each in its own
+    transaction: one that cannot be reviewed (decided meanwhile, out of scope) does not stop the others.
+    Returns finding id → None when saved, else the reason it was not."""
+    from ..errors import DomainError
+
+    if not repo.can_review(ctx.acting()):
+        raise Forbidden("只有质检员和管理员可以复核扣分项")
+    if len(finding_ids) > 200:
+        raise Invalid("一次最多批量复核 200 条")
+    out: dict[int, str | None] = {}
+    for fid in dict.fromkeys(finding_ids):
+        try:
+            review_finding(ctx, fid, verdict, reason)
+            out[fid] = None
+        except (Invalid, Forbidden):
+            raise  # the same for every finding: say it once
+        except DomainError as exc:
+            out[fid] = str(exc)
+    return out
