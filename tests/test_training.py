@@ -67,7 +67,7 @@ def test_rewrite_model_passes_and_original_fails(q: Rewrite) -> None:
 def test_rewrite_feedback_names_rule_and_suggestion() -> None:
     q = BANK.questions["rw-not-ours"]
     fb = grade(q, "这事不归我们管，你去找物业公司吧", CHECKER)
-    assert {f.rule for f in fb.findings} == {"RSP001"}
+    assert "RSP001" in {f.rule for f in fb.findings}
     assert "推诿责任" in fb.labels
     assert any("负责" in s for s in fb.suggestions)
 
