@@ -79,9 +79,9 @@ def test_timeline_lanes_and_markers(tmp_path):
     seeks = [a["data-kefuqa-seek"] for t, a in tags if t in ("path", "li") and "data-kefuqa-seek" in a]
     assert sorted(seeks) == ["0.50", "0.50", "8.50", "8.50"]
     assert "LNG005" not in html
-    # the player points at the recording relative to the page's folder
+    # the player points at the recording by its absolute URI, so the page may be moved
     (audio_tag,) = [a for t, a in tags if t == "audio"]
-    assert audio_tag["src"] == "rec/call-1.wav"
+    assert audio_tag["src"] == (tmp_path / "rec" / "call-1.wav").resolve().as_uri()  # absolute: the page may move
     # escaping, no network assets, one root with a stable id
     assert "<script>" not in html.replace(f"<script>{TIMELINE_JS}</script>", "")
     assert "我想投诉&lt;script&gt;" in html

@@ -110,6 +110,16 @@ def _size(path: Path) -> int:
         return 0  # the reader reports why it cannot be read
 
 
+def _file_mode(target: Path) -> int:
+    """The mode of the file being replaced, else what the process's umask gives a new file (0666 & ~umask)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 @contextmanager
 def _output(path: str | None, fmt: str) -> Iterator[TextIO]:
     """stdout, or a temporary file renamed into place only when everything was written."""
@@ -129,6 +139,7 @@ def _output(path: str | None, fmt: str) -> Iterator[TextIO]:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
             yield fh
+        os.chmod(tmp, _file_mode(target))  # mkstemp makes 0600; a report gets the mode any new file gets
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

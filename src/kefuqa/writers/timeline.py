@@ -17,7 +17,6 @@ import base64
 import hashlib
 import html
 import mimetypes
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,8 +85,10 @@ def timeline_id(report: Report) -> str:
 
 
 def audio_source(conv: Conversation, *, embed: bool = False, base_dir: str | Path | None = None) -> str | None:
-    """The ``src`` of the player: a data: URI of the recording (``embed``), or its path relative to
-    `base_dir` (the folder the HTML file is written to), or the path as recorded."""
+    """The ``src`` of the player: a data: URI of the recording (``embed``), else the recording's absolute
+    ``file:`` URI, so that the page keeps playing when it is moved or mailed within the machine (a path
+    relative to the page broke as soon as the page moved). `base_dir` is accepted for compatibility: a
+    relative recording path is taken relative to the current folder, as the reader recorded it."""
     path = conv.metrics.get("audio_path") or conv.source
     if not path:
         return None
@@ -95,12 +96,8 @@ def audio_source(conv: Conversation, *, embed: bool = False, base_dir: str | Pat
     if embed and p.is_file():
         mime = _mime(p)
         return f"data:{mime};base64," + base64.b64encode(p.read_bytes()).decode("ascii")
-    if base_dir is not None:
-        try:
-            rel = os.path.relpath(p.resolve(), Path(base_dir).resolve())
-            return Path(rel).as_posix()
-        except ValueError:  # another drive on Windows
-            return p.resolve().as_uri()
+    if p.is_absolute() or p.exists() or base_dir is not None:
+        return p.resolve().as_uri()
     return p.as_posix()
 
 
