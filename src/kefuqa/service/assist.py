@@ -179,6 +179,11 @@ async def assist_ws(ws: WebSocket) -> None:
             await ws.close(CLOSE_AUTH)
             return
         if resume is None:
+            if call.session.ended:
+                msg = f"通话 {cid} 已结束；取回结果请在 start 帧带 resume"
+                await _send(ws, error("call_ended", msg))
+                await ws.close(CLOSE_BAD)
+                return
             await _send(ws, error("call_in_progress", f"通话 {cid} 正在进行；重连请在 start 帧带 resume"))
             await ws.close(CLOSE_BAD)
             return
