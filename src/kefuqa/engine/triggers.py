@@ -8,6 +8,8 @@ from .context import Context
 from .events import event_pos
 from .hits import EVENT_NAMES, ROLE_NAMES, Pos
 
+INTENT_MIN_CHARS = 4  # the default min_chars of intent rules
+
 
 def positions(ctx: Context, trig: Trigger, trigger_sid: int | None) -> list[Pos]:
     """Where a trigger occurs in the call: the hits of a rule, the events of a type, or utterances of a
@@ -29,11 +31,14 @@ def positions(ctx: Context, trig: Trigger, trigger_sid: int | None) -> list[Pos]
     if trig.intent is not None:
         it = trig.intent
         said = {p.u for p in out}
-        us = [u for u in ctx.role_utts(it.role) if u not in said]
+        # as intent rules: 嗯、好的、再见 are listening, not statements, and are never judged
+        us = [u for u in ctx.role_utts(it.role) if u not in said and ctx.word_count(u) >= INTENT_MIN_CHARS]
         for u, j in zip(us, ctx.judgements(it.judge, it.label, us), strict=True):
             score = getattr(j, "score", None)
             if score is not None and score >= (it.threshold if it.threshold is not None else j.threshold):
-                out.append(Pos(u, utts[u].start, utts[u].end, None, ctx.keys[u]))
+                text = utts[u].text
+                # the judged sentence is the trigger's evidence (a message quotes it)
+                out.append(Pos(u, utts[u].start, utts[u].end, text.strip(), ctx.keys[u], (0, len(text))))
         out.sort(key=lambda p: p.u if p.u is not None else -1)
     return out
 
