@@ -108,6 +108,10 @@ def test_agent_sees_only_own_attempts_and_leader_sees_team(world: World) -> None
     assert lead1.get(own).status_code == 200 and lead2.get(own).status_code == 404
     assert b1.get("/training/agents/A1").status_code == 404
     assert b1.get("/training/team").status_code == 403
+    assert b1.get("/training/scenarios/grid-01-bill/script").status_code == 403  # the script gives the answers away
+    script = lead1.get("/training/scenarios/grid-01-bill/script")
+    assert script.status_code == 200 and BANK.scenarios["grid-01-bill"].nodes["open"].model in script.text
+    assert "触发规则 RSP001" in script.text
 
 
 def test_leader_assigns_to_team_and_follows_completion(world: World) -> None:

@@ -97,6 +97,14 @@ def scenario_page(sid: str, request: Request, p: PageUser, ctx: PageCtx) -> Resp
     return _scenario_page(request, p, tr.scenario_step(ctx, sid, [], None, asg), asg)
 
 
+@router.get("/training/scenarios/{sid}/script")
+def scenario_script(sid: str, request: Request, p: PageUser, ctx: PageCtx) -> Response:
+    """The whole script for a trainer: every step's customer line, task, reference reply and branches."""
+    ctx.require(("admin", "qa", "leader"), "只有组长、质检员和管理员可以查看场景脚本")
+    return render(request, "training_script.html", p, active="training", s=tr.scenario(ctx, sid),
+                  module_name=partial(tr.module_name, ctx))
+
+
 @router.post("/training/scenarios/{sid}")
 def scenario_reply(sid: str, request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
     asg = _int(form.get("assignment"))
