@@ -50,7 +50,13 @@ def _user(wb: Workbench, token: str | None) -> tuple[int, str, str | None] | Non
         return user.id, user.role, user.username
 
 
+ENGINE_TTL = 5.0  # seconds a new call reuses the engine the previous one looked up (rulebook activation)
+
+
 def _engine(wb: Workbench, calls: LiveCalls) -> Engine:
+    recent = calls.engines.get("recent")
+    if recent is not None and time.monotonic() - calls.engine_at < ENGINE_TTL:
+        return recent
     with wb.sessions() as db:
         rb = wb.rulebooks.active(db)
         rec_ref = None
@@ -63,6 +69,8 @@ def _engine(wb: Workbench, calls: LiveCalls) -> Engine:
     eng = calls.engines.get(key)
     if eng is None:
         eng = calls.engines[key] = Engine.build(rb.label, rb.checker, rb.name, rec_ref)
+    calls.engines["recent"] = eng
+    calls.engine_at = time.monotonic()
     return eng
 
 

@@ -192,6 +192,7 @@ class LiveCalls:
         self.limits = limits or Limits()
         self.calls: dict[str, LiveCall] = {}
         self.engines: dict[str, Engine] = {}
+        self.engine_at = 0.0  # when engines["recent"] (the active rulebook's) was looked up
 
     def open(self, engine: Engine, meta: dict[str, Any], user_id: int | None) -> LiveCall:
         if len([c for c in self.calls.values() if not c.session.ended]) >= self.limits.max_live_calls:
