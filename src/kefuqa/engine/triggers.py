@@ -36,7 +36,7 @@ def positions(ctx: Context, trig: Trigger, trigger_sid: int | None) -> list[Pos]
         for u, j in zip(us, ctx.judgements(it.judge, it.label, us), strict=True):
             score = getattr(j, "score", None)
             if score is not None and score >= (it.threshold if it.threshold is not None else j.threshold):
-                text = utts[u].text
+                text = utts[u].text or ""
                 # the judged sentence is the trigger's evidence (a message quotes it)
                 out.append(Pos(u, utts[u].start, utts[u].end, text.strip(), ctx.keys[u], (0, len(text))))
         out.sort(key=lambda p: p.u if p.u is not None else -1)
