@@ -113,11 +113,14 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
             "Authenticate with `POST /api/auth/login` and send `Authorization: Bearer <token>`. "
             "Browser sessions (cookie) must send the page's CSRF token as `X-CSRF-Token` on writes."
         ),
-        docs_url="/api/docs",
+        docs_url=None,  # served with local assets by api_docs (the CSP blocks the CDN's)
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.workbench = wb
+    from .api_docs import install as _docs  # issue 9: Swagger UI from local files
+
+    _docs(app)
     app.include_router(api.router)
     app.include_router(web.router)
     from .web_inspection import router as inspection  # issue 13: search, plans, calibration, coaching, trends
