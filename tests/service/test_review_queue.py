@@ -53,3 +53,17 @@ def test_bulk_verdicts_on_the_page_and_by_api(world: World) -> None:
     assert mine[0]["id"] in r.json()["saved"] or mine[0]["id"] in [x["id"] for x in r.json()["refused"]]
     assert w.post("qa", "/api/reviews/bulk", json={"ids": rest, "verdict": "reject"}).status_code == 422
     assert w.post("a1", "/api/reviews/bulk", json={"ids": rest, "verdict": "confirm"}).status_code == 403
+
+
+def test_audit_entries_and_rule_kinds_are_shown_in_chinese(world: World) -> None:
+    from kefuqa.labels import KIND_LABELS
+
+    with TestClient(world.client.app) as admin:
+        from conftest import ADMIN_PASSWORD
+
+        world.browser_login(admin, "admin", ADMIN_PASSWORD)
+        audit = admin.get("/admin/audit").text
+        assert "登录" in audit and ">auth.login<" not in audit and "<code>auth.login</code>" not in audit
+        rb = world.get("admin", "/api/rulebooks").json()[0]["id"]
+        page = admin.get(f"/rulebooks/{rb}").text
+        assert KIND_LABELS["phrase"] in page and "<td>phrase</td>" not in page

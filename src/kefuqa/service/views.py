@@ -9,11 +9,14 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .. import labels
 from .models import Appeal, Conversation, Finding, RulebookVersion, Score, User
 
 STATUS_LABELS = {"open": "待复核", "confirmed": "已确认", "rejected": "已驳回", "overturned": "申诉撤销"}
 APPEAL_LABELS = {"pending": "待裁决", "accepted": "申诉成立", "rejected": "维持扣分"}
-SEVERITY_LABELS = {"fatal": "红线", "critical": "严重", "major": "重要", "minor": "一般", "info": "提示", "event": "事件"}
+SEVERITY_LABELS = labels.SEVERITY_LABELS  # the report's words too (kefuqa.labels)
+KIND_LABELS = labels.KIND_LABELS
+AUDIT_LABELS = labels.AUDIT_LABELS
 CHANNEL_LABELS = {"phone": "电话", "chat": "在线", "email": "邮件", "web": "网页", "onsite": "现场"}
 ROLE_NAMES = {"agent": "坐席", "customer": "客户", "system": "系统", "ivr": "语音导航"}
 RULEBOOK_STATUS = {"active": "启用中", "draft": "待启用", "archived": "已停用", "invalid": "校验未通过"}

@@ -7,15 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from kefuqa.coverage import INSUFFICIENT, sufficient
+from kefuqa.labels import SEVERITY_LABELS  # one vocabulary with the workbench (issue 9)
 from kefuqa.model import Finding, Report
 
-SEVERITY_LABELS: dict[str, str] = {
-    "fatal": "红线",
-    "critical": "严重",
-    "major": "重要",
-    "minor": "轻微",
-    "info": "提示",
-}
 SEVERITY_ORDER: dict[str, int] = {"fatal": 0, "critical": 1, "major": 2, "minor": 3, "info": 4}
 
 ROLE_LABELS: dict[str, str] = {"agent": "坐席", "customer": "客户", "system": "系统"}
