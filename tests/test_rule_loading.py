@@ -28,7 +28,7 @@ def test_unknown_key_names_file_line_and_key(tmp_path):
     p = write(tmp_path, "  - {id: X01, name: a, kind: phrase, message: m, phrases: [喂]}\n"
                         "  - id: X02\n    name: b\n    kind: phrase\n    message: m\n    phrazes: [嘿]\n")
     err = lint_one(p)
-    assert err.source == str(p) and err.line == 11 and err.key == "phrazes" and "unknown key" in err.reason
+    assert err.source == str(p) and err.line == 11 and err.key == "phrazes" and "未知的键 'phrazes'" in err.reason
 
 
 def test_unknown_kind(tmp_path):
@@ -137,3 +137,15 @@ def test_every_rule_has_an_explanation_with_example(rule_id):
     assert info["text"].startswith(f"{rule_id} {rule.name}")
     assert info["example"] == rule.doc.example and f"违规示例：{rule.doc.example}" in info["text"]
     assert info["instead"] and f"规范说法：{info['instead']}" in info["text"]
+
+
+def test_schema_errors_read_in_chinese(tmp_path):
+    """Issue 9, item 15: what pydantic finds wrong in a rule is said in Chinese, with file, line and key."""
+    p = tmp_path / "mine.yaml"
+    p.write_text("name: mine\nversion: '1'\nextends: standard\nrules:\n  - id: ZZZ001\n    name: 测试\n"
+                 "    kind: phrase\n    severity: minor\n    points: -2\n    role: agent\n    phrases: [喂]\n",
+                 encoding="utf-8")
+    with pytest.raises(RuleError) as info:
+        kefuqa.load_rulebook(p)
+    err = info.value
+    assert err.line == 9 and err.reason.endswith("应不小于 0.0") and "Input should" not in err.reason

@@ -88,6 +88,34 @@ def line_of(data: Any, loc: Sequence[str | int]) -> tuple[int | None, str | None
     return line, key
 
 
+# pydantic's error types in the words of a rule author (lint output, the workbench's rulebook page)
+_MESSAGES = {
+    "missing": "缺少必填项",
+    "string_type": "应为文本", "int_type": "应为整数", "int_parsing": "应为整数", "int_from_float": "应为整数",
+    "float_type": "应为数字", "float_parsing": "应为数字", "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false", "list_type": "应为列表", "dict_type": "应为映射（键: 值）",
+    "model_type": "应为映射（键: 值）", "model_attributes_type": "应为映射（键: 值）",
+    "greater_than_equal": "应不小于 {ge}", "greater_than": "应大于 {gt}", "less_than_equal": "应不大于 {le}",
+    "less_than": "应小于 {lt}", "too_short": "至少需要 {min_length} 项", "too_long": "最多 {max_length} 项",
+    "string_too_short": "至少 {min_length} 个字符", "string_too_long": "最多 {max_length} 个字符",
+    "literal_error": "应为 {expected} 之一", "enum": "应为 {expected} 之一",
+    "union_tag_invalid": "未知的类型 {tag}（可用：{expected_tags}）", "union_tag_not_found": "缺少 {discriminator}",
+    "string_pattern_mismatch": "格式不符（{pattern}）",
+}
+
+
+def chinese_message(err: Any) -> str:
+    """One pydantic error as a Chinese sentence; a validator's own message (already Chinese) as it is."""
+    template = _MESSAGES.get(str(err.get("type")))
+    if template is None:
+        return str(err.get("msg", "")).removeprefix("Value error, ")
+    ctx = {k: (v.replace("'", "") if isinstance(v, str) else v) for k, v in (err.get("ctx") or {}).items()}
+    try:
+        return template.format(**ctx)
+    except (KeyError, IndexError):
+        return template.split("{")[0].rstrip() or str(err.get("msg", ""))
+
+
 def rule_error_from_validation(exc: ValidationError, data: Any, source: str, prefix: str = "") -> RuleError:
     """Turn pydantic's first error into a RuleError with file, line and key."""
     # A union (a phrase is a string or a mapping) reports one error per branch; the most specific is
@@ -113,9 +141,9 @@ def rule_error_from_validation(exc: ValidationError, data: Any, source: str, pre
     tail = path[2:] if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int) else path
     dotted = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(tail))
     if err["type"] == "extra_forbidden":
-        reason = f"unknown key {str(path[-1]) if path else '?'!r}"
+        reason = f"未知的键 {str(path[-1]) if path else '?'!r}（拼写错误？）"
         key = str(path[-1]) if path else key
     else:
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = chinese_message(err)
         reason = f"{dotted}: {msg}" if dotted else msg
     return RuleError(source, line, f"{prefix}{key}" if key else None, reason)
