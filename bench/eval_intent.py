@@ -19,6 +19,8 @@ This is a measurement, not a test: it always exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 from collections import defaultdict
@@ -35,7 +37,7 @@ from kefuqa.judge.corpus import Example, build_corpus  # noqa: E402
 from kefuqa.judge.ngram import NgramModel  # noqa: E402
 from kefuqa.judge.train import Scores, evaluate, ngram_decider  # noqa: E402
 from kefuqa.model import Conversation  # noqa: E402
-from kefuqa.readers import iter_paths, read_path  # noqa: E402
+from kefuqa.readers import read_path  # noqa: E402
 
 # which bundled rule reads which label (role and rule kind as in rulebooks/standard)
 RULE_OF_LABEL = {"complaint": "EVT001", "anger": "EVT004", "blame_shift": "RSP001", "flat_refusal": "RSP002",
@@ -128,7 +130,8 @@ def rules_on_utterances(examples: list[Example]) -> None:
 def rules_on_examples(folder: Path) -> None:
     expected = {k: set(v or []) for k, v in yaml.safe_load((folder / "EXPECTED.yaml").read_text()).items()}
     convs = {}
-    for p in iter_paths([folder]):
+    # the top-level files EXPECTED.yaml speaks of (a subfolder such as telephony/ has its own)
+    for p in sorted(x for x in folder.iterdir() if x.is_file() and x.name in expected):
         for item in read_path(p):
             if isinstance(item, Conversation):
                 convs[Path(p).name] = item
@@ -169,10 +172,16 @@ def main() -> None:
     ap.add_argument("--examples", type=Path, default=ROOT / "examples")
     ap.add_argument("--semantic", action="store_true", help="also the embedding head and the cascade")
     args = ap.parse_args()
+    # the examples first, in a process that has seen nothing else, as `kefuqa check` does: the corpus
+    # builder's homophone pass fills the process-wide pinyin table in another order, and one RSP001
+    # pinyin-tolerant match on the examples differs after it (see the issue 8 note; being looked into)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rules_on_examples(args.examples)
     examples = build_corpus(args.data, [])
     label_quality(examples, args.semantic)
     rules_on_utterances(examples)
-    rules_on_examples(args.examples)
+    print(buf.getvalue(), end="")
 
 
 if __name__ == "__main__":
