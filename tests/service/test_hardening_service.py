@@ -309,3 +309,19 @@ def test_rejected_audio_uploads_are_removed_from_disk(admin: Admin, tmp_path: Pa
     assert r.status_code == 200 and r.json()["errors"] == 3, r.text
     left = sorted(p.name for p in audio.iterdir()) if audio.exists() else []
     assert left == []
+
+
+def test_the_login_page_says_429_while_failures_are_slowed(admin: Admin) -> None:
+    import re
+
+    admin.wb.logins.clock = Clock()
+    page = _client_from(admin, "203.0.113.20")
+    codes = []
+    for _ in range(admin.wb.settings.max_failed_logins + 1):
+        form = page.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token
+        r = page.post("/login", data={"username": "admin", "password": "wrong-guess", "csrf_token": token.group(1),
+                                      "next": "/"}, follow_redirects=False)
+        codes.append(r.status_code)
+    assert codes[-1] == 429 and "登录失败次数过多" in r.text and set(codes[:-1]) == {401}

@@ -34,6 +34,7 @@ from .deps import (
     client_ip,
     csv_download,
     form_data,
+    http_status,
     page_roles,
     principal,
     workbench,
@@ -211,7 +212,7 @@ async def login(request: Request) -> Response:
     try:
         done = await run_in_threadpool(work)
     except Unauthorized as exc:
-        return _login_page(request, str(exc), 401)
+        return _login_page(request, str(exc), http_status(exc))  # 401, or 429 while failures are slowed
     target = _safe_next(str(form.get("next") or ""))
     if target == "/":
         target = _home(done.user)
