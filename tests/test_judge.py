@@ -107,6 +107,24 @@ def test_a_word_said_twice_weighs_once_as_in_training(tiny_model):
     assert model.judge("箱子压扁了")["complaint"].span is not None
 
 
+def test_syllable_features_are_named_by_reading_not_by_process_order():
+    # pinyin_key numbers syllables in the order a process first meets them; a saved model must not depend
+    # on that order, so its syllable features are the readings themselves (and ASR homophones share them)
+    import subprocess
+    import sys
+
+    from kefuqa.judge.features import features
+
+    names = {f for f, _, _ in features("我在这里等他")[1]}
+    assert {"pwo|zai", "pzai|zhe", "pdeng|ta"} <= names
+    assert {f for f, _, _ in features("我再这里等她")[1] if f.startswith("p")} == \
+        {f for f in names if f.startswith("p")}
+    code = ("from kefuqa import normalize; normalize.pinyin_key('他她它塔踏再在载'); "
+            "from kefuqa.judge.features import features; print(sorted(f for f, _, _ in features('我在这里等他')[1]))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert other.strip() == str(sorted(names))
+
+
 def test_cli_check_names_a_missing_model_and_exits_2(rulebook, tmp_path):
     from typer.testing import CliRunner
 

@@ -264,6 +264,16 @@ def _load_readings() -> dict[str, str]:
 _PINYIN = _PinyinTable()
 
 
+@lru_cache(maxsize=65536)
+def syllable(ch: str) -> str | None:
+    """The toneless first reading of one CJK character (在 → zai), None for anything else. Stable across
+    processes, unlike the private-use characters of `pinyin_key`, which are numbered in the order a process
+    first meets each syllable: anything saved to a file (a model's features) must use this."""
+    if len(ch) != 1 or not re.match(f"[{_CJK}]", ch):
+        return None
+    return _syllable(ord(ch))
+
+
 def pinyin_key(key_text: str) -> str:
     """One private-use character per syllable; non-CJK characters unchanged."""
     return key_text.translate(_PINYIN)

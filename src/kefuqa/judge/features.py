@@ -26,12 +26,14 @@ def features(text: str) -> tuple[str, list[tuple[str, int, int]]]:
                 continue
             s = max(0, i - 1)
             out.append(("c" + gram, s, min(n, s + size)))
-    py = normalize.pinyin_key(key)
+    # syllables by name (zai|ta), never pinyin_key's per-process private-use characters: the feature
+    # names are saved in the model and must mean the same in the process that loads it
+    syl = [normalize.syllable(ch) for ch in key]
     for size in SYLLABLE_N:
         for i in range(n - size + 1):
-            gram = py[i:i + size]
-            if gram != key[i:i + size]:  # only where the pinyin view differs (CJK)
-                out.append(("p" + gram, i, i + size))
+            parts = syl[i:i + size]
+            if all(parts):  # CJK only
+                out.append(("p" + "|".join(parts), i, i + size))  # type: ignore[arg-type]
     cleaned = normalize.clean(text).rstrip(" 。.！!~～")
     if cleaned.endswith(("？", "?")):
         out.append(("?", max(0, n - 1), n))
