@@ -172,9 +172,8 @@ def main() -> None:
     ap.add_argument("--examples", type=Path, default=ROOT / "examples")
     ap.add_argument("--semantic", action="store_true", help="also the embedding head and the cascade")
     args = ap.parse_args()
-    # the examples first, in a process that has seen nothing else, as `kefuqa check` does: the corpus
-    # builder's homophone pass fills the process-wide pinyin table in another order, and one RSP001
-    # pinyin-tolerant match on the examples differs after it (see the issue 8 note; being looked into)
+    # the examples first, in a process that has seen nothing else, as `kefuqa check` scores them (a guard:
+    # models once depended on the order a process met pinyin syllables; see features.py)
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rules_on_examples(args.examples)
