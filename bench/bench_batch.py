@@ -1,7 +1,7 @@
 """Batch capacity: calls/s of `kefuqa batch` with --engine local (--jobs) and --engine ray on this machine.
 
     python bench/bench_batch.py [--calls 6000] [--recordings 8] [--minutes 1] [--vad energy,silero] [--no-ray]
-    python bench/bench_batch.py --memory 40   # driver and worker peak memory, 4 MB vs 40 MB of JSONL
+    python bench/bench_batch.py --calls 0 --memory 100   # peak memory of driver and worker, 20 vs 100 MB JSONL
 
 Prints, from one run, against the baseline `--engine local --jobs 1` measured in the same run:
 - text: a generated corpus (the bundled examples, ids and wording varied) scored by local 1 and 2
@@ -142,9 +142,10 @@ def bench_audio(args: argparse.Namespace, tmp: Path, rb: Any) -> None:
 
 
 def bench_memory(args: argparse.Namespace, tmp: Path) -> None:
-    """Peak memory of a local --jobs 2 run on a small and a 10x larger JSONL file (one file, sliced)."""
+    """Peak memory of a local --jobs 2 run on a JSONL file and one 5x larger (one file, sliced): both
+    over one part's worth of calls (5,000, about 13 MB), so any growth is growth with the input."""
     print("memory: peak RSS of the driver and of the largest worker (local --jobs 2, one JSONL file)")
-    for mb in (args.memory / 10, args.memory):
+    for mb in (args.memory / 5, args.memory):
         folder = tmp / f"mem-{mb:g}"
         calls = int(mb * 1e6 / 2600)  # about 2.6 kB per generated call
         make_text_corpus(folder, calls, files=1)
