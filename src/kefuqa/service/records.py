@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from ..coverage import Coverage
 from ..model import Conversation as ConversationModel
 from ..model import EventHit, Finding, Party, Report
 from .models import utcnow
@@ -112,4 +113,15 @@ def report_from_dict(d: dict[str, Any]) -> Report:
                   score=float(d.get("score") or 0.0), grade=str(d.get("grade") or ""), fatal=bool(d.get("fatal")),
                   dimensions={k: float(v) for k, v in (d.get("dimensions") or {}).items()}, findings=findings,
                   events=events, not_applicable=dict(reasons), fatal_rules=list(d.get("fatal_rules") or []),
-                  notes=list(d.get("notes") or []))
+                  notes=list(d.get("notes") or []), coverage=_coverage(d.get("coverage")))
+
+
+def _coverage(c: Any) -> Coverage | None:
+    """The stored coverage object (additive to DESIGN §3), if the report has one."""
+    if not isinstance(c, dict):
+        return None
+    try:
+        return Coverage(checked=int(c["checked"]), rules=int(c["rules"]), minimum=float(c["min"]),
+                        unchecked=[str(x) for x in c.get("unchecked") or []])
+    except (KeyError, TypeError, ValueError):
+        return None
