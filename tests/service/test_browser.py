@@ -221,7 +221,7 @@ def test_admin_pages(page_for: object, served: tuple[World, str]) -> None:
     page.goto(f"{base}/rulebooks")
     shot(page, "15-admin-rulebooks")
     page.goto(f"{base}/admin/audit")
-    expect(page.locator("table")).to_contain_text("finding.reject")
+    expect(page.locator("table")).to_contain_text("驳回扣分")  # the action in Chinese (the code is in the tooltip)
     shot(page, "16-admin-audit")
     page.goto(f"{base}/teams")
     shot(page, "17-admin-teams")
