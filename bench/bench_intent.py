@@ -60,9 +60,9 @@ def without_models(rb: Rulebook) -> Rulebook:
 
 
 def with_semantic(rb: Rulebook) -> Rulebook:
-    """Every intent rule judged by the embedding head, on every utterance the fast model passes at all."""
+    """Every intent rule judged by the embedding head on the fast model's candidates (score ≥ candidate_floor)."""
     settings = rb.settings.model_copy(update={"judges": {**rb.settings.judges,
-                                                         "semantic": JudgeSpec(type="embedding", candidate_floor=0.0)}})
+                                                         "semantic": JudgeSpec(type="embedding")}})
     rules = [r.model_copy(update={"judge": "semantic"}) if r.kind == "intent" else r for r in rb.rules]
     return Rulebook(rb.name, rb.version, rb.description, rules, rb.scorecard, settings, rb.origin, rb.sources)
 
