@@ -125,6 +125,14 @@ def test_syllable_features_are_named_by_reading_not_by_process_order():
     assert other.strip() == str(sorted(names))
 
 
+def test_a_model_without_the_label_leaves_the_rule_undecided_not_crashed(rulebook, tiny_model):
+    rb = rulebook("- {id: X01, name: a, kind: intent, label: anger, role: customer, severity: event, message: m}",
+                  extra=_settings(tiny_model))  # the tiny model has no 'anger'
+    report = kefuqa.Checker(rb).check(conv("C: 气死我了，你们到底管不管"))
+    assert not report.events and not report.findings
+    assert "anger" in " ".join([*report.notes, *report.not_applicable.values()])
+
+
 def test_cli_check_names_a_missing_model_and_exits_2(rulebook, tmp_path):
     from typer.testing import CliRunner
 

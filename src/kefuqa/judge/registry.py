@@ -21,6 +21,8 @@ class FastJudge:
         self.name = model.name
 
     def judge_many(self, texts: list[str], label: str) -> list[Judgement | Undecided]:
+        if label not in self.model.index:  # a model trained without this label: undecided, never a crash
+            return [Undecided(f"判断模型 {self.name} 没有标签 {label}", self.name)] * len(texts)
         return [self.model.judge_all(t)[label] for t in texts]
 
 
