@@ -92,6 +92,23 @@ def test_another_configured_zone_moves_the_local_day(any_db: str, tmp_path: Path
         a.close()
 
 
+def test_a_call_time_without_offset_is_the_configured_zones_wall_clock(any_db: str, tmp_path: Path) -> None:
+    """A vendor export that writes 2026-11-20T23:30:00 means half past eleven where the call was taken (the
+    greeting rule reads it so); the workbench must file it on that local day, not 8 hours later."""
+    a = Admin(any_db, tmp_path, timezone="Asia/Shanghai")
+    try:
+        cid = f"tz-naive-{uuid.uuid4().hex[:6]}"
+        assert a.post("/api/conversations", json=[_call_at(cid, "2026-11-20T23:30:00")]).json()["stored"] == 1
+        items = a.get("/api/calls?date_from=2026-11-20&date_to=2026-11-20").json()["items"]
+        assert cid in [c["call_id"] for c in items]
+        nxt = a.get("/api/calls?date_from=2026-11-21&date_to=2026-11-21").json()["items"]
+        assert cid not in [c["call_id"] for c in nxt]
+        rows = list(csv.reader(io.StringIO(a.get("/api/calls.csv").text.lstrip("\ufeff"))))
+        assert [r[1] for r in rows[1:] if r[0] == cid][0].startswith("2026-11-20 23:30")
+    finally:
+        a.close()
+
+
 def test_migration_moves_old_sqlite_call_times_to_utc(tmp_path: Path) -> None:
     """Calls stored on SQLite before UTC conversion kept their local wall-clock time; 0002 fixes them from
     the conversation's own started_at."""

@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -299,8 +300,9 @@ class Ingestor:
     each); many small concurrent requests share transactions (`ingest_shared`)."""
 
     def __init__(self, sessions: sessionmaker[DBSession], rulebooks: Rulebooks, dialect: str, *,
-                 slots: int = INGEST_SLOTS, wait: float = INGEST_WAIT) -> None:
+                 slots: int = INGEST_SLOTS, wait: float = INGEST_WAIT, tz: str = "UTC") -> None:
         self.sessions = sessions
+        self.tz = ZoneInfo(tz)  # the zone of a call time given without an offset
         self.rulebooks = rulebooks
         self.dialect = dialect
         # At most `slots` ingests of this process score and store at once, each on one connection, so a burst
@@ -429,7 +431,7 @@ class Ingestor:
             report = item.report
             assert report is not None  # scored above
             fields = conversation_fields(conv, item.data, item.content_hash, agent_id=agent_id, team_id=team_id,
-                                         audio_file=item.audio_file, source_name=item.source_name)
+                                         audio_file=item.audio_file, source_name=item.source_name, tz=self.tz)
             fields.update(score=float(report.score), grade=report.grade, fatal=bool(report.fatal), updated_at=now,
                           insufficient=bool(report.coverage is not None and not report.coverage.sufficient))
             old = existing.get(cid)

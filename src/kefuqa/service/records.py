@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from ..coverage import Coverage
@@ -40,22 +40,25 @@ def content_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def call_time(conv: ConversationModel) -> datetime:
+def call_time(conv: ConversationModel, tz: tzinfo = timezone.utc) -> datetime:
+    """When the call took place. A time without an offset is the wall clock where the call was taken (as the
+    greeting rule OPN002 reads it), so it is taken in the workbench's zone (KEFUQA_TIMEZONE), not as UTC."""
     for value in (conv.started_at, conv.received_at):
         if value is not None:
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            return value if value.tzinfo else value.replace(tzinfo=tz)
     return utcnow()
 
 
 def conversation_fields(conv: ConversationModel, data: dict[str, Any], digest: str, *, agent_id: int | None,
-                        team_id: int | None, audio_file: str | None, source_name: str | None) -> dict[str, Any]:
+                        team_id: int | None, audio_file: str | None, source_name: str | None,
+                        tz: tzinfo = timezone.utc) -> dict[str, Any]:
     """The columns of a conversation row."""
     ends = [u.end for u in conv.utterances if u.end is not None]
     recorded = conv.metrics.get("duration_seconds")
     duration = float(recorded) if isinstance(recorded, (int, float)) else (max(ends) if ends else None)
     return {
         "call_id": conv.id, "agent_id": agent_id, "team_id": team_id, "channel": conv.channel,
-        "direction": conv.direction, "call_at": call_time(conv), "duration": duration,
+        "direction": conv.direction, "call_at": call_time(conv, tz), "duration": duration,
         "utterance_count": len(conv.utterances), "has_audio": bool(audio_file),
         "audio_file": audio_file, "source_name": (source_name or None) and source_name[:255],
         "content_hash": digest, "data": data,

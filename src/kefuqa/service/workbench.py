@@ -34,7 +34,7 @@ class Workbench:
         self.rulebooks = Rulebooks(settings)
         self.audio = AudioStore(settings.audio_dir)
         self.reader = Reader(settings, self.audio)
-        self.ingestor = Ingestor(self.sessions, self.rulebooks, self.engine.dialect.name)
+        self.ingestor = Ingestor(self.sessions, self.rulebooks, self.engine.dialect.name, tz=settings.timezone)
         self.logins = LoginThrottle(per_pair=settings.max_failed_logins, cap_s=settings.lockout_minutes * 60)
 
     @property
