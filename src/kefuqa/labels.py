@@ -28,7 +28,7 @@ AUDIT_LABELS: dict[str, str] = {
     "conversation.rescore": "重新评分", "conversation.delete": "删除会话",
     "finding.confirm": "确认扣分", "finding.reject": "驳回扣分", "finding.missed": "补录漏检",
     "finding.missed_delete": "删除漏检", "appeal.create": "提交申诉", "appeal.accept": "申诉成立",
-    "appeal.reject": "维持扣分", "rulebook.upload": "上传规则集", "rulebook.activate": "启用规则集",
+    "appeal.reject": "维持扣分", "appeal.moot": "申诉自动结束", "rulebook.upload": "上传规则集", "rulebook.activate": "启用规则集",
     "rulebook.lint_failed": "规则集校验未通过", "user.create": "创建用户", "user.update": "修改用户",
     "user.password": "修改密码", "export.csv": "导出CSV", "agent.export": "导出坐席数据",
     "plan.create": "创建抽检计划", "assignment.done": "完成抽检任务", "calibration.create": "发起校准",

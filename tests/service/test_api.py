@@ -210,6 +210,35 @@ def test_rescore_adds_a_version_and_carries_verdicts(world: World) -> None:
     assert d["score"] == d["history"][0]["final_score"]
 
 
+def test_replacing_a_call_carries_verdicts_and_closes_appeals_whose_finding_is_gone(world: World) -> None:
+    """The call is uploaded again with the refusal corrected: the appeal against the refusal has nothing left
+    to decide (closed as moot, audited, no decision possible); the appeal against the unchanged uncertain wording moves to
+    the new finding and is decided as usual."""
+    cid = world.new_call("A1", "refuse")
+    call_id = world.get("qa", f"/api/calls/{cid}").json()["call_id"]
+    found = {f["rule"]: f for f in world.findings("a1", cid)}
+    refusal = world.post("a1", f"/api/findings/{found['RSP002']['id']}/appeal", json={"reason": "确实无法办理"}).json()
+    hedge = world.post("a1", f"/api/findings/{found['LNG002']['id']}/appeal", json={"reason": "只是估计时间"}).json()
+    call = samples.conversation(call_id, "A1", 8, "refuse")
+    assert call["utterances"][4]["text"] == "这个办不了。"
+    call["utterances"][4]["text"] = "好的，我马上帮您安排今天上门。"
+    r = world.post("qa", "/api/conversations", params={"replace": "true"}, json=call)
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == "replaced", r.text
+    after = world.findings("qa", cid)
+    assert "RSP002" not in {f["rule"] for f in after}
+    mine = {a["id"]: a for a in world.get("a1", "/api/appeals").json()}
+    assert mine[refusal["id"]]["status"] == "moot" and "已不存在" in mine[refusal["id"]]["decision_reason"]
+    assert world.post("qa", f"/api/appeals/{refusal['id']}/decision", json={"decision": "accept"}).status_code == 409
+    new_hedge = next(f for f in after if f["rule"] == "LNG002")
+    assert new_hedge["id"] != found["LNG002"]["id"] and mine[hedge["id"]]["status"] == "pending"
+    assert mine[hedge["id"]]["finding_id"] == new_hedge["id"]
+    r = world.post("qa", f"/api/appeals/{hedge['id']}/decision", json={"decision": "accept"})
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert next(f for f in world.findings("qa", cid) if f["rule"] == "LNG002")["status"] == "overturned"
+    audit = world.get("admin", "/api/audit", params={"action": "appeal.moot"}).json()
+    assert any(e["object_id"] == str(refusal["id"]) for e in audit)
+
+
 LINT_BAD = """name: bad
 extends: standard
 override:

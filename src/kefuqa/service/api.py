@@ -265,7 +265,7 @@ def appeal(finding_id: int, body: AppealIn, ctx: APICtx) -> dict[str, Any]:
 
 @router.get("/appeals", tags=["appeals"], summary="Appeals in scope (agents: their own; leaders: their team)")
 def list_appeals(p: APIUser, db: DB,
-                 status: Annotated[Literal["pending", "accepted", "rejected"] | None, Query()] = None,
+                 status: Annotated[Literal["pending", "accepted", "rejected", "moot"] | None, Query()] = None,
                  ) -> list[dict[str, Any]]:
     return [views.appeal_view(a) | {"finding": views.finding_view(a.finding)}
             for a in repo.list_appeals(db, p.user, status)]

@@ -39,6 +39,7 @@ from .records import (
     score_values,
 )
 from .rulebooks import Loaded, Rulebooks
+from .scores import carry_over, recompute
 
 TEXT_EXTENSIONS = {".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".tab", ".txt", ".text"}
 STORE_BATCH = 200
@@ -404,6 +405,21 @@ class Ingestor:
             learned[agent.code] = (agent.id, agent.team_id, agent.name, team_name)
         return out, learned
 
+    def _carry_over(self, db: DBSession, previous: dict[int | None, int | None], user_id: int | None) -> None:
+        """A replaced call keeps the inspectors' verdicts and pending appeals on the findings its new content
+        still has (as a re-scoring does); an appeal whose finding is gone is closed as moot."""
+        for conv_id, old_score_id in previous.items():
+            conv = db.get(Conversation, conv_id)
+            if conv is None or old_score_id is None or conv.current_score_id is None:
+                continue
+            old = list(db.scalars(select(Finding).where(Finding.score_id == old_score_id)))
+            new = list(db.scalars(select(Finding).where(Finding.score_id == conv.current_score_id)))
+            carry_over(db, old, new, user_id=user_id, call_id=conv.call_id)
+            score = db.get(Score, conv.current_score_id)
+            if score is not None and any(f.status != "open" for f in new):
+                recompute(db, self.rulebooks, conv, score)
+        db.flush()
+
     def _store(self, db: DBSession, items: list[Item], rb: Loaded, user_id: int | None,
                replace: bool) -> tuple[list[Outcome], dict[str, Any]]:
         """Insert the scored conversations with a handful of bulk statements (SQLAlchemy Core, executemany
@@ -411,7 +427,8 @@ class Ingestor:
         agents, learned = self._agents(db, items)
         conv_t, score_t = CONVERSATIONS, SCORES
         existing = {r.call_id: r for r in db.execute(
-            select(conv_t.c.id, conv_t.c.call_id, conv_t.c.content_hash, conv_t.c.score, conv_t.c.grade)
+            select(conv_t.c.id, conv_t.c.call_id, conv_t.c.content_hash, conv_t.c.score, conv_t.c.grade,
+                   conv_t.c.current_score_id)
             .where(conv_t.c.call_id.in_({i.conversation.id for i in items})))}
         outcomes: list[Outcome] = []
         new: list[tuple[Item, dict[str, Any], Outcome]] = []
@@ -471,6 +488,9 @@ class Ingestor:
             db.execute(insert(FINDINGS), rows)
         db.execute(update(conv_t).where(conv_t.c.id == bindparam("b_conv")).values(current_score_id=bindparam("b_score")),
                    [{"b_conv": conv_id, "b_score": sid} for (_, conv_id, _), sid in zip(todo, score_ids, strict=True)])
+        if replaced:
+            self._carry_over(db, {o.id: existing[item.conversation.id].current_score_id
+                                  for item, _, _, o in replaced}, user_id)
         db.execute(insert(AUDIT).values(
             user_id=user_id, action="conversation.ingest", object_type="conversation",
             object_id=str(todo[0][1]) if len(todo) == 1 else None, at=now,

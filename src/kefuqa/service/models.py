@@ -267,7 +267,7 @@ class Appeal(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | accepted | rejected
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | accepted | rejected | moot (its finding gone on re-scoring)
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decision_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,7 +13,7 @@ from ..model import Conversation as ConversationModel
 from ..rules.rulebook import Rulebook
 from ..scoring import rescore
 from .errors import Conflict
-from .models import Appeal, Conversation, Finding, Score, utcnow
+from .models import Appeal, AuditEntry, Conversation, Finding, Score, utcnow
 from .records import finding_rows, report_from_dict, score_values
 from .rulebooks import Loaded, Rulebooks
 
@@ -73,12 +73,26 @@ def _key(f: Finding) -> tuple[Any, ...]:
     return (f.kind, f.rule, f.utterance, f.evidence)
 
 
-def carry_over(db: DBSession, old: list[Finding], new: list[Finding]) -> None:
-    """Verdicts of old findings to the new findings that say the same (same rule, utterance, evidence)."""
+MOOT_REASON = "重新评分后这条扣分已不存在，申诉自动结束"
+
+
+def carry_over(db: DBSession, old: list[Finding], new: list[Finding], *, user_id: int | None = None,
+               call_id: str | None = None) -> None:
+    """Verdicts of old findings to the new findings that say the same (same rule, utterance, evidence). A
+    pending appeal whose finding the new score no longer has is moot: it is closed (status ``moot``, with
+    the reason and an audit line) instead of waiting in the queue for a decision that could change nothing."""
     by_key = {_key(f): f for f in new}
+    now = utcnow()
     for f in old:
         target = by_key.get(_key(f))
         if target is None:
+            moot = db.scalars(select(Appeal).where(Appeal.finding_id == f.id, Appeal.status == "pending")).all()
+            for appeal in moot:
+                appeal.status, appeal.decided_at, appeal.decision_reason = "moot", now, MOOT_REASON
+                appeal.decided_by = user_id
+                db.add(AuditEntry(user_id=user_id, action="appeal.moot", object_type="appeal",
+                                  object_id=str(appeal.id), detail={"call": call_id, "rule": f.rule,
+                                                                    "reason": MOOT_REASON}, at=now))
             continue
         if f.status != "open":
             target.status, target.reviewed_by, target.reviewed_at, target.review_reason = (
@@ -119,7 +133,7 @@ def rescore_conversation(db: DBSession, rulebooks: Rulebooks, conv: Conversation
     if rows:
         db.execute(insert(cast(Table, Finding.__table__)), rows)
     new = list(db.scalars(select(Finding).where(Finding.score_id == score.id)))
-    carry_over(db, old, new)
+    carry_over(db, old, new, user_id=user_id, call_id=conv.call_id)
     conv.current_score_id = score.id
     recompute(db, rulebooks, conv, score)
     return score

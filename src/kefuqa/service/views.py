@@ -13,7 +13,7 @@ from .. import labels
 from .models import Appeal, Conversation, Finding, RulebookVersion, Score, User
 
 STATUS_LABELS = {"open": "待复核", "confirmed": "已确认", "rejected": "已驳回", "overturned": "申诉撤销"}
-APPEAL_LABELS = {"pending": "待裁决", "accepted": "申诉成立", "rejected": "维持扣分"}
+APPEAL_LABELS = {"pending": "待裁决", "accepted": "申诉成立", "rejected": "维持扣分", "moot": "无需裁决"}
 SEVERITY_LABELS = labels.SEVERITY_LABELS  # the report's words too (kefuqa.labels)
 KIND_LABELS = labels.KIND_LABELS
 AUDIT_LABELS = labels.AUDIT_LABELS

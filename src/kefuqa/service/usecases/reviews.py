@@ -103,6 +103,9 @@ def decide_appeal(ctx: Ctx, appeal_id: int, decision: str, reason: str | None) -
             raise Invalid("裁决须为 accept（申诉成立）或 reject（维持扣分）")
         reason = _reason(reason, "维持扣分时请填写理由" if decision == "reject" else None)
         conv = lock_call(db, appeal.conversation_id)
+        db.refresh(appeal)
+        if appeal.status == "pending" and appeal.finding.score_id != conv.current_score_id:
+            raise Conflict("这条扣分属于历史评分，申诉无需裁决")
         now = utcnow()
         status = "accepted" if decision == "accept" else "rejected"
         # decided exactly once: only a pending appeal changes, whoever else decides at the same moment
