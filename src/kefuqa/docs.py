@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .labels import KIND_LABELS, SEVERITY_LABELS
 from .rules.rulebook import Rulebook
 from .rules.schema import PhraseItem
 
-_SEVERITY = {"info": "提示", "minor": "一般", "major": "严重", "critical": "红线", "event": "事件"}
+_SEVERITY = SEVERITY_LABELS  # the same words as the report, the workbench and the CLI's findings
 _ROLE = {"agent": "坐席", "customer": "客户", "any": "双方"}
 
 
@@ -83,7 +84,8 @@ def explain(rb: Rulebook, rule: Any) -> dict[str, Any]:
         "source": d.source, "phrases": _phrase_texts(rule),
     }
     lines = [
-        f"{rule.id} {rule.name}  [{_SEVERITY[rule.severity]} · {rule.kind} · {_ROLE[rule.role]}]"
+        f"{rule.id} {rule.name}  [{_SEVERITY[rule.severity]} · {KIND_LABELS.get(rule.kind, rule.kind)} "
+        f"({rule.kind}) · {_ROLE[rule.role]}]"
         + ("" if rule.enabled else "  (本规则书中已停用)"),
         "",
         f"检查什么：{d.checks or rule.message}",
@@ -137,7 +139,8 @@ def rulebook_markdown(rb: Rulebook) -> str:
     out.append("")
     for r in rb.rules:
         info = explain(rb, r)
-        out += [f"## {r.id}", "", f"**{r.name}** · {_SEVERITY[r.severity]} · kind `{r.kind}` · {_ROLE[r.role]}", ""]
+        out += [f"## {r.id}", "", f"**{r.name}** · {_SEVERITY[r.severity]} · {KIND_LABELS.get(r.kind, r.kind)}（kind `{r.kind}`）· "
+               f"{_ROLE[r.role]}", ""]
         out.append(f"- 检查什么：{info['checks'] or r.message}")
         if info["why"]:
             out.append(f"- 为什么：{info['why']}")
