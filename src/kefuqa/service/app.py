@@ -135,6 +135,9 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     from .assist import router as assist  # issue 11: real-time agent assist (WebSocket)
 
     app.include_router(assist)
+    from .assist_audio import router as assist_audio  # issue 11: the audio path (PCM over WebSocket)
+
+    app.include_router(assist_audio)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     @app.exception_handler(LoginRequired)
