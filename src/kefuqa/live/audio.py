@@ -343,11 +343,13 @@ class AudioPipeline:
         return out
 
     def skip_to(self, t: float) -> list[Segment]:
-        """Audio resumes at call time `t` (a reconnect): open segments end here; a gap counts as silence;
-        audio resent from before the clock is dropped up to it."""
+        """Audio resumes at call time `t` (a reconnect). Later than the clock: a gap, counted as silence (open
+        segments end). Earlier: audio resent from a client's buffer; the part already received is dropped and
+        the speech goes on seamlessly."""
         target = int(round(t * self.fmt.rate))
-        out = self.flush()
+        out: list[Segment] = []
         if target > self.samples:
+            out = self.flush()
             self.samples = target
             self.rest = np.zeros((self.fmt.channels, 0), np.float32)
             for seg in self.segs:

@@ -27,12 +27,14 @@ import contextlib
 import json
 import struct
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 HANGUP, UUID, DTMF, SLIN, SLIN11, SLIN16, ERROR = 0x00, 0x01, 0x03, 0x10, 0x11, 0x12, 0xFF
 AUDIO_RATES = {SLIN: 8000, SLIN16: 16000}
+RESEND_SECONDS = 3.0
 ASTERISK_ERRORS = {0x01: "主叫挂机", 0x02: "帧转发错误", 0x04: "内存分配错误"}
 
 
@@ -147,6 +149,8 @@ class Bridge:
         state = self.calls[cid] = {"ended": None, "resumes": 0}
         bytes_per_second = rate * 2
         backlog: list[tuple[int, bytes]] = list(early)
+        ring: deque[bytes] = deque()  # the last RESEND_SECONDS of audio sent: resent after a reconnect
+        ring_bytes = 0
         tries = 0
         opened = False
         while True:
@@ -155,13 +159,12 @@ class Bridge:
                     first = dict(start)
                     if opened:
                         first["resume"] = {"after_seq": last_seq}
-                        first["audio"] = {**audio, "at": round(sent, 4)}
+                        first["audio"] = {**audio, "at": round(sent - ring_bytes / bytes_per_second, 4)}
                     await ws.send(json.dumps(first, ensure_ascii=False))
                     ready = json.loads(await ws.recv())
                     self._emit(cid, ready)
                     if ready.get("type") != "ready":
                         raise AudioSocketError(f"服务拒绝：{ready.get('message') or ready}")
-                    opened = True
                     done = asyncio.get_running_loop().create_future()
 
                     async def replies(ws: Any = ws, done: asyncio.Future[Any] = done) -> None:
@@ -179,6 +182,10 @@ class Bridge:
 
                     task = asyncio.create_task(replies())
                     try:
+                        if opened and ring and first.get("resume"):
+                            for b in ring:  # the server drops what it already had (audio.at)
+                                await ws.send(b)
+                        opened = True
                         while True:
                             if backlog:
                                 kind, payload = backlog[0]
@@ -196,6 +203,10 @@ class Bridge:
                                 else:
                                     await ws.send(payload)
                                     sent += len(payload) / bytes_per_second
+                                    ring.append(payload)
+                                    ring_bytes += len(payload)
+                                    while ring_bytes - len(ring[0]) >= RESEND_SECONDS * bytes_per_second:
+                                        ring_bytes -= len(ring.popleft())
                             elif kind == DTMF and payload:
                                 n += 1
                                 await ws.send(json.dumps({"type": "event", "event": "dtmf", "n": n,

@@ -66,6 +66,7 @@ AUDIO_PATH = "/api/assist/v1/audio"
 # audio.drachtio.org; older builds audiostream.drachtio.org) and its client wants it echoed back.
 SUBPROTOCOLS = ("audio.drachtio.org", "audiostream.drachtio.org")
 TICK_SECONDS = 0.2  # audio clock step between timer checks
+RESUME_GRACE = 2.0  # seconds a dropped connection's open speech waits for the resume before it is closed
 
 
 def _env_float(name: str, default: float) -> float:
@@ -134,7 +135,8 @@ class AudioCall:
     calls: LiveCalls
     seq: Sequencer = field(default_factory=Sequencer)
     mixed: MixedRoles = field(default_factory=MixedRoles)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # ASR in flight
+    waits: set[asyncio.Task[None]] = field(default_factory=set)  # grace timers of dropped connections
     last_tick: float = 0.0
     detached_wall: float | None = None
     closing: bool = False
@@ -144,7 +146,12 @@ class AudioCall:
 
     def submit(self, segs: list[Segment]) -> None:
         loop = asyncio.get_running_loop()
+        clock = self.call.session.clock
         for seg in segs:
+            if self.fmt.roles[seg.channel] == "agent" and clock.first_agent_end is None:
+                # the agent's first words have ended (the silent-caller timer counts from here) — known
+                # from the audio, before their text is back
+                clock.first_agent_end = round(seg.end, 2)
             p = self.seq.add(seg)
             p.attrs["_closed_wall"] = time.perf_counter()
             fut = loop.run_in_executor(self.cfg.pool(), _transcribe, self.transcriber, seg)
@@ -240,6 +247,13 @@ class AudioCall:
             return out
         self.calls.note(self.call, out)
         return out
+
+    async def flush_later(self, stamp: float) -> None:
+        """A dropped connection not back within the grace: the speech it left open becomes utterances (so a
+        client that never returns loses nothing; one that returns quickly goes on mid-sentence)."""
+        await asyncio.sleep(RESUME_GRACE)
+        if self.call.connection is None and self.detached_wall == stamp and not self.call.session.ended:
+            self.submit(self.pipe.flush())
 
     async def flush_and_wait(self) -> None:
         """Everything said so far becomes utterances: open segments end, all ASR finishes, all released."""
@@ -468,13 +482,15 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, ac: AudioCall) 
         pass
     finally:
         if call.connection is ws:
-            # the connection dropped: what was being said ends here and is transcribed (nothing said is
-            # lost); the call waits for a resume (audio.at says where the audio goes on)
+            # the connection dropped: the call waits for a resume (audio.at says where the audio goes on);
+            # if none comes within RESUME_GRACE, what was being said ends here and is transcribed
             call.connection = None
             call.detached_at = time.monotonic()
-            ac.detached_wall = time.monotonic()
+            ac.detached_wall = stamp = time.monotonic()
             if not call.session.ended:
-                ac.submit(ac.pipe.flush())
+                task = asyncio.get_running_loop().create_task(ac.flush_later(stamp))
+                ac.waits.add(task)
+                task.add_done_callback(ac.waits.discard)
 
 
 async def _audio(ws: WebSocket, ac: AudioCall, conn: _Conn, data: bytes) -> None:
