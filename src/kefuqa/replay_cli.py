@@ -91,8 +91,27 @@ def replay_cmd(
     call_id: Annotated[str | None, typer.Option(help="Call id to use instead of the file's.")] = None,
     partials: Annotated[bool, typer.Option(help="Send a partial result before each utterance.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the server's frames as JSON lines.")] = False,
+    audio: Annotated[bool, typer.Option("--audio", help="PATH is a recording: stream it as 20 ms L16 frames to the "
+                                        "audio endpoint (…/api/assist/v1/audio).")] = False,
+    channels: Annotated[str | None, typer.Option(help="--audio: roles of a stereo file's channels (customer,agent); "
+                                                 "a mono file: agent, customer or mixed (default)")] = None,
 ) -> None:
-    """Stream a stored conversation into the live-assist WebSocket as if live; print the guidance."""
+    """Stream a stored conversation (or, with --audio, a recording) into live assist as if live; print the guidance."""
+    if audio:
+        from .replay_audio import replay_audio
+
+        try:
+            errors = asyncio.run(replay_audio(path, url, token, speed, call_id=call_id, channels=channels,
+                                              as_json=as_json))
+        except (OSError, TimeoutError) as exc:
+            err.print(f"连接失败 {escape(url)}：{escape(str(exc) or type(exc).__name__)}")
+            raise typer.Exit(2) from None
+        except Exception as exc:  # unreadable audio, the server closed the connection
+            err.print(f"回放中断 {escape(path)}：{escape(str(exc) or type(exc).__name__)}")
+            raise typer.Exit(2) from None
+        if errors:
+            sys.exit(2)
+        return
     items = [c for c in read_path(path)]
     bad = [c for c in items if isinstance(c, InputError)]
     convs = [c for c in items if isinstance(c, Conversation)]
@@ -113,3 +132,6 @@ def replay_cmd(
 
 def register(app: typer.Typer) -> None:
     app.command("replay")(replay_cmd)
+    from .replay_audio import audiosocket_cmd
+
+    app.command("assist-audiosocket")(audiosocket_cmd)

@@ -476,3 +476,30 @@ def test_audiosocket_ambiguous_kind_and_broken_header(served: tuple[str, str, An
     assert answer[:1] == b"\xff" and "0x11" in answer[3:].decode("utf-8", "replace")
     msgs = [f["message"] for _c, f in got if f["type"] == "error"]
     assert any("slin16（0x12" in m for m in msgs) and any("0x01" in m or "消息头" in m for m in msgs), msgs
+
+
+# ---- kefuqa replay --audio ------------------------------------------------------------------------------
+
+
+def test_replay_audio_streams_a_recording(served: tuple[str, str, Any], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kefuqa.cli import app as cli
+
+    addr, token, app = served
+    app.state.assist_audio = AudioConfig(asr=None, max_speed=30.0, asr_workers=1, transcriber=StandIn(
+        ["您好，请问有什么可以帮您？", "我不是跟你说过了吗"]))
+    s = Script().silence(0.3).say("customer", "Hello how can I help you", voice="en+f3").silence(0.7)
+    s.say("agent", "I told you already didn't I").silence(1.0)
+    wav = tmp_path / "call-7.wav"
+    synth.write(str(wav), np.concatenate(s.parts, axis=1), RATE, subtype="PCM_16")
+    result = CliRunner().invoke(cli, ["replay", str(wav), "--audio", "--url", f"ws://{addr}{AUDIO_PATH}",
+                                      "--token", token, "--speed", "20", "--channels", "customer,agent"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    said = [ln for ln in lines if ln.startswith("[")]
+    assert said[0].endswith("客户：您好，请问有什么可以帮您？") and said[1].endswith("坐席：我不是跟你说过了吗"), said
+    assert any("提醒" in ln and "没有解释清楚" in ln for ln in lines), lines
+    assert any("通话报告" in ln for ln in lines)
+    bad = CliRunner().invoke(cli, ["replay", str(tmp_path / "none.wav"), "--audio", "--url", f"ws://{addr}{AUDIO_PATH}"])
+    assert bad.exit_code == 2 and "none.wav" in bad.output

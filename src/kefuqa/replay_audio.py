@@ -1,0 +1,147 @@
+"""`kefuqa replay CALL.wav --audio --url ws://…/api/assist/v1/audio`: stream a recording into the assist
+audio WebSocket as a PBX would (JSON start frame with the audio format, then 20 ms L16 frames at the pace
+`--speed` gives) and print what comes back: each recognised utterance and its guidance. And
+`kefuqa assist-audiosocket`: the Asterisk AudioSocket bridge (`kefuqa.live.audiosocket`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+ROLE_ZH = {"agent": "坐席", "customer": "客户", "system": "系统"}
+
+
+def load(path: str, channels: str | None) -> tuple[np.ndarray, int, list[str]]:
+    """A recording as (channels, n) float32 at 8 or 16 kHz, and each channel's role."""
+    from .audio import parse_channels
+    from .audio.decode import decode, to_rate
+
+    d = decode(path)
+    x = d.samples
+    rate = 8000 if d.sample_rate <= 8000 else 16000
+    if d.sample_rate != rate:
+        x = to_rate(x, d.sample_rate, rate)
+    if x.shape[0] > 2:
+        raise ValueError(f"{x.shape[0]} 个声道：实时接口只接受单声道或立体声（每方一个声道）")
+    if x.shape[0] == 2:
+        roles = list(parse_channels(channels))
+    else:
+        roles = [channels.strip()] if channels and channels.strip() in ("agent", "customer") else ["mixed"]
+    return np.asarray(x, np.float32), rate, roles
+
+
+def _line(f: dict[str, Any]) -> list[str]:
+    from .replay_cli import line
+
+    lines = []
+    u = f.get("utterance")
+    if u:
+        lines.append(f"[{u['start']:.1f}–{u['end']:.1f}s] {ROLE_ZH.get(u['role'], u['role'])}：{u['text']}")
+    lines += [line(it) for it in f.get("items") or []]
+    return lines
+
+
+async def replay_audio(path: str, url: str, token: str | None, speed: float, *, call_id: str | None = None,
+                       channels: str | None = None, direction: str = "inbound", as_json: bool = False,
+                       frame_ms: int = 20) -> int:
+    from websockets.asyncio.client import connect
+
+    from .live.audio import pcm_frames
+
+    x, rate, roles = load(path, channels)
+    frames = pcm_frames(x, rate, frame_ms)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    start = {"type": "start", "v": 1, "call": {"id": call_id or Path(path).stem, "channel": "phone",
+                                              "direction": direction},
+             "audio": {"rate": rate, "channels": int(x.shape[0]), "roles": roles}}
+    errors = 0
+    async with connect(url, additional_headers=headers, max_size=2**22) as ws:
+        await ws.send(json.dumps(start, ensure_ascii=False))
+
+        async def reader() -> None:
+            nonlocal errors
+            async for raw in ws:
+                msg = json.loads(raw)
+                if as_json:
+                    out.print(escape(json.dumps(msg, ensure_ascii=False)))
+                elif msg["type"] == "guidance":
+                    for ln in _line(msg):
+                        out.print(escape(ln))
+                elif msg["type"] == "error":
+                    errors += 1
+                    err.print(f"错误 {msg['code']}：{escape(msg['message'])}")
+                if msg["type"] == "ended" or (msg["type"] == "error" and msg["code"] in (
+                        "unauthorized", "bad_audio_format", "no_asr", "asr_unavailable", "no_start", "bad_version")):
+                    return
+
+        task = asyncio.create_task(reader())
+        t0 = time.monotonic()
+        step = frame_ms / 1000
+        for k, b in enumerate(frames):
+            if task.done():
+                break
+            wait = k * step / speed - (time.monotonic() - t0)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await ws.send(b)
+        if not task.done():
+            await ws.send(json.dumps({"type": "hangup", "n": 1}))
+        await asyncio.wait_for(task, 300)
+    return errors
+
+
+def audiosocket_cmd(
+    listen: Annotated[str, typer.Option(help="HOST:PORT to accept AudioSocket connections on (keep it internal).")]
+    = "127.0.0.1:9092",
+    url: Annotated[str, typer.Option(help="The assist audio WebSocket.")] = "ws://127.0.0.1:8000/api/assist/v1/audio",
+    token: Annotated[str | None, typer.Option(envvar="KEFUQA_TOKEN", help="API token the calls are opened with.")] = None,
+    role: Annotated[str, typer.Option(help="Who the audio carries: mixed (a snoop hearing both), customer or agent.")]
+    = "mixed",
+    direction: Annotated[str, typer.Option(help="inbound | outbound")] = "inbound",
+    hangover_ms: Annotated[int | None, typer.Option(help="Silence that ends an utterance (ms).")] = None,
+    quiet: Annotated[bool, typer.Option(help="Do not print utterances and guidance.")] = False,
+) -> None:
+    """Accept Asterisk AudioSocket (TCP) calls and stream each into the assist audio WebSocket."""
+    from .live.audiosocket import Bridge
+
+    if role not in ("mixed", "customer", "agent"):
+        err.print(f"--role {escape(role)}：应为 mixed、customer 或 agent")
+        raise typer.Exit(2)
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        err.print(f"--listen {escape(listen)}：应为 主机:端口，如 127.0.0.1:9092")
+        raise typer.Exit(2)
+
+    def show(cid: str, f: dict[str, Any]) -> None:
+        if f.get("type") == "error":
+            err.print(f"[{cid}] 错误 {f.get('code')}：{escape(str(f.get('message')))}")
+        elif not quiet and f.get("type") == "guidance":
+            for ln in _line(f):
+                out.print(f"[{cid}] {escape(ln)}")
+        elif not quiet and f.get("type") == "ended":
+            out.print(f"[{cid}] 通话结束（已保存：{f.get('stored')}）")
+
+    async def main() -> None:
+        bridge = Bridge(url, token, role=role, direction=direction, hangover_ms=hangover_ms, on_frame=show)
+        server = await bridge.serve(host.strip("[]"), int(port))
+        out.print(f"AudioSocket 桥接：监听 {listen} → {url}")
+        async with server:
+            await server.serve_forever()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        err.print(f"无法监听 {escape(listen)}：{escape(str(exc))}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
