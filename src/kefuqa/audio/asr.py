@@ -253,10 +253,11 @@ def _sherpa_model_type(path: Path, model: Path) -> str | None:
 
 
 class FasterWhisperTranscriber:
-    """A local CTranslate2 Whisper model through faster-whisper (CPU, int8)."""
+    """A local CTranslate2 Whisper model through faster-whisper (CPU, int8; ``device=cuda`` for a GPU)."""
 
     def __init__(self, model_dir: str | Path, *, language: str | None = None, beam_size: str | int = 1,
-                 cpu_threads: str | int = 1, compute_type: str = "int8", **unknown: str) -> None:
+                 cpu_threads: str | int = 1, compute_type: str = "int8", device: str = "cpu",
+                 **unknown: str) -> None:
         if unknown:
             raise AsrError(f"unknown faster-whisper option(s): {', '.join(sorted(unknown))}")
         path = Path(model_dir)
@@ -274,7 +275,8 @@ class FasterWhisperTranscriber:
                            "pip install 'kefuqa[audio]'") from exc
         try:
             # A local directory path is loaded as is; local_files_only forbids any hub look-up.
-            self.model = WhisperModel(str(path), device="cpu", compute_type=compute_type,
+            # device=cuda (spec "faster-whisper:/models/x?device=cuda"): a GPU actor of `kefuqa batch`
+            self.model = WhisperModel(str(path), device=device, compute_type=compute_type,
                                       cpu_threads=int(cpu_threads), local_files_only=True)
         except Exception as exc:
             raise AsrError(f"{path}: faster-whisper cannot load the model: {exc}") from exc
