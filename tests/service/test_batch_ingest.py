@@ -60,3 +60,33 @@ def test_another_rulebook_version_is_refused_with_the_reason(tmp_path: Path) -> 
     errors: list[str] = []
     assert cli.ingest([str(out)], url, data_dir=str(tmp_path), echo=lines.append, err=errors.append) == 2
     assert any("工作台当前启用的是" in e and "kefuqa batch" in e for e in errors), errors
+
+
+def test_rescore_flag_scores_another_versions_rows_with_the_active_rulebook(any_db: str, tmp_path: Path) -> None:
+    """`kefuqa ingest DST --rescore` (the command line): rows scored by another rulebook version are scored
+    again by the workbench's active rulebook instead of being refused."""
+    from typer.testing import CliRunner
+
+    from kefuqa.cli import app
+
+    out = tmp_path / "out"
+    src = EXAMPLES / "telecom-inbound-exemplary.json"
+    run_batch([str(src)], str(out), kefuqa.load_rulebook("utility-95598"))
+    (row,) = read_table(str(out), "calls")
+    args = ["ingest", str(out), "--database-url", any_db, "--data-dir", str(tmp_path)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "工作台当前启用的是" in refused.output
+    done = CliRunner().invoke(app, [*args, "--rescore"])
+    assert done.exit_code == 0, done.output
+    assert "已存储 1 通" in done.output
+    engine = make_engine(any_db)
+    with engine.connect() as conn:
+        (report,) = conn.execute(select(Score.report).join(Conversation, Score.id == Conversation.current_score_id))
+    engine.dispose()
+    # scored by the active (bundled default) rulebook, as `kefuqa check` scores the same call
+    active = kefuqa.load_rulebook()
+    assert report[0]["rulebook"]["version"] == active.version != row["rulebook_version"]
+    from kefuqa.readers import read_path
+
+    (conv,) = read_path(src)
+    assert report[0]["score"] == kefuqa.Checker(active).check(conv).score

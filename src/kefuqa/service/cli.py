@@ -73,9 +73,11 @@ def _announce_setup(wb: Workbench, echo: Echo) -> None:
 
 
 def ingest(paths: list[str], database_url: str | None = None, rulebook: str | None = None, *,
-           replace: bool = False, data_dir: str | None = None, echo: Echo = print, err: Echo = _err) -> int:
+           replace: bool = False, data_dir: str | None = None, echo: Echo = print, err: Echo = _err,
+           rescore: bool = False) -> int:
     """Read, score and store files and folders (every format the CLI reads, audio included); a folder
-    written by `kefuqa batch` is stored as it was scored there (no re-scoring).
+    written by `kefuqa batch` is stored as it was scored there (no re-scoring; with `rescore`, its rows
+    scored by another rulebook version are scored again by the active one instead of being refused).
 
     Returns 0 when everything was stored (or already was), 1 when some input was refused, 2 when nothing
     could be read at all. `rulebook` (a bundled name, a folder or a YAML file) becomes the active rulebook.
@@ -92,7 +94,7 @@ def ingest(paths: list[str], database_url: str | None = None, rulebook: str | No
         outputs = [p for p in paths if is_batch_output(p)]  # `kefuqa batch` results: stored, not re-scored
         run = ingest_paths(Ctx(wb, db), [p for p in paths if p not in outputs], replace=replace, on_error=err)
         for p in outputs:
-            got = ingest_batch_output(Ctx(wb, db), p, replace=replace, on_error=err)
+            got = ingest_batch_output(Ctx(wb, db), p, replace=replace, rescore=rescore, on_error=err)
             run.files += got.files
             run.outcomes.extend(got.outcomes)
     for o in run.outcomes:
@@ -179,11 +181,13 @@ def ingest_command(
     rulebook: Annotated[str | None, typer.Option("--rulebook", "-r",
                                                  help="activate this rulebook first (name, folder or YAML)")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="replace stored calls whose content changed")] = False,
+    rescore: Annotated[bool, typer.Option("--rescore", help="a kefuqa batch output scored by another rulebook "
+                                          "version: score those calls again with the active one")] = False,
     data_dir: DataOpt = None,
 ) -> None:
     """Score conversation files and store them for the web workbench."""
     raise typer.Exit(_guarded(database_url, data_dir, lambda: ingest(paths, database_url, rulebook, replace=replace,
-                                                                     data_dir=data_dir)))
+                                                                     data_dir=data_dir, rescore=rescore)))
 
 
 def serve_command(
