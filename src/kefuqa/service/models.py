@@ -462,3 +462,43 @@ class TrainingAttempt(Base):
     rules: Mapped[list[Any]] = mapped_column(default=list)  # rules the attempt tripped (weak rules)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # answers and feedback, transcript and report
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ---- live assist (issue 11; migration 0006_live_calls) --------------------------------------------------------
+
+
+class LiveCallRow(Base):
+    """A call being assisted live, shared by all worker processes: who streams it, whose agent and team it
+    is (role scoping), which worker holds it now (`owner`, `epoch` grows on each take-over), and what the
+    supervisor wall shows. Its accepted input frames are in `live_call_frames`; any worker rebuilds the
+    call by replaying them."""
+
+    __tablename__ = "live_calls"
+    __table_args__ = (Index("ix_live_calls_status_team", "status", "team_id"),)
+
+    call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))  # who streams it
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    rulebook_id: Mapped[int | None] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(8), default="text")  # text | audio
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the start frame's call
+    owner: Mapped[str] = mapped_column(String(100))
+    epoch: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(8), default="live")  # live | ended
+    received: Mapped[int] = mapped_column(Integer, default=0)  # the last client frame number applied
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what the wall shows
+    stored: Mapped[bool | None] = mapped_column(Boolean)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # the owner's last write (heartbeat)
+
+
+class LiveCallFrame(Base):
+    """One accepted input frame of a live call, in the order applied (`idx` from 1)."""
+
+    __tablename__ = "live_call_frames"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("live_calls.call_id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int | None] = mapped_column(Integer)
+    frame: Mapped[dict[str, Any]] = mapped_column(default=dict)
