@@ -216,7 +216,7 @@ def test_check_command_on_a_folder_with_offset_and_a_bad_manifest_row(tmp_path, 
     result = CliRunner().invoke(app, ["check", str(tmp_path), "-f", "jsonl"])
     assert result.exit_code == 2
     assert [json.loads(line)["call_id"] for line in result.stdout.splitlines()] == ["L-1"]
-    assert "manifest.csv:line 3（L-2）: 录音文件不存在：gone.wav" in result.stderr
+    assert "manifest.csv:第 3 行（L-2）: 录音文件不存在：gone.wav" in result.stderr
 
 
 def test_measuring_leaves_the_callers_transcript_as_it_was(loud_agent):

@@ -57,7 +57,7 @@ def test_find_inputs_expands_folders_keeps_stdin_and_reports_missing(tmp_path):
     (tmp_path / "calls" / ".hidden.json").write_text("{}", encoding="utf-8")
     found, missing = find_inputs([str(tmp_path / "calls"), "-", str(tmp_path / "nope.json")])
     assert found == [*files, "-"]
-    assert [(e.source, e.reason) for e in missing] == [(str(tmp_path / "nope.json"), "no such file or folder")]
+    assert [(e.source, e.reason) for e in missing] == [(str(tmp_path / "nope.json"), "文件或文件夹不存在")]
 
 
 @pytest.mark.parametrize("jobs", [1, 3])
@@ -93,7 +93,7 @@ def test_a_bad_file_in_the_middle_does_not_stop_the_rest(tmp_path, checker, jobs
     assert shape[:2] == ["call-00", "call-01"] and shape[4:] == ["call-02", "call-03"]
     err, gone = results[2], results[3]
     assert isinstance(err, InputError) and err.source == str(bad) and err.place == "utterances[0].end"
-    assert isinstance(gone, InputError) and gone.source == str(missing) and gone.reason == "no such file"
+    assert isinstance(gone, InputError) and gone.source == str(missing) and gone.reason == "文件不存在"
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -112,7 +112,7 @@ def test_duplicates_are_reported_as_values_and_skipped(tmp_path, checker, jobs):
 
 def test_dedupe_and_duplicate_errors_pickle():
     d = Dedupe()
-    assert d("c1", "a.json") is None and d("c2", "a.json:line 2") is None
+    assert d("c1", "a.json") is None and d("c2", "a.json:第 2 行") is None
     dup = d("c1", "b.json")
     assert isinstance(dup, DuplicateId) and dup.first == "a.json"
     back = pickle.loads(pickle.dumps(dup))
@@ -131,8 +131,8 @@ def test_jsonl_slices_keep_line_numbers(tmp_path):
               for u in units for x in read_unit(u)]
     assert sliced == whole
     errors = [s for kind, s in sliced if kind == "InputError"]
-    assert [e.split(",")[0] for e in errors] == [f"{big}:line {n}" for n in (1, 57, 133, 200)]
-    assert ("Conversation", ("j58", f"{big}:line 58")) in sliced
+    assert [e.split("第 ")[1].split(" 行")[0] for e in errors] == ["1", "57", "133", "200"]
+    assert ("Conversation", ("j58", f"{big}:第 58 行")) in sliced
 
 
 def test_small_and_non_jsonl_files_are_whole_units(tmp_path):

@@ -313,7 +313,7 @@ def test_s3_in_and_out(tmp_path, rulebook, checker, s3):
     got_reports, got_errors = produced("s3://qa-archive/out")
     assert got_reports == want_reports
     assert got_errors == [e.replace(str(local_copy), "s3://qa-archive/archive/2026-03") for e in want_errors]
-    assert got_errors[0].startswith("s3://qa-archive/archive/2026-03/part0.jsonl|line 3")
+    assert got_errors[0].startswith("s3://qa-archive/archive/2026-03/part0.jsonl|第 3 行")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="qa-archive", Prefix="out/")["Contents"]}
     assert "out/_kefuqa_batch.json" in keys and any(k.startswith("out/calls/date=") for k in keys)
     again = run_batch(["s3://qa-archive/archive/2026-03/"], "s3://qa-archive/out", rulebook)

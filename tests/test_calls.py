@@ -63,7 +63,7 @@ def test_manifest_rows_are_calls_with_agent_team_and_attributes(tmp_path: Path) 
     (conv,) = read_call(files[1])
     assert conv.id == "CALL-2" and conv.agent.id == "A8" and conv.agent.team == "三组"
     assert conv.direction == "inbound" and conv.source.endswith("x2.json")
-    assert conv.metrics["manifest"].endswith("manifest.csv line 3")
+    assert conv.metrics["manifest"].endswith("manifest.csv 第 3 行")
 
 
 def test_jsonl_manifest_with_a_files_list(tmp_path: Path) -> None:
@@ -92,11 +92,11 @@ def test_bad_manifest_rows_are_named_and_the_rest_is_read(tmp_path: Path) -> Non
     assert [c.call_id for c in calls] == ["F"]
     got = [(e.place, e.reason) for e in errors]
     assert got == [
-        ("line 2（A）", "录音文件不存在：missing.wav"),
-        ("line 3（B）", "ring_seconds 的值 'soon' 不是秒数"),
-        ("line 4（C）", "direction 的值 'sideways' 无法识别（应为 inbound/outbound 或 呼入/呼出）"),
-        ("line 5（D）", "agent_channel 的值 'middle' 无法识别（应为 left/right 或 0/1、左/右）"),
-        ("line 6（E）", "这一行没有列出录音或转写文件"),
+        ("第 2 行（A）", "录音文件不存在：missing.wav"),
+        ("第 3 行（B）", "ring_seconds 的值 'soon' 不是秒数"),
+        ("第 4 行（C）", "direction 的值 'sideways' 无法识别（应为 inbound/outbound 或 呼入/呼出）"),
+        ("第 5 行（D）", "agent_channel 的值 'middle' 无法识别（应为 left/right 或 0/1、左/右）"),
+        ("第 6 行（E）", "这一行没有列出录音或转写文件"),
     ]
     assert all(e.source == str(tmp_path / "manifest.csv") for e in errors)
 

@@ -54,14 +54,14 @@ def test_exemplary_call_scores_full_marks_in_table():
 
 def test_fail_under_exits_1():
     p = run("check", str(FIX / "forbidden.txt"), "--fail-under", "60", "-f", "jsonl")
-    assert p.returncode == 1 and "below 60" in p.stderr
+    assert p.returncode == 1 and "低于 60 分" in p.stderr
 
 
 def test_bad_input_is_reported_and_the_rest_scored():
     p = run("check", str(FIX / "bad.json"), str(FIX / "good.json"), "-f", "jsonl")
     assert p.returncode == 2
     assert [json.loads(x)["call_id"] for x in p.stdout.splitlines()] == ["good-1"]
-    assert "bad.json" in p.stderr and "utterances[0]" in p.stderr and "before start" in p.stderr
+    assert "bad.json" in p.stderr and "utterances[0]" in p.stderr and "早于 start" in p.stderr
 
 
 def test_missing_path_and_bad_format_exit_2():
@@ -153,4 +153,4 @@ def test_jobs_reads_big_jsonl_in_slices_with_the_same_results(tmp_path):
     two = run("check", str(big), "-f", "jsonl", "--jobs", "2")
     assert one.returncode == two.returncode == 2
     assert one.stdout == two.stdout and len(two.stdout.splitlines()) == 2999
-    assert "line 2500" in one.stderr and "line 2500" in two.stderr
+    assert "第 2500 行" in one.stderr and "第 2500 行" in two.stderr

@@ -49,7 +49,7 @@ def good(tmp_path: Path) -> Path:
      "agent.id", "U+DFFF"),
     ("key.json", json.dumps({"id": "k1", "utterances": [{"role": "agent", "attrs": {"\ud801": 1}}]}),
      "utterances[0].attrs", "字段名"),
-    ("deep.json", "[" * 1000 + "]" * 1000, "line 1, column ", "嵌套过深"),
+    ("deep.json", "[" * 1000 + "]" * 1000, "第 1 行第 ", "嵌套过深"),
     ("deep_attrs.json", '{"id":"d","utterances":[{"role":"agent","attrs":{"a":' + "[" * 100 + "]" * 100 + "}}]}",
      "utterances[0].attrs.a[0][0]", "嵌套过深（超过 32 层）"),
     ("long_id.json", _call("x" * (MAX_ID_CHARS + 1), "您好"), "id", "通话编号过长"),
@@ -68,7 +68,7 @@ def test_a_bad_line_of_jsonl_costs_that_line(tmp_path):
     f = tmp_path / "calls.jsonl"
     f.write_text(_call("j1", "\ud800") + "\n" + json.dumps(GOOD) + "\n", encoding="utf-8")
     code, out, errs = check(str(f))
-    assert code == 2 and f"{f}:line 1, utterances[0].text" in errs
+    assert code == 2 and f"{f}:第 1 行 utterances[0].text" in errs
     assert [json.loads(line)["call_id"] for line in out.splitlines()] == ["good-1"]
 
 
@@ -78,7 +78,7 @@ def test_nul_in_a_transcript_or_csv_is_an_error_not_a_score(tmp_path, good):
     csv = tmp_path / "c.csv"
     csv.write_text("role,text\nagent,您好\x00\n", encoding="utf-8")
     code, out, errs = check(str(txt), str(csv), str(good))
-    assert code == 2 and errs.count("空字符") == 2 and f"{csv}:row 2" in errs and f"{txt}:line 1" in errs
+    assert code == 2 and errs.count("空字符") == 2 and f"{csv}:第 2 行" in errs and f"{txt}:第 1 行" in errs
     assert [json.loads(line)["call_id"] for line in out.splitlines()] == ["good-1"]
 
 
@@ -165,6 +165,6 @@ def test_unreadable_folder_given_and_file_inside_it_are_named(locked):
     p = _unprivileged(str(locked / "a"), str(locked / "a" / "1.json"), str(locked / "b"))
     assert p.returncode == 2, p.stderr
     assert f"{locked / 'a'}: 无法读取该文件夹" in p.stderr
-    assert f"{locked / 'a' / '1.json'}: permission denied" in p.stderr and "Traceback" not in p.stderr
+    assert f"{locked / 'a' / '1.json'}: 没有读取权限" in p.stderr and "Traceback" not in p.stderr
     assert [json.loads(line)["call_id"] for line in p.stdout.splitlines()] == ["in-b"]
 

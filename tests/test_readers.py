@@ -94,7 +94,7 @@ def test_content_decides_over_a_misleading_extension(tmp_path: Path) -> None:
 def test_one_line_jsonl_file_is_json_lines_by_its_extension(tmp_path: Path) -> None:
     path = write(tmp_path, "one.jsonl", conv_json() + "\n")
     conv = only_conversation(read_all(path))
-    assert conv.source == f"{path}:line 1"
+    assert conv.source == f"{path}:第 1 行"
 
 
 def test_jsonl_whose_first_line_is_broken_is_still_json_lines(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_pretty_printed_json_is_json_not_json_lines(tmp_path: Path) -> None:
 def test_input_format_overrides_detection(tmp_path: Path) -> None:
     path = write(tmp_path, "a.json", conv_json() + "\n")
     conv = only_conversation(read_all(path, input_format="jsonl"))
-    assert conv.source == f"{path}:line 1"
+    assert conv.source == f"{path}:第 1 行"
 
 
 def test_unknown_input_format_raises_value_error() -> None:
@@ -123,14 +123,14 @@ def test_unknown_input_format_raises_value_error() -> None:
 
 
 def test_unknown_csv_column_field_raises_value_error() -> None:
-    with pytest.raises(ValueError, match="unknown column field"):
+    with pytest.raises(ValueError, match="未知的列字段"):
         read_path(FIXTURES / "calls_gbk.csv", csv_columns={"speaker_name": "说话人"})
 
 
 def test_unrecognisable_content_is_an_input_error(tmp_path: Path) -> None:
     path = write(tmp_path, "notes.dat", "今天天气不错\n明天见\n")
     error = only_error(read_all(path))
-    assert "cannot tell the format" in error.reason
+    assert "无法识别格式" in error.reason
     assert error.source == str(path)
 
 
@@ -167,7 +167,7 @@ def test_native_json_list_yields_each_conversation_and_stem_ids_when_missing() -
     first, second, third = items
     assert isinstance(first, Conversation) and first.id == "chat-0001" and first.channel == "chat"
     assert isinstance(second, Conversation) and second.id == "native_batch#2"
-    assert second.notes == ["id missing; taken from the file name"]
+    assert second.notes == ["缺少 id，已用文件名代替"]
     assert isinstance(third, InputError)
 
 
@@ -175,7 +175,7 @@ def test_reversed_times_fail_only_that_conversation_with_the_field_path() -> Non
     error = read_all(FIXTURES / "native_batch.json")[2]
     assert isinstance(error, InputError)
     assert error.place == "[2].utterances[0].end"
-    assert error.reason == "end 3.2 is before start 4.0"
+    assert error.reason == "end 3.2 早于 start 4.0（结束不能早于开始）"
 
 
 def test_negative_time_is_an_input_error_naming_the_field(tmp_path: Path) -> None:
@@ -186,7 +186,7 @@ def test_negative_time_is_an_input_error_naming_the_field(tmp_path: Path) -> Non
     path = write(tmp_path, "neg.json", json.dumps({"id": "n", "utterances": utts}))
     error = only_error(read_all(path))
     assert error.place == "utterances[1].start"
-    assert error.reason == "start -2.0 is negative"
+    assert error.reason == "start -2.0 是负数"
 
 
 def test_unknown_role_is_an_input_error(tmp_path: Path) -> None:
@@ -195,14 +195,14 @@ def test_unknown_role_is_an_input_error(tmp_path: Path) -> None:
     )
     error = only_error(read_all(path))
     assert error.place == "utterances[0].role"
-    assert error.reason == "unknown role 'robot' (expected agent, customer or system)"
+    assert error.reason == "角色 'robot' 无效（应为 agent、customer 或 system）"
 
 
 def test_conversation_without_utterances_is_an_input_error(tmp_path: Path) -> None:
     path = write(tmp_path, "empty_conv.json", json.dumps({"id": "e", "utterances": []}))
     error = only_error(read_all(path))
     assert error.place == "utterances"
-    assert error.reason == "conversation has no utterances"
+    assert error.reason == "会话没有任何话语（utterances 为空）"
 
 
 def test_several_problems_are_all_named_in_the_reason(tmp_path: Path) -> None:
@@ -210,8 +210,8 @@ def test_several_problems_are_all_named_in_the_reason(tmp_path: Path) -> None:
     path = write(tmp_path, "two.json", json.dumps({"id": "t", "direction": "sideways", "utterances": utts}))
     error = only_error(read_all(path))
     assert error.place == "direction"
-    assert "utterances[0].role: unknown role 'boss'" in error.reason
-    assert "utterances[1].end: end 1.0 is before start 5.0" in error.reason
+    assert "utterances[0].role：角色 'boss' 无效" in error.reason
+    assert "utterances[1].end：end 1.0 早于 start 5.0（结束不能早于开始）" in error.reason
 
 
 def test_invalid_json_is_an_input_error_with_line_and_column(tmp_path: Path) -> None:
@@ -221,8 +221,8 @@ def test_invalid_json_is_an_input_error_with_line_and_column(tmp_path: Path) -> 
         '{\n  "id": "b",\n  "utterances": [\n    {"role": "agent" "text": "您好"}\n  ]\n}\n',
     )
     error = only_error(read_all(path, input_format="json"))
-    assert error.place == "line 4, column 22"
-    assert error.reason == "invalid JSON: Expecting ',' delimiter"
+    assert error.place == "第 4 行第 22 列"
+    assert error.reason == "不是有效的 JSON：缺少逗号"
 
 
 def test_json_list_element_that_is_not_an_object_is_an_input_error(tmp_path: Path) -> None:
@@ -230,7 +230,7 @@ def test_json_list_element_that_is_not_an_object_is_an_input_error(tmp_path: Pat
     items = read_all(path)
     assert isinstance(items[0], Conversation)
     assert isinstance(items[1], InputError) and items[1].place == "[1]"
-    assert "found a number" in items[1].reason
+    assert "实际是数字" in items[1].reason
 
 
 def test_json_with_nan_is_rejected(tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_json_with_nan_is_rejected(tmp_path: Path) -> None:
 
 def test_empty_json_list_is_an_input_error(tmp_path: Path) -> None:
     error = only_error(read_all(write(tmp_path, "none.json", "[]")))
-    assert "empty list" in error.reason
+    assert "空列表" in error.reason
 
 
 @pytest.mark.parametrize("content", [b"", b"   \n\n", b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n"])
@@ -249,7 +249,7 @@ def test_empty_json_list_is_an_input_error(tmp_path: Path) -> None:
 def test_empty_file_is_one_input_error(tmp_path: Path, name: str, content: bytes) -> None:
     path = write(tmp_path, name, content)
     error = only_error(read_all(path))
-    assert error.reason == "the file is empty" and error.source == str(path)
+    assert error.reason == "文件是空的" and error.source == str(path)
 
 
 # ---- JSON Lines -------------------------------------------------------------------------------------
@@ -261,12 +261,12 @@ def test_jsonl_bad_lines_fail_only_themselves() -> None:
     kinds = [type(i).__name__ for i in items]
     assert kinds == ["Conversation", "InputError", "InputError", "InputError", "Conversation"]
     c1, bad_json, bad_role, no_utts, c5 = items
-    assert isinstance(c1, Conversation) and c1.source == f"{path}:line 1"
-    assert isinstance(c5, Conversation) and c5.id == "c5" and c5.source == f"{path}:line 6"
+    assert isinstance(c1, Conversation) and c1.source == f"{path}:第 1 行"
+    assert isinstance(c5, Conversation) and c5.id == "c5" and c5.source == f"{path}:第 6 行"
     assert isinstance(bad_json, InputError) and bad_json.place is not None
-    assert bad_json.place.startswith("line 2, column ") and bad_json.reason.startswith("invalid JSON")
-    assert isinstance(bad_role, InputError) and bad_role.place == "line 3, utterances[1].role"
-    assert isinstance(no_utts, InputError) and no_utts.place == "line 5, utterances"
+    assert bad_json.place.startswith("第 2 行第 ") and bad_json.reason.startswith("不是有效的 JSON")
+    assert isinstance(bad_role, InputError) and bad_role.place == "第 3 行 utterances[1].role"
+    assert isinstance(no_utts, InputError) and no_utts.place == "第 5 行 utterances"
 
 
 def test_jsonl_line_with_undecodable_bytes_fails_only_that_line(tmp_path: Path) -> None:
@@ -274,8 +274,8 @@ def test_jsonl_line_with_undecodable_bytes_fails_only_that_line(tmp_path: Path) 
     path = write(tmp_path, "mixed.jsonl", good + b"\n" + b'{"id": "\xff\xfe\x80"}\n' + good + b"\n")
     items = read_all(path)
     assert [type(i).__name__ for i in items] == ["Conversation", "InputError", "Conversation"]
-    assert isinstance(items[1], InputError) and items[1].place == "line 2"
-    assert "cannot decode" in items[1].reason
+    assert isinstance(items[1], InputError) and items[1].place == "第 2 行"
+    assert "无法解码" in items[1].reason
 
 
 def test_jsonl_ids_fall_back_to_stem_and_line(tmp_path: Path) -> None:
@@ -338,7 +338,7 @@ def test_csv_columns_option_names_unusual_headers(tmp_path: Path) -> None:
 def test_csv_columns_option_naming_a_missing_header_is_an_input_error(tmp_path: Path) -> None:
     path = write(tmp_path, "custom.csv", "角色,内容\n坐席,您好\n")
     error = only_error(read_all(path, csv_columns={"role": "说话方"}))
-    assert error.place == "row 1"
+    assert error.place == "第 1 行"
     assert "'说话方'" in error.reason and "角色, 内容" in error.reason
 
 
@@ -350,7 +350,7 @@ def test_csv_without_role_column_is_an_input_error(tmp_path: Path) -> None:
 
 def test_csv_with_only_a_header_is_an_input_error(tmp_path: Path) -> None:
     error = only_error(read_all(write(tmp_path, "header.csv", "角色,内容\n")))
-    assert error.reason == "no rows after the header"
+    assert error.reason == "表头之后没有数据行"
 
 
 def test_csv_without_id_column_is_one_call_named_after_the_file(tmp_path: Path) -> None:
@@ -365,8 +365,8 @@ def test_csv_reappearing_call_id_fails_the_later_rows(tmp_path: Path) -> None:
     items = read_all(write(tmp_path, "mixed.csv", content))
     assert [type(i).__name__ for i in items] == ["Conversation", "Conversation", "InputError", "Conversation"]
     error = items[2]
-    assert isinstance(error, InputError) and error.place == "row 5"
-    assert "'A' appeared before (from row 2)" in error.reason
+    assert isinstance(error, InputError) and error.place == "第 5 行"
+    assert "'A' 在前面已出现过（从第 2 行起）" in error.reason
     first = items[0]
     assert isinstance(first, Conversation) and len(first.utterances) == 2
 
@@ -382,25 +382,25 @@ def test_csv_bad_row_fails_its_call_with_the_row_number(tmp_path: Path) -> None:
         "通话ID,角色,开始,结束,内容\n"
         "A,坐席,0,2,您好\n"
         "A,客户,5,3,喂\n"  # reversed times
-        "B,机器人,0,1,您好\n"  # unknown role
+        "B,机器人,0,1,您好\n"  # 无效
         "C,坐席,abc,1,您好\n"  # bad time
         "D,坐席,0,1,您好\n"
     )
     items = read_all(write(tmp_path, "bad.csv", content))
     assert [type(i).__name__ for i in items] == ["InputError", "InputError", "InputError", "Conversation"]
     reversed_times, unknown_role, bad_time, _ = items
-    assert isinstance(reversed_times, InputError) and reversed_times.place == "row 3"
-    assert reversed_times.reason == "end 3.0 is before start 5.0"
-    assert isinstance(unknown_role, InputError) and unknown_role.place == "row 4"
-    assert "unknown role '机器人'" in unknown_role.reason
-    assert isinstance(bad_time, InputError) and bad_time.place == "row 5"
-    assert bad_time.reason.startswith("start 'abc' is not a time")
+    assert isinstance(reversed_times, InputError) and reversed_times.place == "第 3 行"
+    assert reversed_times.reason == "end 3.0 早于 start 5.0（结束不能早于开始）"
+    assert isinstance(unknown_role, InputError) and unknown_role.place == "第 4 行"
+    assert "角色 '机器人' 无效" in unknown_role.reason
+    assert isinstance(bad_time, InputError) and bad_time.place == "第 5 行"
+    assert bad_time.reason.startswith("start 'abc' 不是时间")
 
 
 def test_csv_quoted_multiline_cell_and_row_numbers(tmp_path: Path) -> None:
     content = 'id,role,text,start,end\nQ,agent,"您好，\n请问有什么可以帮您？",0,2\nQ,customer,喂,3,1\n'
     error = only_error(read_all(write(tmp_path, "multi.csv", content)))
-    assert error.place == "row 4"
+    assert error.place == "第 4 行"
 
 
 def test_csv_title_rows_before_the_header_are_skipped(tmp_path: Path) -> None:
@@ -428,7 +428,7 @@ def test_csv_call_fields_and_attrs(tmp_path: Path) -> None:
 def test_csv_bad_call_field_fails_that_call(tmp_path: Path) -> None:
     content = "通话ID,呼叫方向,角色,内容\nD1,侧向,坐席,您好\nD2,呼入,坐席,您好\n"
     items = read_all(write(tmp_path, "dir.csv", content))
-    assert isinstance(items[0], InputError) and items[0].place == "row 2"
+    assert isinstance(items[0], InputError) and items[0].place == "第 2 行"
     assert "direction '侧向'" in items[0].reason
     assert isinstance(items[1], Conversation) and items[1].direction == "inbound"
 
@@ -454,7 +454,7 @@ def test_text_transcript_with_timestamps_prefixes_and_continuations() -> None:
         ("customer", 12.5, 15.0, "3栋2单元501"),
         ("agent", 16.0, None, "好的，我马上安排维修师傅上门。"),
     ]
-    assert conv.notes == ["1 line(s) before the first role prefix were skipped"]
+    assert conv.notes == ["第一个角色前缀之前的 1 行已跳过"]
 
 
 def test_traditional_chinese_text_is_kept_as_is_with_a_b_roles() -> None:
@@ -477,24 +477,24 @@ def test_text_latin_continuation_is_joined_with_a_space(tmp_path: Path) -> None:
 
 def test_text_without_role_prefixes_is_an_input_error(tmp_path: Path) -> None:
     error = only_error(read_all(write(tmp_path, "plain.txt", "您好\n请问有什么可以帮您\n")))
-    assert "no line starts with a role prefix" in error.reason
+    assert "没有一行以角色前缀开头" in error.reason
 
 
 def test_text_reversed_timestamp_is_an_input_error_with_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "rev.txt", "[00:01-00:03] 坐席：您好\n[00:09-00:05] 客户：喂\n")
     error = only_error(read_all(path))
-    assert error.place == "line 2" and error.reason == "end 5.0 is before start 9.0"
+    assert error.place == "第 2 行" and error.reason == "end 5.0 早于 start 9.0（结束不能早于开始）"
 
 
 def test_text_bracketed_title_before_the_first_prefix_is_skipped(tmp_path: Path) -> None:
     conv = only_conversation(read_all(write(tmp_path, "t.txt", "【通话记录】\n坐席：您好\n")))
     assert [(u.role, u.text) for u in conv.utterances] == [("agent", "您好")]
-    assert conv.notes == ["1 line(s) before the first role prefix were skipped"]
+    assert conv.notes == ["第一个角色前缀之前的 1 行已跳过"]
 
 
 def test_text_time_without_role_is_an_input_error(tmp_path: Path) -> None:
     error = only_error(read_all(write(tmp_path, "t.txt", "[00:01-00:03] 坐席：您好\n[00:04-00:05] 喂\n")))
-    assert error.place == "line 2"
+    assert error.place == "第 2 行"
 
 
 # ---- encodings --------------------------------------------------------------------------------------
@@ -504,13 +504,13 @@ def test_undecodable_file_is_an_input_error_naming_the_file(tmp_path: Path) -> N
     path = write(tmp_path, "garbage.csv", bytes(range(256)) * 4)
     error = only_error(read_all(path))
     assert error.source == str(path)
-    assert "cannot decode" in error.reason
+    assert "无法解码" in error.reason
 
 
 def test_undecodable_file_with_a_format_given_is_an_input_error(tmp_path: Path) -> None:
     path = write(tmp_path, "garbage.bin", bytes(range(256)) * 4)
     error = only_error(read_all(path, input_format="text"))
-    assert "cannot decode" in error.reason
+    assert "无法解码" in error.reason
 
 
 # ---- public functions -------------------------------------------------------------------------------
@@ -537,7 +537,7 @@ def test_read_path_dash_reads_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", _Stdin((FIXTURES / "calls.jsonl").read_bytes()))
     items = read_all("-")
     assert len(items) == 5
-    assert isinstance(items[0], Conversation) and items[0].source == "-:line 1"
+    assert isinstance(items[0], Conversation) and items[0].source == "-:第 1 行"
 
 
 def test_source_name_names_stdin_input_and_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -555,9 +555,9 @@ def test_stdin_larger_than_the_sniffed_head_is_read_whole(monkeypatch: pytest.Mo
 
 def test_missing_file_and_folder_are_input_errors(tmp_path: Path) -> None:
     missing = only_error(read_all(tmp_path / "nope.json"))
-    assert missing.reason == "no such file"
+    assert missing.reason == "文件不存在"
     folder = only_error(read_all(tmp_path))
-    assert "folder" in folder.reason
+    assert "文件夹" in folder.reason
 
 
 def test_iter_paths_expands_folders_sorted_skipping_hidden_and_unknown(tmp_path: Path) -> None:
@@ -623,8 +623,8 @@ def test_json_file_with_a_bad_byte_names_the_line(tmp_path: Path) -> None:
     lines = ['{"id": "x", "agent": {"name": "王芳"},', ' "utterances": [{"role": "agent", "text": "您好"}]}']
     content = lines[0].encode() + b"\n" + lines[1].encode().replace("好".encode(), b"\xff") + b"\n"
     error = only_error(read_all(write(tmp_path, "bad.json", content)))
-    assert error.place == "line 2"
-    assert error.reason == "bytes that are not valid UTF-8 (the rest of the file is)"
+    assert error.place == "第 2 行"
+    assert error.reason == "有不符合 UTF-8 编码的字节（文件其余部分是 UTF-8）"
 
 
 def test_other_keywords_reach_registered_readers_as_option_attributes(scratch_registry: None) -> None:

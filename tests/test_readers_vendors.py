@@ -79,7 +79,7 @@ def test_aliyun_failed_task_is_an_input_error() -> None:
 
 def test_aliyun_result_without_sentences_is_an_input_error() -> None:
     error = one_error(read({"StatusText": "SUCCESS_WITH_NO_VALID_FRAGMENT", "Result": {"Sentences": []}}))
-    assert error.place == "Result.Sentences" and "no sentences" in error.reason
+    assert error.place == "Result.Sentences" and "没有句子" in error.reason
 
 
 def test_aliyun_mono_with_speaker_diarization_infers_roles_from_speaker_order() -> None:
@@ -90,13 +90,13 @@ def test_aliyun_mono_with_speaker_diarization_infers_roles_from_speaker_order() 
     ]
     conv = one(read({"Result": {"Sentences": sentences}}))
     assert [u.role for u in conv.utterances] == ["agent", "customer", "agent"]
-    assert conv.notes and conv.notes[0].startswith("roles inferred")
+    assert conv.notes and conv.notes[0].startswith("角色为推断")
 
 
 def test_aliyun_reversed_times_fail_the_result_at_the_sentence() -> None:
     sentences = [aliyun_sentence(0, 0, 2000, "您好"), aliyun_sentence(1, 5000, 3000, "喂")]
     error = one_error(read({"Result": {"Sentences": sentences}}))
-    assert error.place == "Result.Sentences[1]" and error.reason == "end 3.0 is before start 5.0"
+    assert error.place == "Result.Sentences[1]" and error.reason == "end 3.0 早于 start 5.0（结束不能早于开始）"
 
 
 def test_aliyun_unknown_channel_is_an_input_error() -> None:
@@ -107,7 +107,7 @@ def test_aliyun_unknown_channel_is_an_input_error() -> None:
 def test_aliyun_non_numeric_time_is_an_input_error() -> None:
     bad = {"BeginTime": "soon", "EndTime": 100, "ChannelId": 0, "Text": "喂"}
     error = one_error(read({"Result": {"Sentences": [bad]}}))
-    assert error.reason == "BeginTime 'soon' is not a number of milliseconds"
+    assert error.reason == "BeginTime 'soon' 不是毫秒数"
 
 
 # ---- FunASR -----------------------------------------------------------------------------------------
@@ -140,14 +140,14 @@ def test_funasr_several_results_without_keys_get_numbered_ids_and_fail_alone() -
         and items[0].utterances[0].role == "agent"
     )
     assert isinstance(items[1], InputError) and items[1].place == "[1].sentence_info[0]"
-    assert "no speaker (spk)" in items[1].reason
+    assert "没有说话人（spk）" in items[1].reason
     assert isinstance(items[2], Conversation) and items[2].id == "batch#3"
 
 
 def test_funasr_third_speaker_is_an_input_error() -> None:
     data = {"sentence_info": [{"text": "您好", "start": 0, "end": 800, "spk": 2}]}
     error = one_error(read(data))
-    assert "spk 2 cannot be mapped" in error.reason
+    assert "spk 2 无法对应到坐席或客户" in error.reason
 
 
 # ---- AWS --------------------------------------------------------------------------------------------
@@ -179,9 +179,9 @@ def test_aws_participant_id_is_resolved_through_participants() -> None:
 def test_aws_unknown_participant_role_is_an_input_error() -> None:
     turn = {"ParticipantRole": "SUPERVISOR", "BeginOffsetMillis": 0, "EndOffsetMillis": 900, "Content": "喂"}
     error = one_error(read({"JobName": "j", "Transcript": [turn]}))
-    assert error.place == "Transcript[0]" and "unknown role 'SUPERVISOR'" in error.reason
+    assert error.place == "Transcript[0]" and "角色 'SUPERVISOR' 无效" in error.reason
 
 
 def test_vendor_result_that_is_not_an_object_is_an_input_error() -> None:
     error = one_error(read("just text", input_format="aws"))
-    assert "found a string" in error.reason
+    assert "实际是字符串" in error.reason

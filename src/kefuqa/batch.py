@@ -88,7 +88,7 @@ def find_inputs(paths: Iterable[str | Path]) -> tuple[list[Target], list[InputEr
         try:
             Path(p).stat()
         except FileNotFoundError:
-            missing.append(InputError(str(p), None, "no such file or folder"))
+            missing.append(InputError(str(p), None, "文件或文件夹不存在"))
             continue
         except OSError:
             pass  # a file in a folder that cannot be searched: the reader names the reason
@@ -196,7 +196,7 @@ def check_unit(unit: Unit, checker: Checker, *, input_format: str | None = None,
                read_options: Mapping[str, Any] | None = None, select: list[str] | None = None,
                ignore: list[str] | None = None,
                keep_conversations: bool = True) -> list[tuple[str, Report] | InputError]:
-    """Read and check one unit: ``(source, report)`` per conversation (source: file, or file:line N) and
+    """Read and check one unit: ``(source, report)`` per conversation (source: file, or file:第 N 行) and
     the unit's bad records, in file order. Duplicates are not removed (that needs the whole batch:
     `Dedupe`). Without `keep_conversations` reports don't carry the conversation (less to pickle)."""
     out: list[tuple[str, Report] | InputError] = []

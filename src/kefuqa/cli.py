@@ -82,7 +82,7 @@ class _Tally:
     def bad(self, e: InputError) -> None:
         """Report a bad input now (file, place, reason) and count it for the exit code."""
         self.errors.append(e)
-        err.print(f"[red]error[/red] {escape(str(e))}", highlight=False)
+        err.print(f"[red]错误[/red] {escape(str(e))}", highlight=False)
 
     def reports(self, results: Iterator[Report | InputError], fail_under: float | None) -> Iterator[Report]:
         """The reports of a batch; its errors reported and counted."""
@@ -184,12 +184,12 @@ def check(
     from .writers import FORMATS, write_reports
 
     if fmt not in FORMATS:
-        err.print(f"[red]error[/red] unknown --format {fmt!r} (expected {', '.join(FORMATS)})")
+        err.print(f"[red]错误[/red] 未知的 --format {fmt!r}（可用：{'、'.join(FORMATS)}）")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
         rb = _load(rulebook, scorecard)
     except RuleError as exc:
-        err.print(f"[red]rulebook error[/red] {escape(str(exc))}")
+        err.print(f"[red]规则集错误[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     options: dict[str, Any] = {}
     if channels:
@@ -227,10 +227,10 @@ def check(
     except BrokenPipeError:
         pass
     if tally.errors:
-        err.print(f"[yellow]{len(tally.errors)} input(s) could not be read; {tally.scored} call(s) scored.[/yellow]")
+        err.print(f"[yellow]{len(tally.errors)} 个输入无法读取；已评分 {tally.scored} 通。[/yellow]")
         raise typer.Exit(EXIT_BAD_INPUT)
     if tally.low:
-        err.print(f"[yellow]{len(tally.low)} call(s) below {fail_under:g}: {', '.join(tally.low[:10])}"
+        err.print(f"[yellow]{len(tally.low)} 通低于 {fail_under:g} 分：{'、'.join(tally.low[:10])}"
                   f"{' …' if len(tally.low) > 10 else ''}[/yellow]")
         raise typer.Exit(EXIT_LOW_SCORE)
 
@@ -242,7 +242,7 @@ def _rulebook_or_exit(rulebook: str | None) -> Rulebook:
     try:
         return load_rulebook(rulebook)
     except RuleError as exc:
-        err.print(f"[red]rulebook error[/red] {escape(str(exc))}")
+        err.print(f"[red]规则集错误[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
@@ -309,7 +309,7 @@ def rules_explain(
     try:
         rule = rb.rule(rule_id.upper())
     except KeyError:
-        err.print(f"[red]error[/red] no rule {rule_id!r} in {rb.name} (see `kefuqa rules list`)")
+        err.print(f"[red]错误[/red] 规则集 {rb.name} 中没有规则 {rule_id!r}（见 `kefuqa rules list`）")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     info = explain(rb, rule)
     if fmt == "json":

@@ -92,7 +92,7 @@ def normalize_role(value: object) -> str:
     key = str(value).strip().lower()
     role = ROLE_ALIASES.get(key)
     if role is None:
-        raise ValueError(f"unknown role {value!r} (expected agent, customer or system)")
+        raise ValueError(f"角色 {value!r} 无效（应为 agent、customer 或 system）")
     return role
 
 
@@ -119,11 +119,11 @@ class Utterance(BaseModel):
     @model_validator(mode="after")
     def _times(self) -> Utterance:
         if self.start is not None and self.start < 0:
-            raise ValueError(f"start {self.start} is negative")
+            raise ValueError(f"start {self.start} 是负数")
         if self.end is not None and self.end < 0:
-            raise ValueError(f"end {self.end} is negative")
+            raise ValueError(f"end {self.end} 是负数")
         if self.start is not None and self.end is not None and self.end < self.start:
-            raise ValueError(f"end {self.end} is before start {self.start}")
+            raise ValueError(f"end {self.end} 早于 start {self.start}（结束不能早于开始）")
         return self
 
     @property
@@ -152,7 +152,7 @@ class Event(BaseModel):
     @model_validator(mode="after")
     def _times(self) -> Event:
         if self.start is not None and self.end is not None and self.end < self.start:
-            raise ValueError(f"end {self.end} is before start {self.start}")
+            raise ValueError(f"end {self.end} 早于 start {self.start}（结束不能早于开始）")
         if self.at is None and self.start is not None:
             self.at = self.start
         return self
@@ -204,27 +204,27 @@ class Conversation(BaseModel):
         bad = unsafe_value(data)
         if bad is not None:
             loc, reason = bad
-            raise ValueError(f"{loc_text(loc) or 'conversation'}: {reason}")
+            raise ValueError(f"{loc_text(loc) or '会话'}：{reason}")
         return data
 
     @field_validator("id", mode="before")
     @classmethod
     def _id(cls, v: object) -> object:
         if v is None or (isinstance(v, str) and not v.strip()):
-            raise ValueError("id is empty")
+            raise ValueError("id 为空")
         return str(v)
 
     @field_validator("ring_seconds")
     @classmethod
     def _ring(cls, v: float | None) -> float | None:
         if v is not None and v < 0:
-            raise ValueError(f"ring_seconds {v} is negative")
+            raise ValueError(f"ring_seconds {v} 是负数")
         return v
 
     @model_validator(mode="after")
     def _not_empty(self) -> Conversation:
         if not self.utterances:
-            raise ValueError("conversation has no utterances")
+            raise ValueError("会话没有任何话语（utterances 为空）")
         return self
 
     @property

@@ -68,7 +68,7 @@ def test_upload_of_a_pair_without_manifest_and_a_bad_row(world: World, call_file
              ("files", ("manifest.csv", bad.encode("utf-8")))]
     out = world.post("qa", "/api/uploads", files=files).json()
     errors = [o for o in out["results"] if o["status"] == "error"]
-    assert [(e["source"], e["error"]) for e in errors] == [("manifest.csv", f"line 2（{cid}）: 录音文件不存在：c9.wav")]
+    assert [(e["source"], e["error"]) for e in errors] == [("manifest.csv", f"第 2 行（{cid}）: 录音文件不存在：c9.wav")]
     # the recording and transcript the bad row named still pair by their stem: one call, its own id
     assert out["stored"] + out["unchanged"] == 1
 
@@ -86,7 +86,7 @@ def test_ingest_a_folder_of_recordings_transcripts_and_a_manifest(tmp_path: Path
     rc = ingest([str(folder)], f"sqlite:///{tmp_path / 'wb.db'}", data_dir=str(tmp_path / "data"),
                 echo=lambda _: None, err=said.append)
     assert rc == 1  # one row refused, the rest stored
-    assert any("manifest.csv:line 3（ING-2）: 录音文件不存在：gone.wav" in s for s in said), said
+    assert any("manifest.csv:第 3 行（ING-2）: 录音文件不存在：gone.wav" in s for s in said), said
     db = sqlite3.connect(tmp_path / "wb.db")
     rows = list(db.execute("select c.call_id, a.code, t.name, c.audio_file, c.source_name from conversations c "
                            "join agents a on a.id = c.agent_id join teams t on t.id = c.team_id"))

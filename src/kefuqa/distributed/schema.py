@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -114,11 +115,10 @@ def call_rows(conv: Conversation, report: Report, *, source: str, digest: str, d
     return row, findings
 
 
+_LINE = re.compile(r"第 (\d+) 行")  # the readers' places: 第 12 行, 第 12 行第 3 列, 第 12 行 utterances[0].end
+
+
 def error_row(file: str, place: str | None, reason: str, kind: str, run_id: str) -> dict[str, Any]:
-    line = None
-    if place and place.split(" ", 1)[0] in ("line", "row"):
-        try:
-            line = int(place.split(" ", 1)[1].split()[0].rstrip(":,"))
-        except (IndexError, ValueError):
-            line = None
+    m = _LINE.match(place or "")
+    line = int(m.group(1)) if m else None
     return {"run_id": run_id, "file": file, "place": place, "line": line, "reason": reason, "kind": kind}

@@ -138,7 +138,7 @@ def _options(
         unknown = sorted(set(csv_columns) - set(FIELD_ALIASES))
         if unknown:
             raise ValueError(
-                f"unknown column field(s) {', '.join(unknown)} (known: {', '.join(FIELD_ALIASES)})"
+                f"未知的列字段 {'、'.join(unknown)}（可用：{'、'.join(FIELD_ALIASES)}）"
             )
     return ReadOptions(dict(csv_columns) if csv_columns else None, source_name, swap_roles, extra)
 
@@ -174,12 +174,12 @@ def _read_path(path: str | Path, input_format: str | None, options: ReadOptions)
 
 def _os_reason(e: OSError) -> str:
     if isinstance(e, FileNotFoundError):
-        return "no such file"
+        return "文件不存在"
     if isinstance(e, IsADirectoryError):
-        return "this is a folder, not a file"
+        return "这是一个文件夹，不是文件"
     if isinstance(e, PermissionError):
-        return "permission denied（没有读取权限）"
-    return f"cannot read the file: {e.strerror or e}"
+        return "没有读取权限"
+    return f"无法读取文件：{e.strerror or e}"
 
 
 def _is_empty(head: bytes) -> bool:
@@ -198,7 +198,7 @@ def _is_empty(head: bytes) -> bool:
 
 def _read_source(src: Source, input_format: str | None, options: ReadOptions) -> Iterator[Item]:
     if _is_empty(src.head):
-        yield InputError(src.name, None, "the file is empty")
+        yield InputError(src.name, None, "文件是空的")
         return
     name = input_format or detect_format(src.head, src.hint)
     if name is None:
@@ -208,8 +208,8 @@ def _read_source(src: Source, input_format: str | None, options: ReadOptions) ->
             yield InputError(
                 src.name,
                 None,
-                "cannot tell the format: not conversation JSON/JSON Lines, CSV/TSV with a known header, "
-                "a transcript with 坐席：/客户： prefixes, or a vendor ASR result; give the format explicitly",
+                "无法识别格式：不是会话 JSON/JSON Lines、表头可识别的 CSV/TSV、带 坐席：/客户： 前缀的文本，"
+                "也不是厂商 ASR 结果；请用 --format 指定格式",
             )
         return
     spec = get_reader(name)

@@ -227,17 +227,17 @@ def read_manifest(path: Path) -> tuple[list[CallFiles], list[InputError]]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                errors.append(InputError(name, f"line {n}", f"不是 JSON：{e.msg}"))
+                errors.append(InputError(name, f"第 {n} 行", f"不是 JSON：{e.msg}"))
                 continue
             if not isinstance(rec, dict):
-                errors.append(InputError(name, f"line {n}", "每行应是一个 JSON 对象"))
+                errors.append(InputError(name, f"第 {n} 行", "每行应是一个 JSON 对象"))
                 continue
-            rows.append((f"line {n}", rec))
+            rows.append((f"第 {n} 行", rec))
     else:
         delim = "\t" if path.suffix.lower() == ".tsv" else ","
         reader = csv.DictReader(io.StringIO(text), delimiter=delim)
         for rec in reader:
-            rows.append((f"line {reader.line_num}", {k: v for k, v in rec.items() if k is not None}))
+            rows.append((f"第 {reader.line_num} 行", {k: v for k, v in rec.items() if k is not None}))
         if reader.fieldnames is None:
             return [], [InputError(name, None, "清单是空的")]
         known = {_ALIAS.get(_squash(h)) for h in reader.fieldnames}

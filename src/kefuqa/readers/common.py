@@ -47,10 +47,10 @@ def to_seconds(value: object, *, ms: bool = False) -> float | None:
     if m:
         hours, minutes, seconds, fraction = m.groups()
         if int(seconds) >= 60 or (hours is not None and int(minutes) >= 60):
-            raise ValueError(f"{text!r} is not a valid clock time")
+            raise ValueError(f"{text!r} 不是有效的时刻")
         total = int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds)
         return total + (float("0." + fraction) if fraction else 0.0)
-    raise ValueError(f"{text!r} is not a time (expected seconds, mm:ss or hh:mm:ss)")
+    raise ValueError(f"{text!r} 不是时间（应为秒数、mm:ss 或 hh:mm:ss）")
 
 
 def ms_to_seconds(value: object, field: str) -> float | None:
@@ -60,14 +60,14 @@ def ms_to_seconds(value: object, field: str) -> float | None:
     try:
         return to_seconds(value, ms=True)
     except ValueError:
-        raise ValueError(f"{field} {value!r} is not a number of milliseconds") from None
+        raise ValueError(f"{field} {value!r} 不是毫秒数") from None
 
 
 # ---- JSON -------------------------------------------------------------------------------------------
 
 
 def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in JSON")
+    raise ValueError(f"JSON 中不允许出现 {name}")
 
 
 def parse_json(text: str, source: str, place_prefix: str | None = None) -> Any | InputError:
@@ -76,19 +76,19 @@ def parse_json(text: str, source: str, place_prefix: str | None = None) -> Any |
         return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as e:
         if place_prefix:  # one line of a JSONL file: the column is enough
-            place = f"{place_prefix}, column {e.colno}"
+            place = f"{place_prefix}第 {e.colno} 列"
         else:
-            place = f"line {e.lineno}, column {e.colno}"
-        reason = f"invalid JSON: {e.msg}"
+            place = f"第 {e.lineno} 行第 {e.colno} 列"
+        reason = f"不是有效的 JSON：{_JSON_WORDS.get(e.msg, e.msg)}"
         if e.msg == "Extra data":
-            reason += " (more than one JSON value; JSON Lines files need --format jsonl)"
+            reason += "（不止一个 JSON 值；JSON Lines 文件请用 --format jsonl）"
         return InputError(source, place, reason)
     except RecursionError:
         depth, line, col = _too_deep_at(text)
-        place = f"{place_prefix}, column {col}" if place_prefix else f"line {line}, column {col}"
-        return InputError(source, place, f"invalid JSON: 嵌套过深（此处已是第 {depth} 层），不是通话数据")
+        place = f"{place_prefix}第 {col} 列" if place_prefix else f"第 {line} 行第 {col} 列"
+        return InputError(source, place, f"不是有效的 JSON：嵌套过深（此处已是第 {depth} 层），不是通话数据")
     except ValueError as e:
-        return InputError(source, place_prefix, f"invalid JSON: {e}")
+        return InputError(source, place_prefix, f"不是有效的 JSON：{e}")
 
 
 _DEEP = 500  # where the place of a too-deep JSON value is shown (the parser itself gives up near 1,000)
@@ -133,17 +133,64 @@ def load_json(src: Source) -> Any | InputError:
 
 def type_name(value: object) -> str:
     return {
-        dict: "an object",
-        list: "a list",
-        str: "a string",
-        int: "a number",
-        float: "a number",
+        dict: "对象",
+        list: "列表",
+        str: "字符串",
+        int: "数字",
+        float: "数字",
         bool: "true/false",
         type(None): "null",
     }.get(type(value), type(value).__name__)
 
 
 # ---- validation errors ------------------------------------------------------------------------------
+
+# the JSON parser's messages (json.JSONDecodeError.msg) in words
+_JSON_WORDS = {
+    "Expecting value": "此处应有一个值",
+    "Expecting property name enclosed in double quotes": "字段名应使用双引号",
+    "Expecting ',' delimiter": "缺少逗号",
+    "Expecting ':' delimiter": "缺少冒号",
+    "Unterminated string starting at": "字符串没有结束引号",
+    "Extra data": "多余的内容",
+    "Invalid control character at": "字符串中有控制字符",
+    "Invalid \\escape": "无效的转义",
+}
+
+
+def _pydantic_words(err: Any) -> str:
+    """A pydantic error in words, by its type; the type's own English words only for a rare one."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
+        return "应为数字" if kind != "int_from_float" else "应为整数"
+    if kind in ("string_type", "string_unicode"):
+        return "应为字符串"
+    if kind in ("bool_parsing", "bool_type"):
+        return "应为 true 或 false"
+    if kind in ("list_type", "tuple_type"):
+        return "应为列表"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "应为对象"
+    if kind in ("literal_error", "enum"):
+        return f"应为 {ctx.get('expected', '规定的取值之一')}".replace(" or ", " 或 ")
+    if kind == "extra_forbidden":
+        return "不认识的字段"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        sign = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}[kind]
+        bound = next(iter(ctx.values()), "")
+        return f"应 {sign} {bound}"
+    if kind in ("string_too_long", "too_long"):
+        return f"太长（最多 {ctx.get('max_length', '?')}）"
+    if kind in ("string_too_short", "too_short"):
+        return f"太短（至少 {ctx.get('min_length', '?')}）"
+    if kind in ("datetime_parsing", "datetime_type", "datetime_from_date_parsing"):
+        return "应为日期时间（ISO 8601，如 2026-03-05T14:32:10+08:00）"
+    if kind == "finite_number":
+        return "应为有限的数字"
+    msg: str = err["msg"]
+    return f"取值无效（{msg}）"
+
 
 _FIELD_FIRST = re.compile(r"(start|end|at|ring_seconds|id) ")
 
@@ -170,16 +217,17 @@ def _error_words(err: Any) -> tuple[tuple[int | str, ...], str]:
         m = _FIELD_FIRST.match(msg)
         if m and (not loc or loc[-1] != m.group(1)):
             loc = loc + (m.group(1),)
-        if not loc and msg == "conversation has no utterances":
+        if not loc and msg.startswith("会话没有任何话语"):
             loc = ("utterances",)
     elif kind == "missing":
-        msg = f"{field or 'a required field'} is missing"
+        msg = f"缺少 {field}" if field else "缺少必填项"
     else:
         value = err.get("input")
         shown = (
             repr(value) if isinstance(value, str | int | float | bool) or value is None else type_name(value)
         )
-        msg = f"{field} {shown}: {msg[:1].lower()}{msg[1:]}" if field else msg
+        words = _pydantic_words(err)
+        msg = f"{field} {shown}：{words}" if field else words
     return loc, msg
 
 
@@ -190,9 +238,9 @@ def describe_validation(
     problems = [_error_words(e) for e in exc.errors()]
     (loc, reason), rest = problems[0], problems[1:]
     if rest:
-        more = "; ".join(f"{place_of(lo) or 'conversation'}: {r}" for lo, r in rest[:3])
-        extra = f" and {len(rest) - 3} more" if len(rest) > 3 else ""
-        reason = f"{reason} (also {more}{extra})"
+        more = "；".join(f"{place_of(lo) or '会话'}：{r}" for lo, r in rest[:3])
+        extra = f"，另有 {len(rest) - 3} 处" if len(rest) > 3 else ""
+        reason = f"{reason}（另外：{more}{extra}）"
     return place_of(loc), reason
 
 
@@ -207,7 +255,7 @@ def prefixed(prefix: str | None) -> Callable[[tuple[int | str, ...]], str | None
             return prefix
         if prefix.startswith("["):
             return prefix + ("" if path.startswith("[") else ".") + path
-        return f"{prefix}, {path}"
+        return f"{prefix} {path}"
 
     return place
 

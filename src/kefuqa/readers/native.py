@@ -65,12 +65,12 @@ def conversation_from_object(
 ) -> Conversation | InputError:
     """Validate one native conversation object; `place` prefixes error places ('line 3', '[2]')."""
     if not isinstance(value, dict):
-        return InputError(src.name, place, f"expected a conversation object, found {type_name(value)}")
+        return InputError(src.name, place, f"应为一个会话对象，实际是{type_name(value)}")
     data = dict(value)
     if data.get("id") is None:
         data["id"] = fallback_id
         notes = data.get("notes")
-        data["notes"] = [*(notes if isinstance(notes, list) else []), "id missing; taken from the file name"]
+        data["notes"] = [*(notes if isinstance(notes, list) else []), "缺少 id，已用文件名代替"]
     data["source"] = source
     return validate_conversation(data, src.name, prefixed(place))
 
@@ -89,11 +89,11 @@ def read_json(src: Source, options: ReadOptions) -> Iterator[Conversation | Inpu
         return
     if not isinstance(value, list):
         yield InputError(
-            src.name, None, f"expected a conversation object or a list of them, found {type_name(value)}"
+            src.name, None, f"应为会话对象或会话对象的列表，实际是{type_name(value)}"
         )
         return
     if not value:
-        yield InputError(src.name, None, "the file holds an empty list: no conversations")
+        yield InputError(src.name, None, "文件是一个空列表：没有会话")
         return
     for i, item in enumerate(value):
         fallback = conversation_id(src.stem, i + 1 if len(value) > 1 else None)
@@ -108,11 +108,11 @@ def read_jsonl(src: Source, options: ReadOptions) -> Iterator[Conversation | Inp
             found = True
             yield item
     if not found:
-        yield InputError(src.name, None, "the file holds no conversations")
+        yield InputError(src.name, None, "文件中没有会话")
 
 
 def _jsonl_line(line: Line, src: Source) -> Conversation | InputError | None:
-    place = f"line {line.number}"
+    place = f"第 {line.number} 行"
     if not line.ok:
         return undecodable(src.name, place)
     text = line.text.strip()
@@ -121,5 +121,5 @@ def _jsonl_line(line: Line, src: Source) -> Conversation | InputError | None:
     value = parse_json(text, src.name, place)
     if isinstance(value, InputError):
         return value
-    source = f"{src.name}:line {line.number}"
+    source = f"{src.name}:第 {line.number} 行"
     return conversation_from_object(value, src, source, f"{src.stem}#{line.number}", place)

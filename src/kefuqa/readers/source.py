@@ -272,7 +272,7 @@ def decode_all(data: bytes, name: str) -> str | InputError:
     if mostly is not None:
         line = first_bad_line(data, mostly)
         return InputError(
-            name, f"line {line}", f"bytes that are not valid {_SHOWN[mostly]} (the rest of the file is)"
+            name, f"第 {line} 行", f"有不符合 {_SHOWN[mostly]} 编码的字节（文件其余部分是 {_SHOWN[mostly]}）"
         )
     guess = _guess_encoding(data, True)
     return data.decode(guess) if guess else undecodable(name)
@@ -280,5 +280,5 @@ def decode_all(data: bytes, name: str) -> str | InputError:
 
 def undecodable(name: str, place: str | None = None) -> InputError:
     return InputError(
-        name, place, "cannot decode the text: it is not UTF-8 or GB18030 and no other encoding fits"
+        name, place, "无法解码文本：既不是 UTF-8 也不是 GB18030，也没有其他编码能读通"
     )

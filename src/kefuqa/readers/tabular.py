@@ -165,7 +165,7 @@ def find_columns(header: list[str], chosen: Mapping[str, str] | None) -> Columns
                 hits = [i for i, (k, _) in enumerate(keys) if k == _header_key(wanted)[0]]
             if not hits:
                 found = ", ".join(c.strip() for c in header if c.strip())
-                return f"column {wanted!r} (given for {name}) is not in the header; the header has: {found}"
+                return f"表头中没有为 {name} 指定的列 {wanted!r}；表头有：{found}"
         else:
             hits = [i for i, (k, _) in enumerate(keys) if k in aliases and i not in index.values()]
         if hits:
@@ -173,9 +173,9 @@ def find_columns(header: list[str], chosen: Mapping[str, str] | None) -> Columns
             ms[name] = keys[hits[0]][1] or (wanted is not None and _header_key(wanted)[1])
     missing = [f for f in ("role", "text") if f not in index]
     if missing:
-        found = ", ".join(c.strip() for c in header if c.strip()) or "nothing"
+        found = "、".join(c.strip() for c in header if c.strip()) or "（空）"
         need = " and ".join(f"a {f} column ({'/'.join(_EXAMPLES[f])})" for f in missing)
-        return f"the header needs {need}; it has: {found} (name the columns with csv_columns)"
+        return f"表头需要 {need}；实际有：{found}（可用 csv_columns 指定列名）"
     return Columns(index, ms)
 
 
@@ -260,8 +260,8 @@ def _read(src: Source, options: ReadOptions, delimiter: str) -> Iterator[Convers
         if isinstance(columns, Columns):
             yield from _group(rows, columns, src)
             return
-        first_problem = first_problem or InputError(src.name, f"row {row}", columns)
-    yield first_problem or InputError(src.name, None, "the file is empty")
+        first_problem = first_problem or InputError(src.name, f"第 {row} 行", columns)
+    yield first_problem or InputError(src.name, None, "文件是空的")
 
 
 def _rows(reader: Any, feed: _LineFeed, src: Source) -> Iterator[tuple[int, list[str] | InputError, bool]]:
@@ -273,7 +273,7 @@ def _rows(reader: Any, feed: _LineFeed, src: Source) -> Iterator[tuple[int, list
         except StopIteration:
             return
         except csv.Error as e:
-            yield start, InputError(src.name, f"row {start}", f"malformed CSV: {e}"), True
+            yield start, InputError(src.name, f"第 {start} 行", f"CSV 格式错误：{e}"), True
             continue
         if not any(c.strip() for c in cells):
             continue
@@ -298,7 +298,7 @@ def _group(
         cid = _cell(cells, id_col).strip() if id_col is not None else src.stem
         if not cid:
             if call is None:
-                yield InputError(src.name, f"row {row}", "the call id is empty")
+                yield InputError(src.name, f"第 {row} 行", "通话编号为空")
                 continue
             cid = call.id
         if call is not None and cid != call.id:
@@ -311,20 +311,20 @@ def _group(
             if cid in seen:
                 call.error = InputError(
                     src.name,
-                    f"row {row}",
-                    f"call {cid!r} appeared before (from row {seen[cid]}); the rows of one call must be "
-                    "next to each other: sort the file by call id",
+                    f"第 {row} 行",
+                    f"通话 {cid!r} 在前面已出现过（从第 {seen[cid]} 行起）；同一通话的行必须相邻："
+                    "请按通话编号排序",
                 )
         if call.error is None:
             if not ok:
-                call.error = undecodable(src.name, f"row {row}")
+                call.error = undecodable(src.name, f"第 {row} 行")
             else:
                 call.error = _add_row(call, cells, row, columns, src)
     if call is not None:
         count += 1
         yield _finish(call, src)
     if count == 0:
-        yield InputError(src.name, None, "no rows after the header")
+        yield InputError(src.name, None, "表头之后没有数据行")
 
 
 def _cell(cells: list[str], index: int | None) -> str:
@@ -345,9 +345,9 @@ def _add_row(call: _Call, cells: list[str], row: int, columns: Columns, src: Sou
             data[name] = to_seconds(_cell(cells, get(name)), ms=columns.ms.get(name, False))
     except ValueError as e:
         reason = str(e) if where == "role" else f"{where} {e}"
-        return InputError(src.name, f"row {row}", reason)
+        return InputError(src.name, f"第 {row} 行", reason)
     if data["role"] is None:
-        return InputError(src.name, f"row {row}", "the role is empty")
+        return InputError(src.name, f"第 {row} 行", "the role is empty")
     attrs = {name: _number_or_text(v) for name in ATTR_FIELDS if (v := _cell(cells, get(name)).strip())}
     if attrs:
         data["attrs"] = attrs
@@ -358,7 +358,7 @@ def _add_row(call: _Call, cells: list[str], row: int, columns: Columns, src: Sou
     try:
         call.utterances.append(make_utterance(data))
     except ValueError as e:
-        return InputError(src.name, f"row {row}", str(e))
+        return InputError(src.name, f"第 {row} 行", str(e))
     call.rows.append(row)
     return None
 
@@ -397,8 +397,8 @@ def _finish(call: _Call, src: Source) -> Conversation | InputError:
 
     def place(loc: tuple[int | str, ...]) -> str:
         if len(loc) >= 2 and loc[0] == "utterances" and isinstance(loc[1], int) and loc[1] < len(call.rows):
-            return f"row {call.rows[loc[1]]}"
-        return f"row {call.first_row}"
+            return f"第 {call.rows[loc[1]]} 行"
+        return f"第 {call.first_row} 行"
 
     return validate_conversation(data, src.name, place)
 

@@ -99,7 +99,7 @@ def parse_transcript(text: str, src: Source) -> Conversation | InputError:
         if m is None:
             if _is_time_stamp(line):
                 return InputError(
-                    src.name, f"line {number}", "a time without a role prefix (坐席：/客户：/A:/B:)"
+                    src.name, f"第 {number} 行", "有时间但没有角色前缀（坐席：/客户：/A:/B:）"
                 )
             if turns:
                 turns[-1]["text"] = _join(turns[-1]["text"], line.strip())
@@ -111,20 +111,20 @@ def parse_transcript(text: str, src: Source) -> Conversation | InputError:
             try:
                 turn["start"], turn["end"] = _times(m["stamp"])
             except ValueError as e:
-                return InputError(src.name, f"line {number}", f"time [{m['stamp']}]: {e}")
+                return InputError(src.name, f"第 {number} 行", f"时间 [{m['stamp']}]：{e}")
         turns.append(turn)
         lines.append(number)
     if not turns:
         return InputError(
-            src.name, None, "no line starts with a role prefix (坐席：/客户：/客服：/用户：/A:/B:)"
+            src.name, None, "没有一行以角色前缀开头（坐席：/客户：/客服：/用户：/A:/B:）"
         )
     utterances = []
     for turn, number in zip(turns, lines, strict=True):
         try:
             utterances.append(make_utterance(turn))
         except ValueError as e:
-            return InputError(src.name, f"line {number}", str(e))
-    notes = [f"{skipped} line(s) before the first role prefix were skipped"] if skipped else []
+            return InputError(src.name, f"第 {number} 行", str(e))
+    notes = [f"第一个角色前缀之前的 {skipped} 行已跳过"] if skipped else []
     data = {"id": src.stem, "utterances": utterances, "source": src.name, "notes": notes}
     return validate_conversation(data, src.name, lambda loc: _line_of(loc, lines))
 
@@ -132,5 +132,5 @@ def parse_transcript(text: str, src: Source) -> Conversation | InputError:
 def _line_of(loc: tuple[int | str, ...], lines: list[int]) -> str | None:
     """('utterances', 3, 'text') -> 'line 17': the transcript line the utterance starts on."""
     if len(loc) >= 2 and loc[0] == "utterances" and isinstance(loc[1], int) and loc[1] < len(lines):
-        return f"line {lines[loc[1]]}"
+        return f"第 {lines[loc[1]]} 行"
     return None

@@ -95,14 +95,14 @@ def _read_results(
         return
     results = _results(value)
     if not results:
-        yield InputError(src.name, None, f"the file holds an empty list: no {what} results")
+        yield InputError(src.name, None, f"文件是一个空列表：没有{what}结果")
         return
     for n, (prefix, result) in enumerate(results, 1):
         fallback = conversation_id(src.stem, n if len(results) > 1 else None)
         try:
             if not isinstance(result, dict):
                 raise _Bad(
-                    prefix.rstrip(".") or "", f"expected a {what} result object, found {type_name(result)}"
+                    prefix.rstrip(".") or "", f"应为{what}结果对象，实际是{type_name(result)}"
                 )
             data = convert(result, prefix, fallback)
         except _Bad as e:
@@ -119,12 +119,12 @@ def _sentences(result: dict[str, Any], path: str, key_path: tuple[str, ...]) -> 
             try:
                 value = json.loads(value)
             except (ValueError, RecursionError):
-                raise _Bad(path, "Result is a string that is not valid JSON") from None
+                raise _Bad(path, "Result 是字符串，但不是有效的 JSON") from None
         value = value.get(key) if isinstance(value, dict) else None
     if not isinstance(value, list):
-        raise _Bad(path, f"{'.'.join(key_path)} should be a list, found {type_name(value)}")
+        raise _Bad(path, f"{'.'.join(key_path)} 应为列表，实际是{type_name(value)}")
     if not value:
-        raise _Bad(path, "the recognition result has no sentences")
+        raise _Bad(path, "识别结果中没有句子")
     return value
 
 
@@ -151,7 +151,7 @@ def _role_by_number(value: Any, place: str, what: str, swap: bool) -> str:
     except (TypeError, ValueError):
         raise _Bad(place, f"{what} {value!r} is not 0 or 1") from None
     if number not in (0, 1):
-        raise _Bad(place, f"{what} {number} cannot be mapped to agent or customer (only 0 and 1 can)")
+        raise _Bad(place, f"{what} {number} 无法对应到坐席或客户（只有 0 和 1 可以）")
     return ("customer", "agent")[number] if swap else ("agent", "customer")[number]
 
 
@@ -162,13 +162,13 @@ def read_aliyun(src: Source, options: ReadOptions) -> Iterator[Conversation | In
     def convert(result: dict[str, Any], prefix: str, fallback: str) -> dict[str, Any]:
         return _aliyun(result, prefix, fallback, options.swap_roles)
 
-    return _read_results(src, convert, "Alibaba Cloud recognition")
+    return _read_results(src, convert, "阿里云录音识别")
 
 
 def _aliyun(result: dict[str, Any], prefix: str, fallback: str, swap: bool) -> dict[str, Any]:
     status = result.get("StatusText")
     if isinstance(status, str) and not status.startswith("SUCCESS"):
-        raise _Bad(f"{prefix}StatusText", f"the recognition did not succeed: {status}")
+        raise _Bad(f"{prefix}StatusText", f"识别没有成功：{status}")
     if "flash_result" in result:
         key_path: tuple[str, ...] = ("flash_result", "sentences")
     elif "Result" in result:
@@ -181,18 +181,18 @@ def _aliyun(result: dict[str, Any], prefix: str, fallback: str, swap: bool) -> d
     notes = []
     if speakers:
         notes.append(
-            "roles inferred: one channel with speaker diarization, the first speaker taken as the agent"
+            "角色为推断：单声道说话人分离，第一个说话人视为坐席"
         )
     utterances = []
     for j, s in enumerate(sentences):
         place = f"{where}[{j}]"
         if not isinstance(s, dict):
-            raise _Bad(place, f"expected a sentence object, found {type_name(s)}")
+            raise _Bad(place, f"应为句子对象，实际是{type_name(s)}")
         if speakers:
             speaker = str(_field(s, "SpeakerId", "speaker_id"))
             if speaker not in speakers[:2]:
                 raise _Bad(
-                    place, f"SpeakerId {speaker} is a third speaker; only two can be agent and customer"
+                    place, f"SpeakerId {speaker} 是第三个说话人；只能有坐席和客户两人"
                 )
             role = _role_by_number(speakers.index(speaker), place, "speaker", swap)
         else:
@@ -243,12 +243,12 @@ def _funasr(result: dict[str, Any], prefix: str, fallback: str, swap: bool) -> d
     for j, s in enumerate(sentences):
         place = f"{where}[{j}]"
         if not isinstance(s, dict):
-            raise _Bad(place, f"expected a sentence object, found {type_name(s)}")
+            raise _Bad(place, f"应为句子对象，实际是{type_name(s)}")
         if s.get("spk") is None:
             raise _Bad(
                 place,
-                "no speaker (spk): FunASR ran without a speaker model, agent and customer "
-                "cannot be told apart",
+                "没有说话人（spk）：FunASR 识别时未加载说话人模型，"
+                "无法区分坐席和客户",
             )
         data = {"role": _role_by_number(s["spk"], place, "spk", swap), "text": _field(s, "text", "sentence")}
         data |= _times(s, place, ("start",), ("end",))
@@ -277,7 +277,7 @@ def _aws(result: dict[str, Any], prefix: str, fallback: str) -> dict[str, Any]:
     for j, t in enumerate(turns):
         place = f"{where}[{j}]"
         if not isinstance(t, dict):
-            raise _Bad(place, f"expected a transcript segment object, found {type_name(t)}")
+            raise _Bad(place, f"应为转写片段对象，实际是{type_name(t)}")
         pid = t.get("ParticipantId")
         role = t.get("ParticipantRole") or (participants.get(pid) if isinstance(pid, str) else None) or pid
         try:

@@ -6,6 +6,7 @@ scores). Rows scored by another version are refused with a clear reason, unless 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def ingest_batch_output(ctx: Ctx, url: str, *, replace: bool = False, rescore: b
             run.outcomes.append(Outcome(cid, "error", error=f"会话数据无法读取：{exc}", source=row["source"]))
             on_error(f"{row['source']} {cid}: 会话数据无法读取")
             continue
-        name = str(row["source"]).rsplit("/", 1)[-1].split(":line")[0]
+        name = re.sub(r":(第 \d+ 行|line \d+)$", "", str(row["source"]).rsplit("/", 1)[-1])  # file name, no line
         batch.append(Item(conv, name, report=report_from_dict(json.loads(row["report_json"])), data=data,
                           content_hash=row["content_hash"]))
         if len(batch) >= STORE_BATCH:
