@@ -4,6 +4,7 @@ call and memory per live call. Baseline in the same run: the cost of one live st
 re-checking the whole call so far with `Checker.check` for every utterance (what a naive live checker does).
 
     .venv/bin/python bench/bench_assist.py --calls 200 --seconds 20 --speeds 1,10
+    .venv/bin/python bench/bench_assist.py --audio --calls 1,10     # the audio path (bench_assist_audio.py)
 
 The client runs on the same machine as the server (2 cores here): its work is in the figures.
 """
@@ -163,6 +164,12 @@ async def load(url: str, token: str, convs: list[Conversation], calls: int, spee
 
 
 def main() -> None:
+    if "--audio" in sys.argv:  # the audio path (PCM frames, VAD, ASR per segment): bench_assist_audio.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_assist_audio import main as audio_main
+
+        audio_main([a for a in sys.argv[1:] if a != "--audio"])
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=20.0, help="wall seconds each load runs")

@@ -273,7 +273,7 @@ def test_dropped_connection_resumes_by_call_id_without_losing_speech(svc: tuple[
 
     pipe = AudioPipeline(AudioFormat(RATE, 2, ("customer", "agent")), get_vad("auto"))
     unbroken = [seg for b in frames_all for seg in pipe.feed(b)] + pipe.flush()
-    assert len(unbroken) >= 3
+    assert len(unbroken) >= 2
     # back within the grace and resending from before the drop: the same utterances as without the drop
     assert [(round(u.start, 2), round(u.end, 2)) for u in session.utterances] == [
         (round(g.start, 2), round(g.end, 2)) for g in sorted(unbroken, key=lambda g: g.start)]

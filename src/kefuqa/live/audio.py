@@ -138,6 +138,14 @@ class StreamVad:
         self.context = np.zeros(SILERO_CONTEXT, np.float32)
         self.last = np.float32(0.0)
 
+    def skip(self, frames: np.ndarray) -> None:
+        """Frames not run through the network (silence): keep the context continuous."""
+        if self.silero is not None:
+            x = frames.reshape(-1)
+            self.last = np.float32(x[-1])
+            tail = x[-(SILERO_CONTEXT // 2):] if self.rate == 8000 else x[-SILERO_CONTEXT:]
+            self.context = (np.repeat(tail, 2) if self.rate == 8000 else tail).astype(np.float32)
+
     def probs(self, frames: np.ndarray, levels: np.ndarray, noise: float) -> np.ndarray:
         if self.silero is None:
             threshold = max(noise + 12.0, -60.0)
@@ -325,8 +333,12 @@ class AudioPipeline:
             h = self.history[c]
             noise = float(np.percentile(np.fromiter(h, float), 10)) if len(h) >= NOISE_MIN_FRAMES else -90.0
             h.extend(levels[c].tolist())
-            probs = self.vads[c].probs(frames[c], levels[c], noise)
             gate = levels[c] > max(noise + 6.0, -70.0)
+            if gate.any() or self.segs[c].state:
+                probs = self.vads[c].probs(frames[c], levels[c], noise)
+            else:  # silence (below the gate): no speech whatever the network says; skip it (half the CPU)
+                probs = np.zeros(n, np.float32)
+                self.vads[c].skip(frames[c])
             active.append((probs, gate))
         if self.fmt.channels == 2:  # the other party's voice leaking into this channel is not speech
             for c in (0, 1):
