@@ -52,7 +52,6 @@ def pct(xs: list[float], q: float) -> float:
 
 def call_audio() -> tuple[list[bytes], float]:
     import audio_synth as synth
-
     from kefuqa.live.audio import pcm_frames
 
     parts = [np.zeros((2, int(0.5 * RATE)), np.float32)]
