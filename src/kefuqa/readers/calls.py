@@ -23,7 +23,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -106,19 +106,21 @@ def is_manifest(path: str | Path) -> bool:
     return p.suffix.lower() in MANIFEST_EXTENSIONS and bool(_MANIFEST_NAME.search(p.stem))
 
 
-def looks_like_manifest(path: str | Path) -> bool:
+def looks_like_manifest(path: str | Path, head: bytes | None = None) -> bool:
     """A manifest by name, or by content: a CSV/TSV whose header names recording/transcript/files columns
-    and no text column, or JSON Lines whose first object names those files and has no utterances."""
+    and no text column, or JSON Lines whose first object names those files and has no utterances.
+    `head`: the file's first 4 KB when it is not a local file (object storage)."""
     p = Path(path)
     if is_manifest(p):
         return True
     if p.suffix.lower() not in MANIFEST_EXTENSIONS:
         return False
-    try:
-        with p.open("rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
+    if head is None:
+        try:
+            with p.open("rb") as fh:
+                head = fh.read(4096)
+        except OSError:
+            return False
     text = next((t for t in (_decode(head, e) for e in ("utf-8-sig", "gb18030")) if t is not None), None)
     if not text or not text.strip():
         return False
@@ -208,13 +210,19 @@ def _key(p: str | Path) -> str:
 # ---- manifests -------------------------------------------------------------------------------------------
 
 
-def read_manifest(path: Path) -> tuple[list[CallFiles], list[InputError]]:
-    """The calls a manifest lists, and an error for each row that cannot be used."""
+Resolve = Callable[[str], "str | None"]  # a file named by a manifest row -> its path, None if it doesn't exist
+
+
+def read_manifest(path: Path, *, data: bytes | None = None,
+                  resolve: Resolve | None = None) -> tuple[list[CallFiles], list[InputError]]:
+    """The calls a manifest lists, and an error for each row that cannot be used. A manifest in object
+    storage comes as `data` (its bytes) with `resolve` (relative names against its folder, checked there)."""
     name = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        return [], [InputError(name, None, f"无法读取清单：{e.strerror or e}")]
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            return [], [InputError(name, None, f"无法读取清单：{e.strerror or e}")]
     text = decode_all(data, name)
     if isinstance(text, InputError):
         return [], [text]
@@ -245,7 +253,7 @@ def read_manifest(path: Path) -> tuple[list[CallFiles], list[InputError]]:
             return [], [InputError(name, "line 1", "清单缺少文件列（recording / transcript / files）")]
     calls = []
     for place, rec in rows:
-        got = _row(path, place, rec)
+        got = _row(path, place, rec, resolve or _local_file(path))
         if isinstance(got, InputError):
             errors.append(got)
         else:
@@ -253,7 +261,16 @@ def read_manifest(path: Path) -> tuple[list[CallFiles], list[InputError]]:
     return calls, errors
 
 
-def _row(manifest: Path, place: str, rec: dict[str, Any]) -> CallFiles | InputError:
+def _local_file(manifest: Path) -> Resolve:
+    def resolve(p: str) -> str | None:
+        full = Path(p)
+        if not full.is_absolute():
+            full = manifest.parent / full
+        return str(full) if full.is_file() else None
+    return resolve
+
+
+def _row(manifest: Path, place: str, rec: dict[str, Any], resolve: Resolve) -> CallFiles | InputError:
     name = str(manifest)
     fields: dict[str, Any] = {}
     attributes: dict[str, str] = {}
@@ -283,12 +300,10 @@ def _row(manifest: Path, place: str, rec: dict[str, Any]) -> CallFiles | InputEr
     for kind, p in (("录音", rec_path), ("转写", trans_path)):
         if not p:
             continue
-        full = Path(str(p))
-        if not full.is_absolute():
-            full = manifest.parent / full
-        if not full.is_file():
+        full = resolve(str(p))
+        if full is None:
             return InputError(name, where, f"{kind}文件不存在：{p}")
-        resolved[kind] = str(full)
+        resolved[kind] = full
     try:
         meta = _meta(fields)
     except ValueError as exc:
