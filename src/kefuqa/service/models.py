@@ -502,3 +502,17 @@ class LiveCallFrame(Base):
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     n: Mapped[int | None] = mapped_column(Integer)
     frame: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# ---- login throttling shared by the worker processes (migration 0007) --------------------------------------
+
+
+class LoginFailure(Base):
+    """A counter of recent failed logins: ``client|<ip>``, ``pair|<ip>|<name>`` or ``account|<name>``;
+    `last` is the wall-clock time (epoch seconds) of the latest failure."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last: Mapped[float] = mapped_column(Float, index=True)
