@@ -41,6 +41,12 @@ def batch(
     channels: Annotated[str | None, typer.Option(help="Audio: channel roles, default agent,customer.")] = None,
     asr: Annotated[str | None, typer.Option(help="Audio: ASR engine, e.g. sherpa-onnx:/models/sense-voice.")] = None,
     vad: Annotated[str | None, typer.Option(help="Audio: voice activity detector, auto, silero or energy.")] = None,
+    pipeline: Annotated[str, typer.Option(help="Ray: actors (a pool fed by the driver, default) or data "
+                                               "(a Ray Data pipeline).")] = "actors",
+    cpus_per_actor: Annotated[float | None, typer.Option(min=0.01, help="Ray: CPUs each actor asks for "
+                                                         "(default: the cluster's CPUs shared by the actors).")] = None,
+    gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="Ray: GPUs each actor asks for (0.25: four "
+                                                  "ASR actors per GPU); actors then run on GPU nodes only.")] = 0.0,
     part_calls: Annotated[int, typer.Option(min=1, help="Calls per committed part.")] = 5000,
     stall_timeout: Annotated[float, typer.Option(help="Stop when no work finishes for this many seconds.")] = 900.0,
     fail_on_error: Annotated[bool, typer.Option(help="Exit 2 when some input could not be read.")] = False,
@@ -69,7 +75,27 @@ def batch(
     except RuleError as exc:
         _say(f"规则集错误 {exc}")
         raise typer.Exit(2) from None
+    if engine == "ray" and pipeline not in ("actors", "data"):
+        _say(f"错误 未知的 --pipeline {pipeline!r}（可选 actors、data）")
+        raise typer.Exit(2)
+    if asr:
+        from pathlib import Path
+
+        from ..audio.asr import AsrError, parse_spec
+
+        try:
+            _, model_dir, _ = parse_spec(asr)
+        except AsrError as exc:
+            _say(f"错误 --asr 无法使用：{exc}")
+            raise typer.Exit(2) from None
+        if "://" not in str(model_dir) and not Path(model_dir).is_dir():
+            # on a cluster every node needs the model at this path; the driver's copy is checked here
+            _say(f"错误 --asr 的模型目录不存在：{model_dir}")
+            raise typer.Exit(2)
     options = {k: v for k, v in (("channels", channels), ("asr", asr), ("vad", vad)) if v}
+    ray_options: dict[str, object] = {"pipeline": pipeline, "gpus_per_actor": gpus_per_actor}
+    if cpus_per_actor is not None:
+        ray_options["cpus_per_actor"] = cpus_per_actor
 
     from .runner import Stalled, run_batch
 
@@ -80,7 +106,8 @@ def batch(
     try:
         res = run_batch(sources, out, rb, engine=engine, jobs=jobs, address=address, fmt=fmt,
                         input_format=input_format, read_options=options, select=_split(select),
-                        ignore=_split(ignore), part_calls=part_calls, stall_timeout=stall_timeout, on_error=on_error)
+                        ignore=_split(ignore), part_calls=part_calls,
+                        ray_options=ray_options if engine == "ray" else None, stall_timeout=stall_timeout, on_error=on_error)
     except Stalled as exc:
         _say(f"错误 {exc}")
         raise typer.Exit(3) from None

@@ -1,28 +1,68 @@
-"""The Ray engine: units go through a Ray Data pipeline whose map step is a pool of actors, each holding one
-compiled `Checker` (and whatever models its readers load) for all the units it is given.
+"""The Ray engine: a pool of Ray actors, each holding one compiled `Checker` (and whatever models its readers
+load: the VAD, an ASR engine) for all the units it is given.
 
-Sizing, so that a small machine always makes progress: each actor asks for a fraction of a CPU, leaving at
-least one CPU of the cluster free for Ray Data's own tasks, and the pool has at most as many actors as the
-cluster has CPUs (``concurrency`` sets it). Every unit is its own block, so all actors get work; Ray Data's
-backpressure keeps a bounded number of units in flight (memory stays flat however big the input is).
-On a cluster with GPUs, recordings that need ASR can ask for them with ``num_gpus`` per actor.
+Two ways to drive the pool (``pipeline``):
+
+- ``actors`` (the default): the driver keeps every actor fed with at most two units (one running, one queued,
+  so an actor never waits for the driver) and collects results with ``ray.wait``. Units are tiny (a path
+  and a byte range); each actor reads its own input. Nothing else runs on the cluster, so no CPU has to be
+  kept free, and a lost actor is restarted by Ray and its units retried (``max_restarts``,
+  ``max_task_retries``).
+- ``data``: a Ray Data pipeline (`from_items`, one unit per block, `map_batches` with `ActorPoolStrategy`).
+  It also works, but on small machines its executor thread and block conversions cost the driver CPU the
+  actors need (docs/scale.md has the figures); kept for clusters where Ray Data is the house standard.
+
+Sizing, so that a small machine always makes progress: at most one actor per cluster CPU, each asking for a
+fraction of a CPU (the driver and Ray's daemons need some too); with ``data`` one CPU stays free for Ray
+Data's own tasks. With ``gpus_per_actor`` every actor also asks for that share of a GPU, so on a cluster
+with GPU nodes the actors (and the ASR model each loads) are placed there; four actors share a GPU at 0.25.
+Memory stays flat however big the input is: units are ~1 MB, at most two per actor are in flight, and the
+driver commits a part every `part_calls` calls.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from ..batch import Unit
 from .work import Job, Scored, Scorer
 
-__all__ = ["RayEngine"]
+__all__ = ["PIPELINES", "RayEngine"]
+
+PIPELINES = ("actors", "data")
+IN_FLIGHT = 2  # units queued per actor: one running, one waiting
+UNIT_TRIES = 3  # a unit whose actor died is given to a new actor, at most this many times in all
+
+
+class ScoringActor:
+    """One worker of the ``actors`` pipeline (made a Ray actor class by `RayEngine`)."""
+
+    def __init__(self, job: Job) -> None:
+        self.scorer = Scorer(job)
+        self.pid = os.getpid()
+
+    def score(self, index: int, unit: Unit) -> Scored:
+        return self.scorer(index, unit)
+
+    def ready(self) -> int:
+        return self.pid
+
+    def info(self) -> dict[str, Any]:
+        """Where this actor runs and what it loaded (the tests check that models load once per actor)."""
+        import ray
+
+        ctx = ray.get_runtime_context()
+        return {"pid": self.pid, "node": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "loads": self.scorer.loads()}
 
 
 class _RayScorer:
-    """The map step's callable class: built once per actor, called with batches of one unit."""
+    """The ``data`` pipeline's callable class: built once per actor, called with batches of one unit."""
 
     def __init__(self, job_bytes: bytes) -> None:
         self.scorer = Scorer(pickle.loads(job_bytes))
@@ -39,13 +79,22 @@ class RayEngine:
     """Connects to a cluster (``address``: ``auto``, ``ray://host:10001``) or starts a local Ray."""
 
     def __init__(self, address: str | None = None, *, concurrency: int | None = None, num_cpus: int | None = None,
-                 cpus_per_actor: float | None = None, gpus_per_actor: float = 0.0) -> None:
+                 cpus_per_actor: float | None = None, gpus_per_actor: float = 0.0, pipeline: str = "actors",
+                 num_gpus: int | None = None) -> None:
+        if pipeline not in PIPELINES:
+            raise ValueError(f"unknown Ray pipeline {pipeline!r} ({' or '.join(PIPELINES)})")
         self.address = address
         self.concurrency = concurrency
         self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
         self.cpus_per_actor = cpus_per_actor
         self.gpus_per_actor = gpus_per_actor
+        self.pipeline = pipeline
+        self.actors: list[Any] = []
+        self.actors_ready_seconds: float | None = None  # start-up of the pool: processes, imports, rulebook
         self._started_here = False
+        self._stopping = threading.Event()
+        self._job_ref: Any = None
 
     def start(self) -> None:
         import logging
@@ -63,13 +112,20 @@ class RayEngine:
             kw["address"] = "local"
             kw["num_cpus"] = self.num_cpus or os.cpu_count() or 1
             kw["object_store_memory"] = 256 * 1024 * 1024
+            if self.num_gpus is not None:
+                kw["num_gpus"] = self.num_gpus
         ray.init(**kw)
         self._started_here = True
 
     def stop(self) -> None:
-        if self._started_here:
-            import ray
+        self._stopping.set()
+        import ray
 
+        if ray.is_initialized():
+            for a in self.actors:
+                ray.kill(a)
+        self.actors = []
+        if self._started_here:
             ray.shutdown()
             self._started_here = False
 
@@ -81,27 +137,105 @@ class RayEngine:
         actors = self.concurrency or max(1, int(total))
         if self.cpus_per_actor is not None:
             return actors, self.cpus_per_actor
-        # leave one CPU for Ray Data's own tasks; never ask for more than one CPU per actor
-        per = min(1.0, max(0.1, (total - 1.0) / actors)) if total > 1 else 0.5
+        if self.pipeline == "data":  # leave one CPU for Ray Data's own tasks; at most one CPU per actor
+            per = min(1.0, max(0.1, (total - 1.0) / actors)) if total > 1 else 0.5
+        else:  # the driver and Ray's daemons need a little of every small machine
+            per = min(1.0, max(0.1, total * 0.9 / actors))
         return actors, round(per, 3)
+
+    def remote_options(self, per: float) -> dict[str, Any]:
+        opts: dict[str, Any] = {"num_cpus": per}
+        if self.gpus_per_actor:
+            opts["num_gpus"] = self.gpus_per_actor
+        return opts
 
     def run(self, units: list[Unit], job: Job) -> Iterator[Scored]:
         """Scored units as they finish (not in input order)."""
-        import ray
-
         if not units:
             return
+        if self.pipeline == "data":
+            yield from self._run_data(units, job)
+        else:
+            yield from self._run_actors(units, job)
+
+    def make_actors(self, job: Job, count: int) -> list[Any]:
+        """`count` scoring actors of this engine's size (each builds its `Scorer` once)."""
+        import ray
+
+        _, per = self.sizing()
+        cls = ray.remote(ScoringActor)
+        if self._job_ref is None:
+            self._job_ref = ray.put(job)  # once for all actors: the skip list can be big
+        made = [cls.options(**self.remote_options(per)).remote(self._job_ref) for _ in range(count)]
+        self.actors.extend(made)
+        return made
+
+    def _run_actors(self, units: list[Unit], job: Job) -> Iterator[Scored]:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        actors, _ = self.sizing()
+        self._job_ref = None
+        t0 = time.perf_counter()
+        pool = self.make_actors(job, min(actors, len(units)))
+        waiting = [a.ready.remote() for a in pool]  # start-up, timed apart from the scoring
+        while waiting and not self._stopping.is_set():
+            _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=1.0)
+        self.actors_ready_seconds = time.perf_counter() - t0
+        todo = list(reversed(list(enumerate(units))))  # popped from the end: input order
+        tries: dict[int, int] = {}
+        pending: dict[Any, tuple[Any, int, Unit]] = {}  # result ref -> (actor, index, unit)
+
+        def give(actor: Any) -> None:
+            if todo:
+                i, u = todo.pop()
+                tries[i] = tries.get(i, 0) + 1
+                pending[actor.score.remote(i, u)] = (actor, i, u)
+
+        def top_up() -> None:  # every live actor holds IN_FLIGHT units while there are any
+            busy: dict[Any, int] = {}
+            for a, _, _ in pending.values():
+                busy[a] = busy.get(a, 0) + 1
+            for _ in range(IN_FLIGHT):
+                for a in pool:
+                    if busy.get(a, 0) < IN_FLIGHT and todo:
+                        busy[a] = busy.get(a, 0) + 1
+                        give(a)
+
+        top_up()
+        while pending and not self._stopping.is_set():
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in done:
+                actor, i, u = pending.pop(ref)
+                try:
+                    scored = ray.get(ref)
+                except RayActorError as exc:  # the process died (out of memory, a crashing library)
+                    if tries[i] >= UNIT_TRIES:
+                        yield Scored(i, [("error", u.path, None, f"处理该输入的工作进程 {UNIT_TRIES} 次异常退出："
+                                                               f"{type(exc).__name__}")], 0.0)
+                    else:
+                        todo.append((i, u))
+                    if actor in pool:  # replace the dead actor; its other units come back here too
+                        pool.remove(actor)
+                        pool.extend(self.make_actors(job, 1))
+                    top_up()
+                    continue
+                except RayTaskError as exc:  # a bug, not the input's fault: the unit is an error row
+                    scored = Scored(i, [("error", u.path, None, f"评分失败：{exc.cause!r}")], 0.0)
+                give(actor)
+                yield scored
+
+    def _run_data(self, units: list[Unit], job: Job) -> Iterator[Scored]:
+        import ray
+
         actors, per = self.sizing()
         items = [{"index": i, "unit": pickle.dumps(u, protocol=pickle.HIGHEST_PROTOCOL)} for i, u in enumerate(units)]
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         source = ray.data.from_items(items, override_num_blocks=len(items))
-        remote: dict[str, Any] = {"num_cpus": per}
-        if self.gpus_per_actor:
-            remote["num_gpus"] = self.gpus_per_actor
         ds = source.map_batches(_RayScorer, fn_constructor_kwargs={"job_bytes": pickle.dumps(job)}, batch_size=1,
-                            batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(actors, len(items))),
-                            **remote)
+                                batch_format="numpy",
+                                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(actors, len(items))),
+                                **self.remote_options(per))
         for row in ds.iter_rows():
             yield pickle.loads(row["payload"])

@@ -55,14 +55,48 @@ def scoring_key(rulebook: Rulebook, select: list[str] | None, ignore: list[str] 
 
 
 class Scorer:
-    """A worker: one compiled checker for many units."""
+    """A worker: one compiled checker (and one ASR model, with ``--asr``) for many units.
+
+    The ASR model is loaded here, once per worker, so a bad ``--asr`` fails the run at start with the
+    engine's reason instead of once per recording; the audio reader then finds it in its per-process cache
+    (`kefuqa.audio.asr.make_transcriber`)."""
 
     def __init__(self, job: Job, checker: Checker | None = None) -> None:
         self.job = job
         self.checker = checker if checker is not None else Checker(job.rulebook)
+        self.units = 0
+        self.asr_loads = 0
+        self.asr_seconds = 0.0
+        self.transcriber: Any = None
+        spec = job.read_options.get("asr")
+        if spec:
+            self._load_asr(spec)
+
+    def _load_asr(self, spec: str) -> None:
+        from ..audio.asr import make_transcriber
+
+        t0 = time.perf_counter()
+        try:
+            transcriber = make_transcriber(spec)
+        except Exception:  # noqa: BLE001 - a bad spec or model: every recording's error names the reason
+            return
+        if transcriber is not self.transcriber:
+            self.transcriber = transcriber
+            self.asr_loads += 1
+            self.asr_seconds += time.perf_counter() - t0
+
+    def loads(self) -> dict[str, Any]:
+        """What this worker loaded and did: units scored, ASR models built (1 with ``--asr``, however many
+        units), the seconds that took, and the engine's name."""
+        return {"units": self.units, "asr_loads": self.asr_loads, "asr_seconds": round(self.asr_seconds, 3),
+                "asr": getattr(self.transcriber, "name", None)}
 
     def __call__(self, index: int, unit: Unit) -> Scored:
         t0 = time.perf_counter()
+        self.units += 1
+        spec = self.job.read_options.get("asr")
+        if spec:
+            self._load_asr(spec)  # the cached model: counts a load only if the cache lost it
         job = self.job
         items: list[tuple[Any, ...]] = []
         for conv in read_any_unit(unit, job.input_format, job.read_options):
