@@ -213,14 +213,14 @@ def _key(p: str | Path) -> str:
 Resolve = Callable[[str], "str | None"]  # a file named by a manifest row -> its path, None if it doesn't exist
 
 
-def read_manifest(path: Path, *, data: bytes | None = None,
+def read_manifest(path: str | Path, *, data: bytes | None = None,
                   resolve: Resolve | None = None) -> tuple[list[CallFiles], list[InputError]]:
     """The calls a manifest lists, and an error for each row that cannot be used. A manifest in object
     storage comes as `data` (its bytes) with `resolve` (relative names against its folder, checked there)."""
     name = str(path)
     if data is None:
         try:
-            data = path.read_bytes()
+            data = Path(path).read_bytes()
         except OSError as e:
             return [], [InputError(name, None, f"无法读取清单：{e.strerror or e}")]
     text = decode_all(data, name)
@@ -228,7 +228,8 @@ def read_manifest(path: Path, *, data: bytes | None = None,
         return [], [text]
     rows: list[tuple[str, dict[str, Any]]] = []
     errors: list[InputError] = []
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
+    suffix = Path(name).suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
@@ -242,7 +243,7 @@ def read_manifest(path: Path, *, data: bytes | None = None,
                 continue
             rows.append((f"第 {n} 行", rec))
     else:
-        delim = "\t" if path.suffix.lower() == ".tsv" else ","
+        delim = "\t" if suffix == ".tsv" else ","
         reader = csv.DictReader(io.StringIO(text), delimiter=delim)
         for rec in reader:
             rows.append((f"第 {reader.line_num} 行", {k: v for k, v in rec.items() if k is not None}))
@@ -253,7 +254,7 @@ def read_manifest(path: Path, *, data: bytes | None = None,
             return [], [InputError(name, "line 1", "清单缺少文件列（recording / transcript / files）")]
     calls = []
     for place, rec in rows:
-        got = _row(path, place, rec, resolve or _local_file(path))
+        got = _row(name, place, rec, resolve or _local_file(Path(path)))
         if isinstance(got, InputError):
             errors.append(got)
         else:
@@ -270,8 +271,7 @@ def _local_file(manifest: Path) -> Resolve:
     return resolve
 
 
-def _row(manifest: Path, place: str, rec: dict[str, Any], resolve: Resolve) -> CallFiles | InputError:
-    name = str(manifest)
+def _row(name: str, place: str, rec: dict[str, Any], resolve: Resolve) -> CallFiles | InputError:
     fields: dict[str, Any] = {}
     attributes: dict[str, str] = {}
     for k, v in rec.items():
