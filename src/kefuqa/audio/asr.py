@@ -73,7 +73,7 @@ class TimedTranscriber:
 
 # ---- spec parsing ----------------------------------------------------------------------------------
 
-BACKENDS = ("sherpa-onnx", "sherpa-onnx-sense-voice", "sherpa-onnx-paraformer", "faster-whisper")
+BACKENDS = ("sherpa-onnx", "sherpa-onnx-sense-voice", "sherpa-onnx-paraformer", "sherpa-onnx-streaming", "faster-whisper")
 
 
 def parse_spec(spec: str) -> tuple[str, Path, dict[str, str]]:
@@ -107,6 +107,8 @@ def make_transcriber(spec: str) -> Transcriber:
         backend, path, options = parse_spec(spec)
         if backend == "faster-whisper":
             t: Transcriber = FasterWhisperTranscriber(path, **options)
+        elif backend == "sherpa-onnx-streaming":
+            t = SherpaOnnxStreamingTranscriber(path, **options)
         else:
             kind = {"sherpa-onnx-sense-voice": "sense_voice", "sherpa-onnx-paraformer": "paraformer"}.get(backend)
             t = SherpaOnnxTranscriber(path, model_type=kind, **options)
@@ -206,6 +208,65 @@ class SherpaOnnxTranscriber:
         stream.accept_waveform(ASR_RATE, x)
         self.recognizer.decode_stream(stream)
         return piece_from_sherpa(stream.result)
+
+
+class SherpaOnnxStreamingTranscriber:
+    """A streaming sherpa-onnx model directory (``sherpa-onnx-streaming:/models/...``): a zipformer or
+    conformer transducer (``encoder*.onnx``, ``decoder*.onnx``, ``joiner*.onnx``), a streaming Paraformer
+    (``encoder*``, ``decoder*``) or a zipformer2 CTC (``model*.onnx``), with ``tokens.txt``; int8 files
+    preferred. Used here per segment: the segment, 0.66 s of trailing silence to flush the model, decode."""
+
+    def __init__(self, model_dir: str | Path, *, num_threads: str | int = 1, decoding_method: str = "greedy_search",
+                 **unknown: str) -> None:
+        if unknown:
+            raise AsrError(f"unknown sherpa-onnx-streaming option(s): {', '.join(sorted(unknown))}")
+        path = Path(model_dir)
+        _check_dir(path, "sherpa-onnx-streaming")
+        tokens = path / "tokens.txt"
+
+        def pick(stem: str) -> Path | None:
+            found = sorted(path.glob(f"{stem}*.onnx"), key=lambda p: (".int8." not in p.name, p.name))
+            return found[0] if found else None
+
+        enc, dec, join, model = pick("encoder"), pick("decoder"), pick("joiner"), pick("model")
+        if not tokens.is_file() or not ((enc and dec) or model):
+            raise AsrError(f"{path}: not a streaming sherpa-onnx model directory (needs tokens.txt and "
+                           "encoder/decoder[/joiner] or model .onnx files)")
+        try:
+            import sherpa_onnx
+        except ImportError as exc:
+            raise AsrError("the sherpa-onnx backend needs the sherpa-onnx package: pip install 'kefuqa[asr]'") from exc
+        threads = int(num_threads)
+        try:
+            if enc and dec and join:
+                self.kind = "transducer"
+                self.recognizer = sherpa_onnx.OnlineRecognizer.from_transducer(
+                    tokens=str(tokens), encoder=str(enc), decoder=str(dec), joiner=str(join), num_threads=threads,
+                    sample_rate=ASR_RATE, feature_dim=80, decoding_method=decoding_method)
+            elif enc and dec:
+                self.kind = "paraformer"
+                self.recognizer = sherpa_onnx.OnlineRecognizer.from_paraformer(
+                    tokens=str(tokens), encoder=str(enc), decoder=str(dec), num_threads=threads)
+            else:
+                self.kind = "zipformer2-ctc"
+                self.recognizer = sherpa_onnx.OnlineRecognizer.from_zipformer2_ctc(
+                    tokens=str(tokens), model=str(model), num_threads=threads)
+        except Exception as exc:
+            raise AsrError(f"{path}: sherpa-onnx cannot load the streaming model: {exc}") from exc
+        self.name = f"sherpa-onnx-streaming/{self.kind}"
+        self.model_dir = path
+
+    def transcribe(self, samples: np.ndarray, sample_rate: int) -> TranscriptPiece:
+        x = _as_16k(samples, sample_rate)
+        stream = self.recognizer.create_stream()
+        stream.accept_waveform(ASR_RATE, x)
+        stream.accept_waveform(ASR_RATE, np.zeros(int(0.66 * ASR_RATE), np.float32))
+        stream.input_finished()
+        while self.recognizer.is_ready(stream):
+            self.recognizer.decode_stream(stream)
+        result = self.recognizer.get_result(stream)
+        text = result if isinstance(result, str) else str(getattr(result, "text", "") or "")
+        return TranscriptPiece(text=text.strip())
 
 
 def piece_from_sherpa(result: object) -> TranscriptPiece:

@@ -138,15 +138,10 @@ class StreamVad:
         self.context = np.zeros(SILERO_CONTEXT, np.float32)
         self.last = np.float32(0.0)
 
-    def skip(self, frames: np.ndarray) -> None:
-        """Frames not run through the network (silence): keep the context continuous."""
-        if self.silero is not None:
-            x = frames.reshape(-1)
-            self.last = np.float32(x[-1])
-            tail = x[-(SILERO_CONTEXT // 2):] if self.rate == 8000 else x[-SILERO_CONTEXT:]
-            self.context = (np.repeat(tail, 2) if self.rate == 8000 else tail).astype(np.float32)
-
-    def probs(self, frames: np.ndarray, levels: np.ndarray, noise: float) -> np.ndarray:
+    def probs(self, frames: np.ndarray, levels: np.ndarray, noise: float, gate: np.ndarray) -> np.ndarray:
+        """Probability per frame; frames outside `gate` (below the energy gate: silence, whatever the network
+        would say) are 0 and not run, so the network's state only sees the frames it judges — the same
+        frames whatever the size of the frames the audio arrived in."""
         if self.silero is None:
             threshold = max(noise + 12.0, -60.0)
             return np.clip(0.5 + (levels - threshold) / 20.0, 0.0, 1.0).astype(np.float32)
@@ -163,9 +158,13 @@ class StreamVad:
         ctx[0] = self.context
         ctx[1:] = windows[:-1, -SILERO_CONTEXT:]
         self.context = windows[-1, -SILERO_CONTEXT:].copy()
-        batch = np.concatenate([ctx, windows], axis=1)
-        out, self.h, self.c = self.silero.session.run(None, {"input": batch, "h": self.h, "c": self.c})
-        return np.asarray(out, np.float32).reshape(-1)[: windows.shape[0]]
+        out = np.zeros(windows.shape[0], np.float32)
+        idx = np.flatnonzero(gate)
+        if idx.size:
+            batch = np.concatenate([ctx[idx], windows[idx]], axis=1)
+            probs, self.h, self.c = self.silero.session.run(None, {"input": batch, "h": self.h, "c": self.c})
+            out[idx] = np.asarray(probs, np.float32).reshape(-1)[: idx.size]
+        return out
 
 
 # ---- segments ----------------------------------------------------------------------------------------
@@ -334,11 +333,7 @@ class AudioPipeline:
             noise = float(np.percentile(np.fromiter(h, float), 10)) if len(h) >= NOISE_MIN_FRAMES else -90.0
             h.extend(levels[c].tolist())
             gate = levels[c] > max(noise + 6.0, -70.0)
-            if gate.any() or self.segs[c].state:
-                probs = self.vads[c].probs(frames[c], levels[c], noise)
-            else:  # silence (below the gate): no speech whatever the network says; skip it (half the CPU)
-                probs = np.zeros(n, np.float32)
-                self.vads[c].skip(frames[c])
+            probs = self.vads[c].probs(frames[c], levels[c], noise, gate)
             active.append((probs, gate))
         if self.fmt.channels == 2:  # the other party's voice leaking into this channel is not speech
             for c in (0, 1):
