@@ -318,3 +318,51 @@ def test_s3_in_and_out(tmp_path, rulebook, checker, s3):
     assert "out/_kefuqa_batch.json" in keys and any(k.startswith("out/calls/date=") for k in keys)
     again = run_batch(["s3://qa-archive/archive/2026-03/"], "s3://qa-archive/out", rulebook)
     assert again.scored == 0 and again.skipped == res.scored
+
+
+@pytest.mark.slow
+def test_s3_recordings_pair_with_transcripts_and_manifests_as_locally(tmp_path, rulebook, checker, s3):
+    """A recording and its sidecar transcript in a bucket are one call (acoustic and text rules), and a
+    manifest's rows name their files against its folder in the bucket: the same reports and errors as the
+    same folder on disk."""
+    pytest.importorskip("soundfile")
+    import audio_synth as synth
+    import call_synth as cs
+
+    if not synth.have_espeak():
+        pytest.skip("espeak-ng is not installed")
+    folder = tmp_path / "in"
+    gen = cs.build(cs.Spec(agent_db=-14.0, customer_db=-27.0, turns=3), "rec-1")
+    cs.write_call(str(folder), "c1", gen.samples, gen.transcript)  # c1.wav + c1.json
+    other = cs.build(cs.Spec(agent_db=-24.0, customer_db=-24.0, turns=2), "ignored-id")
+    cs.write_call(str(folder / "rec"), "x2", other.samples, other.transcript)
+    (folder / "asr").mkdir()
+    (folder / "rec" / "x2.json").rename(folder / "asr" / "x2.json")
+    (folder / "manifest.csv").write_text(
+        "call_id,recording,transcript,工号,班组,started_at\n"
+        "CALL-2,rec/x2.wav,asr/x2.json,A7,二组,2026-03-05T14:32:10+08:00\n"
+        "CALL-3,rec/missing.wav,asr/x2.json,A8,三组,\n", encoding="utf-8")
+    make_corpus(folder / "text", 4, files=1)
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            s3.upload_file(str(p), "qa-archive", f"calls/{p.relative_to(folder).as_posix()}")
+    out = "s3://qa-archive/out-rec"
+    res = run_batch(["s3://qa-archive/calls/"], out, rulebook, read_options={"vad": "energy"})
+    assert (res.scored, res.errors) == (6, 1)  # rec-1, CALL-2 and 4 text calls; the row naming a missing file
+    want_reports, want_errors = reference([folder], checker, read_options={"vad": "energy"})
+    got_reports, got_errors = produced(out)
+    assert got_reports == want_reports
+    assert got_errors == [e.replace(str(folder), "s3://qa-archive/calls") for e in want_errors]
+    assert "录音文件不存在：rec/missing.wav" in got_errors[0]
+    rows = {r["call_id"]: r for r in read_table(out, "calls")}
+    assert rows["rec-1"]["source"] == "s3://qa-archive/calls/c1.json + s3://qa-archive/calls/c1.wav"
+    conv = json.loads(rows["rec-1"]["conversation_json"])
+    assert conv["metrics"]["agent_loudness_dbfs"] == pytest.approx(-14.0, abs=1.0)  # measured on the recording
+    assert conv["metrics"]["audio_path"] == "s3://qa-archive/calls/c1.wav"  # not the deleted private copy
+    kinds = {r.id: r.kind for r in rulebook.rules}
+    fired = {kinds.get(f["rule"]) for f in json.loads(rows["rec-1"]["report_json"])["findings"]}
+    assert "voice" in fired and fired - {"voice", "silence", "overlap", "rate"}  # acoustic and text rules
+    assert rows["CALL-2"]["agent_id"] == "A7" and rows["CALL-2"]["team"] == "二组"
+    assert rows["CALL-2"]["source"].startswith("s3://qa-archive/calls/asr/x2.json + ")
+    assert json.loads(rows["CALL-2"]["conversation_json"])["metrics"]["agent_loudness_dbfs"] == pytest.approx(
+        -24.0, abs=1.0)

@@ -3,14 +3,19 @@ and object storage (``s3://bucket/prefix``, or any fsspec URL), cut into picklab
 
 Local units are `kefuqa.batch.work_units` (whole files, big JSONL files in ~1 MB slices with their line
 numbers) and are read by `kefuqa.batch.read_unit`, so a batch run reads exactly what `kefuqa check` reads.
-Remote objects are listed with fsspec, sliced the same way, and read into memory
-(`kefuqa.readers.read_bytes`); a recording is downloaded to a temporary file first (the audio reader
-decodes files).
+Remote objects are listed with fsspec and grouped as local files are (`kefuqa.readers.calls`): a manifest
+(its rows' files resolved against its folder in the bucket) and a recording with the transcript of the same
+stem are one call each. Other objects are sliced the same way and read into memory
+(`kefuqa.readers.read_bytes`); recordings, and the files of a call, are downloaded to a private temporary
+folder first (the audio reader decodes files), named in reports and errors by their URLs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import posixpath
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePosixPath
@@ -78,6 +83,66 @@ def _remote_units(url: str, input_format: str | None, slice_bytes: int) -> Itera
             start = end
 
 
+class _Slot:
+    """Where a manifest's calls go in the listing (kept in place by `group_targets`)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+
+def _remote_targets(urls: list[str], errors: list[InputError]) -> list[Any]:
+    """Listed objects → calls as `kefuqa.batch.find_inputs` groups local files: the calls of each manifest
+    (at its place), a recording with the transcript of the same stem, and every other object on its own."""
+    from ..readers.calls import MANIFEST_EXTENSIONS, group_targets, looks_like_manifest, read_manifest
+
+    listed = set(urls)
+    slots: dict[int, list[Any]] = {}
+    claimed: set[str] = set()
+    for i, url in enumerate(urls):
+        if PurePosixPath(url).suffix.lower() not in MANIFEST_EXTENSIONS:
+            continue
+        fs, path = _fs(url)
+        try:
+            with fs.open(path, "rb") as fh:
+                head = fh.read(4096)
+            if not looks_like_manifest(url, head=head):
+                continue
+            data = fs.cat_file(path)
+        except OSError as exc:
+            errors.append(InputError(url, None, f"无法读取清单：{exc}"))
+            slots[i] = []
+            continue
+        calls, bad = read_manifest(url, data=data, resolve=_resolver(url, listed))
+        errors.extend(bad)
+        slots[i] = calls
+        claimed.update(p for c in calls for p in (c.transcript, c.recording) if p)
+    rest = [_Slot(i) if i in slots else u for i, u in enumerate(urls) if i in slots or u not in claimed]
+    grouped, bad_rows = group_targets(rest)
+    errors.extend(bad_rows)
+    out: list[Any] = []
+    for t in grouped:
+        out.extend(slots[t.at] if isinstance(t, _Slot) else [t])
+    return out
+
+
+def _resolver(manifest: str, listed: set[str]) -> Any:
+    """A manifest row's file name → its URL, against the manifest's folder (``../`` allowed, a full URL
+    as it is), when the object exists."""
+    protocol, key = manifest.split("://", 1)
+    folder = posixpath.dirname(key)
+
+    def resolve(name: str) -> str | None:
+        url = name if is_url(name) else f"{protocol}://{posixpath.normpath(posixpath.join(folder, name))}"
+        if url in listed:
+            return url
+        fs, path = _fs(url)
+        try:
+            return url if fs.isfile(path) else None
+        except OSError:
+            return None
+    return resolve
+
+
 def list_units(sources: Iterable[str], input_format: str | None = None, *,
                slice_bytes: int | None = None) -> tuple[list[Unit], list[InputError]]:
     """The work of a run, in input order, and an error for each source that cannot be found or listed."""
@@ -86,11 +151,16 @@ def list_units(sources: Iterable[str], input_format: str | None = None, *,
     errors: list[InputError] = []
     for src in sources:
         if is_url(src):
-            for url in _remote_files(src, errors):
+            from ..readers.calls import CallFiles
+
+            for target in _remote_targets(_remote_files(src, errors), errors):
+                if isinstance(target, CallFiles):
+                    units.append(Unit(target.name, call=target))
+                    continue
                 try:
-                    units.extend(_remote_units(url, input_format, slice_bytes))
+                    units.extend(_remote_units(target, input_format, slice_bytes))
                 except OSError as exc:
-                    errors.append(InputError(url, None, f"cannot read: {exc}"))
+                    errors.append(InputError(target, None, f"cannot read: {exc}"))
             continue
         files, missing = find_inputs([src])
         errors.extend(missing)
@@ -105,6 +175,9 @@ def read_any_unit(unit: Unit, input_format: str | None = None,
                   read_options: Mapping[str, Any] | None = None) -> Iterator[Conversation | InputError]:
     """The conversations of a unit, local or remote, as `kefuqa check` reads them."""
     opts = dict(read_options or {})
+    if unit.call is not None and any(is_url(p) for p in (unit.call.transcript, unit.call.recording) if p):
+        yield from _read_remote_call(unit.call, input_format, opts)
+        return
     if not is_url(unit.path):
         yield from read_unit(unit, input_format, **opts)
         return
@@ -136,3 +209,37 @@ def read_any_unit(unit: Unit, input_format: str | None = None,
         yield from read_path(tmp, fmt, source_name=unit.path, **opts)
     finally:
         os.unlink(tmp)
+
+
+def _read_remote_call(call: Any, input_format: str | None,
+                      opts: dict[str, Any]) -> Iterator[Conversation | InputError]:
+    """A call whose files are in object storage: copied to a private folder (same file names, so formats are
+    detected as locally), read by `kefuqa.readers.calls.read_call`, named by the URLs again."""
+    from ..readers.calls import read_call
+
+    with tempfile.TemporaryDirectory(prefix="kefuqa-call-") as tmp:
+        local: dict[str, str] = {}
+        for kind, url in (("transcript", call.transcript), ("recording", call.recording)):
+            if not url:
+                continue
+            dst = os.path.join(tmp, kind, PurePosixPath(url).name)
+            os.makedirs(os.path.dirname(dst))
+            fs, path = _fs(url)
+            try:
+                with fs.open(path, "rb") as src, open(dst, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            except OSError as exc:
+                yield InputError(url, None, f"无法读取：{exc}")
+                return
+            local[kind] = dst
+        here = dataclasses.replace(call, transcript=local.get("transcript", call.transcript))
+        if call.transcript:
+            opts = {**opts, "source_name": call.transcript}
+        names = {here.name: call.name, local.get("transcript", ""): call.transcript or ""}
+        for item in read_call(here, input_format, recording_path=local.get("recording"), **opts):
+            if isinstance(item, InputError):
+                yield InputError(names.get(item.source, item.source), item.place, item.reason)
+            elif item.source in names:
+                yield item.model_copy(update={"source": names[item.source]})
+            else:
+                yield item
