@@ -1,8 +1,10 @@
 """Live calls held by this process: one `LiveSession` per call id, the frames of protocol v1 (docs/assist.md)
 turned into session calls, limits, resume after a dropped connection, and the store at hang-up.
 
-Frames are handled in the event loop (a live step costs about a millisecond); only storing a finished call
-goes to a worker thread. Everything here is in memory: a call lives in the process its connection reached.
+Frames are handled in the event loop (a live step costs about a millisecond); storing a finished call and
+writing the journal go to worker threads. A call lives in the memory of the worker its connection reached;
+its accepted frames are journaled (`record`) and written with its wall view by the flusher (`take_pending`,
+`live_store.flush`), so that any other worker can rebuild it (`rebuild`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from ..engine import Checker
 from ..live import Guidance, LiveError, LiveSession, compile_guidance, live_rules, load_guidance
 from ..rules.rulebook import bundled_names
+from .live_store import Pending
 
 PROTOCOL = 1
 
@@ -41,6 +44,7 @@ class Engine:
     guidance: Guidance
     compiled: Any
     live_ids: list[str]
+    rulebook_id: int | None = None
 
     @classmethod
     def build(cls, label: str, checker: Checker, rulebook_name: str, source_ref: str | None) -> Engine:
@@ -88,6 +92,15 @@ class LiveCall:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     cards: list[str] = field(default_factory=list)
     watchers: set[Any] = field(default_factory=set)  # read-only connections: the agent panel, the wall
+    agent_id: int | None = None  # the call's agent record and team (role scoping)
+    team_id: int | None = None
+    rulebook_id: int | None = None
+    epoch: int = 1  # this worker's hold on the call (live_calls.epoch)
+    claimed: bool = False  # its row exists (the text path claims it at start; others' rows come with the flusher)
+    journaled: int = 0  # frames journaled so far (the last idx)
+    pending: list[tuple[int, int | None, dict[str, Any]]] = field(default_factory=list)  # frames not written yet
+    dirty: bool = True  # the wall's view changed since the last write
+    lost: bool = False  # another worker took the call over
 
     def summary(self) -> dict[str, Any]:
         s = self.session
@@ -180,6 +193,20 @@ def apply(call: LiveCall, frame: dict[str, Any], limits: Limits) -> list[dict[st
     raise LiveError("bad_frame", f"未知的帧类型 {kind!r}（utterance、event、tick、hangup）")
 
 
+def replay(call: LiveCall, frames: list[Any], limits: Limits) -> None:
+    """Journaled frames (rows with `idx`, `n`, `frame`) applied to a call in order."""
+    for f in frames:
+        if f.idx <= call.journaled:
+            continue
+        try:
+            apply(call, dict(f.frame), limits)
+        except LiveError:  # it was accepted once; the same session refuses it the same way (never happens)
+            pass
+        call.journaled = f.idx
+        if f.n is not None:
+            call.received = max(call.received, f.n)
+
+
 def _call_length(t: float | None, limits: Limits) -> None:
     if t is not None and t > limits.max_call_seconds:
         raise LiveError("call_too_long", f"通话时长超过上限 {limits.max_call_seconds:g} 秒")
@@ -194,17 +221,73 @@ class LiveCalls:
         self.engines: dict[str, Engine] = {}
         self.engine_at = 0.0  # when engines["recent"] (the active rulebook's) was looked up
 
-    def open(self, engine: Engine, meta: dict[str, Any], user_id: int | None) -> LiveCall:
+    def open(self, engine: Engine, meta: dict[str, Any], user_id: int | None, **scope: Any) -> LiveCall:
         if len([c for c in self.calls.values() if not c.session.ended]) >= self.limits.max_live_calls:
             raise LiveError("too_many_calls", f"同时进行的通话已达上限 {self.limits.max_live_calls}")
+        call = self.build(engine, meta, user_id, **scope)
+        self.calls[call.session.call_id] = call
+        return call
+
+    def build(self, engine: Engine, meta: dict[str, Any], user_id: int | None, **scope: Any) -> LiveCall:
+        """A call object not registered here (a rebuilt or mirrored call)."""
         s = LiveSession(engine.checker, engine.guidance, meta, compiled=engine.compiled, live_ids=engine.live_ids)
         agent = meta.get("agent") if isinstance(meta.get("agent"), dict) else None
-        call = LiveCall(s, user_id, agent, bucket=Bucket(self.limits.frames_per_second, self.limits.burst))
-        self.calls[s.call_id] = call
+        return LiveCall(s, user_id, agent, bucket=Bucket(self.limits.frames_per_second, self.limits.burst),
+                        rulebook_id=engine.rulebook_id, **scope)
+
+    def rebuild(self, engine: Engine, row: Any, frames: list[Any], register: bool = True) -> LiveCall:
+        """A call as another worker left it (its row and journal from `live_store`): the session replayed
+        frame by frame, so its guidance log is the one the client saw."""
+        call = self.build(engine, dict(row.meta), row.user_id, agent_id=row.agent_id, team_id=row.team_id,
+                          epoch=row.epoch, claimed=True)
+        call.session.start()
+        replay(call, frames, self.limits)
+        call.stored = row.stored
+        call.dirty = False
+        if register:
+            self.calls[call.session.call_id] = call
         return call
+
+    def record(self, call: LiveCall, n: int | None, frame: dict[str, Any]) -> None:
+        """An input frame applied to the call, to be journaled."""
+        call.journaled += 1
+        call.pending.append((call.journaled, n, {k: v for k, v in frame.items() if k != "n"}))
+        call.dirty = True
+
+    def take_pending(self) -> list[tuple[LiveCall, Pending]]:
+        """What the calls of this worker have to write now (taken off them: `restore` if the write fails)."""
+        out = []
+        for c in list(self.calls.values()):
+            if not c.dirty or c.lost:
+                continue
+            new_row = None
+            if not c.claimed:
+                new_row = {"call_id": c.session.call_id, "user_id": c.user_id, "agent_id": c.agent_id,
+                           "team_id": c.team_id, "rulebook_id": c.rulebook_id, "path": "audio",
+                           "meta": c.session._proto.model_dump(mode="json", exclude={"utterances"}, exclude_unset=True)}
+            summary = c.summary()
+            summary["watchers"] = len(c.watchers)
+            p = Pending(c.session.call_id, c.epoch, new_row, c.pending, c.received, summary,
+                        "ended" if c.session.ended else "live", c.stored)
+            c.pending, c.dirty = [], False
+            out.append((c, p))
+        return out
+
+    @staticmethod
+    def restore(taken: list[tuple[LiveCall, Pending]]) -> None:
+        for c, p in taken:
+            c.pending = p.frames + c.pending
+            c.dirty = True
+
+    @staticmethod
+    def written(taken: list[tuple[LiveCall, Pending]]) -> None:
+        for c, p in taken:
+            if p.new_row is not None:
+                c.claimed = True
 
     def note(self, call: LiveCall, items: list[dict[str, Any]]) -> None:
         """Keep what the supervisor wall shows of a call."""
+        call.dirty = True
         for it in items:
             if it["kind"] in ("alert", "timer"):
                 call.alerts.append({"kind": it["kind"], "title": it.get("name") or it.get("title"),
