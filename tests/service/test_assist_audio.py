@@ -503,3 +503,69 @@ def test_replay_audio_streams_a_recording(served: tuple[str, str, Any], tmp_path
     assert any("通话报告" in ln for ln in lines)
     bad = CliRunner().invoke(cli, ["replay", str(tmp_path / "none.wav"), "--audio", "--url", f"ws://{addr}{AUDIO_PATH}"])
     assert bad.exit_code == 2 and "none.wav" in bad.output
+
+
+def test_audiosocket_bridge_resumes_when_the_websocket_drops(served: tuple[str, str, Any]) -> None:
+    """A TCP proxy between the bridge and the server cuts the first WebSocket mid-sentence: the bridge
+    reconnects, resumes the call by its UUID and resends the audio it still holds; the server drops what
+    it already had, so the utterances are those of the same audio without the drop."""
+    from kefuqa.audio.vad import get_vad
+    from kefuqa.live.audio import AudioFormat, AudioPipeline
+    from kefuqa.live.audiosocket import Bridge
+
+    addr, token, app = served
+    app.state.assist_audio = AudioConfig(asr=None, max_speed=20.0, asr_workers=1, transcriber=StandIn([]))
+    s = Script().silence(0.4).say("agent", "Hello this is the service centre how can I help you today")
+    s.silence(0.8).say("customer", "I want to complain about your network", voice="en+f3").silence(1.0)
+    mono = np.concatenate(s.parts, axis=1)[1] + np.concatenate(s.parts, axis=1)[0]
+    host, port = addr.split(":")
+    got: list[tuple[str, dict[str, Any]]] = []
+    cuts: list[int] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection(host, int(port))
+        first = not cuts
+        if first:
+            cuts.append(0)
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, count: bool) -> None:
+            try:
+                while data := await r.read(4096):
+                    w.write(data)
+                    await w.drain()
+                    if count and first:
+                        cuts[0] += len(data)
+                        if cuts[0] > 2.0 * RATE * 2:  # about 2 s of audio: cut both ways
+                            break
+            except ConnectionError:
+                pass
+            for x in (w, writer, up_w):
+                x.close()
+
+        await asyncio.gather(pipe(reader, up_w, True), pipe(up_r, writer, False))
+
+    call_uuid = uuid.uuid4()
+
+    async def run() -> Bridge:
+        px = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        px_port = px.sockets[0].getsockname()[1]
+        bridge = Bridge(f"ws://127.0.0.1:{px_port}{AUDIO_PATH}", token, role="mixed",
+                        on_frame=lambda c, f: got.append((c, f)))
+        server = await bridge.serve("127.0.0.1", 0)
+        await _audiosocket_call("127.0.0.1", server.sockets[0].getsockname()[1], call_uuid, mono)
+        server.close()
+        px.close()
+        return bridge
+
+    bridge = asyncio.run(asyncio.wait_for(run(), 120))
+    cid = str(call_uuid)
+    assert bridge.calls[cid]["resumes"] >= 1 and bridge.calls[cid]["ended"]["stored"] is True
+    frames = [f for c, f in got if c == cid]
+    assert [f.get("resumed") for f in frames if f["type"] == "ready"][:2] == [False, True]
+    seqs = [i["seq"] for f in frames if f["type"] == "guidance" for i in f["items"]]
+    assert sorted(seqs) == list(range(1, max(seqs) + 1)) and len(seqs) == len(set(seqs))  # once each
+    session = app.state.live_calls.calls[cid].session
+    pipe = AudioPipeline(AudioFormat(RATE, 1, ("mixed",)), get_vad("auto"))
+    unbroken = [g for b in pcm_frames(mono[None, :], RATE) for g in pipe.feed(b)] + pipe.flush()
+    assert [(round(u.start, 2), round(u.end, 2)) for u in session.utterances] == [
+        (round(g.start, 2), round(g.end, 2)) for g in unbroken]
