@@ -216,10 +216,19 @@ def test_chinese_forbidden_phrase_alert_and_timing(svc: tuple[Any, str, Any]) ->
     with client.websocket_connect(f"{AUDIO_PATH}?token={token}") as ws:  # FreeSWITCH cannot set headers
         ws.send_json(_start("audio-zh"))
         assert ws.receive_json()["type"] == "ready"
-        for b in s.frames():
-            ws.send_bytes(b)
-        ws.send_json({"type": "hangup", "n": 1})
-        frames = _until_ended(ws)
+        with client.websocket_connect("/api/assist/v1/ws", headers={"Authorization": f"Bearer {token}"}) as panel:
+            panel.send_json({"type": "start", "v": 1, "watch": True, "call": {"id": "audio-zh"}})  # the agent panel
+            assert panel.receive_json()["type"] == "ready"
+            for b in s.frames():
+                ws.send_bytes(b)
+            ws.send_json({"type": "hangup", "n": 1})
+            frames = _until_ended(ws)
+            watched = _until_ended(panel)
+    # the panel saw the recognised words as transcript lines, the alert among its guidance
+    lines = [u for f in watched if f["type"] == "transcript" for u in f["utterances"]]
+    assert [(u["role"], u["text"]) for u in lines] == [("agent", "您好，这里是客服中心，请问有什么可以帮您？"),
+                                                       ("customer", "我上个月的话费怎么这么多"), ("agent", "我不是跟你说过了吗")]
+    assert any(i["kind"] == "alert" for i in _items(watched))
     utts = _utts(frames)
     assert [u["role"] for u in utts] == ["agent", "customer", "agent"]
     alert = next(f for f in frames if f["type"] == "guidance" and any(i["kind"] == "alert" for i in f["items"]))
