@@ -1,7 +1,8 @@
 """Generated phone calls with their transcript and the truth: for the recording + transcript tests and
 ``bench/eval_voice.py``. A test helper, not part of kefuqa (it uses `audio_synth`, espeak-ng speech).
 
-A call alternates agent and customer turns (English speech from espeak-ng, Chinese transcript text); the
+A call alternates agent and customer turns (English speech from espeak-ng with the Chinese transcript text,
+or with ``Spec(language="zh")`` the Chinese text spoken by espeak-ng's Mandarin voice); the
 spec says how loud each party speaks, how lively the agent's pitch is, whether and how the customer turns
 angry and how the agent answers. `degrade` makes it sound like a phone line (G.711 companding is done by
 writing the file as µ-law/A-law WAV, the real codec), with noise at an SNR, crosstalk and clipping.
@@ -39,6 +40,8 @@ class Spec:
     agent_db: float = -26.0  # active speech level of the agent's turns (dBFS)
     customer_db: float = -26.0
     agent_range: str = "medium"  # espeak-ng SSML pitch range of the agent: "0" monotone … "x-high"
+    language: str = "en"  # "zh": both parties speak the Chinese text (espeak-ng voice cmn), Mandarin tones
+    agent_variant: str = "f3"  # the espeak-ng voice variant of a Mandarin agent (f3: a woman, 140–240 Hz)
     turns: int = 6  # agent turns (the customer speaks between them)
     angry_at: int | None = None  # the customer turn (0-based) where the customer turns angry
     angry_words: bool = True  # the transcript shows the anger (EVT004 words)
@@ -46,6 +49,10 @@ class Spec:
     angry_pitch: int = 0  # espeak-ng pitch added to the angry customer turn
     reply_db: float = 0.0  # the agent's reply right after the angry turn is this much louder
     gap: float = 0.7
+    silence_after: int | None = None  # the piece (0-based, agent and customer turns counted together) after
+    silence: float = 12.0  # which nobody speaks this long (SIL001's dead air)
+    cut_in_at: int | None = None  # the customer turn (0-based) the agent cuts into …
+    cut_in: float = 1.5  # … this many seconds before the customer stops (LST001)
     seed: int = 0
 
 
@@ -57,6 +64,9 @@ class Generated:
 
 
 def _agent_speech(text: str, spec: Spec, level: float) -> np.ndarray:
+    if spec.language == "zh":
+        return synth.speak(synth.prosody(text, spec.agent_range), ssml=True, voice=f"cmn+{spec.agent_variant}",
+                           pitch=50, level_dbfs=level)
     return synth.speak(synth.prosody(text, spec.agent_range), ssml=True, voice="en", pitch=40, level_dbfs=level)
 
 
@@ -66,7 +76,7 @@ def build(spec: Spec, call_id: str = "gen") -> Generated:
     for i in range(spec.turns):
         level = spec.agent_db + (spec.reply_db if spec.angry_at is not None and i == spec.angry_at + 1 else 0.0)
         en, zh = AGENT[(i + spec.seed) % len(AGENT)] if i else AGENT[0]
-        pieces.append(("agent", _agent_speech(en, spec, level), zh))
+        pieces.append(("agent", _agent_speech(zh if spec.language == "zh" else en, spec, level), zh))
         if i == spec.turns - 1:
             break
         en, zh = CUSTOMER[int(rng.integers(0, len(CUSTOMER)))]
@@ -76,29 +86,62 @@ def build(spec: Spec, call_id: str = "gen") -> Generated:
             pitch += spec.angry_pitch
             if spec.angry_words:
                 zh = ANGRY_TEXT
-        pieces.append(("customer", synth.speak(en, voice="en", pitch=pitch, level_dbfs=level), zh))
-    seconds = sum(x.size for _, x, _ in pieces) / SR + spec.gap * (len(pieces) + 1)
+        said, voice = (zh, "cmn") if spec.language == "zh" else (en, "en")
+        pieces.append(("customer", synth.speak(said, voice=voice, pitch=pitch, level_dbfs=level), zh))
+    extra = spec.silence if spec.silence_after is not None else 0.0
+    seconds = sum(x.size for _, x, _ in pieces) / SR + spec.gap * (len(pieces) + 1) + extra
     call = synth.Call(seconds, SR)
     t = spec.gap
     utts = []
-    for role, x, zh in pieces:
+    for k, (role, x, zh) in enumerate(pieces):
+        if role == "agent" and spec.cut_in_at is not None and k == 2 * spec.cut_in_at + 2:
+            t -= spec.gap + spec.cut_in  # the agent starts while the customer is still speaking
         call.add(role, t, x)
         utts.append({"role": role, "start": round(t, 2), "end": round(t + x.size / SR, 2), "text": zh})
-        t += x.size / SR + spec.gap
+        t += x.size / SR + (spec.silence if k == spec.silence_after else spec.gap)
     transcript = {"id": call_id, "channel": "phone", "utterances": utts}
     return Generated(call.clean.copy(), transcript, {"pieces": [(r, x) for r, x, _ in pieces], "spec": spec})
 
 
+def echo_path(delay_ms: float, level_db: float, *, tail_ms: float = 40.0, seed: int = 0) -> np.ndarray:
+    """An echo path's impulse response at `SR`: the main reflection `delay_ms` late (network round trip
+    to the 2-wire hybrid, or the far handset's loudspeaker into its microphone), smeared by a decaying
+    diffuse tail of `tail_ms` (the hybrid's dispersion, the room), band-limited like a phone line; its
+    total energy gain is `level_db` (echo return loss, negative)."""
+    rng = np.random.default_rng(seed)
+    d = int(round(delay_ms / 1000 * SR))
+    n_tail = max(1, int(round(tail_ms / 1000 * SR)))
+    h = np.zeros(d + n_tail + 8)
+    h[d] = 1.0
+    k = np.arange(1, n_tail)
+    h[d + 1 : d + n_tail] += rng.standard_normal(k.size) * 0.5 * np.exp(-k / (n_tail / 4))
+    h = np.convolve(h, np.array([-0.1, 0.25, 0.6, 0.25, -0.1]), mode="same")  # the line's band edges
+    return h * 10 ** (level_db / 20) / np.sqrt(np.sum(h * h))
+
+
+def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    n = x.size + h.size - 1
+    m = 1 << (n - 1).bit_length()
+    return np.fft.irfft(np.fft.rfft(x, m) * np.fft.rfft(h, m), m)[: x.size]
+
+
 def degrade(x: np.ndarray, *, snr_db: float | None = None, bleed_db: float | None = -30.0,
-            clip_agent_db: float | None = None, seed: int = 0) -> np.ndarray:
+            clip_agent_db: float | None = None, echo: tuple[float, float] | None = None,
+            seed: int = 0) -> np.ndarray:
     """Crosstalk of each channel into the other at `bleed_db`, the agent driven `clip_agent_db` dB into
-    clipping, and white line noise `snr_db` below each channel's active speech level."""
+    clipping, delayed echo of each party on the other's channel (`echo` = (delay ms, level dB), see
+    `echo_path`), and white line noise `snr_db` below each channel's active speech level."""
     out = x.astype(np.float64).copy()
     if clip_agent_db is not None:
         out[0] = np.clip(out[0] * 10 ** (clip_agent_db / 20), -1.0, 1.0)
     if bleed_db is not None:
         g = 10 ** (bleed_db / 20)
         out = out + g * out[::-1]
+    if echo is not None:
+        delay_ms, level_db = echo
+        src = out.copy()
+        for a, b in ((0, 1), (1, 0)):  # the agent's voice back on the customer's channel, and vice versa
+            out[a] += _convolve(src[b], echo_path(delay_ms, level_db, seed=seed + a))
     if snr_db is not None:
         rng = np.random.default_rng(seed)
         for ch in range(out.shape[0]):

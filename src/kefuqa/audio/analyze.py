@@ -21,7 +21,7 @@ from kefuqa.audio.roles import assign_roles
 from kefuqa.audio.vad import FRAME_SECONDS, Vad, frame_length, frame_levels, get_vad, noise_floor
 from kefuqa.model import Conversation, Role, Utterance
 
-ROLE_NOTE_TEXT = "roles inferred from text"
+ROLE_NOTE_TEXT = "角色由文字推断"
 
 
 @dataclass(slots=True)
@@ -46,6 +46,7 @@ class Track:
     speech: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # own speech (bleed removed)
     allowed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # frames not explained by bleed
     bleed_db: float | None = None
+    echo_lag: int = 0  # frames by which the other party's crosstalk on this channel lags (hybrid/acoustic echo)
     _x16: np.ndarray | None = None
 
 
@@ -100,13 +101,13 @@ def prepare(samples: np.ndarray, sample_rate: int, *, vad: Vad, timing: Timing |
     timing = timing if timing is not None else Timing()
     samples = np.atleast_2d(np.asarray(samples, np.float32))
     if samples.shape[0] > 2:
-        raise AudioError(f"{samples.shape[0]} channels; expected mono or stereo (one channel per party)")
+        raise AudioError(f"{samples.shape[0]} 个声道；应为单声道或立体声（每方一个声道）")
     duration = samples.shape[1] / sample_rate
     notes: list[str] = []
     n_channels = samples.shape[0]
     if n_channels == 2 and _same_signal(samples[0], samples[1]):
         samples = samples[:1]
-        notes.append("both channels carry the same signal; analysed as mono")
+        notes.append("左右声道是同一信号，按单声道分析")
     t = time.perf_counter()
     work = working_rate(sample_rate)
     x = to_rate(samples, sample_rate, work)
@@ -166,7 +167,7 @@ def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Opt
                 pieces.append(Piece(tr.index, f0, f1))
     pieces.sort(key=lambda p: (p.f0, p.track))
     if not pieces:
-        raise AudioError(f"no speech found in {duration:.1f} s of audio")
+        raise AudioError(f"{duration:.1f} 秒录音中没有找到语音")
     for p in pieces:
         p.attrs = _measure(tracks[p.track], p, work)
     timing.measures += time.perf_counter() - t
@@ -192,10 +193,9 @@ def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Opt
         if assignment.method in ("text", "text+pitch"):
             notes.append(ROLE_NOTE_TEXT)
         elif assignment.method == "pitch":
-            notes.append("roles inferred from voice pitch (mono recording without transcript); the voice "
-                         "that speaks first is taken as the agent's")
+            notes.append("角色由嗓音音高推断（单声道录音，无转写）：先说话的声音当作坐席")
         else:
-            notes.append("roles guessed from turn order (mono recording, voices not told apart)")
+            notes.append("角色按说话轮次猜测（单声道录音，分不出两种嗓音）")
     else:
         for p in pieces:
             p.role = opts.roles[p.track]
@@ -209,7 +209,7 @@ def analyze(samples: np.ndarray, sample_rate: int, *, call_id: str, options: Opt
         "vad": vad.name, "asr": transcriber.name if transcriber is not None else None,
     })
     metrics["envelope"] = loudness_envelope(tracks, opts.roles)
-    unreliable = reliability(tracks, opts.roles, samples)
+    unreliable = reliability(tracks, opts.roles, samples, timed=True)
     if unreliable:
         metrics["unreliable"] = unreliable
     if not mono:
@@ -251,9 +251,16 @@ def _find_bleed(tracks: list[Track]) -> None:
     n = min(a.levels.size, b.levels.size)
     loud = {id(t): t.levels[:n] > t.noise + 12.0 for t in tracks}
     for me, other in ((a, b), (b, a)):
-        me.bleed_db = M.estimate_bleed_db(me.levels[:n], other.levels[:n], loud[id(other)], other.noise)
+        me.bleed_db, me.echo_lag = M.estimate_echo(me.levels[:n], other.levels[:n], loud[id(other)], other.noise,
+                                                   me.noise)
+    everything = np.ones(n, bool)
+    first = {id(me): M.own_speech_mask(everything, me.levels[:n], other.levels[:n], me.bleed_db, lag=me.echo_lag)
+             for me, other in ((a, b), (b, a))}
     for me, other in ((a, b), (b, a)):
-        me.allowed = M.own_speech_mask(np.ones(n, bool), me.levels[:n], other.levels[:n], me.bleed_db)
+        # the other channel's own speech only: its frames that are this party's echo do not mask this party
+        # (a strong echo of the agent on the customer's channel would otherwise hide the agent's quieter frames)
+        others = np.where(first[id(other)], other.levels[:n], min(float(other.noise), -120.0))
+        me.allowed = M.own_speech_mask(everything, me.levels[:n], others, me.bleed_db, lag=me.echo_lag)
 
 
 def _measure(tr: Track, p: Piece, work: int) -> dict:

@@ -45,13 +45,74 @@ def estimate_bleed_db(levels_self: np.ndarray, levels_other: np.ndarray, active_
     return float(np.percentile(diff, 20))
 
 
+MAX_ECHO_FRAMES = 8  # echo delays searched: up to 8 frames (256 ms) — network round trips of 20–150 ms and more
+
+
+def _shift(levels: np.ndarray, lag: int, fill: float) -> np.ndarray:
+    """`levels` delayed by `lag` frames (frame t holds levels[t - lag])."""
+    if lag <= 0:
+        return levels
+    out = np.full(levels.size, fill, dtype=levels.dtype)
+    out[lag:] = levels[: levels.size - lag]
+    return out
+
+
+def estimate_echo(levels_self: np.ndarray, levels_other: np.ndarray, active_other: np.ndarray,
+                  noise_other: float, noise_self: float | None = None, max_lag: int = MAX_ECHO_FRAMES
+                  ) -> tuple[float | None, int]:
+    """(how far below the other channel its leak into this one sits, in dB, or None; the longest delay in
+    frames at which it is heard back).
+
+    A recording's crosstalk is the hybrid's echo or the handset's acoustic echo: the other party's voice
+    returning on this channel 0–150 ms later, smeared over a few tens of ms. At each delay the crosstalk
+    gain is measured as in `estimate_bleed_db`; the delays whose gain is within 3 dB of the best, and whose
+    leak's louder frames (80th percentile) stand 6 dB over this channel's noise floor (else the noise,
+    not an echo, is measured), are the
+    echo's. None of them beyond 0: the crosstalk is simultaneous (delay 0), as `estimate_bleed_db` has it.
+    """
+    strong = active_other & (levels_other > noise_other + 15.0)
+    idx = np.flatnonzero(strong)
+    if idx.size < 10:
+        return None, 0
+    gains: list[float] = []
+    audible: list[bool] = []
+    for lag in range(0, max_lag + 1):
+        j = idx[idx + lag < levels_self.size]
+        if j.size < 10:
+            break
+        back = levels_self[j + lag]
+        gains.append(float(np.percentile(back - levels_other[j], 20)))
+        audible.append(noise_self is None or float(np.percentile(back, 80)) > noise_self + 6.0)
+    if not gains:
+        return None, 0
+    best = max(gains)
+    echo = [k for k, g in enumerate(gains) if g >= best - 3.0 and audible[k]]
+    if not echo or max(echo) == 0:
+        return gains[0], 0
+    return best, max(echo)
+
+
+def echo_envelope(levels_other: np.ndarray, lag: int, spread: int = 1) -> np.ndarray:
+    """The loudest of the other channel's frames that can still be heard back on this one: lags 0 (direct
+    bleed) to `lag` + `spread` (the echo, its tail, a delay off the 32 ms grid)."""
+    if lag <= 0:
+        return levels_other
+    env = levels_other.copy()
+    floor = float(levels_other.min()) if levels_other.size else -120.0
+    for k in range(1, lag + spread + 1):
+        env = np.maximum(env, _shift(levels_other, k, floor))
+    return env
+
+
 def own_speech_mask(active: np.ndarray, levels_self: np.ndarray, levels_other: np.ndarray,
-                    bleed_db: float | None, margin_db: float = 8.0, max_bleed_db: float = -15.0) -> np.ndarray:
-    """Frames of `active` whose energy is more than the leak from the other channel can explain."""
+                    bleed_db: float | None, margin_db: float = 8.0, max_bleed_db: float = -15.0,
+                    lag: int = 0) -> np.ndarray:
+    """Frames of `active` whose energy is more than the leak from the other channel — at once, or as an
+    echo `lag` frames later — can explain."""
     if bleed_db is None:
         return active.copy()
     g = min(bleed_db, max_bleed_db)
-    return active & (levels_self > levels_other + g + margin_db)
+    return active & (levels_self > echo_envelope(levels_other, lag) + g + margin_db)
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -67,8 +128,8 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def segment(mask: np.ndarray, *, merge_gap: float = 0.5, min_speech: float = 0.2,
             max_length: float = 30.0, levels: np.ndarray | None = None) -> list[tuple[int, int]]:
-    """Speech frames → utterance frame ranges: gaps shorter than `merge_gap` s are bridged, runs shorter
-    than `min_speech` s dropped, runs longer than `max_length` s split at their quietest frame."""
+    """Speech frames → utterance frame ranges: gaps shorter than `merge_gap` s are bridged, runs with less
+    than `min_speech` s of speech frames dropped, runs longer than `max_length` s split at their quietest frame."""
     gap = int(round(merge_gap / FRAME_SECONDS))
     shortest = int(round(min_speech / FRAME_SECONDS))
     longest = max(2, int(max_length / FRAME_SECONDS + 1e-9))
@@ -80,8 +141,8 @@ def segment(mask: np.ndarray, *, merge_gap: float = 0.5, min_speech: float = 0.2
             merged.append([s, e])
     out: list[tuple[int, int]] = []
     for s, e in merged:
-        if e - s < shortest:
-            continue
+        if int(np.count_nonzero(mask[s:e])) < shortest:
+            continue  # too little speech, even when scattered frames (an echo's peaks) span more
         out.extend(_split_long(s, e, longest, levels))
     return out
 

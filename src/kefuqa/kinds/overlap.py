@@ -40,6 +40,9 @@ class Overlap(Kind):
         r = self.rule
         if not ctx.timed:
             raise NotApplicable("缺少时间戳")
+        unreliable = ctx.conv.metrics.get("unreliable")  # a recording's double talk it cannot time (echo)
+        if isinstance(unreliable, dict) and unreliable.get("overlap_seconds"):
+            raise NotApplicable(str(unreliable["overlap_seconds"]))
         utts = ctx.conv.utterances
         hits = []
         # the other role's speech as spans: ASR segments less than a breath (0.5 s) apart are one turn
