@@ -172,9 +172,9 @@ def test_channel_order_customer_left():
 
 def test_silence_only_is_no_speech_error():
     x = synth.Call(3.0, 8000).render(bleed_db=None, noise_dbfs=-70)
-    with pytest.raises(AudioError, match="no speech found"):
+    with pytest.raises(AudioError, match="没有找到语音"):
         analyze(x, 8000, call_id="c", options=Options(vad="energy"))
-    with pytest.raises(AudioError, match="no speech found"):
+    with pytest.raises(AudioError, match="没有找到语音"):
         analyze(np.zeros((2, 16000), np.float32), 8000, call_id="c", options=Options(vad="energy"))
 
 
@@ -322,7 +322,7 @@ def test_mono_roles_from_voice_pitch_without_asr():
     conv = analyze(call.mono(), sr, call_id="c")
     assert [u.role for u in conv.utterances] == ["agent", "customer", "agent"]
     assert conv.metrics["channels"] == 1
-    assert any("voice pitch" in n for n in conv.notes)
+    assert any("嗓音音高" in n for n in conv.notes)
 
 
 @pytest.mark.slow
@@ -333,7 +333,7 @@ def test_identical_channels_are_treated_as_mono():
     call.add("agent", 0.3, synth.speak(GREETING, sample_rate=sr))
     m = call.mono()
     conv = analyze(np.vstack([m, m]), sr, call_id="c")
-    assert any("same signal" in n for n in conv.notes)
+    assert any("同一信号" in n for n in conv.notes)
     assert len(conv.utterances) == 1
 
 

@@ -119,11 +119,11 @@ def _wav_with_tag(tag: int) -> bytes:
 
 
 @pytest.mark.parametrize("name,content,reason", [
-    ("empty.wav", b"", "empty file"),
-    ("corrupt.wav", b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 3, "not a readable audio file"),
-    ("notaudio.mp3", b"hello, this is a text file and not audio\n" * 20, "not a readable audio file"),
-    ("truncated.flac", b"fLaC\x00\x00\x00\x22" + b"\x00" * 10, "not a readable audio file"),
-    ("g729.wav", _wav_with_tag(0x0133), "unsupported codec in WAV file (format tag 0x0133)"),
+    ("empty.wav", b"", "空文件"),
+    ("corrupt.wav", b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 3, "不是可读的音频文件"),
+    ("notaudio.mp3", b"hello, this is a text file and not audio\n" * 20, "不是可读的音频文件"),
+    ("truncated.flac", b"fLaC\x00\x00\x00\x22" + b"\x00" * 10, "不是可读的音频文件"),
+    ("g729.wav", _wav_with_tag(0x0133), "WAV 文件的编码不受支持（格式标签 0x0133）"),
 ])
 def test_bad_files_give_a_clear_input_error(tmp_path, name, content, reason):
     p = tmp_path / name
@@ -137,14 +137,14 @@ def test_zero_length_audio(tmp_path):
     p = tmp_path / "zero.wav"
     sf.write(str(p), np.zeros((0, 2), np.float32), 8000)
     err = _one(p)
-    assert isinstance(err, InputError) and "0 samples" in err.reason
+    assert isinstance(err, InputError) and "0 个采样" in err.reason
 
 
 def test_more_than_two_channels(tmp_path):
     p = tmp_path / "four.wav"
     sf.write(str(p), np.zeros((8000, 4), np.float32), 8000)
     err = _one(p)
-    assert isinstance(err, InputError) and "4 channels" in err.reason and "stereo" in err.reason
+    assert isinstance(err, InputError) and "4 个声道" in err.reason and "立体声" in err.reason
 
 
 @pytest.mark.parametrize("vad", ["energy", "auto"])
@@ -153,21 +153,21 @@ def test_silence_only_recording(tmp_path, vad):
     rng = np.random.default_rng(1)
     sf.write(str(p), (rng.standard_normal((16000, 2)) * 1e-4).astype(np.float32), 8000)
     err = _one(p, vad=vad)
-    assert isinstance(err, InputError) and err.reason == "no speech found in 2.0 s of audio"
+    assert isinstance(err, InputError) and err.reason == "2.0 秒录音中没有找到语音"
 
 
 def test_missing_file_and_folder(tmp_path):
     err = _one(tmp_path / "nope.wav")
-    assert isinstance(err, InputError) and "not found" in err.reason
+    assert isinstance(err, InputError) and "文件不存在" in err.reason
     err = _one(tmp_path)
-    assert isinstance(err, InputError) and "folder" in err.reason
+    assert isinstance(err, InputError) and "文件夹" in err.reason
 
 
 def test_bad_options(tmp_path):
     p = tmp_path / "x.wav"
     sf.write(str(p), np.zeros((800, 2), np.float32), 8000)
     assert "--channels" in _one(p, channels="agent,agent").reason
-    assert "unknown VAD" in _one(p, vad="webrtc").reason
+    assert "未知的 VAD" in _one(p, vad="webrtc").reason
     err = _one(p, asr="faster-whisper:/no/such/model")
     assert isinstance(err, InputError) and "/no/such/model" in err.reason
 

@@ -26,7 +26,7 @@ from typing import Any
 from kefuqa.errors import InputError
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-INSTALL_HINT = "audio input needs the audio extra: pip install 'kefuqa[audio]'"
+INSTALL_HINT = "读取录音需要安装音频组件：pip install 'kefuqa[audio]'"
 
 __all__ = ["EXTENSIONS", "read", "register", "sniff", "parse_channels", "available"]
 
@@ -74,10 +74,10 @@ def parse_channels(spec: str | tuple[str, ...] | list[str] | None) -> tuple[str,
     try:
         roles = tuple(normalize_role(p) for p in parts)
     except ValueError as exc:
-        raise ValueError(f"--channels {spec!r}: {exc}") from None
+        raise ValueError(f"--channels {spec!r}：{exc}") from None
     if len(roles) != 2 or set(roles) != {"agent", "customer"}:
-        raise ValueError(f"--channels {spec!r}: name the role of the left and the right channel, "
-                         "e.g. agent,customer or customer,agent")
+        raise ValueError(f"--channels {spec!r}：请写出左、右声道各是谁，如 agent,customer 或 customer,agent"
+                         "（坐席,客户）")
     return roles  # type: ignore[return-value]
 
 
@@ -100,7 +100,7 @@ def read(path: str | Path, options: Any = None, /, *, channels: str | None = Non
     source = source_name or str(path)
     missing = available()
     if missing is not None:
-        yield InputError(source, None, f"{INSTALL_HINT} (missing module {missing})")
+        yield InputError(source, None, f"{INSTALL_HINT}（缺少模块 {missing}）")
         return
     try:
         roles = parse_channels(channels)
@@ -127,10 +127,10 @@ def read(path: str | Path, options: Any = None, /, *, channels: str | None = Non
         yield InputError(source, None, str(exc))
         return
     except MemoryError:
-        yield InputError(source, None, "recording too large to analyse in memory")
+        yield InputError(source, None, "录音太大，内存中无法分析")
         return
     except Exception as exc:  # an ASR engine or a library failing on odd input must not stop the batch
-        yield InputError(source, None, f"audio analysis failed: {type(exc).__name__}: {exc}")
+        yield InputError(source, None, f"录音分析失败：{type(exc).__name__}: {exc}")
         return
     conv.metrics["codec"] = decoded.codec
     yield conv
@@ -159,7 +159,7 @@ def merge(conv: Any, path: str | Path, options: Any = None) -> Any:
     source = str(getattr(options, "source_name", None) or path)
     missing = available()
     if missing is not None:
-        return InputError(source, None, f"{INSTALL_HINT} (missing module {missing})")
+        return InputError(source, None, f"{INSTALL_HINT}（缺少模块 {missing}）")
     try:
         roles = parse_channels(getattr(options, "channels", None))
     except ValueError as exc:
@@ -185,7 +185,7 @@ def merge(conv: Any, path: str | Path, options: Any = None) -> Any:
     except (AudioError, VadError) as exc:
         return InputError(source, None, str(exc))
     except MemoryError:
-        return InputError(source, None, "recording too large to analyse in memory")
+        return InputError(source, None, "录音太大，内存中无法分析")
     out.metrics.update({"audio_path": source, "sample_rate": int(decoded.sample_rate), "codec": decoded.codec,
                         "vad": vad.name})
     return out

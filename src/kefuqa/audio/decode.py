@@ -44,11 +44,11 @@ def decode(path: str | Path) -> Decoded:
     """Read a recording; raises `AudioError` for anything that is not usable audio."""
     p = Path(path)
     if not p.exists():
-        raise AudioError("file not found")
+        raise AudioError("文件不存在")
     if p.is_dir():
-        raise AudioError("is a folder, not a recording")
+        raise AudioError("这是文件夹，不是录音")
     if p.stat().st_size == 0:
-        raise AudioError("empty file (0 bytes)")
+        raise AudioError("空文件（0 字节）")
     sf_reason = None
     try:
         decoded = _decode_soundfile(p)
@@ -63,9 +63,9 @@ def decode(path: str | Path) -> Decoded:
         except AudioError:
             raise
         except ImportError:
-            raise AudioError(f"cannot decode: {sf_reason} (PyAV is not installed for other codecs)") from None
+            raise AudioError(f"无法解码：{sf_reason}（其他编码需要安装 PyAV）") from None
         except Exception as exc:
-            raise AudioError(_wav_codec_problem(p) or f"cannot decode as audio: {sf_reason or _short(exc)}") from None
+            raise AudioError(_wav_codec_problem(p) or f"无法作为音频解码：{sf_reason or _short(exc)}") from None
     _check(decoded)
     return decoded
 
@@ -107,7 +107,7 @@ def _wav_codec_problem(p: Path) -> str | None:
             if not (1 <= channels <= 64 and 1000 <= rate <= 768000):
                 return None  # not a real fmt chunk: just a corrupt file
             if tag not in _WAV_TAGS:
-                return f"unsupported codec in WAV file (format tag 0x{tag:04X})"
+                return f"WAV 文件的编码不受支持（格式标签 0x{tag:04X}）"
             return None
         i += 8 + size + (size & 1)
     return None
@@ -120,11 +120,11 @@ def _decode_soundfile(p: Path) -> Decoded:
         sr = int(f.samplerate)
         codec = f"{f.format}/{f.subtype}"
         if f.channels > 2:
-            raise AudioError(f"{f.channels} channels; expected mono or stereo (one channel per party)")
+            raise AudioError(f"{f.channels} 个声道；应为单声道或立体声（每方一个声道）")
         if sr <= 0:
-            raise AudioError("invalid sample rate 0")
+            raise AudioError("采样率为 0，无效")
         if f.frames > MAX_SECONDS * sr:
-            raise AudioError(f"recording is longer than {MAX_SECONDS // 3600} hours")
+            raise AudioError(f"录音长于 {MAX_SECONDS // 3600} 小时，不像一通电话")
         data = f.read(dtype="float32", always_2d=True)
     return Decoded(np.ascontiguousarray(data.T), sr, codec)
 
@@ -135,11 +135,11 @@ def _decode_av(p: Path) -> Decoded:
     try:
         container = av.open(str(p))
     except Exception as exc:
-        raise AudioError(_wav_codec_problem(p) or f"not a readable audio file ({_short(exc)})") from None
+        raise AudioError(_wav_codec_problem(p) or f"不是可读的音频文件（{_short(exc)}）") from None
     with container:
         streams = [s for s in container.streams if s.type == "audio"]
         if not streams:
-            raise AudioError("no audio stream in the file")
+            raise AudioError("文件里没有音频流")
         stream: Any = streams[0]
         ctx: Any = stream.codec_context
         codec = f"{ctx.name} (PyAV)"
@@ -147,10 +147,10 @@ def _decode_av(p: Path) -> Decoded:
         if not layout_channels:
             layout_channels = len(ctx.layout.channels)
         if layout_channels > 2:
-            raise AudioError(f"{layout_channels} channels; expected mono or stereo (one channel per party)")
+            raise AudioError(f"{layout_channels} 个声道；应为单声道或立体声（每方一个声道）")
         sr = int(ctx.sample_rate or stream.sample_rate or 0)
         if sr <= 0:
-            raise AudioError("invalid sample rate 0")
+            raise AudioError("采样率为 0，无效")
         chunks: list[np.ndarray] = []
         try:
             frame: Any
@@ -168,7 +168,7 @@ def _decode_av(p: Path) -> Decoded:
                 chunks.append(arr)
         except Exception as exc:
             if not chunks:
-                raise AudioError(f"cannot decode the audio stream ({_short(exc)})") from None
+                raise AudioError(f"无法解码音频流（{_short(exc)}）") from None
     if not chunks:
         return Decoded(np.zeros((1, 0), np.float32), sr, codec)
     return Decoded(np.ascontiguousarray(np.concatenate(chunks, axis=1)), sr, codec)
@@ -176,9 +176,9 @@ def _decode_av(p: Path) -> Decoded:
 
 def _check(d: Decoded) -> None:
     if d.samples.shape[1] == 0:
-        raise AudioError("no audio in the file (0 samples)")
+        raise AudioError("文件里没有音频（0 个采样）")
     if d.channels > 2:
-        raise AudioError(f"{d.channels} channels; expected mono or stereo (one channel per party)")
+        raise AudioError(f"{d.channels} 个声道；应为单声道或立体声（每方一个声道）")
     if not np.isfinite(d.samples).all():
         d.samples = np.nan_to_num(d.samples, nan=0.0, posinf=1.0, neginf=-1.0)
 

@@ -74,12 +74,12 @@ class SileroVad:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise VadError("Silero VAD needs onnxruntime (pip install 'kefuqa[audio]')") from exc
+            raise VadError("Silero VAD 需要 onnxruntime（pip install 'kefuqa[audio]'）") from exc
         path = Path(model_path) if model_path else silero_model_path()
         if path is None:
-            raise VadError("Silero VAD model not found: install faster-whisper (it ships silero_vad_v6.onnx)")
+            raise VadError("找不到 Silero VAD 模型：请安装 faster-whisper（它带有 silero_vad_v6.onnx）")
         if not path.is_file():
-            raise VadError(f"Silero VAD model not found: {path}")
+            raise VadError(f"找不到 Silero VAD 模型：{path}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
@@ -88,12 +88,12 @@ class SileroVad:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise VadError(f"cannot load Silero VAD model {path}: {exc}") from exc
+            raise VadError(f"无法加载 Silero VAD 模型 {path}：{exc}") from exc
         names = {i.name: i.shape for i in self.session.get_inputs()}
         if set(names) != {"input", "h", "c"} or names["input"][-1] != SILERO_WINDOW + SILERO_CONTEXT:
             raise VadError(
-                f"{path}: unsupported Silero VAD model (inputs {names}); expected faster-whisper's "
-                "silero_vad_v6.onnx with inputs input[n, 576], h, c"
+                f"{path}：不支持的 Silero VAD 模型（输入 {names}）；应为 faster-whisper 的 "
+                "silero_vad_v6.onnx（输入 input[n, 576]、h、c）"
             )
         self.model_path = path
 
@@ -208,4 +208,4 @@ def get_vad(kind: str = "auto") -> Vad:
         return _silero_cached(None)
     if kind.startswith("silero:"):
         return _silero_cached(kind.split(":", 1)[1])
-    raise VadError(f"unknown VAD {kind!r} (expected auto, silero, silero:/path/to/model.onnx or energy)")
+    raise VadError(f"未知的 VAD {kind!r}（应为 auto、silero、silero:/模型路径.onnx 或 energy）")

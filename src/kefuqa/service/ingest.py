@@ -161,7 +161,7 @@ class Reader:
                 yield InputError(str(path), None, f"not {ext[1:]} audio")
                 return
             if not audio_store.supported():
-                yield InputError(str(path), None, "audio input needs the audio extra: pip install 'kefuqa[audio]'")
+                yield InputError(str(path), None, "读取录音需要安装音频组件：pip install 'kefuqa[audio]'")
                 return
             stored = self.audio.keep_file(path)
             for conv in readers.read_path(stored, source_name=path.name):
