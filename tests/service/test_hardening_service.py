@@ -304,6 +304,31 @@ def test_one_client_trying_many_names_is_slowed(admin: Admin) -> None:
     assert codes[:20] == [401] * 20 and codes[20:] == [429] * 30
 
 
+def test_two_worker_processes_share_the_failed_login_counters(any_db: str, tmp_path: Path) -> None:
+    """`kefuqa serve --workers 2`: each worker has its own workbench object on the one database. A guesser
+    whose attempts alternate between the workers is slowed after the same number of failures as on one
+    worker, and a success on one worker clears what the other counted."""
+    one = Admin(any_db, tmp_path / "w1")
+    two = Workbench(one.wb.settings)  # a second process's workbench: same settings, its own engine and state
+    try:
+        clock = Clock()
+        one.wb.logins.clock = two.logins.clock = clock
+        workers = [_client_from(one, "203.0.113.30"), TestClient(create_app(two.settings, two),
+                                                                 client=("203.0.113.30", 50000))]
+        n = one.wb.settings.max_failed_logins
+        codes = [workers[i % 2].post("/api/auth/login", json={"username": "admin", "password": f"g{i}"}).status_code
+                 for i in range(n + 4)]
+        assert codes == [401] * n + [429] * 4
+        clock.now += 1
+        ok = workers[1].post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        assert ok.status_code == 200
+        r = workers[0].post("/api/auth/login", json={"username": "admin", "password": "wrong-again"})
+        assert r.status_code == 401  # the success on the other worker cleared the pair's and client's counts
+    finally:
+        two.engine.dispose()
+        one.close()
+
+
 # ---- item 7: rejected audio leaves nothing on disk ---------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from .ingest import Ingestor, Reader
 from .models import AuditEntry, User
 from .rulebooks import Rulebooks, ensure_active
 from .security import generate_password, hash_password
-from .throttle import LoginThrottle
+from .throttle import DatabaseCounts, LoginThrottle
 
 
 @dataclass
@@ -35,7 +35,8 @@ class Workbench:
         self.audio = AudioStore(settings.audio_dir)
         self.reader = Reader(settings, self.audio)
         self.ingestor = Ingestor(self.sessions, self.rulebooks, self.engine.dialect.name, tz=settings.timezone)
-        self.logins = LoginThrottle(per_pair=settings.max_failed_logins, cap_s=settings.lockout_minutes * 60)
+        self.logins = LoginThrottle(per_pair=settings.max_failed_logins, cap_s=settings.lockout_minutes * 60,
+                                    store=DatabaseCounts(self.engine))
 
     @property
     def dialect(self) -> str:
