@@ -237,5 +237,5 @@ def test_streaming_sherpa_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert asr.make_transcriber(f"sherpa-onnx-streaming:{p}").name == "sherpa-onnx-streaming/paraformer"
     empty = tmp_path / "nothing"
     empty.mkdir()
-    with pytest.raises(asr.AsrError, match="not a streaming sherpa-onnx model directory"):
+    with pytest.raises(asr.AsrError, match="不是流式 sherpa-onnx 模型目录"):
         asr.make_transcriber(f"sherpa-onnx-streaming:{empty}")

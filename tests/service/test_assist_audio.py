@@ -156,9 +156,11 @@ def test_stereo_call_real_asr_roles_times_timers_and_report(svc: tuple[Any, str,
     from kefuqa.audio.asr import make_transcriber
 
     _cfg(app, transcriber=make_transcriber(f"faster-whisper:{TINY}?language=en"))
-    s = Script().silence(0.5).say("agent", SAID[0])
-    greeting_end = s.t
-    s.silence(6.5).say("customer", SAID[1], pitch=60)
+    s = Script().silence(0.5).say("agent", SAID[0]).silence(0.5)
+    greeting_end = s.truth[0][2]
+    greeting = s.frames()
+    s.parts = []
+    s.silence(6.0).say("customer", SAID[1], pitch=60)
     s.silence(0.6).say("agent", SAID[2]).silence(0.5)
     first = s.frames()
     hold_at = s.t
@@ -171,6 +173,11 @@ def test_stereo_call_real_asr_roles_times_timers_and_report(svc: tuple[Any, str,
         ws.send_json(_start("audio-e2e"))
         ready = ws.receive_json()
         assert ready["type"] == "ready" and ready["vad"] == "silero" and ready["audio"]["rate"] == RATE, ready
+        for b in greeting:
+            ws.send_bytes(b)
+        frames = [ws.receive_json() for _ in range(2)]  # the checklists; the greeting's text and guidance:
+        while not _utts(frames):  # as in a real-time call, its words are back before 5 s of silence have passed
+            frames.append(ws.receive_json())
         for b in first:
             ws.send_bytes(b)
         ws.send_json({"type": "event", "event": "hold", "phase": "start", "n": 1})  # at: the audio clock
@@ -178,7 +185,7 @@ def test_stereo_call_real_asr_roles_times_timers_and_report(svc: tuple[Any, str,
             ws.send_bytes(b)
         ws.send_json({"type": "event", "event": "hold", "phase": "end", "n": 2})
         ws.send_json({"type": "hangup", "ended_by": "customer", "n": 3})
-        frames = _until_ended(ws)
+        frames += _until_ended(ws)
     errors = [f for f in frames if f["type"] == "error"]
     assert not errors, errors
     utts = _utts(frames)
@@ -578,3 +585,51 @@ def test_audiosocket_bridge_resumes_when_the_websocket_drops(served: tuple[str, 
     unbroken = [g for b in pcm_frames(mono[None, :], RATE) for g in pipe.feed(b)] + pipe.flush()
     assert [(round(u.start, 2), round(u.end, 2)) for u in session.utterances] == [
         (round(g.start, 2), round(g.end, 2)) for g in unbroken]
+
+
+@needs_tiny
+def test_audio_call_is_journaled_and_rebuilds_to_the_same_guidance(svc: tuple[Any, str, Any]) -> None:
+    """What another worker rebuilds from the journal (a watcher there, a take-over) is the call the client
+    saw: the recognised utterances, partials and timer ticks are journaled as text-protocol frames."""
+    import time as _time
+
+    from kefuqa.service import live_store
+
+    client, token, app = svc
+    from kefuqa.audio.asr import make_transcriber
+
+    _cfg(app, transcriber=make_transcriber(f"faster-whisper:{TINY}?language=en"))
+    s = Script().silence(0.5).say("agent", SAID[0]).silence(0.5)
+    greeting = s.frames()
+    s.parts = []
+    s.silence(8.5).say("customer", SAID[1], pitch=60).silence(1.0)
+    with client.websocket_connect(AUDIO_PATH, headers={"Authorization": f"Bearer {token}"}) as ws:
+        ws.send_json(_start("audio-journal"))
+        ws.receive_json()
+        for b in greeting:
+            ws.send_bytes(b)
+        got = [ws.receive_json()]
+        while not _utts(got):
+            got.append(ws.receive_json())
+        for b in s.frames():
+            ws.send_bytes(b)
+        ws.send_json({"type": "hangup", "n": 1})
+        _until_ended(ws)
+    calls = app.state.live_calls
+    live = calls.calls["audio-journal"]
+    wb = app.state.workbench
+    for _ in range(100):  # the journal is written by the flusher every 0.2 s
+        with wb.sessions() as db:
+            row, frames = live_store.load(db, "audio-journal")
+            if row is not None and frames and frames[-1].frame.get("type") == "hangup":
+                break
+        _time.sleep(0.1)
+    assert row is not None and row.path == "audio"
+    kinds = [f.frame["type"] for f in frames]
+    assert kinds.count("utterance") >= 2 and "tick" in kinds and kinds[-1] == "hangup"
+    from kefuqa.service.assist import _engine
+
+    rebuilt = calls.rebuild(_engine(wb, calls, row.rulebook_id), row, frames, register=False)
+    assert [(i["seq"], i["kind"], i["key"]) for i in rebuilt.session.log] == \
+        [(i["seq"], i["kind"], i["key"]) for i in live.session.log]
+    assert any(i["kind"] == "timer" and i["timer"] == "customer_silent" for i in live.session.log)

@@ -36,6 +36,7 @@ from ..audio.asr import AsrError, TimedTranscriber, make_transcriber
 from ..audio.vad import VadError, get_vad
 from ..live import LiveError
 from ..live.audio import MIXED, AudioFormat, AudioPipeline, MixedRoles, Pending, Segment, Sequencer
+from . import live_store
 from .assist import (
     CLOSE_AUTH,
     CLOSE_BAD,
@@ -45,17 +46,20 @@ from .assist import (
     CLOSE_REPLACED,
     FIRST_FRAME_SECONDS,
     _broadcast,
+    _db,
     _engine,
     _ensure_reaper,
     _same_origin,
     _send,
     _store,
+    _take_over,
     _transcript_frame,
-    _user,
+    _who,
     live_calls,
 )
 from .deps import SESSION_COOKIE
 from .live_calls import PROTOCOL, LiveCall, LiveCalls, apply, error, parse
+from .live_store import Who, may_access
 from .usecases.auth import request_token
 from .workbench import Workbench
 
@@ -146,12 +150,7 @@ class AudioCall:
 
     def submit(self, segs: list[Segment]) -> None:
         loop = asyncio.get_running_loop()
-        clock = self.call.session.clock
         for seg in segs:
-            if self.fmt.roles[seg.channel] == "agent" and clock.first_agent_end is None:
-                # the agent's first words have ended (the silent-caller timer counts from here) — known
-                # from the audio, before their text is back
-                clock.first_agent_end = round(seg.end, 2)
             p = self.seq.add(seg)
             p.attrs["_closed_wall"] = time.perf_counter()
             fut = loop.run_in_executor(self.cfg.pool(), _transcribe, self.transcriber, seg)
@@ -191,9 +190,12 @@ class AudioCall:
                 role, how = self.mixed.role(text)
                 attrs["role_from"] = how
             attrs["source"] = "audio"
+            start, end = round(seg.start, 2), round(seg.end, 2)
+            frame = {"type": "utterance", "role": role, "text": text, "start": start, "end": end, "id": seg.uid,
+                     "attrs": attrs}
             try:
-                items = s.utterance(role, text, round(seg.start, 2), round(seg.end, 2), final=True, uid=seg.uid,
-                                    attrs=attrs)
+                items = s.utterance(role, text, start, end, final=True, uid=seg.uid, attrs=attrs)
+                self.calls.record(self.call, None, frame)  # journaled: a watcher on another worker sees it
             except LiveError as exc:
                 s.partials.pop(seg.uid, None)
                 frames.append(error(exc.code, exc.message))
@@ -237,12 +239,18 @@ class AudioCall:
                     uid = f"a{c}-{sg.open}"
                     live.add(uid)
                     role = self.fmt.roles[c]
-                    out += s.utterance(role if role != MIXED else "system", "", round(sg.open * 0.032, 2),
-                                       round(now, 2), final=False, uid=uid)
+                    who, start, end = role if role != MIXED else "system", round(sg.open * 0.032, 2), round(now, 2)
+                    part = {"type": "utterance", "role": who, "text": "", "start": start, "end": end, "final": False,
+                            "id": uid}
+                    out += s.utterance(who, "", start, end, final=False, uid=uid)
+                    self.calls.record(self.call, None, part)
             waiting = {p.seg.uid for p in self.seq.pending}
             for uid in [u for u in s.partials if u.startswith("a") and u not in live and u not in waiting]:
                 s.partials.pop(uid, None)
-            out += s.tick(now)
+            ticked = s.tick(now)
+            if ticked:  # a tick that changed nothing needs no journal line
+                self.calls.record(self.call, None, {"type": "tick", "t": round(now, 3)})
+            out += ticked
         except LiveError:
             return out
         self.calls.note(self.call, out)
@@ -334,11 +342,10 @@ async def assist_audio_ws(ws: WebSocket) -> None:
         token = None
     if token is None:
         token = first.get("token") if isinstance(first.get("token"), str) else ws.query_params.get("token")
-    who = await run_in_threadpool(_user, wb, token)
+    who = await run_in_threadpool(_who, wb, token)
     if who is None:
         await _refuse(ws, "unauthorized", "未登录或令牌无效", CLOSE_AUTH)
         return
-    user_id, role, _name = who
     try:
         transcriber = await run_in_threadpool(cfg.get_transcriber)
         vad = await run_in_threadpool(get_vad, cfg.vad)
@@ -358,10 +365,24 @@ async def assist_audio_ws(ws: WebSocket) -> None:
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
         after = 0
     audio = first.get("audio") or {}
+    if call is None and resume is not None:
+        # held by another worker (or by none after a restart): rebuilt here from its journal; the audio goes
+        # on with a fresh VAD from the clock the journal reached (speech left open over there is lost)
+        try:
+            call = await _take_over(wb, calls, cid)
+        except Exception:
+            await _refuse(ws, "unavailable", "暂时无法读取通话记录，请稍后重试", 1011)
+            return
+        if call is not None and not call.session.ended:
+            pipe = AudioPipeline(fmt, vad, hangover=cfg.hangover, min_speech=cfg.min_speech,
+                                 max_length=cfg.max_utterance)
+            pipe.skip_to(call.session.clock.now)
+            registry[cid] = AudioCall(call, fmt, pipe, transcriber, cfg, calls)
+            registry[cid].detached_wall = time.monotonic()
     if call is not None:
         ac = registry.get(cid)
-        if call.user_id != user_id and role not in ("admin", "leader"):
-            await _refuse(ws, "forbidden", "这通电话属于其他坐席", CLOSE_AUTH)
+        if not may_access(who, call.user_id, call.agent_id, call.team_id):
+            await _refuse(ws, "forbidden", _FORBIDDEN, CLOSE_AUTH)
             return
         if resume is None:
             msg = (f"通话 {cid} 已结束；取回结果请在 start 帧带 resume" if call.session.ended
@@ -378,6 +399,7 @@ async def assist_audio_ws(ws: WebSocket) -> None:
         old = call.connection
         call.connection = ws
         call.detached_at = None
+        call.dirty = True
         if old is not None and old is not ws:
             await _send(old, error("replaced", "同一通话的新连接已接管"))
             with contextlib.suppress(Exception):
@@ -408,8 +430,26 @@ async def assist_audio_ws(ws: WebSocket) -> None:
             hangover = min(2.0, max(0.1, float(hang) / 1000))
         try:
             engine = await run_in_threadpool(_engine, wb, calls)
-            call = calls.open(engine, meta, user_id)
+            if len([c for c in calls.calls.values() if not c.session.ended]) >= calls.limits.max_live_calls:
+                raise LiveError("too_many_calls", f"同时进行的通话已达上限 {calls.limits.max_live_calls}")
+            taken, (agent_id, team_id, meta) = await _db(wb, _claim, who, meta, engine.rulebook_id)
         except LiveError as exc:
+            await _refuse(ws, exc.code, exc.message, CLOSE_LIMIT if exc.code == "too_many_calls" else CLOSE_AUTH
+                          if exc.code == "forbidden" else CLOSE_BAD)
+            return
+        if taken is not None:  # the id is another call's (on another worker, or ended a moment ago)
+            status, t_user, t_agent, t_team = taken
+            if not may_access(who, t_user, t_agent, t_team):
+                await _refuse(ws, "forbidden", _FORBIDDEN, CLOSE_AUTH)
+            elif status == "ended":
+                await _refuse(ws, "call_ended", f"通话 {cid} 已结束；取回结果请在 start 帧带 resume", CLOSE_BAD)
+            else:
+                await _refuse(ws, "call_in_progress", f"通话 {cid} 正在进行；重连请在 start 帧带 resume", CLOSE_BAD)
+            return
+        try:
+            call = calls.open(engine, meta, who.id, agent_id=agent_id, team_id=team_id, claimed=True)
+        except LiveError as exc:
+            await _db(wb, live_store.drop, cid)
             await _refuse(ws, exc.code, exc.message, CLOSE_LIMIT if exc.code == "too_many_calls" else CLOSE_BAD)
             return
         pipe = AudioPipeline(fmt, vad, hangover=hangover, min_speech=cfg.min_speech, max_length=cfg.max_utterance)
@@ -424,6 +464,19 @@ async def assist_audio_ws(ws: WebSocket) -> None:
     await _serve(ws, wb, calls, ac)
 
 
+_FORBIDDEN = "无权访问这通电话：坐席只能访问自己的通话，组长只能访问本组的通话"
+
+
+def _claim(db: Any, who: Who, meta: dict[str, Any], rulebook_id: int | None
+           ) -> tuple[Any, tuple[int | None, int | None, dict[str, Any]]]:
+    """The new call's scope (its agent and team) and its id claimed in the database (no other worker has it)."""
+    scope = live_store.call_scope(db, who, meta)
+    agent_id, team_id, meta = scope
+    taken = live_store.claim(db, {"call_id": meta["id"], "user_id": who.id, "agent_id": agent_id,
+                                  "team_id": team_id, "rulebook_id": rulebook_id, "path": "audio", "meta": meta})
+    return (None if taken is None else (taken.status, taken.user_id, taken.agent_id, taken.team_id)), scope
+
+
 async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, ac: AudioCall) -> None:
     limits, call = calls.limits, ac.call
     conn = _Conn()
@@ -436,8 +489,8 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, ac: AudioCall) 
                 return
             if message["type"] == "websocket.disconnect":
                 return
-            if call.connection is not ws:
-                return  # replaced by a newer connection
+            if call.connection is not ws or call.lost:
+                return  # replaced by a newer connection, or taken over by another worker
             call.last_frame = time.monotonic()
             data = message.get("bytes")
             if data is not None:
@@ -468,9 +521,10 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, ac: AudioCall) 
                         frame["at"] = round(ac.pipe.clock, 3)
                 if frame["type"] == "tick" and frame.get("t") is None:
                     frame["t"] = round(ac.pipe.clock, 3)
+                items = apply(call, frame, limits)
                 if n is not None:
                     call.received = n
-                items = apply(call, frame, limits)
+                calls.record(call, n, frame)
             except LiveError as exc:
                 await ws.send_json(error(exc.code, exc.message, n))
                 continue
@@ -486,6 +540,7 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, ac: AudioCall) 
             # if none comes within RESUME_GRACE, what was being said ends here and is transcribed
             call.connection = None
             call.detached_at = time.monotonic()
+            call.dirty = True
             ac.detached_wall = stamp = time.monotonic()
             if not call.session.ended:
                 task = asyncio.get_running_loop().create_task(ac.flush_later(stamp))
@@ -535,11 +590,14 @@ async def _finish_call(ws: WebSocket, wb: Workbench, ac: AudioCall, frame: dict[
         frame["at"] = round(ac.pipe.clock, 3)
     try:
         items = apply(call, frame, calls.limits)
+        calls.record(call, frame.get("n"), frame)
     except LiveError as exc:
         if exc.code == "empty":  # nothing was said: nothing to score or keep
             await _send(ws, error(exc.code, "通话中没有识别到任何语句，未生成报告"))
             calls.calls.pop(call.session.call_id, None)
             audio_calls(ws.app).pop(call.session.call_id, None)
+            with contextlib.suppress(Exception):
+                await _db(wb, live_store.drop, call.session.call_id)
             ended = {"type": "ended", "stored": False, "reason": "没有语句"}
             await _send(ws, ended)
             await _broadcast(call, [ended])
@@ -560,6 +618,7 @@ async def _finish_call(ws: WebSocket, wb: Workbench, ac: AudioCall, frame: dict[
     await _send(ws, ended)
     await _broadcast(call, [ended])
     call.connection = None
+    call.dirty = True
     audio_calls(ws.app).pop(call.session.call_id, None)
     with contextlib.suppress(Exception):
         await ws.close(CLOSE_NORMAL)
