@@ -108,7 +108,7 @@ def test_parse_spec():
     assert asr.parse_spec("sherpa-onnx:/m/sv?language=zh&use_itn=0") == (
         "sherpa-onnx", Path("/m/sv"), {"language": "zh", "use_itn": "0"})
     assert asr.parse_spec("sherpa_onnx:C:/models/sv")[1] == Path("C:/models/sv")
-    for bad, msg in [("whisper", "BACKEND:PATH"), ("vosk:/m", "unknown ASR backend"), ("faster-whisper:", "no model")]:
+    for bad, msg in [("whisper", "BACKEND:PATH"), ("vosk:/m", "未知的 ASR 引擎"), ("faster-whisper:", "没有写模型目录")]:
         with pytest.raises(asr.AsrError, match=msg):
             asr.parse_spec(bad)
 
@@ -116,7 +116,7 @@ def test_parse_spec():
 def test_missing_or_wrong_model_paths_are_named(tmp_path):
     with pytest.raises(asr.AsrError, match=str(tmp_path / "absent")):
         asr.FasterWhisperTranscriber(tmp_path / "absent")
-    with pytest.raises(asr.AsrError, match="missing model.bin"):
+    with pytest.raises(asr.AsrError, match="缺少 model.bin"):
         asr.FasterWhisperTranscriber(tmp_path)
     with pytest.raises(asr.AsrError, match=str(tmp_path / "absent")):
         asr.SherpaOnnxTranscriber(tmp_path / "absent")
@@ -124,13 +124,13 @@ def test_missing_or_wrong_model_paths_are_named(tmp_path):
         asr.SherpaOnnxTranscriber(tmp_path)
     f = tmp_path / "file.bin"
     f.write_bytes(b"x")
-    with pytest.raises(asr.AsrError, match="not a directory"):
+    with pytest.raises(asr.AsrError, match="不是目录"):
         asr.FasterWhisperTranscriber(f)
 
 
 def test_a_hub_name_is_not_downloaded(monkeypatch):
     """`tiny.en` is a hub name for faster-whisper; kefuqa treats it as a (missing) local path."""
-    with pytest.raises(asr.AsrError, match="model directory not found: tiny.en"):
+    with pytest.raises(asr.AsrError, match="模型目录不存在：tiny.en"):
         asr.make_transcriber("faster-whisper:tiny.en")
 
 
@@ -211,7 +211,7 @@ def test_sherpa_paraformer_by_name_and_explicit(tmp_path, fake_sherpa):
     assert t.kind == "paraformer" and _Recognizer.calls[-1].kwargs["paraformer"].endswith("model.int8.onnx")
     assert t.transcribe(np.zeros(1600, np.float32), 16000).emotion is None
     odd = _model_dir(tmp_path, "my-model")
-    with pytest.raises(asr.AsrError, match="SenseVoice or a Paraformer"):
+    with pytest.raises(asr.AsrError, match="分不出是 SenseVoice 还是 Paraformer"):
         asr.SherpaOnnxTranscriber(odd)
     assert asr.make_transcriber(f"sherpa-onnx-paraformer:{odd}").name == "sherpa-onnx/paraformer"
 
@@ -251,4 +251,4 @@ def test_read_reports_bad_asr_spec(tmp_path):
     p = tmp_path / "x.wav"
     sf.write(str(p), np.zeros((800, 2), np.float32), 8000)
     err = next(iter(audio.read(p, asr="kaldi:/x")))
-    assert isinstance(err, InputError) and "unknown ASR backend" in err.reason
+    assert isinstance(err, InputError) and "未知的 ASR 引擎" in err.reason

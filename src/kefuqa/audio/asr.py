@@ -78,12 +78,12 @@ BACKENDS = ("sherpa-onnx", "sherpa-onnx-sense-voice", "sherpa-onnx-paraformer", 
 
 def parse_spec(spec: str) -> tuple[str, Path, dict[str, str]]:
     if not spec or ":" not in spec:
-        raise AsrError(f"ASR spec {spec!r} must be BACKEND:PATH, e.g. sherpa-onnx:/models/sense-voice "
-                       "or faster-whisper:/models/whisper-ct2")
+        raise AsrError(f"ASR 设置 {spec!r} 应为 引擎:模型目录（BACKEND:PATH），如 sherpa-onnx:/models/sense-voice "
+                       "或 faster-whisper:/models/whisper-ct2")
     backend, rest = spec.split(":", 1)
     backend = backend.strip().lower().replace("_", "-")
     if backend not in BACKENDS:
-        raise AsrError(f"unknown ASR backend {backend!r} (expected one of: {', '.join(BACKENDS)})")
+        raise AsrError(f"未知的 ASR 引擎 {backend!r}（应为其一：{', '.join(BACKENDS)}）")
     options: dict[str, str] = {}
     if "?" in rest:
         path_part, query = rest.rsplit("?", 1)
@@ -91,7 +91,7 @@ def parse_spec(spec: str) -> tuple[str, Path, dict[str, str]]:
         if pairs and all(re.fullmatch(r"[a-z_]+", k) for k, _ in pairs):
             rest, options = path_part, dict(pairs)
     if not rest.strip():
-        raise AsrError(f"ASR spec {spec!r} names no model directory")
+        raise AsrError(f"ASR 设置 {spec!r} 没有写模型目录")
     return backend, Path(rest).expanduser(), options
 
 
@@ -118,9 +118,9 @@ def make_transcriber(spec: str) -> Transcriber:
 
 def _check_dir(path: Path, what: str) -> None:
     if not path.exists():
-        raise AsrError(f"{what} model directory not found: {path}")
+        raise AsrError(f"{what} 模型目录不存在：{path}")
     if not path.is_dir():
-        raise AsrError(f"{what} model path is not a directory: {path}")
+        raise AsrError(f"{what} 模型路径不是目录：{path}")
 
 
 def _as_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -167,7 +167,7 @@ class SherpaOnnxTranscriber:
     def __init__(self, model_dir: str | Path, model_type: str | None = None, *, language: str = "",
                  use_itn: str | bool = True, num_threads: str | int = 1, **unknown: str) -> None:
         if unknown:
-            raise AsrError(f"unknown sherpa-onnx option(s): {', '.join(sorted(unknown))}")
+            raise AsrError(f"未知的 sherpa-onnx 选项：{', '.join(sorted(unknown))}")
         path = Path(model_dir)
         _check_dir(path, "sherpa-onnx")
         model = next((path / n for n in ("model.int8.onnx", "model.onnx") if (path / n).is_file()), None)
@@ -176,16 +176,16 @@ class SherpaOnnxTranscriber:
             model = onnx[0] if len(onnx) == 1 else None
         tokens = path / "tokens.txt"
         if model is None or not tokens.is_file():
-            raise AsrError(f"{path}: not a sherpa-onnx model directory (needs model.int8.onnx or model.onnx "
-                           "and tokens.txt)")
+            raise AsrError(f"{path}：不是 sherpa-onnx 模型目录（需要 model.int8.onnx 或 model.onnx "
+                           "以及 tokens.txt）")
         kind = model_type or _sherpa_model_type(path, model)
         if kind not in ("sense_voice", "paraformer"):
-            raise AsrError(f"{path}: cannot tell whether this is a SenseVoice or a Paraformer model; use "
-                           "sherpa-onnx-sense-voice:PATH or sherpa-onnx-paraformer:PATH")
+            raise AsrError(f"{path}：分不出是 SenseVoice 还是 Paraformer 模型；请用 "
+                           "sherpa-onnx-sense-voice:PATH 或 sherpa-onnx-paraformer:PATH")
         try:
             import sherpa_onnx
         except ImportError as exc:
-            raise AsrError("the sherpa-onnx backend needs the sherpa-onnx package: pip install 'kefuqa[asr]'") from exc
+            raise AsrError("sherpa-onnx 引擎需要安装 sherpa-onnx：pip install 'kefuqa[asr]'") from exc
         threads = int(num_threads)
         itn = str(use_itn).lower() not in ("0", "false", "no", "")
         try:
@@ -197,7 +197,7 @@ class SherpaOnnxTranscriber:
                 self.recognizer = sherpa_onnx.OfflineRecognizer.from_paraformer(
                     paraformer=str(model), tokens=str(tokens), num_threads=threads)
         except Exception as exc:
-            raise AsrError(f"{path}: sherpa-onnx cannot load the model: {exc}") from exc
+            raise AsrError(f"{path}：sherpa-onnx 无法加载模型：{exc}") from exc
         self.kind = kind
         self.name = f"sherpa-onnx/{'sense-voice' if kind == 'sense_voice' else 'paraformer'}"
         self.model_dir = path
@@ -219,7 +219,7 @@ class SherpaOnnxStreamingTranscriber:
     def __init__(self, model_dir: str | Path, *, num_threads: str | int = 1, decoding_method: str = "greedy_search",
                  **unknown: str) -> None:
         if unknown:
-            raise AsrError(f"unknown sherpa-onnx-streaming option(s): {', '.join(sorted(unknown))}")
+            raise AsrError(f"未知的 sherpa-onnx-streaming 选项：{', '.join(sorted(unknown))}")
         path = Path(model_dir)
         _check_dir(path, "sherpa-onnx-streaming")
         tokens = path / "tokens.txt"
@@ -230,12 +230,12 @@ class SherpaOnnxStreamingTranscriber:
 
         enc, dec, join, model = pick("encoder"), pick("decoder"), pick("joiner"), pick("model")
         if not tokens.is_file() or not ((enc and dec) or model):
-            raise AsrError(f"{path}: not a streaming sherpa-onnx model directory (needs tokens.txt and "
-                           "encoder/decoder[/joiner] or model .onnx files)")
+            raise AsrError(f"{path}：不是流式 sherpa-onnx 模型目录（需要 tokens.txt 以及 "
+                           "encoder/decoder[/joiner] 或 model 的 .onnx 文件）")
         try:
             import sherpa_onnx
         except ImportError as exc:
-            raise AsrError("the sherpa-onnx backend needs the sherpa-onnx package: pip install 'kefuqa[asr]'") from exc
+            raise AsrError("sherpa-onnx 引擎需要安装 sherpa-onnx：pip install 'kefuqa[asr]'") from exc
         threads = int(num_threads)
         try:
             if enc and dec and join:
@@ -252,7 +252,7 @@ class SherpaOnnxStreamingTranscriber:
                 self.recognizer = sherpa_onnx.OnlineRecognizer.from_zipformer2_ctc(
                     tokens=str(tokens), model=str(model), num_threads=threads)
         except Exception as exc:
-            raise AsrError(f"{path}: sherpa-onnx cannot load the streaming model: {exc}") from exc
+            raise AsrError(f"{path}：sherpa-onnx 无法加载流式模型：{exc}") from exc
         self.name = f"sherpa-onnx-streaming/{self.kind}"
         self.model_dir = path
 
@@ -320,19 +320,19 @@ class FasterWhisperTranscriber:
                  cpu_threads: str | int = 1, compute_type: str = "int8", device: str = "cpu",
                  **unknown: str) -> None:
         if unknown:
-            raise AsrError(f"unknown faster-whisper option(s): {', '.join(sorted(unknown))}")
+            raise AsrError(f"未知的 faster-whisper 选项：{', '.join(sorted(unknown))}")
         path = Path(model_dir)
         _check_dir(path, "faster-whisper")
         missing = [n for n in ("model.bin", "config.json") if not (path / n).is_file()]
         if missing:
-            raise AsrError(f"{path}: not a CTranslate2 Whisper model directory (missing {', '.join(missing)})")
+            raise AsrError(f"{path}：不是 CTranslate2 Whisper 模型目录（缺少 {', '.join(missing)}）")
         if not (path / "tokenizer.json").is_file() and not (path / "vocabulary.txt").is_file() \
                 and not (path / "vocabulary.json").is_file():
-            raise AsrError(f"{path}: not a CTranslate2 Whisper model directory (missing tokenizer.json)")
+            raise AsrError(f"{path}：不是 CTranslate2 Whisper 模型目录（缺少 tokenizer.json）")
         try:
             from faster_whisper import WhisperModel
         except ImportError as exc:
-            raise AsrError("the faster-whisper backend needs the faster-whisper package: "
+            raise AsrError("faster-whisper 引擎需要安装 faster-whisper："
                            "pip install 'kefuqa[audio]'") from exc
         try:
             # A local directory path is loaded as is; local_files_only forbids any hub look-up.
@@ -340,7 +340,7 @@ class FasterWhisperTranscriber:
             self.model = WhisperModel(str(path), device=device, compute_type=compute_type,
                                       cpu_threads=int(cpu_threads), local_files_only=True)
         except Exception as exc:
-            raise AsrError(f"{path}: faster-whisper cannot load the model: {exc}") from exc
+            raise AsrError(f"{path}：faster-whisper 无法加载模型：{exc}") from exc
         self.language = language or None
         self.beam_size = int(beam_size)
         self.name = "faster-whisper"
