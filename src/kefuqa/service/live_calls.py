@@ -189,7 +189,7 @@ def apply(call: LiveCall, frame: dict[str, Any], limits: Limits) -> list[dict[st
             raise LiveError("bad_frame", "metrics 应为对象")
         return s.hangup(ended_by, _num(frame.get("at"), "at"), metrics=metrics)
     if kind == "binary":
-        raise LiveError("binary_not_supported", "协议 v1 只接受文本帧（JSON）；音频帧尚不支持")
+        raise LiveError("binary_not_supported", "此接口只接受文本帧（JSON）；音频帧请发到 /api/assist/v1/audio")
     raise LiveError("bad_frame", f"未知的帧类型 {kind!r}（utterance、event、tick、hangup）")
 
 
