@@ -68,9 +68,9 @@ def test_intent_rule_threshold_unless_and_shortcut_phrases(rulebook, tiny_model)
 
 
 def test_intent_rule_role_and_label_are_checked_with_file_and_line(rulebook, tiny_model):
-    with pytest.raises(kefuqa.RuleError, match="set role: customer"):
+    with pytest.raises(kefuqa.RuleError, match="请设置 role: customer"):
         rulebook("- {id: X01, name: a, kind: intent, label: complaint, severity: event, message: m}")
-    with pytest.raises(kefuqa.RuleError, match="unknown label 'grumpy'"):
+    with pytest.raises(kefuqa.RuleError, match="未知的判断标签 'grumpy'"):
         rulebook("- {id: X01, name: a, kind: intent, label: grumpy, severity: event, message: m}")
     with pytest.raises(kefuqa.RuleError, match="未配置判断模型 'llm'") as err:
         rulebook("- {id: X01, name: a, kind: intent, label: empathy, judge: llm, severity: event, message: m}")

@@ -93,7 +93,7 @@ def test_ratio_kind_is_not_applicable_without_times_or_enough_speech(rulebook):
 def test_ratio_rule_needs_a_share_between_0_and_1(rulebook):
     with pytest.raises(kefuqa.RuleError, match="应不大于 1"):
         rulebook("- {id: X01, name: a, kind: ratio, max: 70, points: 1, dimension: 礼貌, message: m}")
-    with pytest.raises(kefuqa.RuleError, match="role agent or customer"):
+    with pytest.raises(kefuqa.RuleError, match="role 为 agent 或 customer"):
         rulebook("- {id: X01, name: a, kind: ratio, role: any, max: 0.7, points: 1, dimension: 礼貌, message: m}")
 
 

@@ -45,7 +45,7 @@ def test_bad_regex(tmp_path):
 def test_duplicate_ids(tmp_path):
     err = lint_one(write(tmp_path, "  - {id: X01, name: a, kind: phrase, message: m, phrases: [喂]}\n"
                                    "  - {id: X01, name: b, kind: phrase, message: m, phrases: [嘿]}\n"))
-    assert err.line == 7 and "duplicate rule id X01" in err.reason
+    assert err.line == 7 and "规则编号 X01 重复" in err.reason
 
 
 def test_bad_threshold(tmp_path):
@@ -63,7 +63,7 @@ def test_unknown_dimension_and_reference(tmp_path):
 
 def test_duplicate_yaml_key(tmp_path):
     err = lint_one(write(tmp_path, "  - id: X01\n    name: a\n    name: b\n    kind: phrase\n    message: m\n    phrases: [喂]\n"))
-    assert err.line == 8 and "duplicate key" in err.reason
+    assert err.line == 8 and "重复的键" in err.reason
 
 
 def test_invalid_yaml(tmp_path):

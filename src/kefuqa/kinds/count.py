@@ -27,7 +27,7 @@ class CountRule(RuleBase):
     @model_validator(mode="after")
     def _bounds(self) -> CountRule:
         if self.min is None and self.max is None:
-            raise ValueError("a count rule needs 'min' or 'max'")
+            raise ValueError("次数规则需要 min 或 max")
         return self
 
 

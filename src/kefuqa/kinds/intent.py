@@ -39,10 +39,10 @@ class IntentRule(PhraseRule):
     def _some(self) -> IntentRule:  # phrases are optional here: the label is the rule
         known = labels()
         if self.label not in known:
-            raise ValueError(f"unknown label {self.label!r}; labels: {', '.join(known)}")
+            raise ValueError(f"未知的判断标签 {self.label!r}；可用标签：{'、'.join(known)}")
         want = known[self.label].role
         if self.role != want:
-            raise ValueError(f"label {self.label} judges {want} utterances: set role: {want}")
+            raise ValueError(f"标签 {self.label} 判断的是 {want} 的话：请设置 role: {want}")
         return self
 
 

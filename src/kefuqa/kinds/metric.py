@@ -35,12 +35,12 @@ class MetricRule(RuleBase):
     @model_validator(mode="after")
     def _cmp(self) -> MetricRule:
         if not self.limits and self.outside is None and self.op is None:
-            raise ValueError("a metric rule needs 'op' and 'value', 'outside', or 'limits'")
+            raise ValueError("指标规则需要 op 和 value、outside 或 limits")
         if self.outside is not None and self.outside[0] >= self.outside[1]:
-            raise ValueError("outside: the first bound must be below the second")
+            raise ValueError("outside：第一个界限应小于第二个")
         for ch, lim in self.limits.items():
             if not re.fullmatch(r"\d+(\.\d+)?(h|m|s|d|wd)", lim):
-                raise ValueError(f"limit {ch}: {lim!r} must look like 2h, 30m, 3d or 1wd")
+                raise ValueError(f"limits 的 {ch}：{lim!r} 格式应如 2h、30m、3d 或 1wd")
         return self
 
 

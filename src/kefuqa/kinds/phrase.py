@@ -31,7 +31,7 @@ class PhraseRule(RuleBase):
     @model_validator(mode="after")
     def _some(self) -> PhraseRule:
         if not self.phrases and not self.attrs:
-            raise ValueError("a phrase rule needs 'phrases' (or 'attrs')")
+            raise ValueError("用语规则需要 phrases（或 attrs）")
         return self
 
 

@@ -24,9 +24,9 @@ class RateRule(RuleBase):
     @model_validator(mode="after")
     def _bounds(self) -> RateRule:
         if self.min is None and self.max is None:
-            raise ValueError("a rate rule needs 'min' or 'max'")
+            raise ValueError("语速规则需要 min 或 max")
         if self.min is not None and self.max is not None and self.min >= self.max:
-            raise ValueError(f"min {self.min} must be below max {self.max}")
+            raise ValueError(f"min {self.min} 应小于 max {self.max}")
         return self
 
 

@@ -25,11 +25,11 @@ class RatioRule(RuleBase):
     @model_validator(mode="after")
     def _bounds(self) -> RatioRule:
         if self.min is None and self.max is None:
-            raise ValueError("a ratio rule needs 'min' or 'max' (a share between 0 and 1)")
+            raise ValueError("占比规则需要 min 或 max（0 到 1 之间的比例）")
         if self.min is not None and self.max is not None and self.min >= self.max:
-            raise ValueError(f"min {self.min} must be below max {self.max}")
+            raise ValueError(f"min {self.min} 应小于 max {self.max}")
         if self.role == "any":
-            raise ValueError("a ratio rule needs role agent or customer (the share of whose talk time)")
+            raise ValueError("占比规则需要 role 为 agent 或 customer（谁的说话时长占比）")
         return self
 
 

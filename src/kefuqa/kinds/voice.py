@@ -59,9 +59,9 @@ class VoiceRule(RuleBase):
                 raise ValueError(f"{name}: the first bound must be below the second")
         if self.soft_range is not None and not (self.range[0] <= self.soft_range[0] < self.soft_range[1]
                                                 <= self.range[1]):
-            raise ValueError("soft_range must lie inside range")
+            raise ValueError("soft_range 应在 range 之内")
         if (self.soft_range is None) != (self.relative_db is None):
-            raise ValueError("soft_range and relative_db go together")
+            raise ValueError("soft_range 与 relative_db 须同时给出")
         return self
 
 

@@ -68,21 +68,21 @@ def resolve(source: str | Path | None, base: Path | None = None) -> Path:
         return p / "rulebook.yaml" if (p / "rulebook.yaml").is_file() else p
     if p.is_file():
         return p
-    raise RuleError(s, None, None, f"no such rulebook (bundled ones: {', '.join(bundled_names())})")
+    raise RuleError(s, None, None, f"没有这个规则集（内置的有：{'、'.join(bundled_names())}）")
 
 
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise RuleError(str(path), None, None, f"cannot read: {exc}") from None
+        raise RuleError(str(path), None, None, f"无法读取：{exc}") from None
 
 
 def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] = ()) -> Rulebook:
     path = resolve(source)
     key = str(path.resolve())
     if key in _stack:
-        raise RuleError(str(path), None, "extends", "rulebooks extend each other in a cycle")
+        raise RuleError(str(path), None, "extends", "规则集之间循环继承（extends）")
     if path.is_dir():  # a folder of rule files without rulebook.yaml: those rules + the standard scorecard
         parent = load_rulebook("standard", _stack=_stack + (key,))
         files = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
@@ -105,7 +105,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
         finish(rb, str(path))
         return rb
     if not isinstance(data, dict):
-        raise RuleError(str(path), 1, None, "a rulebook must be a mapping with at least 'name'")
+        raise RuleError(str(path), 1, None, "规则集应是一个映射（键: 值），至少要有 name")
     try:
         spec: Any = rule_models().rulebook_file.model_validate(data)
     except ValidationError as exc:
@@ -133,7 +133,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
             matches = sorted(base.glob(item))
             if not matches:
                 line = raw_rules.item_lines[i] if hasattr(raw_rules, "item_lines") else None
-                raise RuleError(str(path), line, "rules", f"no rule file matches {item!r}")
+                raise RuleError(str(path), line, "rules", f"没有与 {item!r} 匹配的规则文件")
             for f in matches:
                 _load_rule_file(f, rules, origin, sources, own=own)
         else:
@@ -146,7 +146,7 @@ def load_rulebook(source: str | Path | None = None, *, _stack: tuple[str, ...] =
     if spec.scorecard is not None:
         scorecard = load_scorecard(spec.scorecard, base, scorecard, str(path), sources)
     if scorecard is None:
-        raise RuleError(str(path), None, "scorecard", "a rulebook needs a scorecard (or 'extends')")
+        raise RuleError(str(path), None, "scorecard", "规则集需要 scorecard（或 extends 另一个规则集）")
     if spec.settings is not None:
         settings = spec.settings
 
@@ -161,14 +161,14 @@ def _apply_edits(spec: Any, data: Any, lines: dict[str, int], rules: dict[str, A
     for target in spec.disable:
         hit = [rid for rid in rules if rid == target or (rid.startswith(target) and not target[-1:].isdigit())]
         if not hit:
-            raise RuleError(source, lines.get("disable"), "disable", f"no rule {target!r} to disable")
+            raise RuleError(source, lines.get("disable"), "disable", f"要停用的规则 {target!r} 不存在")
         for rid in hit:
             rules[rid] = rules[rid].model_copy(update={"enabled": False})
     for rid, changes in spec.override.items():
         if rid not in rules:
-            raise RuleError(source, lines.get("override"), f"override.{rid}", f"no rule {rid!r} to override")
+            raise RuleError(source, lines.get("override"), f"override.{rid}", f"要覆盖的规则 {rid!r} 不存在")
         if "id" in changes or "kind" in changes:
-            raise RuleError(source, lines.get("override"), f"override.{rid}", "cannot change 'id' or 'kind'")
+            raise RuleError(source, lines.get("override"), f"override.{rid}", "不能修改 id 或 kind")
         merged = rules[rid].model_dump(by_alias=True, exclude_unset=True)
         merged.update(changes)
         try:
@@ -178,7 +178,7 @@ def _apply_edits(spec: Any, data: Any, lines: dict[str, int], rules: dict[str, A
             raise rule_error_from_validation(exc, ov, source, prefix=f"override.{rid}.") from None
     for rid, phrases in spec.add_phrases.items():
         if rid not in rules:
-            raise RuleError(source, lines.get("add_phrases"), f"add_phrases.{rid}", f"no rule {rid!r}")
+            raise RuleError(source, lines.get("add_phrases"), f"add_phrases.{rid}", f"规则 {rid!r} 不存在")
         rule = rules[rid]
         if not hasattr(rule, "phrases") or (not rule.phrases and getattr(rule, "groups", None)):
             raise RuleError(source, lines.get("add_phrases"), f"add_phrases.{rid}",
@@ -190,7 +190,7 @@ def _add_rule(rule: Any, rules: dict[str, Any], origin: dict[str, tuple[str, int
               source: str, line: int | None) -> None:
     if rule.id in own:
         first = origin.get(rule.id, ("?", None))
-        raise RuleError(source, line, "id", f"duplicate rule id {rule.id} (first defined at {first[0]}:{first[1]})")
+        raise RuleError(source, line, "id", f"规则编号 {rule.id} 重复（首次定义于 {first[0]}:{first[1]}）")
     own.add(rule.id)
     rules[rule.id] = rule
     origin[rule.id] = (source, line)
@@ -205,7 +205,7 @@ def _load_rule_file(path: Path, rules: dict[str, Any], origin: dict[str, tuple[s
         data = load_yaml(text, str(path))
     sources[str(path)] = text
     if not isinstance(data, dict) or "rules" not in data:
-        raise RuleError(str(path), 1, None, "a rule file must be a mapping with a 'rules' list")
+        raise RuleError(str(path), 1, None, "规则文件应是一个映射，其中有 rules 列表")
     try:
         parsed: Any = rule_models().rule_file.model_validate(data)
     except ValidationError as exc:
@@ -241,7 +241,7 @@ def load_scorecard(spec: str | Scorecard, base: Path, parent: Scorecard | None, 
         card = Scorecard(name=card.name, extends=card.extends, description=card.description or parent.description,
                          dimensions=list(dims.values()), fatal=fatal, grades=card.grades or parent.grades, rules=rules)
     if not card.dimensions:
-        raise RuleError(source, None, "dimensions", "a scorecard needs at least one dimension")
+        raise RuleError(source, None, "dimensions", "评分卡至少需要一个维度")
     if not card.grades:
         card = card.model_copy(update={"grades": _DEFAULT_GRADES})
     return card
@@ -265,7 +265,7 @@ def finish(rb: Rulebook, source: str) -> None:
         where = rb.origin.get(r.id, (source, None))
         for ref in rule_refs(r):
             if ref not in ids:
-                raise RuleError(where[0], where[1], r.id, f"refers to unknown rule {ref!r}")
+                raise RuleError(where[0], where[1], r.id, f"引用了不存在的规则 {ref!r}")
         for ref in r.yields_to:
             if ref not in ids:
                 raise RuleError(where[0], where[1], r.id, f"yields_to 指向不存在的规则 {ref!r}")
@@ -278,17 +278,17 @@ def finish(rb: Rulebook, source: str) -> None:
         points = score.points if score and score.points is not None else r.points
         if r.severity != "event" and points and dim not in dims:
             raise RuleError(where[0], where[1], r.id,
-                            f"dimension {dim!r} is not in scorecard {rb.scorecard.name!r} ({', '.join(sorted(dims))})")
+                            f"维度 {dim!r} 不在评分卡 {rb.scorecard.name!r} 中（有：{'、'.join(sorted(dims))}）")
         for p in getattr(r, "phrases", []) or []:
             if isinstance(p, PhraseItem) and p.regex is None and p.text is not None and not p.text.strip():
-                raise RuleError(where[0], where[1], r.id, "empty phrase")
+                raise RuleError(where[0], where[1], r.id, "短语为空")
     rule_order(rb.rules, rb.origin, source)  # a dependency cycle is a lint error
     for f in rb.scorecard.fatal:
         if f not in ids:
-            raise RuleError(source, None, "fatal", f"fatal rule {f!r} is not in the rulebook")
+            raise RuleError(source, None, "fatal", f"红线规则 {f!r} 不在规则集中")
     for rid in rb.scorecard.rules:
         if rid not in ids:
-            raise RuleError(source, None, f"rules.{rid}", f"scorecard scores unknown rule {rid!r}")
+            raise RuleError(source, None, f"rules.{rid}", f"评分卡给不存在的规则 {rid!r} 打分")
     digest = hashlib.sha256()
     # by file name, not path: the same rulebook installed elsewhere has the same version
     for name, text in sorted((Path(n).name, t) for n, t in rb.sources.items()):
@@ -351,7 +351,7 @@ def load_rulebook_text(text: str, source: str = "rulebook.yaml") -> Rulebook:
     """
     data = load_yaml(text, source)
     if not isinstance(data, dict):
-        raise RuleError(source, 1, None, "a rulebook must be a mapping with at least 'name'")
+        raise RuleError(source, 1, None, "规则集应是一个映射（键: 值），至少要有 name")
     lines = data.key_lines if isinstance(data, LineDict) else {}
     try:
         spec: Any = rule_models().rulebook_file.model_validate(data)
@@ -384,7 +384,7 @@ def load_rulebook_text(text: str, source: str = "rulebook.yaml") -> Rulebook:
             raise RuleError(source, line, "rules", f"上传的规则集须内联规则，不能引用规则文件 {item!r}")
         if item.id in own:
             first = origin.get(item.id, ("?", None))
-            raise RuleError(source, line, "id", f"duplicate rule id {item.id} (first defined at {first[0]}:{first[1]})")
+            raise RuleError(source, line, "id", f"规则编号 {item.id} 重复（首次定义于 {first[0]}:{first[1]}）")
         own.add(item.id)
         rules[item.id] = item
         origin[item.id] = (source, line)
@@ -398,7 +398,7 @@ def load_rulebook_text(text: str, source: str = "rulebook.yaml") -> Rulebook:
             scorecard = load_rulebook(bundled("scorecard.extends", spec.scorecard.extends)).scorecard
         scorecard = load_scorecard(spec.scorecard, Path("."), scorecard, source, sources)
     if scorecard is None:
-        raise RuleError(source, None, "scorecard", "a rulebook needs a scorecard (or 'extends')")
+        raise RuleError(source, None, "scorecard", "规则集需要 scorecard（或 extends 另一个规则集）")
     if spec.settings is not None:
         settings = spec.settings
     rb = Rulebook(spec.name, spec.version or "", spec.description, list(rules.values()), scorecard, settings,

@@ -51,13 +51,13 @@ class PhraseItem(Strict):
     @model_validator(mode="after")
     def _one_of(self) -> PhraseItem:
         if (self.text is None) == (self.regex is None):
-            raise ValueError("a phrase needs exactly one of 'text' or 'regex'")
+            raise ValueError("短语须有且只有 text 或 regex 之一")
         if self.text is not None and not self.text.strip():
-            raise ValueError("empty phrase")
+            raise ValueError("短语为空")
         if self.regex is not None:
             _compile(self.regex)
         if self.allowed_hours is not None and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", self.allowed_hours):
-            raise ValueError(f"allowed_hours {self.allowed_hours!r} must look like 05:00-10:30")
+            raise ValueError(f"allowed_hours {self.allowed_hours!r} 格式应如 05:00-10:30")
         return self
 
 
@@ -68,7 +68,7 @@ Phrases = list[Phrase]
 def check_phrases(v: Phrases) -> Phrases:
     for p in v:
         if isinstance(p, str) and not p.strip():
-            raise ValueError("empty phrase")
+            raise ValueError("短语为空")
     return v
 
 
@@ -97,9 +97,9 @@ class Condition(Strict):
     def _one(self) -> Condition:
         given = [x for x in (self.fired, self.not_fired, self.field, self.said) if x is not None]
         if len(given) != 1:
-            raise ValueError("a condition needs exactly one of fired, not_fired, field, said")
+            raise ValueError("条件须有且只有 fired、not_fired、field、said 之一")
         if self.field is not None and self.op is None:
-            raise ValueError(f"condition on field {self.field!r} needs 'op'")
+            raise ValueError(f"对字段 {self.field!r} 的条件需要 op")
         return self
 
 
@@ -144,7 +144,7 @@ class IntentRef(Strict):
         from ..judge.labels import labels
 
         if v not in labels():
-            raise ValueError(f"unknown label {v!r}; labels: {', '.join(labels())}")
+            raise ValueError(f"未知的判断标签 {v!r}；可用标签：{'、'.join(labels())}")
         return v
 
     @property
@@ -168,7 +168,7 @@ class Trigger(Strict):
     def _one(self) -> Trigger:
         spoken = self.said is not None or self.intent is not None
         if len([x for x in (self.rule, self.event) if x is not None]) + spoken != 1:
-            raise ValueError("a trigger needs exactly one of rule, event, or said/intent")
+            raise ValueError("触发条件须有且只有 rule、event 或 said/intent 之一")
         return self
 
 
@@ -210,7 +210,7 @@ class RuleBase(Strict):
     @classmethod
     def _id(cls, v: str) -> str:
         if not RULE_ID.match(v):
-            raise ValueError(f"rule id {v!r} must be letters then digits, like LNG001 or X01")
+            raise ValueError(f"规则编号 {v!r} 应为字母加数字，如 LNG001 或 X01")
         return v
 
 
@@ -227,10 +227,10 @@ class NeedsPhrases(RuleBase):
         if self.labels and self.phrases:
             raise ValueError("'labels' name groups: use 'groups' with them, not 'phrases'")
         if bool(self.phrases) == bool(self.groups or self.labels):
-            raise ValueError("give either 'phrases' or 'groups'")
+            raise ValueError("phrases 和 groups 只能给一个")
         n = len(set(self.groups) | set(self.labels))
         if isinstance(self.need, int) and not 1 <= self.need <= max(1, n):
-            raise ValueError(f"need {self.need} is more than the {n} groups")
+            raise ValueError(f"need {self.need} 超过了分组数 {n}")
         return self
 
 

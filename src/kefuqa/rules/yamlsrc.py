@@ -33,10 +33,10 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     for key_node, value_node in node.value:
         k = loader.construct_object(key_node, deep=True)
         if not isinstance(k, str | int | float | bool):
-            raise RuleError(loader.source, key_node.start_mark.line + 1, None, "a key must be a plain value")
+            raise RuleError(loader.source, key_node.start_mark.line + 1, None, "键应是普通的值（文本或数字）")
         k = str(k)
         if k in out:
-            raise RuleError(loader.source, key_node.start_mark.line + 1, k, f"duplicate key {k!r}")
+            raise RuleError(loader.source, key_node.start_mark.line + 1, k, f"重复的键 {k!r}")
         out[k] = loader.construct_object(value_node, deep=True)
         out.key_lines[k] = key_node.start_mark.line + 1
     return out
