@@ -7,6 +7,7 @@ from typing import Any
 from .labels import KIND_LABELS, SEVERITY_LABELS
 from .rules.rulebook import Rulebook
 from .rules.schema import PhraseItem
+from .scoring import terms_of
 
 _SEVERITY = SEVERITY_LABELS  # the same words as the report, the workbench and the CLI's findings
 _ROLE = {"agent": "坐席", "customer": "客户", "any": "双方"}
@@ -14,10 +15,8 @@ _ROLE = {"agent": "坐席", "customer": "客户", "any": "双方"}
 
 def rule_points(rb: Rulebook, rule: Any) -> tuple[float, str | None]:
     """Points and dimension of a rule after the scorecard's overrides."""
-    o = rb.scorecard.rules.get(rule.id)
-    points = o.points if o and o.points is not None else rule.points
-    dim = (o.dimension if o and o.dimension else None) or rule.dimension
-    return float(points), dim
+    terms = terms_of(rule, rb.scorecard)
+    return float(terms.points), terms.dimension
 
 
 def _phrase_texts(rule: Any, limit: int = 12) -> list[str]:

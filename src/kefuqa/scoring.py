@@ -15,7 +15,7 @@ from .model import Report
 
 if TYPE_CHECKING:
     from .rules.rulebook import Rulebook
-    from .rules.schema import RuleScore
+    from .rules.schema import RuleScore, Scorecard
 
 
 class RuleTerms(NamedTuple):
@@ -30,6 +30,11 @@ class RuleTerms(NamedTuple):
 def rule_terms(rulebook: Rulebook, rule_id: str) -> RuleTerms:
     """The scoring terms of a rule of `rulebook` (KeyError for an unknown rule id)."""
     return _terms(rulebook.by_id[rule_id], rulebook.scorecard.rules.get(rule_id))
+
+
+def terms_of(rule: Any, scorecard: Scorecard) -> RuleTerms:
+    """The scoring terms of `rule` under `scorecard` (for a rule object at hand, e.g. while loading)."""
+    return _terms(rule, scorecard.rules.get(rule.id))
 
 
 def _terms(rule: Any, override: RuleScore | None) -> RuleTerms:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ..errors import RuleError
 from ..kinds import judges_used, rule_models, rule_refs
+from ..scoring import terms_of
 from .schema import PhraseItem, Scorecard, Settings
 from .yamlsrc import LineDict, load_yaml, rule_error_from_validation
 
@@ -273,9 +274,7 @@ def finish(rb: Rulebook, source: str) -> None:
             if judge != "fast" and judge not in rb.settings.judges:
                 raise RuleError(where[0], where[1], r.id,
                                 f"未配置判断模型 {judge!r}（settings.judges 中有：{', '.join(['fast', *rb.settings.judges])}）")
-        score = rb.scorecard.rules.get(r.id)
-        dim = (score.dimension if score and score.dimension else None) or r.dimension
-        points = score.points if score and score.points is not None else r.points
+        points, dim, _, _ = terms_of(r, rb.scorecard)  # the scorecard's entry wins, as when scoring
         if r.severity != "event" and points and dim not in dims:
             raise RuleError(where[0], where[1], r.id,
                             f"维度 {dim!r} 不在评分卡 {rb.scorecard.name!r} 中（有：{'、'.join(sorted(dims))}）")
