@@ -287,11 +287,14 @@ def rules_list(
     from rich.table import Table
 
     table = Table(title=f"{rb.name} {rb.version}")
-    for col in ("ID", "名称", "kind", "严重度", "扣分", "维度", ""):
+    from .labels import KIND_LABELS, SEVERITY_LABELS
+
+    for col in ("ID", "名称", "检查方式", "严重度", "扣分", "维度", ""):
         table.add_column(col)
     for row in rows:
         flag = "红线" if row["fatal"] else ("停用" if not row["enabled"] else "")
-        table.add_row(row["id"], row["name"], row["kind"], row["severity"], f"{row['points']:g}",
+        table.add_row(row["id"], row["name"], KIND_LABELS.get(row["kind"], row["kind"]),
+                      SEVERITY_LABELS.get(row["severity"], row["severity"]), f"{row['points']:g}",
                       row["dimension"] or "", flag)
     Console(highlight=False).print(table)
 
