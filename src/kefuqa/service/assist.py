@@ -154,10 +154,11 @@ async def flush(app: Any, check: list[LiveCall] | None = None) -> None:
 
 
 def _flush_lock(app: Any) -> asyncio.Lock:
-    lock = getattr(app.state, "live_flush_lock", None)
-    if lock is None:
-        lock = app.state.live_flush_lock = asyncio.Lock()
-    return lock  # type: ignore[no-any-return]
+    loop = asyncio.get_running_loop()
+    held = getattr(app.state, "live_flush_lock", None)
+    if held is None or held[0] is not loop:
+        held = app.state.live_flush_lock = (loop, asyncio.Lock())
+    return held[1]  # type: ignore[no-any-return]
 
 
 async def _flusher(app: Any) -> None:
@@ -359,7 +360,7 @@ async def assist_ws(ws: WebSocket) -> None:
         with contextlib.suppress(Exception):
             await old.close(CLOSE_REPLACED)
     await _send(ws, {"type": "ready", "v": PROTOCOL, "call_id": cid, "resumed": True, "received": call.received,
-                     "last_seq": len(call.session.log)})
+                     "last_seq": len(call.session.log), "worker": live_store.WORKER})
     await _send(ws, {"type": "guidance", "items": call.session.since(after), "replay": True})
     if call.session.ended:
         if call.connection is ws:
@@ -417,7 +418,7 @@ async def _open(ws: WebSocket, wb: Workbench, calls: LiveCalls, who: Who, meta: 
     call.connection = ws
     items = call.session.start()
     await _send(ws, {"type": "ready", "v": PROTOCOL, "call_id": cid, "resumed": False, "received": 0,
-                     "last_seq": 0, "rulebook": engine.label})
+                     "last_seq": 0, "rulebook": engine.label, "worker": live_store.WORKER})
     await _send(ws, {"type": "guidance", "items": items})
     await _serve(ws, wb, calls, call, len(call.session.log))
 
