@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, false, func, select
+from sqlalchemy import Integer, Numeric, Select, String, and_, case, cast, false, func, select
 from sqlalchemy.orm import Session as DBSession
 
+from . import cache
 from .errors import Forbidden, NotFound
 from .models import (
     Agent,
@@ -348,37 +350,120 @@ DEFAULT_DAYS = 30
 BUCKETS = [(0, 60, "<60"), (60, 70, "60–69"), (70, 80, "70–79"), (80, 90, "80–89"), (90, 101, "90–100")]
 
 
-def summary(db: DBSession, user: User, tz: str, *, agent_id: int | None = None, team_id: int | None = None,
-            days: int = DEFAULT_DAYS) -> Summary:
-    """Calls, average, grades, score distribution and the daily (or weekly) trend of a scope."""
+def _day_key(dialect: str, tz: str) -> Any:
+    """The SQL expression that groups `Conversation.call_at` by local day. PostgreSQL converts with its own
+    time-zone database; SQLite has none, so it groups by the quarter-hour in UTC (every zone's offset and every
+    daylight-saving change falls on a quarter-hour), which Python turns into the local day."""
+    if dialect == "postgresql":
+        return func.date(func.timezone(tz, Conversation.call_at))
+    at = Conversation.call_at
+    return func.substr(at, 1, 14, type_=String) + cast(cast(func.substr(at, 15, 2), Integer).op("/")(15), String)
+
+
+def _local_day_of(key: Any, dialect: str, tz: str) -> date:
+    if dialect == "postgresql":
+        return key if isinstance(key, date) else date.fromisoformat(str(key))
+    text = str(key)  # "YYYY-MM-DD HH:" and the quarter (0-3)
+    at = datetime.strptime(text[:13], "%Y-%m-%d %H").replace(tzinfo=timezone.utc) + \
+        timedelta(minutes=15 * int(text[14:] or 0))
+    return local_day(at, tz)
+
+
+def _bucket_of_score() -> Any:
+    s = Conversation.score
+    return case(*[(and_(s >= lo, s < hi), i) for i, (lo, hi, _) in enumerate(BUCKETS)], else_=-1)
+
+
+@dataclass
+class _Acc:
+    """Running totals of one scope; sums are kept exact (Decimal) so the order of addition never matters."""
+    calls: int = 0
+    total: Decimal = Decimal(0)
+    fatal: int = 0
+    insufficient: int = 0
+    grades: Counter[str] = field(default_factory=Counter)
+    buckets: Counter[int] = field(default_factory=Counter)
+    days: dict[date, list[Any]] = field(default_factory=dict)  # day: [calls, exact sum]
+
+    def add(self, day: date, grade: str | None, fatal: bool | None, insufficient: bool | None, bucket: int,
+            n: int, total: Decimal) -> None:
+        if insufficient:
+            self.insufficient += n
+            return
+        self.calls += n
+        self.total += total
+        self.fatal += n if fatal else 0
+        self.grades[grade or ""] += n
+        self.buckets[bucket] += n
+        d = self.days.setdefault(day, [0, Decimal(0)])
+        d[0] += n
+        d[1] += total
+
+    def summary(self) -> Summary:
+        out = Summary(calls=self.calls, insufficient=self.insufficient)
+        if not self.calls:
+            return out
+        out.average = round(float(self.total / self.calls), 1)
+        out.fatal = self.fatal
+        out.grades = dict(sorted(self.grades.items(), key=lambda kv: (-kv[1], kv[0])))
+        out.distribution = [(label, self.buckets.get(i, 0)) for i, (_, _, label) in enumerate(BUCKETS)]
+        per: dict[date, list[Any]] = self.days
+        if len(per) > 45:  # weekly points read better over a long span
+            weekly: dict[date, list[Any]] = {}
+            for d, (n, t) in per.items():
+                w = weekly.setdefault(d - timedelta(days=d.weekday()), [0, Decimal(0)])
+                w[0] += n
+                w[1] += t
+            per = weekly
+        out.trend = [(d, round(float(t / n), 1), n) for d, (n, t) in sorted(per.items())]
+        return out
+
+
+def _summaries(db: DBSession, user: User, tz: str, *, agent_id: int | None, team_id: int | None,
+               days: int) -> tuple[_Acc, dict[int | None, _Acc]]:
+    """One GROUP BY (team, local day, grade, fatal, 未充分质检, score band) query over the period; the scope's
+    and each team's figures are sums of its rows. Served by ix_conversations_call_at_stats on PostgreSQL."""
+    dialect = db.get_bind().dialect.name
     since = utcnow() - timedelta(days=days)
-    stmt = scope_calls(select(Conversation.call_at, Conversation.score, Conversation.grade, Conversation.fatal,
-                              Conversation.insufficient),
-                       user).where(Conversation.score.is_not(None), Conversation.call_at >= since)
+    day = _day_key(dialect, tz).label("day")
+    band = _bucket_of_score().label("band")
+    # an exact sum: PostgreSQL's numeric; SQLite's sum of reals is compensated
+    total = func.sum(cast(Conversation.score, Numeric) if dialect == "postgresql" else Conversation.score)
+    stmt = scope_calls(select(Conversation.team_id, day, Conversation.grade, Conversation.fatal,
+                              Conversation.insufficient, band, func.count(), total), user).where(
+        Conversation.score.is_not(None), Conversation.call_at >= since)
     if agent_id is not None:
         stmt = stmt.where(Conversation.agent_id == agent_id)
     if team_id is not None:
         stmt = stmt.where(Conversation.team_id == team_id)
-    every = db.execute(stmt.limit(200_000)).all()
-    rows = [r[:4] for r in every if not r[4]]  # 「未充分质检」 calls are counted apart
-    out = Summary(calls=len(rows), insufficient=len(every) - len(rows))
-    if not rows:
-        return out
-    scores = [float(r[1] or 0) for r in rows]
-    out.average = round(sum(scores) / len(scores), 1)
-    out.fatal = sum(1 for r in rows if r[3])
-    out.grades = dict(Counter(r[2] or "" for r in rows).most_common())
-    out.distribution = [(label, sum(1 for s in scores if lo <= s < hi)) for lo, hi, label in BUCKETS]
-    per_day: dict[date, list[float]] = defaultdict(list)
-    for at, score, _, _ in rows:
-        per_day[local_day(at, tz)].append(float(score or 0))
-    if len(per_day) > 45:  # weekly points read better over a long span
-        weekly: dict[date, list[float]] = defaultdict(list)
-        for d, vals in per_day.items():
-            weekly[d - timedelta(days=d.weekday())].extend(vals)
-        per_day = weekly
-    out.trend = [(d, round(sum(v) / len(v), 1), len(v)) for d, v in sorted(per_day.items())]
-    return out
+    stmt = stmt.group_by(Conversation.team_id, day, Conversation.grade, Conversation.fatal,
+                         Conversation.insufficient, band)
+    every = _Acc()
+    teams: dict[int | None, _Acc] = {}
+    local: dict[Any, date] = {}
+    for team, key, grade, fatal, insufficient, bucket, n, sum_ in db.execute(stmt):
+        d = local.get(key)
+        if d is None:
+            d = local[key] = _local_day_of(key, dialect, tz)
+        exact = sum_ if isinstance(sum_, Decimal) else Decimal(repr(float(sum_ or 0)))
+        for acc in (every, teams.setdefault(team, _Acc())):
+            acc.add(d, grade, fatal, insufficient, int(bucket), int(n), exact)
+    return every, teams
+
+
+def summary(db: DBSession, user: User, tz: str, *, agent_id: int | None = None, team_id: int | None = None,
+            days: int = DEFAULT_DAYS) -> Summary:
+    """Calls, average, grades, score distribution and the daily (or weekly) trend of a scope, aggregated by
+    the database (one GROUP BY query)."""
+    return _summaries(db, user, tz, agent_id=agent_id, team_id=team_id, days=days)[0].summary()
+
+
+def team_summaries(db: DBSession, user: User, tz: str, *,
+                   days: int = DEFAULT_DAYS) -> tuple[Summary, dict[int | None, Summary]]:
+    """The scope's summary and each team's (by the team the call was stored with; None: no team), from the
+    same single query; a team without calls in the period has no entry."""
+    every, teams = _summaries(db, user, tz, agent_id=None, team_id=None, days=days)
+    return every.summary(), {t: acc.summary() for t, acc in teams.items()}
 
 
 def agent_ranking(db: DBSession, user: User, team_id: int | None = None,
@@ -427,10 +512,27 @@ def counts(db: DBSession, user: User) -> dict[str, int]:
     out["appeals"] = db.scalar(select(func.count()).select_from(
         scope_appeals(select(Appeal.id), user).where(Appeal.status == "pending").subquery())) or 0
     if can_review(user):
-        out["reviews"] = db.scalar(select(func.count(Finding.id)).join(Conversation, and_(
+        out["reviews"] = open_findings(db)
+    return out
+
+
+BADGE_TTL = 10.0  # seconds the review badge's count may be old (issue 13)
+cache.drop_on_commit(DBSession, (Finding, Conversation, Appeal))
+
+
+def open_findings(db: DBSession, *, fresh: bool = False) -> int:
+    """Findings of current scores no inspector has looked at (the review badge, the same for every reviewer).
+    A count over every call: at a million calls it takes seconds, so it is computed at most once per
+    `BADGE_TTL` seconds per process (`fresh` counts now)."""
+    def count() -> int:
+        return db.scalar(select(func.count(Finding.id)).join(Conversation, and_(
             Conversation.id == Finding.conversation_id, Conversation.current_score_id == Finding.score_id)).where(
             Finding.kind == "finding", Finding.status == "open")) or 0
-    return out
+
+    if fresh:
+        return count()
+    bind = db.get_bind()
+    return cache.for_engine(getattr(bind, "engine", bind), "open_findings", BADGE_TTL).get("all", count)
 
 
 # ---- agents and teams ------------------------------------------------------------------------------------------

@@ -240,12 +240,10 @@ def overview(request: Request, p: PageUser, db: DB) -> Response:
         return redirect(_home(p.user))
     tz = workbench(request).settings.timezone
     days = _days(request)
-    s = repo.summary(db, p.user, tz, days=_period(days))
+    s, per_team = repo.team_summaries(db, p.user, tz, days=_period(days))  # issue 13: one GROUP BY query
     top = repo.top_rules(db, p.user, since=repo.utcnow() - timedelta(days=_period(days)), limit=8)
-    teams: list[dict[str, Any]] = []
-    for t in repo.visible_teams(db, p.user):
-        ts = repo.summary(db, p.user, tz, team_id=t.id, days=_period(days))
-        teams.append({"team": t, "summary": ts})
+    teams: list[dict[str, Any]] = [{"team": t, "summary": per_team.get(t.id) or repo.Summary()}
+                                   for t in repo.visible_teams(db, p.user)]
     teams.sort(key=lambda x: -(x["summary"].average or 0))
     counts = repo.counts(db, p.user)
     from .usecases.trends import alerts  # issue 13: rising rules and new complaint phrases
@@ -558,7 +556,8 @@ def agent_page(code: str, request: Request, p: PageUser, db: DB) -> Response:
 def teams(request: Request, p: PageUser, db: DB) -> Response:
     tz = workbench(request).settings.timezone
     days = _days(request)
-    rows: list[dict[str, Any]] = [{"team": t, "s": repo.summary(db, p.user, tz, team_id=t.id, days=_period(days))}
+    per_team = repo.team_summaries(db, p.user, tz, days=_period(days))[1]  # issue 13: one GROUP BY query
+    rows: list[dict[str, Any]] = [{"team": t, "s": per_team.get(t.id) or repo.Summary()}
                                   for t in repo.visible_teams(db, p.user)]
     if p.user.role == "leader" and len(rows) == 1:
         return redirect(f"/teams/{rows[0]['team'].id}")
