@@ -315,10 +315,13 @@ async def assist_ws(ws: WebSocket) -> None:
     after = resume.get("after_seq", 0) if isinstance(resume, dict) else 0
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
         after = 0
+    call = calls.calls.get(cid)
+    if call is not None and (resume is not None or first.get("watch") is True):
+        await flush(app, check=[call])  # still this worker's? (another may have taken it over meanwhile)
+        call = calls.calls.get(cid)
     if first.get("watch") is True:
         await _watch(ws, calls, cid, who, after)
         return
-    call = calls.calls.get(cid)
     if call is None:
         if resume is None:
             await _open(ws, wb, calls, who, meta, cid)
@@ -479,7 +482,7 @@ async def _watch_hello(ws: WebSocket, call: LiveCall, after: int) -> bool:
     """ready, the transcript so far, the guidance after `after`; False (and closed) if the call has ended."""
     s = call.session
     await _send(ws, {"type": "ready", "v": PROTOCOL, "call_id": s.call_id, "watch": True, "last_seq": len(s.log),
-                     "agent": call.agent})
+                     "agent": call.agent, "worker": live_store.WORKER})
     await _send(ws, {"type": "transcript", "utterances": [_utt(i, u.role, u.text or "", u.start, True)
                                                           for i, u in enumerate(s.utterances)]})
     await _send(ws, {"type": "guidance", "items": s.since(after), "replay": True})
