@@ -303,6 +303,8 @@ class AudioPipeline:
         self.samples = 0  # per channel, including skipped gaps
         self.rest = np.zeros((fmt.channels, 0), np.float32)  # samples short of a whole 32 ms frame
         self.history: list[deque[float]] = [deque(maxlen=NOISE_FRAMES) for _ in range(fmt.channels)]
+        self.noise = [-90.0] * fmt.channels  # running noise floor (dBFS), until 3 s are known: none
+        self.since_noise = [0] * fmt.channels
         self.discard = 0  # samples of resent audio still to drop (a resume that starts before the clock)
         self.hangover = hangover
 
@@ -330,7 +332,11 @@ class AudioPipeline:
         active = []
         for c in range(self.fmt.channels):
             h = self.history[c]
-            noise = float(np.percentile(np.fromiter(h, float), 10)) if len(h) >= NOISE_MIN_FRAMES else -90.0
+            self.since_noise[c] += n
+            if len(h) >= NOISE_MIN_FRAMES and self.since_noise[c] >= 16:  # refreshed every half second
+                self.noise[c] = float(np.percentile(np.fromiter(h, float), 10))
+                self.since_noise[c] = 0
+            noise = self.noise[c]
             h.extend(levels[c].tolist())
             gate = levels[c] > max(noise + 6.0, -70.0)
             probs = self.vads[c].probs(frames[c], levels[c], noise, gate)
