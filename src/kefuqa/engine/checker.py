@@ -163,6 +163,7 @@ class Checker:
         findings: list[Finding] = []
         events: list[EventHit] = []
         fired = ctx.fired
+        evented: set[tuple[str, int | None]] = set()
         for c in self._sequence:
             hits = fired[c.rule.id]
             if not hits or c.rule.id not in shown:
@@ -170,6 +171,11 @@ class Checker:
             r = c.rule
             for h in hits:
                 if r.severity == "event":
+                    # an event is something that happened in an utterance (the customer complained): two
+                    # phrases of it in one sentence are one event, evidenced by the first
+                    if h.utterance is not None and (r.id, h.utterance) in evented:
+                        continue
+                    evented.add((r.id, h.utterance))
                     events.append(EventHit(r.id, r.name, h.utterance, h.start, h.evidence, h.span, h.confidence,
                                            h.judge))
                     continue
