@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import numpy as np  # noqa: E402
 
+import audio_synth as synth  # noqa: E402
 import call_synth as cs  # noqa: E402
 from kefuqa.batch import find_inputs, score  # noqa: E402
 from kefuqa.engine import Checker  # noqa: E402
@@ -275,6 +276,18 @@ def _mandarin(seeds: int, checker: Checker, work: Path) -> None:
         table.setdefault(variant, []).append(f"{rng} {truth:.2f}")
     for variant, cells in table.items():
         print(f"   clean spread of cmn+{variant}: " + ", ".join(cells[: len(MANDARIN_RANGES)]))
+    # the lexical tones alone: each syllable of the script spoken on its own (its tone, no phrase
+    # intonation), 0.22 s apiece — what a speaker who reads without any intonation keeps
+    for voice in ("cmn", "cmn+f3", "cmn+Annie"):
+        spreads = []
+        for _, zh in cs.AGENT:
+            parts = []
+            for ch in (c for c in zh if "\u4e00" <= c <= "\u9fff"):
+                parts += [synth.speak(ch, voice=voice, pitch=50, level_dbfs=-26.0)[: int(0.22 * cs.SR)],
+                          np.zeros(int(0.02 * cs.SR), np.float32)]
+            spreads.append(M.pitch_stats(M.pitch_track(np.concatenate(parts), cs.SR))[1])
+        print(f"   tones alone (syllables spoken one by one), {voice}: median spread "
+              f"{np.median([v for v in spreads if v is not None]):.2f} semitones")
     for cond, opts in (("clean", {"subtype": "PCM_16", "snr_db": None}),
                        ("µ-law + 20 dB SNR", {"subtype": "ULAW", "snr_db": 20.0})):
         folder = work / "mandarin" / ("mu-law" if "µ" in cond else "clean")
