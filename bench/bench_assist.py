@@ -175,11 +175,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="wall seconds each load runs")
     ap.add_argument("--speeds", default="1,10")
     ap.add_argument("--port", type=int, default=8733)
+    ap.add_argument("--database-url", default=None, help="e.g. postgresql+psycopg://…; default: SQLite in a temp dir")
+    ap.add_argument("--baseline-calls", type=int, default=5, help="a light load run first, as the baseline")
     args = ap.parse_args()
     convs = conversations()
     step_baseline(convs)
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "KEFUQA_DATA_DIR": tmp, "KEFUQA_ADMIN_PASSWORD": PASSWORD}
+        if args.database_url:
+            env["KEFUQA_DATABASE_URL"] = args.database_url
         srv = subprocess.Popen([sys.executable, "-m", "kefuqa.cli", "serve", "--port", str(args.port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         SERVER_PID[0] = srv.pid
@@ -196,19 +200,25 @@ def main() -> None:
             token = json.load(urllib.request.urlopen(req))["token"]
             url = f"ws://127.0.0.1:{args.port}/api/assist/v1/ws"
             asyncio.run(load(url, token, convs, 4, 50.0, 2.0, "warm"))  # compile the rulebook, warm caches
-            for speed in [float(s) for s in args.speeds.split(",")]:
+            loads = [(args.baseline_calls, 1.0, "baseline ")] if args.baseline_calls else []
+            loads += [(args.calls, float(s), "") for s in args.speeds.split(",")]
+            base_p99 = None
+            for calls, speed, label in loads:
                 time.sleep(5)  # the previous load's hung-up calls are stored by now
                 cpu0, rss0 = proc_stats(srv.pid)
                 t0 = time.perf_counter()
                 SENT.clear()
-                lat, errors = asyncio.run(load(url, token, convs, args.calls, speed, args.seconds, f"x{speed:g}"))
+                lat, errors = asyncio.run(load(url, token, convs, calls, speed, args.seconds, f"x{speed:g}-{calls}"))
                 wall = time.perf_counter() - t0
                 cpu1, rss1 = proc_stats(srv.pid)
-                print(f"{args.calls} calls at {speed:g}x for {args.seconds:g} s: {len(lat)} utterances, "
+                if base_p99 is None:
+                    base_p99 = pct(lat, .99)
+                print(f"{label}{calls} calls at {speed:g}x for {args.seconds:g} s: {len(lat)} utterances, "
                       f"latency p50 {pct(lat, .5) * 1e3:.1f} ms, p99 {pct(lat, .99) * 1e3:.1f} ms; "
-                      f"server CPU {(cpu1 - cpu0) / wall / args.calls * 1e3:.2f} ms per second per call "
+                      f"(p99 {pct(lat, .99) / base_p99:.1f}x the baseline's); "
+                      f"server CPU {(cpu1 - cpu0) / wall / calls * 1e3:.2f} ms per second per call "
                       f"({(cpu1 - cpu0) / wall * 100:.0f} % of one core); peak RSS {PEAK[0]:.0f} MiB "
-                      f"(+{(PEAK[0] - rss0) / args.calls * 1024:.0f} KiB per live call); "
+                      f"(+{(PEAK[0] - rss0) / calls * 1024:.0f} KiB per live call); "
                       f"errors {len(errors)} {sorted(set(errors))}")
                 # steady state: leave out the first 3 s (200 connections opening) and the last 3 s (hang-ups)
                 steady = [x for x, at in zip(lat, SENT, strict=True) if t0 + 3 <= at <= t0 + 2 + args.seconds - 3]

@@ -5,6 +5,7 @@ never disturb the call or another one; a dropped connection resumes without losi
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,13 @@ from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
 from conftest import ADMIN_PASSWORD, database_url, make_settings
+from kefuqa.engine import Checker
+from kefuqa.model import Conversation as ConversationModel
+from kefuqa.rules.rulebook import load_rulebook
+from kefuqa.service import assist
 from kefuqa.service.app import create_app
 from kefuqa.service.live_calls import Limits, LiveCalls
-from kefuqa.service.models import Conversation
+from kefuqa.service.models import Conversation, Finding
 from kefuqa.service.workbench import Workbench
 
 WS = "/api/assist/v1/ws"
@@ -97,6 +102,13 @@ def test_scripted_call_gets_guidance_and_is_stored(svc: tuple[Any, str]) -> None
         stored = db.scalar(select(Conversation).where(Conversation.call_id == "live-1"))
         assert stored is not None
         assert stored.score == report["score"]
+        # the ingest stored the session's report (no second scoring): it is `kefuqa check` of the stored call
+        expected = Checker(load_rulebook("standard")).check(ConversationModel.model_validate(stored.data))
+        rows = db.scalars(select(Finding.rule).where(Finding.conversation_id == stored.id,
+                                                  Finding.kind == "finding")).all()
+        assert sorted(rows) == sorted(f.rule for f in expected.findings) == sorted(f["rule"] for f in
+                                                                                   report["findings"])
+        assert stored.score == expected.score
 
 
 def test_auth_required(svc: tuple[Any, str]) -> None:
@@ -238,4 +250,88 @@ def test_an_ended_call_gives_its_report_on_resume(svc: tuple[Any, str]) -> None:
         assert ready["resumed"] and ready["received"] == 2
         replay = ws.receive_json()["items"]
         assert replay[-1]["kind"] == "report"
+        assert ws.receive_json()["type"] == "ended"
+
+
+def test_overlapping_and_out_of_order_times(svc: tuple[Any, str]) -> None:
+    """Overlapping speech is a real thing (both talk at once): accepted. A final utterance that starts well
+    before the previous one, or an event that ends before it starts, is refused; the call goes on."""
+    client, token = svc
+    with client.websocket_connect(WS, headers={"Authorization": f"Bearer {token}"}) as ws:
+        _start(ws, "live-times")
+        ws.receive_json()
+        ws.send_json({"type": "utterance", "role": "agent", "text": "您好，请问有什么可以帮您", "start": 0.0, "end": 4.0})
+        assert ws.receive_json()["type"] == "guidance"
+        ws.send_json({"type": "utterance", "role": "customer", "text": "我家停电了", "start": 3.0, "end": 5.0})
+        assert ws.receive_json()["type"] == "guidance"  # overlaps the agent's turn by a second: fine
+        ws.send_json({"type": "utterance", "role": "customer", "text": "早", "start": 1.0, "end": 2.0})
+        got = ws.receive_json()
+        assert got["code"] == "out_of_order" and "按说话顺序" in got["message"]
+        ws.send_json({"type": "event", "event": "hold", "start": 9.0, "end": 6.0})
+        got = ws.receive_json()
+        assert got["type"] == "error" and got["code"] in ("bad_event", "bad_time"), got
+        ws.send_json({"type": "event", "event": "hold", "phase": "start", "at": 6.0})
+        assert ws.receive_json()["type"] == "guidance"
+        ws.send_json({"type": "event", "event": "hold", "phase": "start", "at": 7.0})
+        assert ws.receive_json()["code"] == "bad_event"  # a hold already running
+        ws.send_json({"type": "event", "event": "hold", "phase": "end", "at": 5.0})
+        assert ws.receive_json()["code"] == "bad_time"  # ends before it started
+        frames = _run(ws, [{"type": "event", "event": "hold", "phase": "end", "at": 8.0},
+                           {"type": "hangup", "ended_by": "customer", "at": 9.0}])
+        assert frames[-1]["type"] == "ended" and frames[-1]["stored"] is True
+        assert any(i["kind"] == "report" for i in _items(frames))
+
+
+def test_bad_starts_and_unknown_calls(svc: tuple[Any, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    client, token = svc
+    h = {"Authorization": f"Bearer {token}"}
+    for start, code in [({"type": "start", "v": 2, "call": {"id": "x"}}, "bad_version"),
+                        ({"type": "utterance", "v": 1}, "no_start"),
+                        ({"type": "start", "v": 1, "call": {"id": " "}}, "bad_call"),
+                        ({"type": "start", "v": 1}, "bad_call")]:
+        with client.websocket_connect(WS, headers=h) as ws:
+            ws.send_json(start)
+            got = ws.receive_json()
+            assert got["type"] == "error" and got["code"] == code and got["message"], got
+            with pytest.raises(WebSocketDisconnect) as exc:
+                ws.receive_json()
+            assert exc.value.code == 4400
+    with client.websocket_connect(WS, headers=h) as ws:  # watching a call nobody streams
+        ws.send_json({"type": "start", "v": 1, "call": {"id": "nobody-streams-this"}, "watch": True})
+        assert ws.receive_json()["code"] == "unknown_call"
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+        assert exc.value.code == 4404
+    monkeypatch.setattr(assist, "FIRST_FRAME_SECONDS", 0.3)
+    with client.websocket_connect(WS, headers=h) as ws:  # connected, but never says which call
+        got = ws.receive_json()
+        assert got["code"] == "no_start" and "start" in got["message"]
+        with pytest.raises(WebSocketDisconnect):
+            ws.receive_json()
+
+
+def test_a_dropped_call_that_never_comes_back_is_ended_and_stored(svc: tuple[Any, str]) -> None:
+    client, token = svc
+    limits = client.app.state.live_calls.limits
+    saved = limits.resume_seconds
+    limits.resume_seconds = 0.5
+    try:
+        with client.websocket_connect(WS, headers={"Authorization": f"Bearer {token}"}) as ws:
+            _start(ws, "live-gone")
+            ws.receive_json()
+            _run(ws, SCRIPT[:2])
+        wb = client.app.state.workbench
+        for _ in range(100):  # the reaper runs at least every 5 s
+            with wb.sessions() as db:
+                if db.scalar(select(Conversation).where(Conversation.call_id == "live-gone")) is not None:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the abandoned call was not ended and stored")
+    finally:
+        limits.resume_seconds = saved
+    with client.websocket_connect(WS, headers={"Authorization": f"Bearer {token}"}) as ws:
+        ready = _start(ws, "live-gone", resume={"after_seq": 0})
+        assert ready["resumed"]
+        assert ws.receive_json()["items"][-1]["kind"] == "report"
         assert ws.receive_json()["type"] == "ended"
