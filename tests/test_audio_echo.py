@@ -144,3 +144,16 @@ def test_a_strong_echo_makes_interruption_not_judged_rather_than_mistimed(tmp_pa
     ((_, s, e),) = [f for f in _truth(checker, eventful) if f[0] == "LST001"]
     ((_, s2, e2),) = [f for f in found if f[0] == "LST001"]
     assert abs(s2 - s) <= WITHIN and abs(e2 - e) <= WITHIN
+
+
+@pytest.mark.parametrize("echo", [None, (150.0, -12.0), (40.0, -15.0)])
+def test_with_a_transcript_the_findings_keep_the_transcripts_times(tmp_path, eventful, checker, echo):
+    # the echo after each turn is not speech the transcript left out: dead air stays dead air
+    cs.write_call(str(tmp_path), "c1", cs.degrade(eventful.samples, echo=echo, snr_db=20.0), eventful.transcript,
+                  subtype="ULAW")
+    (report,) = list(score(find_inputs([tmp_path])[0], checker, select=TIMED))
+    assert isinstance(report, Report) and report.conversation is not None
+    assert report.conversation.metrics["untranscribed_speech_seconds"] == 0
+    alone, _ = _timed(checker, Conversation.model_validate(eventful.transcript))
+    assert sorted(r for r, _, _ in alone) == ["LST001", "SIL001"]
+    assert sorted((f.rule, f.start, f.end) for f in report.findings) == sorted(alone)
