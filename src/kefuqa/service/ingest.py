@@ -158,7 +158,7 @@ class Reader:
             with path.open("rb") as fh:
                 head = fh.read(16)
             if not audio_store.sniff(head, ext):
-                yield InputError(str(path), None, f"not {ext[1:]} audio")
+                yield InputError(str(path), None, f"文件内容不是 {ext[1:]} 音频")
                 return
             if not audio_store.supported():
                 yield InputError(str(path), None, "读取录音需要安装音频组件：pip install 'kefuqa[audio]'")
@@ -225,7 +225,7 @@ class Reader:
             with rec.open("rb") as fh:
                 head = fh.read(16)
             if not audio_store.sniff(head, ext):
-                yield InputError(str(rec), None, f"not {ext[1:]} audio")
+                yield InputError(str(rec), None, f"文件内容不是 {ext[1:]} 音频")
                 return
             if audio_store.supported():
                 stored = self.audio.keep_file(rec)
