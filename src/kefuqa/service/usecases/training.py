@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, update
 
 from ...engine.checker import Checker
 from ...errors import RuleError
 from ...training import Bank, Feedback, ReplyError, Session, clean_reply, grade, load_bank, parse_answer
 from ...training.grading import MAX_REPLY
 from ...training.schema import AGENT_FAULT_LABELS, Question, Rewrite, Scenario, Turn
+from ...training.speech import SpeechError, configured_spec, transcribe_bytes, transcriber_for
 from .. import repository as repo
 from ..errors import Invalid, NotFound
 from ..models import Conversation, Finding, TrainingAssignment, TrainingAttempt, utcnow
@@ -87,10 +88,22 @@ def _store(ctx: Ctx, *, kind: str, ref: str, module: str | None, title: str, sco
                               correct=correct, total=total, rules=sorted(set(rules)), detail=detail,
                               created_at=utcnow())
         db.add(att)
-        if assignment is not None and assignment.status == "open":
-            assignment.status, assignment.done_at = "done", utcnow()
-        repo.audit(db, user, "training.attempt", "training_attempt", None, ctx.ip, kind=kind, ref=ref,
+        db.flush()
+        repo.audit(db, user, "training.attempt", "training_attempt", att.id, ctx.ip, kind=kind, ref=ref,
                    score=round(score, 1), passed=passed)
+        if assignment is not None:
+            # Two submissions of one assignment at once (two tabs, a double click): both are attempts, but the
+            # assignment is completed once — a conditional UPDATE that only the first commit can win (the row
+            # lock makes the second wait and then see status 'done'), so done_at and its audit line are single.
+            won = db.execute(update(TrainingAssignment)
+                             .where(TrainingAssignment.id == assignment.id, TrainingAssignment.status == "open")
+                             .values(status="done", done_at=utcnow())
+                             .execution_options(synchronize_session=False)).rowcount
+            if won:
+                repo.audit(db, user, "training.assignment_done", "training_assignment", assignment.id, ctx.ip,
+                           kind=kind, ref=ref, attempt=att.id)
+    if assignment is not None:
+        ctx.db.refresh(assignment)
     return att
 
 
@@ -171,6 +184,7 @@ class Run:
     session: Session
     error: str | None = None  # why the newest reply was refused (it is not part of the run)
     attempt: TrainingAttempt | None = None
+    transcript: str | None = None  # the newest reply was spoken: what the ASR heard (graded like typed text)
 
 
 def replay(ctx: Ctx, sid: str, replies: list[str]) -> Session:
@@ -211,6 +225,38 @@ def scenario_step(ctx: Ctx, sid: str, replies: list[str], new: str | None,
                              score=rep.score, passed=passed, correct=int(passed), total=1, rules=fired,
                              detail={"steps": steps, "report": rep.to_dict(),
                                      "opening": s.opening_line()}, assignment=asg)
+    return run
+
+
+def speech_enabled() -> bool:
+    """Spoken replies are offered when the server has an ASR backend (KEFUQA_TRAINING_ASR or KEFUQA_ASSIST_ASR)."""
+    return configured_spec() is not None
+
+
+def transcribe(data: bytes, filename: str) -> str:
+    """The text of a spoken reply (an uploaded or recorded file); a bad recording or no ASR is `Invalid`."""
+    spec = configured_spec()
+    if spec is None:
+        raise Invalid("服务端没有配置语音识别，请打字回复（管理员可设置 KEFUQA_TRAINING_ASR，"
+                      "如 faster-whisper:/模型目录）")
+    try:
+        return transcribe_bytes(data, transcriber_for(spec), name=filename or "录音")
+    except SpeechError as exc:
+        raise Invalid(str(exc)) from None
+
+
+def scenario_spoken(ctx: Ctx, sid: str, replies: list[str], data: bytes, filename: str,
+                    assignment_id: int | None = None) -> Run:
+    """`scenario_step` with the new reply spoken: transcribed first, then graded exactly like a typed reply. A
+    recording that cannot be used is reported in `error` (nothing stored, the run unchanged)."""
+    try:
+        text = transcribe(data, filename)
+    except Invalid as exc:
+        run = scenario_step(ctx, sid, replies, None, assignment_id)
+        run.error = str(exc)
+        return run
+    run = scenario_step(ctx, sid, replies, text, assignment_id)
+    run.transcript = text
     return run
 
 
