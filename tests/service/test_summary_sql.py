@@ -247,3 +247,36 @@ def test_overview_alerts_cached_per_scope_and_dropped_by_a_review(world: World) 
     finally:
         trends.trends = real  # type: ignore[assignment]
         alerts.invalidate()
+
+
+# ---- search: a frequent match walked newest first -----------------------------------------------------------------
+
+
+def test_search_walk_gives_the_same_pages_as_the_exact_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More matches than prefetched: PostgreSQL walks the newest calls in steps (here one or two calls a step, so
+    every step boundary and call_at tie is crossed); every page, in every role's scope and with a filter, is the
+    page the exact path gives, in the same order; the total is counted to the cap, or not at all (nothing
+    narrows the search)."""
+    from kefuqa.service.usecases import search
+
+    def pages(who: str, **params: Any) -> list[tuple[list[str], int, bool]]:
+        out = []
+        for page in (1, 2, 3, 4):
+            r = world.get(who, "/api/search", params={"q": "上不了网", "page": page, "page_size": 3, **params})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            out.append(([x["call_id"] for x in body["results"]], body["total"], body["more"]))
+        return out
+
+    cases = [("qa", {}), ("lead1", {}), ("a1", {}), ("qa", {"agent": "A1"}), ("qa", {"score_min": 50})]
+    exact = {i: pages(who, **params) for i, (who, params) in enumerate(cases)}
+    assert sum(len(ids) for ids, _, _ in exact[0]) >= 5  # several pages to walk
+    monkeypatch.setattr(search, "PREFETCH", 2)
+    monkeypatch.setattr(search, "COUNT_CAP", 2)
+    monkeypatch.setattr(search, "WALK_CHUNK", 1)
+    monkeypatch.setattr(search, "WALK_MAX", 2)
+    for i, (who, params) in enumerate(cases):
+        walked = pages(who, **params)
+        assert [ids for ids, _, _ in walked] == [ids for ids, _, _ in exact[i]], (who, params)
+        total = exact[i][0][1]
+        assert all(t == min(total, 2) and more == (total > 2) for _, t, more in walked), (who, params, total)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup, escape
-from sqlalchemy import Select, column, delete, func, select, table
+from sqlalchemy import Select, and_, column, delete, func, or_, select, table
 
 from .. import repository as repo
 from ..errors import Invalid, NotFound
@@ -72,6 +72,45 @@ def matching_ids(dialect: str, terms: list[str]) -> Select[Any]:
     return select(CallText.conversation_id).where(*(
         CallText.body.ilike(_like(t), escape="/") if re.search("[A-Za-z]", t) else CallText.body.like(_like(t), escape="/")
         for t in terms))
+
+
+WALK_CHUNK = 2000  # newest calls checked per step of the walk (doubling up to WALK_MAX)
+WALK_MAX = 32000
+
+
+def _walk(db: Any, stmt: Select[Any], terms: list[str], want: int) -> list[int]:
+    """PostgreSQL, for a frequent match: the ids of the `want` newest calls of `stmt` whose transcript contains
+    every term, found by walking the calls newest first (the call_at index) and checking each step's calls'
+    transcripts by primary key; it stops as soon as the page is full, instead of reading every match from the
+    trigram index first (25,000 rechecked rows for a phrase in 2.5 % of a million calls)."""
+    conds = [CallText.body.ilike(_like(t), escape="/") if re.search("[A-Za-z]", t)
+             else CallText.body.like(_like(t), escape="/") for t in terms]
+    base = stmt.with_only_columns(Conversation.id, Conversation.call_at).order_by(
+        Conversation.call_at.desc(), Conversation.id.desc())
+    found: list[int] = []
+    cursor: tuple[Any, int] | None = None
+    chunk = WALK_CHUNK
+    while len(found) < want:
+        q = base if cursor is None else base.where(  # after the last call seen (call_at, then id)
+            Conversation.call_at <= cursor[0], or_(Conversation.call_at < cursor[0],
+                                                   and_(Conversation.call_at == cursor[0], Conversation.id < cursor[1])))
+        batch = [(i, at) for i, at in db.execute(q.limit(chunk)).all()]
+        if not batch:
+            break
+        ids = [i for i, _ in batch]
+        hit = set(db.scalars(select(CallText.conversation_id).where(CallText.conversation_id.in_(ids), *conds)))
+        found.extend(i for i in ids if i in hit)
+        cursor = (batch[-1][1], batch[-1][0])
+        chunk = min(chunk * 2, WALK_MAX)
+    return found[:want]
+
+
+def _unrestricted(user: Any, f: repo.CallFilter) -> bool:
+    """No filter and no role scope: every call is a candidate."""
+    if user.role not in ("admin", "qa"):
+        return False
+    keep = ("sort", "page", "page_size")
+    return all(v is None or v == "" or k in keep for k, v in f.__dict__.items())
 
 
 @dataclass
@@ -138,19 +177,35 @@ def search(ctx: Ctx, text: str | None, f: repo.CallFilter) -> Hits:
     exact = True
     if terms:
         # The matching calls first, from the index alone: when they are few (a selective query) the filters,
-        # count and order work on that list; when they are many, the database walks the newest calls and checks
-        # each (quick, since matches are frequent) and counts only up to COUNT_CAP. Left to itself the planner
-        # may walk a million calls for a rare pair of words.
+        # count and order work on that list; when they are many, the newest calls are walked and checked step by
+        # step until the page is full (_walk, PostgreSQL), and the count stops at COUNT_CAP (not counted at all
+        # when nothing narrows the search: more than PREFETCH match). Left to itself the planner may walk a
+        # million calls for a rare pair of words, or recheck every match of a frequent one.
         ids_q = matching_ids(ctx.wb.dialect, terms)
         ids = list(db.scalars(ids_q.limit(PREFETCH + 1)))
         exact = len(ids) <= PREFETCH
-        stmt = stmt.where(Conversation.id.in_(ids) if exact else Conversation.id.in_(ids_q))
-    counted = stmt.order_by(None) if exact else stmt.order_by(None).limit(COUNT_CAP + 1)
-    total = db.scalar(select(func.count()).select_from(counted.subquery())) or 0
-    more = not exact and total > COUNT_CAP
+        counted = stmt.where(Conversation.id.in_(ids) if exact else Conversation.id.in_(ids_q))
+        walk = not exact and ctx.wb.dialect == "postgresql"  # issue 13: a frequent match is walked
+        base, stmt = stmt, counted
+    else:
+        counted, base, walk = stmt, stmt, False
     size = max(1, min(repo.PAGE_MAX, f.page_size))
-    rows = list(db.scalars(stmt.order_by(Conversation.call_at.desc(), Conversation.id.desc())
-                           .offset((max(1, f.page) - 1) * size).limit(size)))
+    if not exact and PREFETCH >= COUNT_CAP and _unrestricted(user, f):
+        total = COUNT_CAP + 1  # more than PREFETCH calls match and nothing narrows them: no need to count
+    else:
+        counted = counted.order_by(None) if exact else counted.order_by(None).limit(COUNT_CAP + 1)
+        total = db.scalar(select(func.count()).select_from(counted.subquery())) or 0
+    more = not exact and total > COUNT_CAP
+    # the page's ids first (only the columns the order needs), then their rows
+    skip = (max(1, f.page) - 1) * size
+    if walk:
+        page_ids = _walk(db, base, terms, skip + size)[skip:]
+    else:
+        page_ids = list(db.scalars(stmt.with_only_columns(Conversation.id).order_by(
+            Conversation.call_at.desc(), Conversation.id.desc()).offset(skip).limit(size)))
+    by_id = {c.id: c for c in db.scalars(select(Conversation).where(Conversation.id.in_(page_ids)))} \
+        if page_ids else {}
+    rows = [by_id[i] for i in page_ids if i in by_id]
     datas: dict[int, Any] = dict(db.execute(select(Conversation.id, Conversation.data).where(
         Conversation.id.in_([c.id for c in rows]))).all()) if rows and terms else {}
     hits = []
