@@ -10,7 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.datastructures import UploadFile
 
+from ..training.speech import MAX_BYTES, MAX_SECONDS
+from . import api_training
 from . import repository as repo
 from .deps import Form, PageCtx, PageUser
 from .errors import Invalid, NotFound
@@ -18,7 +21,7 @@ from .usecases import training as tr
 from .usecases import training_progress as prog
 from .web import redirect, render
 
-router = APIRouter(include_in_schema=False)
+pages = APIRouter(include_in_schema=False)
 
 NOTICES = {"assigned": "练习已布置", "saved": "练习结果已保存"}
 TYPES = {"single": "单选", "multiple": "多选", "truefalse": "判断", "rewrite": "改写"}
@@ -29,7 +32,7 @@ def _int(v: Any) -> int | None:
     return int(s) if s.isdigit() else None
 
 
-@router.get("/training")
+@pages.get("/training")
 def home(request: Request, p: PageUser, ctx: PageCtx) -> Response:
     user = p.user
     atts = prog.attempts_of(ctx, user.agent if user.role == "agent" else None, limit=20) if user.role == "agent" else []
@@ -58,14 +61,14 @@ def _quiz_answers(form: dict[str, Any], qs: list[Any]) -> dict[str, Any]:
     return out
 
 
-@router.get("/training/quiz/{module}")
+@pages.get("/training/quiz/{module}")
 def quiz_page(module: str, request: Request, p: PageUser, ctx: PageCtx) -> Response:
     qs = tr.questions(ctx, module)
     return render(request, "training_quiz.html", p, active="training", module=tr.bank(ctx).modules[module], qs=qs,
                   types=TYPES, error=None, form={}, assignment=_int(request.query_params.get("assignment")))
 
 
-@router.post("/training/quiz/{module}")
+@pages.post("/training/quiz/{module}")
 def quiz_submit(module: str, request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
     qs = tr.questions(ctx, module)
     asg = _int(form.get("assignment"))
@@ -88,16 +91,17 @@ def _replies(form: dict[str, Any]) -> list[str]:
 def _scenario_page(request: Request, p: PageUser, run: tr.Run, asg: int | None, status: int = 200,
                    draft: str = "") -> Response:
     return render(request, "training_scenario.html", p, status=status, active="training", s=run.scenario,
-                  session=run.session, error=run.error, assignment=asg, draft=draft, max_reply=tr.MAX_REPLY)
+                  session=run.session, error=run.error, assignment=asg, draft=draft, max_reply=tr.MAX_REPLY,
+                  speech=tr.speech_enabled(), speech_seconds=int(MAX_SECONDS), transcript=run.transcript)
 
 
-@router.get("/training/scenarios/{sid}")
+@pages.get("/training/scenarios/{sid}")
 def scenario_page(sid: str, request: Request, p: PageUser, ctx: PageCtx) -> Response:
     asg = _int(request.query_params.get("assignment"))
     return _scenario_page(request, p, tr.scenario_step(ctx, sid, [], None, asg), asg)
 
 
-@router.get("/training/scenarios/{sid}/script")
+@pages.get("/training/scenarios/{sid}/script")
 def scenario_script(sid: str, request: Request, p: PageUser, ctx: PageCtx) -> Response:
     """The whole script for a trainer: every step's customer line, task, reference reply and branches."""
     ctx.require(("admin", "qa", "leader"), "只有组长、质检员和管理员可以查看场景脚本")
@@ -105,11 +109,16 @@ def scenario_script(sid: str, request: Request, p: PageUser, ctx: PageCtx) -> Re
                   module_name=partial(tr.module_name, ctx))
 
 
-@router.post("/training/scenarios/{sid}")
+@pages.post("/training/scenarios/{sid}")
 def scenario_reply(sid: str, request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
     asg = _int(form.get("assignment"))
     new = str(form.get("reply") or "")
-    run = tr.scenario_step(ctx, sid, _replies(form), new, asg)
+    audio = form.get("audio")
+    if isinstance(audio, UploadFile) and audio.filename:
+        # a spoken reply: transcribed, then graded exactly like a typed one (a bad recording: 422, nothing stored)
+        run = tr.scenario_spoken(ctx, sid, _replies(form), audio.file.read(MAX_BYTES + 1), audio.filename, asg)
+    else:
+        run = tr.scenario_step(ctx, sid, _replies(form), new, asg)
     if run.attempt is not None:
         return redirect(f"/training/attempts/{run.attempt.id}", "saved")
     return _scenario_page(request, p, run, asg, status=422 if run.error else 200, draft=new if run.error else "")
@@ -130,14 +139,14 @@ def _drill(ctx: PageCtx, asg_id: int | None) -> dict[str, Any]:
     return tr.drill_items(ctx, user.agent_id)
 
 
-@router.get("/training/drill")
+@pages.get("/training/drill")
 def drill_page(request: Request, p: PageUser, ctx: PageCtx) -> Response:
     asg = _int(request.query_params.get("assignment"))
     return render(request, "training_drill.html", p, active="training", drill=_drill(ctx, asg), assignment=asg,
                   error=None, form={}, scen=tr.bank(ctx).scenarios)
 
 
-@router.post("/training/drill")
+@pages.post("/training/drill")
 def drill_submit(request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
     asg = _int(form.get("assignment"))
     drill = _drill(ctx, asg)
@@ -153,7 +162,7 @@ def drill_submit(request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Res
 # ---- results, leader's team page, an agent's progress ---------------------------------------------------------------
 
 
-@router.get("/training/attempts/{attempt_id}")
+@pages.get("/training/attempts/{attempt_id}")
 def attempt_page(attempt_id: int, request: Request, p: PageUser, ctx: PageCtx) -> Response:
     a = tr.get_attempt(ctx, attempt_id)
     return render(request, "training_attempt.html", p, active="training", a=a, bank=tr.bank(ctx),
@@ -169,13 +178,13 @@ def _team_page(request: Request, p: PageUser, ctx: PageCtx, *, status: int = 200
                   notice=NOTICES.get(request.query_params.get("ok", "")))
 
 
-@router.get("/training/team")
+@pages.get("/training/team")
 def team_page(request: Request, p: PageUser, ctx: PageCtx) -> Response:
     ctx.require(("admin", "qa", "leader"), "只有组长、质检员和管理员可以查看班组培训")
     return _team_page(request, p, ctx)
 
 
-@router.post("/training/assign")
+@pages.post("/training/assign")
 def assign(request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
     kind = str(form.get("kind") or "")
     ref = str(form.get(f"ref_{kind}") or "")
@@ -194,10 +203,15 @@ def assign(request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Response:
     return redirect("/training/team", "assigned")
 
 
-@router.get("/training/agents/{code}")
+@pages.get("/training/agents/{code}")
 def agent_page(code: str, request: Request, p: PageUser, ctx: PageCtx) -> Response:
     agent = repo.get_agent(ctx.db, p.user, code)
     atts = prog.attempts_of(ctx, agent)
     return render(request, "training_agent.html", p, active="training", agent=agent, attempts=atts,
                   cert=prog.certification(ctx, atts), weeks=prog.progress(ctx, agent), kinds=prog.KINDS,
                   module_name=partial(tr.module_name, ctx))
+
+
+router = APIRouter()
+router.include_router(pages)
+router.include_router(api_training.router)  # the JSON API beside the pages (/api/training/...)
