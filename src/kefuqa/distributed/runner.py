@@ -28,7 +28,7 @@ from ..rules.rulebook import Rulebook
 from .inputs import list_units
 from .schema import SCHEMA_VERSION, error_row
 from .store import Output
-from .work import Job, Scored, Scorer, scoring_key
+from .work import DoneIndex, Job, Scored, Scorer, scoring_key
 
 __all__ = ["BatchResult", "Stalled", "run_batch"]
 
@@ -175,7 +175,7 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
     output = Output(out, fmt)
     cleaned = output.clean_uncommitted()
     scoring = scoring_key(rulebook, select, ignore)
-    done = output.done_keys().get(scoring, {})
+    done = DoneIndex(output.done_keys().get(scoring))
     units, missing = list_units(sources, input_format)
     t_listed = time.perf_counter()
     job = Job(rulebook, run_id, scoring, done, input_format, dict(read_options or {}), select, ignore)

@@ -7,7 +7,11 @@ readers load), then called for many units.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from array import array
+from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -21,6 +25,36 @@ from .inputs import read_any_unit
 from .schema import call_rows, content_hash, conversation_data
 
 
+def _key64(call_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(call_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+class DoneIndex:
+    """The (call id, content hash) pairs already scored under the run's scoring key, as two sorted arrays of
+    64-bit integers: 16 bytes a call (a Python dict of the strings takes about 250), so a rerun over an
+    archive of 10 M calls ships 160 MB to each worker instead of gigabytes. A false skip needs two
+    64-bit hashes to collide at once."""
+
+    def __init__(self, done: Mapping[str, str] | None = None) -> None:
+        pairs = sorted((_key64(cid), int(digest[:16], 16)) for cid, digest in (done or {}).items())
+        self.keys = array("Q", (k for k, _ in pairs))
+        self.digests = array("Q", (d for _, d in pairs))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def has(self, call_id: str, digest: str) -> bool:
+        if not self.keys:
+            return False
+        key, want = _key64(call_id), int(digest[:16], 16)
+        i = bisect_left(self.keys, key)
+        while i < len(self.keys) and self.keys[i] == key:
+            if self.digests[i] == want:
+                return True
+            i += 1
+        return False
+
+
 @dataclass
 class Job:
     """What every worker needs to know about the run (picklable, sent once per worker)."""
@@ -28,7 +62,7 @@ class Job:
     rulebook: Rulebook
     run_id: str
     scoring: str  # the scoring key: rulebook version and rule selection
-    done: dict[str, str] = field(default_factory=dict)  # call id -> content hash already scored this way
+    done: DoneIndex = field(default_factory=DoneIndex)  # (call id, content hash) already scored this way
     input_format: str | None = None
     read_options: dict[str, Any] = field(default_factory=dict)
     select: list[str] | None = None
@@ -109,7 +143,7 @@ class Scorer:
             source = conv.source or unit.path
             data = conversation_data(conv)
             digest = content_hash(data)
-            if job.done.get(conv.id) == digest:
+            if job.done.has(conv.id, digest):
                 items.append(("skip", conv.id, source, digest))
                 continue
             report = self.checker.check(conv, select=job.select, ignore=job.ignore)
