@@ -35,7 +35,7 @@ def _settings(path: Path) -> str:
     return f"settings:\n  judges:\n    fast: {{type: ngram, path: '{path}'}}\n"
 
 
-def test_intent_rule_fires_on_what_the_model_judges_and_quotes_the_weighty_words(rulebook, tiny_model):
+def test_intent_rule_fires_on_what_the_model_judges_and_quotes_the_weighty_clause(rulebook, tiny_model):
     rb = rulebook("""
     - {id: X01, name: 客户投诉, kind: intent, label: complaint, role: customer, severity: event,
        message: "客户不满（置信度 {confidence}）：「{evidence}」"}
@@ -43,7 +43,8 @@ def test_intent_rule_fires_on_what_the_model_judges_and_quotes_the_weighty_words
     r = kefuqa.check(conv("A: 您好", "C: 你們這快遞怎麼送的，箱子都壓扁了", "A: 非常抱歉"), rb)
     (e,) = fired(r, "X01")
     assert e.utterance == 1 and e.judge == "ngram:test+1" and 0.5 < e.confidence < 1
-    assert e.evidence == "壓扁"  # the original (Traditional) characters the weights concentrate on
+    # the clause (original Traditional characters) around what the weights concentrate on, not the whole turn
+    assert e.evidence == "箱子都壓扁了" and e.span == (10, 16)
     assert r.rulebook["models"] == "ngram:test+1"  # the report records which model produced it
     assert not fired(kefuqa.check(conv("C: 我想查一下快递到哪了"), rb), "X01")
 

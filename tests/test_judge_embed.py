@@ -293,7 +293,7 @@ def test_intent_rule_with_an_embedding_judge_end_to_end(rulebook, tmp_path, fold
                            "C: 今天天气差，快递慢，东西烂", "A: 非常抱歉"))
     (e,) = fired(r, "X01")
     assert e.utterance == 2 and e.judge == sem_name and e.confidence > 0.9
-    assert e.evidence == "差"  # the span the fast model pointed at
+    assert e.evidence == "东西太差了"  # the clause around the span the fast model pointed at
     assert sem_name in r.rulebook["models"]
 
     # utterance 3 says 差, 慢 and 烂 — the embedding head alone calls it a complaint — but the fast model scores

@@ -25,6 +25,8 @@ _QUOTED = re.compile("“[^”]*”|「[^」]*」|『[^』]*』|\"[^\"]*\"")
 DIGITS_T = str.maketrans("零〇一幺二两三四五六七八九", "0011223456789")
 
 
+_CLAUSE_STOPS = frozenset("，,。.！!？?；;：:、…~～ \t\n「」“”\"（）()")
+
 class Context:
     """One conversation being checked. Kinds read it; the checker fills `fired` as rules are decided."""
 
@@ -222,6 +224,19 @@ class Context:
         mapping = maps[0] if m.view == "key" else maps[1]
         s, e = normalize.span_from_map(mapping, len(text), m.start, m.end)
         return text[s:e], (s, e)
+
+    def clause_at(self, u: int, span: tuple[int, int], reach: int = 12) -> tuple[str, tuple[int, int]]:
+        """The clause of utterance `u` around `span` (to the nearest punctuation or space, at most `reach`
+        characters further each way): a judgement is about what the clause says, so that is its evidence,
+        not the two characters the model weighed most."""
+        text = self.texts[u]
+        s, e = span
+        lo, hi = s, e
+        while lo > 0 and s - lo < reach and text[lo - 1] not in _CLAUSE_STOPS:
+            lo -= 1
+        while hi < len(text) and hi - e < reach and text[hi] not in _CLAUSE_STOPS:
+            hi += 1
+        return text[lo:hi], (lo, hi)
 
     def utt_time(self, u: int | None) -> tuple[float | None, float | None]:
         if u is None:

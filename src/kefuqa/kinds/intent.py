@@ -81,9 +81,12 @@ class Intent(Phrase):
                 if ctx.said(self.near_sid, role_us[pos: pos + 1 + r.near_turns]) is not None:
                     continue
             m = Match(0, j.span[0], j.span[1], "model", "key") if j.span is not None else None
-            hits.append(ctx.hit_at(u, m, via="model", confidence=round(j.score, 3), judge=j.judge,
-                                   vars={**ctx.time_vars, "confidence": f"{j.score:.2f}", "label": name,
-                                         "reason": j.reason or ""}))
+            hit = ctx.hit_at(u, m, via="model", confidence=round(j.score, 3), judge=j.judge,
+                             vars={**ctx.time_vars, "confidence": f"{j.score:.2f}", "label": name,
+                                   "reason": j.reason or ""})
+            if hit.span is not None and m is not None:
+                hit.evidence, hit.span = ctx.clause_at(u, hit.span)
+            hits.append(hit)
         if undecided and not hits:
             raise NotApplicable(f"判断未完成：{undecided[0]}")
         hits.sort(key=lambda h: h.utterance if h.utterance is not None else -1)
