@@ -233,6 +233,21 @@ def test_cli_batch_on_ray_prints_what_check_prints(tmp_path):
     assert manifest["timings"]["engine_start_seconds"] > 0
 
 
+@pytest.mark.slow
+def test_cli_gpus_asked_of_a_local_ray_without_gpus_stop_with_the_reason(tmp_path):
+    import shutil
+
+    pytest.importorskip("ray")
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this machine has a GPU")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    run = subprocess.run([sys.executable, "-m", "kefuqa.cli", "batch", str(EXAMPLES), "--out", str(tmp_path / "o"),
+                          "--engine", "ray", "--gpus-per-actor", "0.5"], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 3, run.stderr
+    assert "本机启动的 Ray 没有 GPU" in run.stderr
+
+
 # ---- Ray (one local Ray session for the module) ---------------------------------------------------------
 
 

@@ -98,6 +98,7 @@ def batch(
         ray_options["cpus_per_actor"] = cpus_per_actor
 
     from .runner import Stalled, run_batch
+    from .work import EngineError
 
     def on_error(e: InputError) -> None:
         _say(f"错误 {e}")
@@ -108,7 +109,7 @@ def batch(
                         input_format=input_format, read_options=options, select=_split(select),
                         ignore=_split(ignore), part_calls=part_calls,
                         ray_options=ray_options if engine == "ray" else None, stall_timeout=stall_timeout, on_error=on_error)
-    except Stalled as exc:
+    except (Stalled, EngineError) as exc:
         _say(f"错误 {exc}")
         raise typer.Exit(3) from None
     secs = time.perf_counter() - t0

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..batch import Unit
-from .work import Job, Scored, Scorer
+from .work import EngineError, Job, Scored, Scorer
 
 __all__ = ["PIPELINES", "RayEngine"]
 
@@ -93,7 +93,7 @@ class RayEngine:
         self.actors: list[Any] = []
         self.actors_ready_seconds: float | None = None  # all actors of the pool started
         self.first_ready_seconds: float | None = None  # the first one started
-        self.worker_info: list[dict[str, Any]] = []  # per actor: pid, node, GPU ids, units, ASR loads  # start-up of the pool: processes, imports, rulebook
+        self.worker_info: list[dict[str, Any]] = []  # per actor: pid, node, GPU ids, units, ASR loads
         self._started_here = False
         self._stopping = threading.Event()
         self._job_ref: Any = None
@@ -177,6 +177,9 @@ class RayEngine:
         from ray.exceptions import RayActorError, RayTaskError
 
         actors, _ = self.sizing()
+        if self.gpus_per_actor and self._started_here and not ray.cluster_resources().get("GPU"):
+            raise EngineError(f"每个 actor 要求 {self.gpus_per_actor:g} 个 GPU，但本机启动的 Ray 没有 GPU；"
+                              "去掉 --gpus-per-actor，或用 --address 连接有 GPU 节点的集群")
         self._job_ref = None
         t0 = time.perf_counter()
         starting = {a.ready.remote(): a for a in self.make_actors(job, min(actors, len(units)))}
@@ -235,7 +238,7 @@ class RayEngine:
                 top_up()
                 yield scored
         if todo and not self._stopping.is_set():  # no actor could start: say why instead of losing units
-            raise RuntimeError("Ray 评分 actor 无法启动：" + (failed[-1] if failed else "原因不明"))
+            raise EngineError("Ray 评分 actor 无法启动：" + (failed[-1] if failed else "原因不明"))
         if not self._stopping.is_set() and live:  # what each actor loaded and did, for the run manifest
             try:
                 self.worker_info = ray.get([a.info.remote() for a in live], timeout=30)

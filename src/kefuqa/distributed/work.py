@@ -19,10 +19,14 @@ from typing import Any
 from .. import __version__
 from ..batch import Unit
 from ..engine import Checker
-from ..errors import InputError
+from ..errors import InputError, KefuqaError
 from ..rules.rulebook import Rulebook
 from .inputs import read_any_unit
 from .schema import call_rows, content_hash, conversation_data
+
+
+class EngineError(KefuqaError):
+    """The engine cannot run at all (no actor could start, GPUs asked of a cluster without any)."""
 
 
 def _key64(call_id: str) -> int:
