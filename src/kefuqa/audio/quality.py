@@ -73,4 +73,5 @@ def _echo_margin(tracks: list[Any], roles: tuple[str, str], out: dict[str, str])
             who = "坐席声道" if roles[me] == "agent" else "客户声道"
             late = f"、延迟约 {tr.echo_lag * 32} 毫秒" if getattr(tr, "echo_lag", 0) else ""
             out.setdefault("overlap_seconds", f"{who}有对方的回声/串音（低 {-tr.bleed_db:.0f} dB{late}），本方语音只高出 "
-                                              f"{margin:.0f} dB：双方同时说话时的起止测不准，抢话判断不可靠")
+                                              f"{margin:.1f} dB（需 {MIN_ECHO_MARGIN_OVERLAP:.0f} dB）："
+                                              "双方同时说话时的起止测不准，抢话判断不可靠")
