@@ -158,6 +158,10 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_agent_call_at", "agent_id", "call_at"),
         Index("ix_conversations_team_call_at", "team_id", "call_at"),
+        # issue 13 (migration 0008): the overview's statistics and search's ordering from the index alone
+        Index("ix_conversations_call_at_stats", "call_at", "team_id", "agent_id", "score", "grade", "fatal",
+              "insufficient", "current_score_id", "id"),
+        Index("ix_conversations_id_call_at", "id", "call_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
