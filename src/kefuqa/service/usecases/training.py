@@ -95,11 +95,11 @@ def _store(ctx: Ctx, *, kind: str, ref: str, module: str | None, title: str, sco
             # Two submissions of one assignment at once (two tabs, a double click): both are attempts, but the
             # assignment is completed once — a conditional UPDATE that only the first commit can win (the row
             # lock makes the second wait and then see status 'done'), so done_at and its audit line are single.
-            won = db.execute(update(TrainingAssignment)
+            res: Any = db.execute(update(TrainingAssignment)
                              .where(TrainingAssignment.id == assignment.id, TrainingAssignment.status == "open")
                              .values(status="done", done_at=utcnow())
-                             .execution_options(synchronize_session=False)).rowcount
-            if won:
+                             .execution_options(synchronize_session=False))
+            if res.rowcount:
                 repo.audit(db, user, "training.assignment_done", "training_assignment", assignment.id, ctx.ip,
                            kind=kind, ref=ref, attempt=att.id)
     if assignment is not None:
@@ -208,8 +208,10 @@ def scenario_step(ctx: Ctx, sid: str, replies: list[str], new: str | None,
     asg = _own_assignment(ctx, assignment_id, "scenario", sid)
     s = replay(ctx, sid, replies)
     run = Run(s.scenario, s)
-    if new is None or s.ended:
+    if new is None:
         return run
+    if s.ended:
+        raise Invalid("练习已结束，请重新开始（这句回复未保存）")
     try:
         s.reply(new)
     except ReplyError as exc:
