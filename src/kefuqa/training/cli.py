@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +17,7 @@ from .lint import lint_bank
 from .loader import Bank, load_bank
 from .scenario import ScenarioError, Session
 from .schema import MultipleChoice, Rewrite, SingleChoice, TrueFalse
+from .speech import SpeechError, transcribe_file, transcriber_for
 
 practice_app = typer.Typer(add_completion=False, no_args_is_help=True,
                            help="情景练习：按场景与模拟客户对话，每句回复即时反馈，结束后按真实通话评分。")
@@ -131,13 +133,23 @@ def list_scenarios(files: Annotated[list[str] | None, typer.Option("--scenarios"
 @practice_app.command("run")
 def run(scenario: Annotated[str, typer.Argument(help="场景编号（kefuqa practice list）")],
         files: Annotated[list[str] | None, typer.Option("--scenarios", "-s", help="公司自己的场景文件或目录")] = None,
-        rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="规则库")] = None) -> None:
+        rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="规则库")] = None,
+        asr: Annotated[str | None, typer.Option("--asr", help="语音识别后端（如 faster-whisper:/模型目录）："
+                                                 "每句回复可以输入一个录音文件（WAV 等）的路径，识别成文字后同样评分")] = None,
+        ) -> None:
     """与模拟客户对话：每句回复即时反馈，结束后按真实通话评分。"""
     bank = _bank(files)
     s = bank.scenarios.get(scenario)
     if s is None:
         err.print(f"没有场景 {escape(scenario)}；用 kefuqa practice list 查看")
         raise typer.Exit(2)
+    transcriber = None
+    if asr:
+        try:
+            transcriber = transcriber_for(asr)
+        except SpeechError as exc:
+            err.print(escape(str(exc)))
+            raise typer.Exit(2) from None
     session = Session(s, _checker(rulebook))
     out.print(f"[bold]{escape(s.title)}[/bold]" + (f"（客户类型：{escape(s.customer_style)}）" if s.customer_style else ""))
     if s.brief:
@@ -148,8 +160,16 @@ def run(scenario: Annotated[str, typer.Argument(help="场景编号（kefuqa prac
     while not session.ended:
         if session.node.hint:
             out.print(f"[dim]提示：{escape(session.node.hint)}[/dim]")
+        said = _prompt("您（文字，或录音文件路径）" if transcriber is not None else "您")
+        if transcriber is not None and _looks_like_recording(said):
+            try:
+                said = transcribe_file(said.strip(), transcriber)
+            except SpeechError as exc:
+                err.print(escape(str(exc)))
+                continue
+            out.print(f"识别结果：{escape(said)}")
         try:
-            step = session.reply(_prompt("您"))
+            step = session.reply(said)
         except ReplyError as exc:
             err.print(escape(str(exc)))
             continue
@@ -171,6 +191,17 @@ def run(scenario: Annotated[str, typer.Argument(help="场景编号（kefuqa prac
         if f.suggestion:
             out.print(f"    规范话术：{escape(f.suggestion)}")
     raise typer.Exit(0 if rep.score >= 90 and not rep.findings else 1)
+
+
+_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".webm", ".opus")
+
+
+def _looks_like_recording(text: str) -> bool:
+    """A reply that names a recording file (an existing file, or a name ending in an audio suffix)."""
+    t = text.strip()
+    if not t or "\n" in t or len(t) > 1000:
+        return False
+    return t.lower().endswith(_AUDIO_SUFFIXES) or Path(t).is_file()
 
 
 @practice_app.command("lint")
