@@ -280,3 +280,52 @@ def test_search_walk_gives_the_same_pages_as_the_exact_path(world: World, monkey
         assert [ids for ids, _, _ in walked] == [ids for ids, _, _ in exact[i]], (who, params)
         total = exact[i][0][1]
         assert all(t == min(total, 2) and more == (total > 2) for _, t, more in walked), (who, params, total)
+
+
+def test_overview_stats_cached_within_window_and_dropped_by_an_upload(world: World) -> None:
+    from kefuqa.service import cache
+
+    wb = world.wb
+    tz = wb.settings.timezone
+    stats = cache.for_engine(wb.engine, "overview", repo.STATS_TTL)
+    clock = [5000.0]
+    saved = stats.clock
+    stats.clock = lambda: clock[0]
+    admin = User(role="admin")
+    try:
+        stats.invalidate()
+        with wb.sessions() as db:
+            s, teams, top = repo.overview_stats(db, admin, tz, 30)
+            assert (s, teams) == (*repo.team_summaries(db, admin, tz, days=30),)
+            assert top == repo.top_rules(db, admin, since=utcnow() - timedelta(days=30), limit=8)
+            assert repo.overview_stats(db, User(role="qa"), tz, 30)[0] is s  # admin and qa: one scope
+        with wb.engine.begin() as conn:  # a change by another process: shown once the window has passed
+            cid = conn.execute(select(Conversation.id).where(Conversation.score.is_not(None),
+                                                             Conversation.insufficient.is_(False))
+                               .order_by(Conversation.call_at.desc()).limit(1)).scalar_one()
+            conn.execute(Conversation.__table__.update().where(Conversation.id == cid)
+                         .values(insufficient=True))
+        try:
+            clock[0] += repo.STATS_TTL - 1
+            with wb.sessions() as db:
+                assert repo.overview_stats(db, admin, tz, 30)[0] is s
+            clock[0] += 2
+            with wb.sessions() as db:
+                later = repo.overview_stats(db, admin, tz, 30)[0]
+            assert later.insufficient == s.insufficient + 1 and later.calls == s.calls - 1
+        finally:
+            with wb.engine.begin() as conn:
+                conn.execute(Conversation.__table__.update().where(Conversation.id == cid)
+                             .values(insufficient=False))
+        stats.invalidate()
+        with wb.sessions() as db:
+            before = repo.overview_stats(db, admin, tz, 30)[0]
+        world.new_call("A1", "good", day=1)  # an upload through this process: shown at once
+        with wb.sessions() as db:
+            after = repo.overview_stats(db, admin, tz, 30)[0]
+            assert after.calls + after.insufficient == before.calls + before.insufficient + 1
+            assert after.calls + after.insufficient == sum(
+                x.calls + x.insufficient for x in repo.team_summaries(db, admin, tz, days=30)[1].values())
+    finally:
+        stats.clock = saved
+        stats.invalidate()

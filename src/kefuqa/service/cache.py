@@ -64,17 +64,21 @@ def invalidate(engine: Any) -> None:
 
 
 def drop_on_commit(session_class: Any, watched: tuple[type, ...]) -> None:
-    """Drop the engine's cached values when a transaction that changed (not merely added) an instance of one
-    of `watched`, or ran a bulk UPDATE or DELETE, commits: the reviewer who confirms a finding sees the badge
-    go down at once; calls newly stored by other processes show within the window."""
+    """Drop the engine's cached values when a transaction that added, changed or deleted an instance of one of
+    `watched`, or ran a bulk INSERT, UPDATE or DELETE on its table, commits: the reviewer who confirms a finding sees the badge go
+    down at once, an upload shows on the overview at once; changes made by other processes show within the
+    window."""
     from sqlalchemy import event
 
     def after_flush(session: Any, _ctx: Any) -> None:
-        if any(isinstance(o, watched) for o in (*session.dirty, *session.deleted)):
+        if any(isinstance(o, watched) for o in (*session.new, *session.dirty, *session.deleted)):
             session.info["kefuqa_cache_stale"] = True
 
+    tables = {getattr(cls, "__table__", None) for cls in watched}
+
     def on_execute(state: Any) -> None:
-        if state.is_update or state.is_delete:
+        if (state.is_insert or state.is_update or state.is_delete) and \
+                getattr(state.statement, "table", None) in tables:
             state.session.info["kefuqa_cache_stale"] = True
 
     def after_commit(session: Any) -> None:

@@ -466,6 +466,24 @@ def team_summaries(db: DBSession, user: User, tz: str, *,
     return every.summary(), {t: acc.summary() for t, acc in teams.items()}
 
 
+STATS_TTL = 30.0  # seconds the overview's statistics may be old (issue 13)
+
+
+def overview_stats(db: DBSession, user: User, tz: str, days: int = DEFAULT_DAYS,
+                   ) -> tuple[Summary, dict[int | None, Summary], list[dict[str, Any]]]:
+    """The overview's figures: the scope's summary, each team's, and the most violated rules of the period.
+    At a million calls they take about a second to compute, so they are computed at most once per `STATS_TTL`
+    seconds per scope and period in a process (and again at once after this process stores, reviews or
+    deletes something)."""
+    def compute() -> tuple[Summary, dict[int | None, Summary], list[dict[str, Any]]]:
+        every, teams = team_summaries(db, user, tz, days=days)
+        return every, teams, top_rules(db, user, since=utcnow() - timedelta(days=days), limit=8)
+
+    scope = ("all",) if user.role in REVIEWERS else (user.role, user.team_id, user.agent_id)
+    bind = db.get_bind()
+    return cache.for_engine(getattr(bind, "engine", bind), "overview", STATS_TTL).get((scope, tz, days), compute)
+
+
 def agent_ranking(db: DBSession, user: User, team_id: int | None = None,
                   days: int = DEFAULT_DAYS) -> list[dict[str, Any]]:
     since = utcnow() - timedelta(days=days)
@@ -517,7 +535,7 @@ def counts(db: DBSession, user: User) -> dict[str, int]:
 
 
 BADGE_TTL = 10.0  # seconds the review badge's count may be old (issue 13)
-cache.drop_on_commit(DBSession, (Finding, Conversation, Appeal))
+cache.drop_on_commit(DBSession, (Finding, Conversation, Appeal, Score))
 
 
 def open_findings(db: DBSession, *, fresh: bool = False) -> int:

@@ -240,8 +240,7 @@ def overview(request: Request, p: PageUser, db: DB) -> Response:
         return redirect(_home(p.user))
     tz = workbench(request).settings.timezone
     days = _days(request)
-    s, per_team = repo.team_summaries(db, p.user, tz, days=_period(days))  # issue 13: one GROUP BY query
-    top = repo.top_rules(db, p.user, since=repo.utcnow() - timedelta(days=_period(days)), limit=8)
+    s, per_team, top = repo.overview_stats(db, p.user, tz, _period(days))  # issue 13: one query, cached 30 s
     teams: list[dict[str, Any]] = [{"team": t, "summary": per_team.get(t.id) or repo.Summary()}
                                    for t in repo.visible_teams(db, p.user)]
     teams.sort(key=lambda x: -(x["summary"].average or 0))
