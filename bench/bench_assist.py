@@ -176,6 +176,8 @@ def main() -> None:
     ap.add_argument("--speeds", default="1,10")
     ap.add_argument("--port", type=int, default=8733)
     ap.add_argument("--database-url", default=None, help="e.g. postgresql+psycopg://…; default: SQLite in a temp dir")
+    ap.add_argument("--server-src", default=None,
+                    help="run the server from another source tree (e.g. an older commit's src/) for an A/B")
     ap.add_argument("--baseline-calls", type=int, default=5, help="a light load run first, as the baseline")
     args = ap.parse_args()
     convs = conversations()
@@ -184,6 +186,9 @@ def main() -> None:
         env = {**os.environ, "KEFUQA_DATA_DIR": tmp, "KEFUQA_ADMIN_PASSWORD": PASSWORD}
         if args.database_url:
             env["KEFUQA_DATABASE_URL"] = args.database_url
+        if args.server_src:
+            env["PYTHONPATH"] = args.server_src
+            print(f"server from {args.server_src}")
         srv = subprocess.Popen([sys.executable, "-m", "kefuqa.cli", "serve", "--port", str(args.port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         SERVER_PID[0] = srv.pid

@@ -634,7 +634,10 @@ async def list_live_calls(request: Request, p: APIUser) -> dict[str, Any]:
     wb: Workbench = app.state.workbench
     u = p.user
     who = Who(u.id, u.role, u.username, u.agent_id, None, u.team_id)
-    await flush(app)  # this worker's latest, so a call just opened here is listed
+    for c in live_calls(app).calls.values():
+        if c.dirty:
+            c.view_at = 0.0  # this worker's latest view goes in now
+    await flush(app)
     rows = await _db(wb, live_store.listed, who)
     return {"v": PROTOCOL, "calls": [{**(r.summary or {}), "call_id": r.call_id, "ended": r.status == "ended",
                                       "stored": r.stored} for r in rows]}

@@ -20,6 +20,7 @@ from ..rules.rulebook import bundled_names
 from .live_store import Pending
 
 PROTOCOL = 1
+VIEW_SECONDS = 1.0  # the wall's view of a call is written at most this often (its frames every flush)
 
 
 @dataclass
@@ -101,6 +102,7 @@ class LiveCall:
     pending: list[tuple[int, int | None, dict[str, Any]]] = field(default_factory=list)  # frames not written yet
     dirty: bool = True  # the wall's view changed since the last write
     lost: bool = False  # another worker took the call over
+    view_at: float = 0.0  # when the wall's view was last taken for writing
 
     def summary(self) -> dict[str, Any]:
         s = self.session
@@ -257,19 +259,24 @@ class LiveCalls:
     def take_pending(self) -> list[tuple[LiveCall, Pending]]:
         """What the calls of this worker have to write now (taken off them: `restore` if the write fails)."""
         out = []
+        now = time.monotonic()
         for c in list(self.calls.values()):
-            if not c.dirty or c.lost:
+            if c.lost or not (c.pending or (c.dirty and (now - c.view_at >= VIEW_SECONDS or c.session.ended
+                                                         or not c.claimed))):
                 continue
             new_row = None
             if not c.claimed:
                 new_row = {"call_id": c.session.call_id, "user_id": c.user_id, "agent_id": c.agent_id,
                            "team_id": c.team_id, "rulebook_id": c.rulebook_id, "path": "audio",
                            "meta": c.session._proto.model_dump(mode="json", exclude={"utterances"}, exclude_unset=True)}
-            summary = c.summary()
-            summary["watchers"] = len(c.watchers)
+            summary = None
+            if c.dirty and (now - c.view_at >= VIEW_SECONDS or c.session.ended or not c.claimed):
+                summary = c.summary()
+                summary["watchers"] = len(c.watchers)
+                c.dirty, c.view_at = False, now
             p = Pending(c.session.call_id, c.epoch, new_row, c.pending, c.received, summary,
                         "ended" if c.session.ended else "live", c.stored)
-            c.pending, c.dirty = [], False
+            c.pending = []
             out.append((c, p))
         return out
 
@@ -277,7 +284,8 @@ class LiveCalls:
     def restore(taken: list[tuple[LiveCall, Pending]]) -> None:
         for c, p in taken:
             c.pending = p.frames + c.pending
-            c.dirty = True
+            if p.summary is not None:
+                c.dirty, c.view_at = True, 0.0
 
     @staticmethod
     def written(taken: list[tuple[LiveCall, Pending]]) -> None:

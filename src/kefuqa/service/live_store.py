@@ -174,15 +174,15 @@ class Pending:
     new_row: dict[str, Any] | None
     frames: list[tuple[int, int | None, dict[str, Any]]]
     received: int
-    summary: dict[str, Any]
+    summary: dict[str, Any] | None  # None: the wall's view is not due for a write yet
     status: str
     stored: bool | None
 
 
 def flush(db: DBSession, batch: list[Pending], heartbeat: list[tuple[str, int]]) -> set[str]:
-    """Write a batch in one transaction (the caller commits). Returns the calls another worker has taken
-    over (their writes are dropped: the new holder rebuilt them from the journal)."""
-    lost: set[str] = set()
+    """Write a batch in one transaction (the caller commits), in a few statements whatever its size. Returns
+    the calls another worker has taken over (their writes are dropped: the new holder rebuilt them from the
+    journal). The rows are locked first (PostgreSQL), so a take-over waits for this write."""
     now = utcnow()
     for p in batch:
         if p.new_row is not None and db.get(LiveCallRow, p.call_id) is None:
@@ -195,22 +195,39 @@ def flush(db: DBSession, batch: list[Pending], heartbeat: list[tuple[str, int]])
                                        opened_at=now, updated_at=now))
             except IntegrityError:
                 pass
-        res = db.execute(update(LiveCallRow).where(LiveCallRow.call_id == p.call_id, LiveCallRow.epoch == p.epoch,
-                                                   LiveCallRow.owner == WORKER)
-                         .values(received=p.received, summary=p.summary, status=p.status, stored=p.stored,
-                                 updated_at=now))
-        if not getattr(res, "rowcount", 0):
-            lost.add(p.call_id)
-            continue
-        if p.frames:
-            db.execute(insert(LiveCallFrame), [{"call_id": p.call_id, "idx": i, "n": n, "frame": f}
-                                               for i, n, f in p.frames])
-    for cid, epoch in heartbeat:
-        res = db.execute(update(LiveCallRow).where(LiveCallRow.call_id == cid, LiveCallRow.epoch == epoch,
-                                                   LiveCallRow.owner == WORKER).values(updated_at=now))
-        if not getattr(res, "rowcount", 0):
-            lost.add(cid)
-    return lost
+    expected = {cid: epoch for cid, epoch in heartbeat}
+    expected.update({p.call_id: p.epoch for p in batch})
+    if not expected:
+        return set()
+    held: set[str] = set()
+    ids = list(expected)
+    for at in range(0, len(ids), 500):
+        stmt = select(LiveCallRow.call_id, LiveCallRow.epoch, LiveCallRow.owner).where(
+            LiveCallRow.call_id.in_(ids[at:at + 500]))
+        if db.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        held |= {cid for cid, epoch, owner in db.execute(stmt) if owner == WORKER and epoch == expected[cid]}
+    rows = [{"call_id": cid, "updated_at": now} for cid in held]
+    by_id = {r["call_id"]: r for r in rows}
+    views = []
+    for p in batch:
+        if p.call_id in held:
+            by_id[p.call_id]["received"] = p.received
+            if p.summary is not None:
+                views.append({"call_id": p.call_id, "summary": p.summary, "status": p.status, "stored": p.stored})
+    plain = [r for r in rows if "received" not in r]
+    counted = [r for r in rows if "received" in r]
+    if plain:
+        db.execute(update(LiveCallRow), plain)
+    if counted:
+        db.execute(update(LiveCallRow), counted)
+    if views:
+        db.execute(update(LiveCallRow), views)
+    frames = [{"call_id": p.call_id, "idx": i, "n": n, "frame": f} for p in batch if p.call_id in held
+              for i, n, f in p.frames]
+    if frames:
+        db.execute(insert(LiveCallFrame), frames)
+    return set(expected) - held
 
 
 def orphans(db: DBSession, older_than: float) -> list[str]:
