@@ -29,8 +29,8 @@ from .rules.rulebook import Rulebook, load_rulebook
 from .training import cli as training_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="kefuqa 客服质检: score customer-service conversations against service standards.")
-rules_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect and validate rulebooks.")
+                  help="kefuqa 客服质检：按服务规范检查客服通话、打分，并给出每条问题的原话、时间和规范话术。")
+rules_app = typer.Typer(add_completion=False, no_args_is_help=True, help="查看和校验规则集。")
 app.add_typer(rules_app, name="rules")
 app.add_typer(model_app, name="model")
 training_cli.register(app)  # kefuqa quiz, kefuqa practice (issue 12)
@@ -64,7 +64,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                 help="Show the version and exit.")] = False) -> None:
+                                                 help="显示版本号后退出。")] = False) -> None:
     pass
 
 
@@ -159,28 +159,28 @@ def _progress(reports: Iterator[Report]) -> Iterator[Report]:
 
 @app.command()
 def check(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or - for stdin.")],
-    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="Bundled name, folder or YAML file.")] = None,
-    scorecard: Annotated[str | None, typer.Option(help="A scorecard YAML replacing the rulebook's.")] = None,
-    select: Annotated[list[str] | None, typer.Option(help="Only these rule IDs or prefixes (LNG, LNG001).")] = None,
-    ignore: Annotated[list[str] | None, typer.Option(help="Skip these rule IDs or prefixes.")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, jsonl, csv or html.")] = "table",
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes scoring in parallel.")] = 1,
-    fail_under: Annotated[float | None, typer.Option(help="Exit 1 when a call scores below this.")] = None,
-    input_format: Annotated[str | None, typer.Option(help="Force the input format (json, jsonl, csv, tsv, "
-                                                          "text, aliyun, funasr, aws, audio).")] = None,
-    channels: Annotated[str | None, typer.Option(help="Audio: channel roles, default agent,customer.")] = None,
-    offset: Annotated[float | None, typer.Option(help="Recording + transcript: seconds added to the transcript's "
-                                                      "times to match the recording (a manifest's offset column wins).")] = None,
-    asr: Annotated[str | None, typer.Option(help="Audio: ASR engine, e.g. sherpa-onnx:/models/sense-voice.")] = None,
-    vad: Annotated[str | None, typer.Option(help="Audio: voice activity detector, auto, silero or energy.")] = None,
-    excel: Annotated[bool, typer.Option(help="CSV: BOM and formula-safe cells for Excel.")] = False,
-    embed_audio: Annotated[bool, typer.Option(help="HTML: put recordings inside the page for its player.")] = False,
+    paths: Annotated[list[str], typer.Argument(help="文件、文件夹（递归）或 -（标准输入）。")],
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="内置规则集名称、规则集文件夹或 YAML 文件。")] = None,
+    scorecard: Annotated[str | None, typer.Option(help="用这个评分卡 YAML 替换规则集自带的评分卡。")] = None,
+    select: Annotated[list[str] | None, typer.Option(help="只检查这些规则编号或前缀（LNG、LNG001）。")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(help="跳过这些规则编号或前缀。")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="输出格式：table、json、jsonl、csv 或 html。")] = "table",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="写入这个文件，而不是标准输出。")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="并行评分的进程数。")] = 1,
+    fail_under: Annotated[float | None, typer.Option(help="有通话低于这个分数时退出码为 1。")] = None,
+    input_format: Annotated[str | None, typer.Option(help="指定输入格式（json、jsonl、csv、tsv、"
+                                                          "text、aliyun、funasr、aws、audio）。")] = None,
+    channels: Annotated[str | None, typer.Option(help="录音：各声道的角色，默认 agent,customer（左坐席、右客户）。")] = None,
+    offset: Annotated[float | None, typer.Option(help="录音加转写：转写时间加上的秒数，使其与录音对齐"
+                                                      "（清单的 offset 列优先）。")] = None,
+    asr: Annotated[str | None, typer.Option(help="录音：语音识别引擎，如 sherpa-onnx:/models/sense-voice。")] = None,
+    vad: Annotated[str | None, typer.Option(help="录音：语音活动检测，auto、silero 或 energy。")] = None,
+    excel: Annotated[bool, typer.Option(help="CSV：加 BOM 并转义公式，便于用 Excel 打开。")] = False,
+    embed_audio: Annotated[bool, typer.Option(help="HTML：把录音嵌入页面，供页面内播放。")] = False,
     include_insufficient: Annotated[bool, typer.Option(
-        help="Table/HTML: count calls marked 未充分质检 in the mean and grades too.")] = False,
+        help="表格/HTML：标为“未充分质检”的通话也计入平均分和等级分布。")] = False,
 ) -> None:
-    """Score conversations and report findings (exit 0 ok, 1 below --fail-under, 2 bad input)."""
+    """检查通话并输出问题和得分（退出码：0 正常，1 低于 --fail-under，2 有无法读取的输入）。"""
     from .writers import FORMATS, write_reports
 
     if fmt not in FORMATS:
@@ -247,8 +247,8 @@ def _rulebook_or_exit(rulebook: str | None) -> Rulebook:
 
 
 @rules_app.command("lint")
-def rules_lint(path: Annotated[str, typer.Argument(help="A rulebook folder, rulebook.yaml or rule file.")]) -> None:
-    """Validate a rulebook: unknown keys, bad values, bad regexes, duplicate IDs, unknown references."""
+def rules_lint(path: Annotated[str, typer.Argument(help="规则集文件夹、rulebook.yaml 或规则文件。")]) -> None:
+    """校验规则集：未知的键、错误的取值、有问题的正则、重复的编号、引用不存在的规则；错误注明文件和行号。"""
     from .rules.rulebook import lint
 
     problems = lint(path)
@@ -270,9 +270,9 @@ def rules_lint(path: Annotated[str, typer.Argument(help="A rulebook folder, rule
 @rules_app.command("list")
 def rules_list(
     rulebook: Annotated[str | None, typer.Option("--rulebook", "-r")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table 或 json")] = "table",
 ) -> None:
-    """List the rules of a rulebook."""
+    """列出规则集中的规则：编号、名称、检查方式、严重度、扣分、维度、红线。"""
     from .docs import rule_points
 
     rb = _rulebook_or_exit(rulebook)
@@ -301,11 +301,11 @@ def rules_list(
 
 @rules_app.command("explain")
 def rules_explain(
-    rule_id: Annotated[str, typer.Argument(help="A rule ID such as LNG001.")],
+    rule_id: Annotated[str, typer.Argument(help="规则编号，如 LNG001。")],
     rulebook: Annotated[str | None, typer.Option("--rulebook", "-r")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text 或 json")] = "text",
 ) -> None:
-    """What a rule checks, why, an example of a violation and the better wording."""
+    """说明一条规则：检查什么、依据、违规示例和规范说法。"""
     from .docs import explain
 
     rb = _rulebook_or_exit(rulebook)
@@ -326,7 +326,7 @@ def rules_docs(
     rulebook: Annotated[str | None, typer.Option("--rulebook", "-r")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o")] = None,
 ) -> None:
-    """Write the rulebook as one Markdown page (docs/rules.md)."""
+    """把规则集写成一页 Markdown（docs/rules.md）。"""
     from .docs import rulebook_markdown
 
     text = rulebook_markdown(_rulebook_or_exit(rulebook))

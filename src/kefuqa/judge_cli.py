@@ -16,7 +16,7 @@ from .judge.labels import labels
 from .judge.ngram import ModelError, NgramModel
 
 model_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                        help="判断模型：语料、训练、评估 (the judgement models of intent rules).")
+                        help="判断模型（判断规则 intent 所用）：语料、训练、评估。")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -170,49 +170,49 @@ def add_user(username: str, role: str, database_url: str | None = None, *, passw
 # ---- typer commands (the main CLI mounts these) ------------------------------------------------------------
 
 DBOpt = Annotated[str | None, typer.Option("--database-url", envvar="KEFUQA_DATABASE_URL",
-                                           help="SQLAlchemy URL; default: a SQLite file in the data dir")]
+                                           help="数据库 SQLAlchemy URL；默认是数据目录里的 SQLite 文件")]
 DataOpt = Annotated[str | None, typer.Option("--data-dir", envvar="KEFUQA_DATA_DIR",
-                                             help="where the SQLite file and audio go (~/.local/share/kefuqa)")]
+                                             help="SQLite 文件和录音存放的目录（~/.local/share/kefuqa）")]
 
 
 def ingest_command(
-    paths: Annotated[list[str], typer.Argument(help="files or folders of conversations (any readable format)")],
+    paths: Annotated[list[str], typer.Argument(help="通话文件或文件夹（kefuqa 能读的任何格式）")],
     database_url: DBOpt = None,
     rulebook: Annotated[str | None, typer.Option("--rulebook", "-r",
-                                                 help="activate this rulebook first (name, folder or YAML)")] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="replace stored calls whose content changed")] = False,
-    rescore: Annotated[bool, typer.Option("--rescore", help="a kefuqa batch output scored by another rulebook "
-                                          "version: score those calls again with the active one")] = False,
+                                                 help="先启用这个规则集（名称、文件夹或 YAML）")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="替换内容有变化的已存通话")] = False,
+    rescore: Annotated[bool, typer.Option("--rescore", help="kefuqa batch 的输出若由其他规则集版本评分，"
+                                          "用当前启用的规则集重新评分")] = False,
     data_dir: DataOpt = None,
 ) -> None:
-    """Score conversation files and store them for the web workbench."""
+    """为通话文件评分并存入质检工作台。"""
     raise typer.Exit(_guarded(database_url, data_dir, lambda: ingest(paths, database_url, rulebook, replace=replace,
                                                                      data_dir=data_dir, rescore=rescore)))
 
 
 def serve_command(
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8000,
+    host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口")] = 8000,
     database_url: DBOpt = None,
-    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="activate this rulebook on start")] = None,
-    workers: Annotated[int, typer.Option(help="worker processes (PostgreSQL only)")] = 1,
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="启动时启用这个规则集")] = None,
+    workers: Annotated[int, typer.Option(help="工作进程数（仅 PostgreSQL）")] = 1,
     data_dir: DataOpt = None,
 ) -> None:
-    """Start the QA workbench: web UI and HTTP API (creates and migrates the database)."""
+    """启动质检工作台：网页和 HTTP API（自动创建并迁移数据库）。"""
     raise typer.Exit(_guarded(database_url, data_dir, lambda: serve(host, port, database_url, rulebook=rulebook,
                                                                     workers=workers, data_dir=data_dir)))
 
 
 def user_add_command(
-    username: Annotated[str, typer.Argument(help="login name")],
-    role: Annotated[str, typer.Option("--role", help="admin | qa | leader | agent")],
-    team: Annotated[str | None, typer.Option(help="a leader's team")] = None,
-    agent: Annotated[str | None, typer.Option("--agent", help="an agent's agent id (工号)")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="display name")] = None,
+    username: Annotated[str, typer.Argument(help="登录名")],
+    role: Annotated[str, typer.Option("--role", help="角色：admin（管理员）| qa（质检员）| leader（组长）| agent（坐席）")],
+    team: Annotated[str | None, typer.Option(help="组长所在的团队")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="坐席的工号")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="显示名称")] = None,
     database_url: DBOpt = None,
     data_dir: DataOpt = None,
 ) -> None:
-    """Create a workbench user; the password is generated and printed once (or read from KEFUQA_NEW_PASSWORD)."""
+    """创建工作台用户；密码自动生成并只显示一次（或取自 KEFUQA_NEW_PASSWORD）。"""
     raise typer.Exit(_guarded(database_url, data_dir, lambda: add_user(
         username, role, database_url, password=os.environ.get("KEFUQA_NEW_PASSWORD"), team=team, agent_code=agent,
         display_name=name, data_dir=data_dir)))
@@ -222,13 +222,13 @@ def register(app: typer.Typer) -> None:
     """Mount `ingest`, `serve` and `user add` on a typer app (the main `kefuqa` CLI calls this)."""
     app.command("ingest")(ingest_command)
     app.command("serve")(serve_command)
-    users = typer.Typer(help="Workbench users (the first administrator is created by `serve`).",
+    users = typer.Typer(help="工作台用户（第一个管理员由 serve 创建）。",
                         no_args_is_help=True)
     users.command("add")(user_add_command)
     app.add_typer(users, name="user")
     __import__("kefuqa.service.cli_retention", fromlist=["register"]).register(app)  # issue 13: kefuqa retention
 
 
-app = typer.Typer(help="kefuqa QA workbench: storage, HTTP API and web UI", no_args_is_help=True,
+app = typer.Typer(help="kefuqa 质检工作台：存储、HTTP API 和网页", no_args_is_help=True,
                   add_completion=False)
 register(app)

@@ -29,12 +29,12 @@ def retention_days(value: int | None, env: dict[str, str] | os._Environ[str] = o
 
 
 def apply_command(
-    days: Annotated[int | None, typer.Option("--days", help=f"keep this many days (default: ${RETENTION_ENV})")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="count the calls, delete nothing")] = False,
+    days: Annotated[int | None, typer.Option("--days", help=f"保留的天数（默认取 ${RETENTION_ENV}）")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只统计要删除的通话，不删除")] = False,
     database_url: Annotated[str | None, typer.Option("--database-url", envvar="KEFUQA_DATABASE_URL")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", envvar="KEFUQA_DATA_DIR")] = None,
 ) -> None:
-    """Delete calls older than the retention period, with their recordings (audited)."""
+    """删除超过保留期的通话及其录音（记入审计日志）。"""
     from pathlib import Path
 
     from .usecases import Ctx
@@ -61,6 +61,6 @@ def apply_command(
 
 
 def register(app: typer.Typer) -> None:
-    retention = typer.Typer(help="Data retention: delete calls older than KEFUQA_RETENTION_DAYS.", no_args_is_help=True)
+    retention = typer.Typer(help="数据保留：删除早于 KEFUQA_RETENTION_DAYS 天的通话。", no_args_is_help=True)
     retention.command("apply")(apply_command)
     app.add_typer(retention, name="retention")
