@@ -329,3 +329,32 @@ def test_overview_stats_cached_within_window_and_dropped_by_an_upload(world: Wor
     finally:
         stats.clock = saved
         stats.invalidate()
+
+
+def test_trends_pages_cached_per_scope_and_equal_to_fresh(world: World) -> None:
+    from kefuqa.service import cache
+    from kefuqa.service.usecases import Ctx, trends
+
+    wb = world.wb
+    store = cache.for_engine(wb.engine, "trends", trends.TRENDS_TTL)
+    store.invalidate()
+    try:
+        with wb.sessions() as db:
+            qa = db.scalar(select(User).where(User.role == "qa"))
+            lead = db.scalar(select(User).where(User.username == "lead1"))
+            t = trends.cached(Ctx(wb, db, qa), 8)
+            fresh = trends.trends(Ctx(wb, db, qa), 8)
+            assert (t.weeks, t.calls, [(s.key, s.counts) for s in t.rules]) == \
+                (fresh.weeks, fresh.calls, [(s.key, s.counts) for s in fresh.rules])
+            assert trends.cached(Ctx(wb, db, qa), 8) is t
+            mine = trends.cached(Ctx(wb, db, lead), 8, team_id=lead.team_id)
+            assert mine is not t and sum(mine.calls) <= sum(t.calls)
+        # the page and the API agree with the use case; an agent is still refused (checked before the cache)
+        assert world.get("qa", "/api/trends").json()["calls"] == t.calls
+        assert world.get("a1", "/api/trends").status_code == 403
+        call = world.new_call("A1", "fatal", day=20)
+        with wb.sessions() as db:
+            again = trends.cached(Ctx(wb, db, db.scalar(select(User).where(User.role == "qa"))), 8)
+        assert again is not t and sum(again.calls) == sum(t.calls) + 1, call
+    finally:
+        store.invalidate()

@@ -45,7 +45,7 @@ def _fmt(v: float | None, signed: bool = False) -> str:
 
 @pages.get("/trends")
 def trends_page(request: Request, p: PageUser, ctx: PageCtx) -> Response:
-    t = trends.trends(ctx, _weeks(request), team_id=_team(ctx, request), until=_until(request))
+    t = trends.cached(ctx, _weeks(request), team_id=_team(ctx, request), until=_until(request))
     return render(request, "trends.html", p, active="trends", t=t, fmt=_fmt, weeks=len(t.weeks),
                   query=request.url.query)
 
@@ -54,13 +54,13 @@ def trends_page(request: Request, p: PageUser, ctx: PageCtx) -> Response:
 def weekly_page(request: Request, p: PageUser, ctx: PageCtx) -> Response:
     """The last complete week against the one before, to print for the QA meeting."""
     until = _until(request) or (trends.week_start(date.today()) - timedelta(days=7))
-    t = trends.trends(ctx, 2, team_id=_team(ctx, request), until=until)
+    t = trends.cached(ctx, 2, team_id=_team(ctx, request), until=until)
     return render(request, "trends_weekly.html", p, active="trends", t=t, fmt=_fmt)
 
 
 @pages.get("/trends.csv")
 def trends_csv(request: Request, ctx: PageCtx) -> Response:
-    t = trends.trends(ctx, _weeks(request), team_id=_team(ctx, request), until=_until(request))
+    t = trends.cached(ctx, _weeks(request), team_id=_team(ctx, request), until=_until(request))
     return Response(trends.weekly_csv(t), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="kefuqa-trends-{t.weeks[-1]}.csv"'})
 
@@ -68,7 +68,7 @@ def trends_csv(request: Request, ctx: PageCtx) -> Response:
 @api_router.get("/trends")
 def api_trends(request: Request, ctx: APICtx) -> dict[str, Any]:
     """Violations per 100 calls per rule and team by week (`weeks`, `week` = any day of the last week, `team`)."""
-    t = trends.trends(ctx, _weeks(request), team_id=_team(ctx, request), until=_until(request))
+    t = trends.cached(ctx, _weeks(request), team_id=_team(ctx, request), until=_until(request))
 
     def series(s: trends.Series) -> dict[str, Any]:
         return {"key": s.key, "name": s.name, "counts": s.counts, "rates": s.rates, "change": s.change,

@@ -261,15 +261,31 @@ def weekly_csv(t: Trends) -> str:
 
 
 ALERTS_TTL = 600.0  # seconds the overview's alerts may be old
+TRENDS_TTL = 600.0  # seconds the trends pages' figures may be old
+
+
+def _scope(ctx: Ctx) -> tuple[Any, ...]:
+    user = ctx.acting()
+    ctx.require(STAFF, "坐席无权查看趋势")
+    return ("all",) if user.role in ("admin", "qa") else (user.role, user.team_id, user.agent_id)
+
+
+def cached(ctx: Ctx, weeks: int = 8, *, team_id: int | None = None, until: date | None = None) -> Trends:
+    """`trends` as the pages and the API show it: computed at most once per `TRENDS_TTL` seconds per scope,
+    span and team (about a second over eight weeks at a million calls); a call stored, reviewed or deleted
+    through this process drops the cached figures at once."""
+    scope = _scope(ctx)
+    last = week_start(until or repo.local_day(utcnow(), ctx.settings.timezone))
+    key = (scope, max(2, min(52, weeks)), team_id, last, ctx.settings.timezone)
+    return cache.for_engine(ctx.wb.engine, "trends", TRENDS_TTL).get(
+        key, lambda: trends(ctx, weeks, team_id=team_id, until=last))
 
 
 def alerts(ctx: Ctx) -> dict[str, Any]:
     """For the overview: rules rising this week and new phrases in this week's complaint calls. Computed at
     most once per `ALERTS_TTL` seconds per scope and week (about half a second at a million calls); a review
     or deletion made through this process drops the cached value at once."""
-    user = ctx.acting()
-    ctx.require(STAFF, "坐席无权查看趋势")
-    scope = ("all",) if user.role in ("admin", "qa") else (user.role, user.team_id, user.agent_id)
+    scope = _scope(ctx)
     week = week_start(repo.local_day(utcnow(), ctx.settings.timezone))
 
     def compute() -> dict[str, Any]:
