@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 PASSWORD = "Bench-assist-audio-11!"
 RATE = 8000
 FRAME = 0.02
+LAG: list[float] = []  # how late the client sent each frame (a loaded client is late)
 
 TURNS = [("agent", "Hello thank you for calling how can I help you today"),
          ("customer", "My internet is not working since yesterday evening"),
@@ -145,6 +146,7 @@ async def one_call(url: str, token: str, frames: list[bytes], call_id: str, dela
             if wait > 0:
                 await asyncio.sleep(wait)
             sent[k] = time.perf_counter()
+            LAG.append(sent[k] - (t0 + k * FRAME))
             await ws.send(b)
         await ws.send(json.dumps({"type": "hangup", "n": 1}))
         await asyncio.wait_for(task, 300)
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             for n in [int(c) for c in args.calls.split(",")]:
                 time.sleep(3)
                 cpu0, _ = proc_stats(srv.pid)
+                LAG.clear()
                 t0 = time.perf_counter()
                 rows, errors = asyncio.run(load(url, token, frames, n, f"n{n}"))
                 wall = time.perf_counter() - t0
@@ -211,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"ASR wall p50 {pct(col['asr'], .5) * 1e3:.0f} ms (engine {pct(col['asr_engine'], .5) * 1e3:.0f} ms); "
                       f"server CPU {(cpu1 - cpu0) / wall / n * 1e3:.0f} ms per second per call "
                       f"({(cpu1 - cpu0) / wall * 100:.0f} % of one core), RSS {rss:.0f} MiB; "
-                      f"errors {len(errors)} {sorted(set(errors))}")
+                      f"errors {len(errors)} {sorted(set(errors))}; client sending late by p99 "
+                      f"{pct(LAG, .99) * 1e3:.0f} ms")
         finally:
             srv.terminate()
             srv.wait(10)

@@ -70,6 +70,7 @@ AUDIO_PATH = "/api/assist/v1/audio"
 # audio.drachtio.org; older builds audiostream.drachtio.org) and its client wants it echoed back.
 SUBPROTOCOLS = ("audio.drachtio.org", "audiostream.drachtio.org")
 TICK_SECONDS = 0.2  # audio clock step between timer checks
+_VAD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefuqa-vad")
 RESUME_GRACE = 2.0  # seconds a dropped connection's open speech waits for the resume before it is closed
 
 
@@ -145,6 +146,7 @@ class AudioCall:
     detached_wall: float | None = None
     closing: bool = False
     utterances: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the pipeline: one feed, flush or skip at a time
 
     # ---- segments → ASR → the session -----------------------------------------------------------------
 
@@ -260,12 +262,14 @@ class AudioCall:
         """A dropped connection not back within the grace: the speech it left open becomes utterances (so a
         client that never returns loses nothing; one that returns quickly goes on mid-sentence)."""
         await asyncio.sleep(RESUME_GRACE)
-        if self.call.connection is None and self.detached_wall == stamp and not self.call.session.ended:
-            self.submit(self.pipe.flush())
+        async with self.lock:
+            if self.call.connection is None and self.detached_wall == stamp and not self.call.session.ended:
+                self.submit(self.pipe.flush())
 
     async def flush_and_wait(self) -> None:
         """Everything said so far becomes utterances: open segments end, all ASR finishes, all released."""
-        self.submit(self.pipe.flush())
+        async with self.lock:
+            self.submit(self.pipe.flush())
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
         await self.drain(final=True)
@@ -406,11 +410,12 @@ async def assist_audio_ws(ws: WebSocket) -> None:
                 await old.close(CLOSE_REPLACED)
         if ac is not None:
             at = audio.get("at")
-            if isinstance(at, int | float) and not isinstance(at, bool) and at >= 0:
-                ac.submit(ac.pipe.skip_to(float(at)))
-            elif ac.detached_wall is not None:  # audio lost while away counts as silence
-                ac.submit(ac.pipe.skip_to(ac.pipe.clock + time.monotonic() - ac.detached_wall))
-            ac.detached_wall = None
+            async with ac.lock:  # the old connection's last frame may still be in the VAD
+                if isinstance(at, int | float) and not isinstance(at, bool) and at >= 0:
+                    ac.submit(ac.pipe.skip_to(float(at)))
+                elif ac.detached_wall is not None:  # audio lost while away counts as silence
+                    ac.submit(ac.pipe.skip_to(ac.pipe.clock + time.monotonic() - ac.detached_wall))
+                ac.detached_wall = None
         await _send(ws, {"type": "ready", "v": PROTOCOL, "call_id": cid, "resumed": True, "received": call.received,
                          "last_seq": len(call.session.log), "audio": fmt.to_dict(),
                          "audio_clock": round(ac.pipe.clock, 3) if ac else None})
@@ -566,7 +571,10 @@ async def _audio(ws: WebSocket, ac: AudioCall, conn: _Conn, data: bytes) -> None
         return
     conn.audio_seconds += seconds
     try:
-        segs = ac.pipe.feed(data)
+        # the VAD off the event loop too (numpy and onnxruntime let the other core work); one frame of a call
+        # at a time, in order, since this handler awaits it
+        async with ac.lock:
+            segs = await asyncio.get_running_loop().run_in_executor(_VAD_POOL, ac.pipe.feed, data)
     except LiveError as exc:
         await ws.send_json(error(exc.code, exc.message))
         return
