@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
 from conftest import ADMIN_PASSWORD, make_settings
@@ -29,6 +30,7 @@ from kefuqa.live.audio import pcm_frames
 from kefuqa.service.app import create_app
 from kefuqa.service.assist_audio import AUDIO_PATH, AudioConfig
 from kefuqa.service.live_calls import Limits, LiveCalls
+from kefuqa.service.models import Conversation as ConversationRow
 from kefuqa.service.workbench import Workbench
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -633,3 +635,37 @@ def test_audio_call_is_journaled_and_rebuilds_to_the_same_guidance(svc: tuple[An
     assert [(i["seq"], i["kind"], i["key"]) for i in rebuilt.session.log] == \
         [(i["seq"], i["kind"], i["key"]) for i in live.session.log]
     assert any(i["kind"] == "timer" and i["timer"] == "customer_silent" for i in live.session.log)
+
+
+def test_audio_call_on_postgresql(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same path on PostgreSQL: the call is claimed, journaled and stored there."""
+    from conftest import database_url
+    from kefuqa.service import live_store
+
+    folder = tmp_path_factory.mktemp("assist-audio-pg")
+    for url in database_url("postgresql", folder):
+        settings = make_settings(url, folder)
+        wb = Workbench(settings)
+        wb.setup()
+        app = create_app(settings, wb)
+        app.state.assist_audio = AudioConfig(asr=None, max_speed=1e6, asr_workers=1, transcriber=StandIn(
+            ["您好，这里是客服中心，请问有什么可以帮您？", "我不是跟你说过了吗"]))
+        s = Script().silence(0.3).say("agent", "Hello how can I help you").silence(0.8)
+        s.say("agent", "I told you already didn't I").silence(1.0)
+        with TestClient(app) as client:
+            token = client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()["token"]
+            with client.websocket_connect(AUDIO_PATH, headers={"Authorization": f"Bearer {token}"}) as ws:
+                ws.send_json(_start("audio-pg"))
+                assert ws.receive_json()["type"] == "ready"
+                for b in s.frames():
+                    ws.send_bytes(b)
+                ws.send_json({"type": "hangup", "n": 1})
+                frames = _until_ended(ws)
+            assert frames[-1]["stored"] is True
+            assert any(i["kind"] == "alert" for i in _items(frames))
+            with wb.sessions() as db:
+                row, _journal = live_store.load(db, "audio-pg")
+                assert row is not None and row.path == "audio"
+                stored = db.scalar(select(ConversationRow).where(ConversationRow.call_id == "audio-pg"))
+                assert stored is not None
+        wb.engine.dispose()
