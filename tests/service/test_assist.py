@@ -335,3 +335,30 @@ def test_a_dropped_call_that_never_comes_back_is_ended_and_stored(svc: tuple[Any
         assert ready["resumed"]
         assert ws.receive_json()["items"][-1]["kind"] == "report"
         assert ws.receive_json()["type"] == "ended"
+
+
+def test_ended_calls_rows_are_forgotten_after_a_while(svc: tuple[Any, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from kefuqa.service import live_store
+    from kefuqa.service.models import LiveCallFrame, LiveCallRow
+
+    client, token = svc
+    with client.websocket_connect(WS, headers={"Authorization": f"Bearer {token}"}) as ws:
+        _start(ws, "live-forget")
+        ws.receive_json()
+        _run(ws, [SCRIPT[0], SCRIPT[1]])
+        client.get("/api/assist/v1/calls", headers={"Authorization": f"Bearer {token}"})  # journal written
+        wb = client.app.state.workbench
+        with wb.sessions() as db:
+            assert db.scalar(select(LiveCallRow.status).where(LiveCallRow.call_id == "live-forget")) == "live"
+            assert len(db.scalars(select(LiveCallFrame).where(LiveCallFrame.call_id == "live-forget")).all()) == 2
+        _run(ws, [SCRIPT[-1]], first_n=3)
+    client.get("/api/assist/v1/calls", headers={"Authorization": f"Bearer {token}"})
+    with wb.sessions() as db, db.begin():
+        assert db.scalar(select(LiveCallRow.status).where(LiveCallRow.call_id == "live-forget")) == "ended"
+        live_store.forget_ended(db)  # kept for 10 minutes
+        assert db.get(LiveCallRow, "live-forget") is not None
+        monkeypatch.setattr(live_store, "KEEP_ENDED_SECONDS", -1.0)
+        live_store.forget_ended(db)
+    with wb.sessions() as db:
+        assert db.get(LiveCallRow, "live-forget") is None
+        assert not db.scalars(select(LiveCallFrame).where(LiveCallFrame.call_id == "live-forget")).all()

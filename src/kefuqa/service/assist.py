@@ -241,6 +241,7 @@ async def _reaper(app: Any) -> None:
             if time.monotonic() - last_orphans > 30.0:
                 last_orphans = time.monotonic()
                 await _end_orphans(app)
+                await _db(wb, live_store.forget_ended)  # rows of calls ended 10 minutes ago
 
 
 async def _end_orphans(app: Any) -> None:
