@@ -197,11 +197,25 @@ def test_company_training_files_in_the_data_dir(world: World) -> None:
         "  - {id: our-1, type: truefalse, module: our-rules, prompt: 本公司要求铃响三声内接听。, answer: true}\n",
         encoding="utf-8")
     (folder / "broken.yaml").write_text("questions:\n  - id: x\n    colour: red\n", encoding="utf-8")
+    # valid YAML and schema, but wrong against the rulebook: linted on load, left out, shown to QA and admins
+    (folder / "unlinted.yaml").write_text(
+        "questions:\n  - {id: our-2, type: truefalse, module: our-rules, prompt: 第二题, answer: true, rules: [ZZZ999]}\n",
+        encoding="utf-8")
+    (folder / "loop.yaml").write_text(
+        "scenarios:\n  - id: our-loop\n    module: our-rules\n    title: 兜圈子\n    start: a\n"
+        "    poor: {replies: {a: 不知道}, expect: [LNG001]}\n    nodes:\n"
+        "      a: {customer: 你好, model: 您好，请问有什么可以帮您？, next: b}\n"
+        "      b: {customer: 还是那个问题, model: 您好，请问有什么可以帮您？, next: a}\n", encoding="utf-8")
     try:
         qa, _ = _client(world, "qa1")
         page = qa.get("/training")
         assert "本公司规范" in page.text
         assert "broken.yaml:2" in page.text and "缺少 type" in page.text
+        assert "unlinted.yaml:2" in page.text and "未知的规则编号 ZZZ999" in page.text
+        assert "loop.yaml:" in page.text and "步骤之间循环" in page.text
+        assert world.get("qa", "/api/training/scenarios").json() and "our-loop" not in {
+            s["id"] for s in world.get("qa", "/api/training/scenarios").json()}
+        assert [q["id"] for q in world.get("qa", "/api/training/modules/our-rules/questions").json()] == ["our-1"]
         a1, csrf = _client(world, "wangfang")
         assert "broken.yaml" not in a1.get("/training").text  # agents are not shown the authoring errors
         r = a1.post("/training/quiz/our-rules", data={"csrf_token": csrf, "q_our-1": "+"}, follow_redirects=False)

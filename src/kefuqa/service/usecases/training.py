@@ -16,8 +16,10 @@ from sqlalchemy import and_, select, update
 
 from ...engine.checker import Checker
 from ...errors import RuleError
+from ...judge.labels import labels as all_labels
 from ...training import Bank, Feedback, ReplyError, Session, clean_reply, grade, load_bank, parse_answer
 from ...training.grading import MAX_REPLY
+from ...training.lint import lint_question, lint_scenario, play_scenario
 from ...training.schema import AGENT_FAULT_LABELS, Question, Rewrite, Scenario, Turn
 from ...training.speech import SpeechError, configured_spec, transcribe_bytes, transcriber_for
 from .. import repository as repo
@@ -30,7 +32,7 @@ DRILL_PASS = 80.0
 MAX_REPLIES = 60
 
 
-_LOADED: dict[str, tuple[tuple[tuple[str, int], ...], Bank, list[RuleError]]] = {}
+_LOADED: dict[str, tuple[Any, Bank, list[RuleError]]] = {}
 _LOCK = threading.Lock()
 
 
@@ -40,16 +42,43 @@ def company_dir(ctx: Ctx) -> Path:
 
 
 def loaded(ctx: Ctx) -> tuple[Bank, list[RuleError]]:
-    """The bundled bank plus the company's files, reloaded when a file there changes; bad files as errors."""
+    """The bundled bank plus the company's files, reloaded when a file there or the active rulebook changes. Bad
+    files are errors; the company's questions and scenarios are also linted against the active rulebook (unknown
+    rule IDs or labels, steps that lead nowhere, cycles, a model answer that does not pass, `kefuqa practice
+    lint`): an item with a lint error is left out of the bank and its errors are listed with the load errors."""
     folder = company_dir(ctx)
     files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
-    key = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+    chk = checker(ctx) if files else None
+    key = (tuple((str(f), f.stat().st_mtime_ns) for f in files), id(chk))
     hit = _LOADED.get(str(folder))
     if hit is None or hit[0] != key:
         with _LOCK:
             b, errors = load_bank([folder] if files else None)
+            if chk is not None:
+                errors = errors + _lint_company(b, folder, chk)
             hit = _LOADED[str(folder)] = (key, b, errors)
     return hit[1], hit[2]
+
+
+def _lint_company(b: Bank, folder: Path, chk: Checker) -> list[RuleError]:
+    """Lint the company's own items (those loaded from `folder`) and drop the ones with errors from `b`."""
+    root = str(folder)
+    ids = {r.id for r in chk.rulebook.rules}
+    labels = set(all_labels())
+    out: list[RuleError] = []
+    for qid, q in list(b.questions.items()):
+        if b.place(qid)[0].startswith(root):
+            errs = lint_question(b, q, ids, labels, chk)
+            if errs:
+                del b.questions[qid]
+                out += errs
+    for sid, sc in list(b.scenarios.items()):
+        if b.place(sid)[0].startswith(root):
+            errs = lint_scenario(b, sc, ids, labels) or play_scenario(b, sc, chk)
+            if errs:
+                del b.scenarios[sid]
+                out += errs
+    return out
 
 
 def bank(ctx: Ctx) -> Bank:
