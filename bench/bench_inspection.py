@@ -16,8 +16,9 @@ Measured in the same run (median and p95 of repeated runs), each with a baseline
   — baseline: counting that week's calls;
 - search: `search.search` for two words of three characters or more (several pairs), for a two-character word
   (substring scan), and two words within one agent — baseline: the call list's first page without text;
-- overview: GET / as the administrator (summary, teams, top rules and the trend alerts) and GET /trends —
-  baseline: GET /calls.
+- overview: GET / as the administrator (summary, teams, top rules and the trend alerts) and GET /trends, as
+  served (figures cached for seconds to minutes, see service/cache.py) and with every cache dropped before each
+  load (cold) — baseline: GET /calls.
 Targets: plan < 2 s, search p95 ≤ 300 ms, overview ≤ 500 ms.
 """
 
@@ -335,9 +336,24 @@ def main() -> int:
 
             return run
 
+        from kefuqa.service import cache
+
+        def cold(url: str) -> Callable[[], None]:
+            def run() -> None:
+                cache.invalidate(wb.engine)  # as after a change: every cached figure computed again
+                get(url)()
+
+            return run
+
         base = timed(get("/calls"), 5)
         show("overview page with trend alerts (GET /)", timed(get("/"), 5), statistics.median(base), "GET /calls")
+        show("overview page, caches dropped before each load (GET /, cold)", timed(cold("/"), 5),
+             statistics.median(base), "GET /calls")
         show("trends page, 8 weeks (GET /trends)", timed(get("/trends"), 5), statistics.median(base), "GET /calls")
+        show("trends page, caches dropped before each load (GET /trends, cold)", timed(cold("/trends"), 3),
+             statistics.median(base), "GET /calls")
+        show("call list (GET /calls), caches dropped before each load", timed(cold("/calls"), 3),
+             statistics.median(base), "GET /calls")
         client.close()
 
     overview = [xs for what, xs, _, _ in rows if what.startswith("overview page")]
