@@ -635,6 +635,16 @@ def test_audio_call_is_journaled_and_rebuilds_to_the_same_guidance(svc: tuple[An
     assert [(i["seq"], i["kind"], i["key"]) for i in rebuilt.session.log] == \
         [(i["seq"], i["kind"], i["key"]) for i in live.session.log]
     assert any(i["kind"] == "timer" and i["timer"] == "customer_silent" for i in live.session.log)
+    # this worker forgets the ended call (as another worker never had it): a resume gets its report from
+    # the journal, every item once
+    calls.calls.pop("audio-journal")
+    with client.websocket_connect(AUDIO_PATH, headers={"Authorization": f"Bearer {token}"}) as ws:
+        ws.send_json({**_start("audio-journal"), "resume": {"after_seq": 0}})
+        ready = ws.receive_json()
+        replay = ws.receive_json()
+        assert ready["resumed"] is True and replay["replay"] is True
+        assert [i["key"] for i in replay["items"]] == [i["key"] for i in live.session.log]
+        assert ws.receive_json()["type"] == "ended"
 
 
 def test_audio_call_on_postgresql(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -371,9 +371,18 @@ async def assist_audio_ws(ws: WebSocket) -> None:
     audio = first.get("audio") or {}
     if call is None and resume is not None:
         # held by another worker (or by none after a restart): rebuilt here from its journal; the audio goes
-        # on with a fresh VAD from the clock the journal reached (speech left open over there is lost)
+        # on with a fresh VAD from the clock the journal reached (speech left open over there is lost). An
+        # ended call's report comes from its journal.
         try:
-            call = await _take_over(wb, calls, cid)
+            row, journal = await _db(wb, live_store.load, cid)
+            if row is not None and not may_access(who, row.user_id, row.agent_id, row.team_id):
+                await _refuse(ws, "forbidden", _FORBIDDEN, CLOSE_AUTH)
+                return
+            if row is not None and row.status == "ended":
+                engine = await run_in_threadpool(_engine, wb, calls, row.rulebook_id)
+                call = calls.rebuild(engine, row, journal, register=False)
+            elif row is not None:
+                call = await _take_over(wb, calls, cid)
         except Exception:
             await _refuse(ws, "unavailable", "暂时无法读取通话记录，请稍后重试", 1011)
             return
