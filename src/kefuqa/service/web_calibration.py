@@ -143,7 +143,9 @@ def api_session(session_id: int, ctx: APICtx) -> dict[str, Any]:
                            "progress": [{"inspector": x.inspector, "done": x.done, "total": x.total}
                                         for x in calibration.progress(ctx, rec)]}
     if rec.status != "open":
-        r = calibration.results(ctx, session_id).report
+        res = calibration.results(ctx, session_id)
+        r = res.report
+        out["deleted_calls"] = res.deleted  # issue 13: deleted since the session was set up, not compared
         out["agreement"] = {
             "calls": r.calls, "items": r.items, "percent": r.percent, "fleiss_kappa": r.fleiss,
             "cohen_kappa": [{"a": a, "b": b, "kappa": k, "percent": r.pair_percent[(a, b)]} for (a, b), k in r.pairs.items()],

@@ -7,7 +7,7 @@ machine missed are recorded as missed findings."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -101,7 +101,14 @@ def progress(ctx: Ctx, rec: CalibrationSession) -> list[Progress]:
     for who in ctx.db.scalars(select(CalibrationVerdict.inspector_id).where(CalibrationVerdict.session_id == rec.id)):
         done[who] = done.get(who, 0) + 1
     names = repo.user_names(ctx.db, set(rec.inspector_ids))
-    return [Progress(i, names.get(i, str(i)), done.get(i, 0), len(rec.call_ids)) for i in rec.inspector_ids]
+    total = len(rec.call_ids) - len(deleted_calls(ctx, rec))  # a deleted call can no longer be scored
+    return [Progress(i, names.get(i, str(i)), done.get(i, 0), total) for i in rec.inspector_ids]
+
+
+def deleted_calls(ctx: Ctx, rec: CalibrationSession) -> list[int]:
+    """The session's calls deleted since it was set up (data lifecycle): their verdicts went with them."""
+    have = set(ctx.db.scalars(select(Conversation.id).where(Conversation.id.in_(rec.call_ids))))
+    return [c for c in rec.call_ids if c not in have]
 
 
 def my_verdicts(ctx: Ctx, rec: CalibrationSession) -> dict[int, CalibrationVerdict]:
@@ -179,6 +186,7 @@ class Results:
     names: dict[int, str]
     calls: dict[int, Conversation]
     comments: dict[tuple[int, int], str]
+    deleted: list[int] = field(default_factory=list)  # calls of the session deleted since: not compared
 
 
 def results(ctx: Ctx, session_id: int) -> Results:
@@ -191,7 +199,8 @@ def results(ctx: Ctx, session_id: int) -> Results:
                                           _machine(ctx, list(rec.call_ids)))
     calls = {c.id: c for c in ctx.db.scalars(select(Conversation).where(Conversation.id.in_(rec.call_ids)))}
     return Results(report, repo.user_names(ctx.db, set(rec.inspector_ids)), calls,
-                   {(v.conversation_id, v.inspector_id): v.comment for v in verdicts if v.comment})
+                   {(v.conversation_id, v.inspector_id): v.comment for v in verdicts if v.comment},
+                   [c for c in rec.call_ids if c not in calls])
 
 
 def adopt_consensus(ctx: Ctx, session_id: int, call_id: int) -> dict[str, Any]:
