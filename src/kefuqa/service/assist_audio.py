@@ -71,6 +71,7 @@ AUDIO_PATH = "/api/assist/v1/audio"
 SUBPROTOCOLS = ("audio.drachtio.org", "audiostream.drachtio.org")
 TICK_SECONDS = 0.2  # audio clock step between timer checks
 _VAD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefuqa-vad")
+PARTIAL_SECONDS = 1.0  # how often speech still being said is renewed as a partial (monologue timing)
 RESUME_GRACE = 2.0  # seconds a dropped connection's open speech waits for the resume before it is closed
 
 
@@ -240,6 +241,9 @@ class AudioCall:
                 if sg.open is not None and sg.open_seconds() >= self.cfg.min_speech:
                     uid = f"a{c}-{sg.open}"
                     live.add(uid)
+                    known = s.partials.get(uid)
+                    if known is not None and known.end is not None and now - known.end < PARTIAL_SECONDS:
+                        continue  # a speaker's partial is renewed once a second (each one is a journal line)
                     role = self.fmt.roles[c]
                     who, start, end = role if role != MIXED else "system", round(sg.open * 0.032, 2), round(now, 2)
                     part = {"type": "utterance", "role": who, "text": "", "start": start, "end": end, "final": False,
