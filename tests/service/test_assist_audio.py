@@ -679,3 +679,26 @@ def test_audio_call_on_postgresql(tmp_path_factory: pytest.TempPathFactory) -> N
                 stored = db.scalar(select(ConversationRow).where(ConversationRow.call_id == "audio-pg"))
                 assert stored is not None
         wb.engine.dispose()
+
+
+def test_customer_monologue_timer_from_the_audio(svc: tuple[Any, str, Any]) -> None:
+    """A customer who talks on for over 25 s with no word from the agent: the monologue timer fires while
+    they are still talking (speech being said counts), timed on the audio clock."""
+    client, token, app = svc
+    _cfg(app, transcriber=StandIn(["您好，请问有什么可以帮您？"]))
+    s = Script().silence(0.3).say("agent", "Hello how can I help you").silence(0.6)
+    start = s.t
+    while s.t - start < 29.0:
+        s.say("customer", "and then the line went dead again and nobody from your company ever called me back",
+              voice="en+f3").silence(0.2)
+    s.silence(1.0)
+    with client.websocket_connect(AUDIO_PATH, headers={"Authorization": f"Bearer {token}"}) as ws:
+        ws.send_json(_start("audio-monologue"))
+        ws.receive_json()
+        for b in s.frames():
+            ws.send_bytes(b)
+        ws.send_json({"type": "hangup", "n": 1})
+        frames = _until_ended(ws)
+    timer = next(i for i in _items(frames) if i["kind"] == "timer" and i["timer"] == "monologue")
+    assert abs(timer["since"] - start) < 0.4 and start + 25.0 <= timer["at"] <= start + 27.5, (timer, start)
+    assert not any(i["kind"] == "timer" and i["timer"] == "dead_air" for i in _items(frames))
