@@ -362,3 +362,30 @@ def test_ended_calls_rows_are_forgotten_after_a_while(svc: tuple[Any, str], monk
     with wb.sessions() as db:
         assert db.get(LiveCallRow, "live-forget") is None
         assert not db.scalars(select(LiveCallFrame).where(LiveCallFrame.call_id == "live-forget")).all()
+
+
+def test_many_calls_hanging_up_at_once_are_all_stored(svc: tuple[Any, str]) -> None:
+    """Hang-ups that pile up are stored together (one ingest for whatever waited) with each call's own report."""
+    from contextlib import ExitStack
+
+    client, token = svc
+    h = {"Authorization": f"Bearer {token}"}
+    ids = [f"live-storm-{k}" for k in range(8)]
+    with ExitStack() as stack:
+        conns = [stack.enter_context(client.websocket_connect(WS, headers=h)) for _ in ids]
+        for ws, cid in zip(conns, ids, strict=True):
+            _start(ws, cid)
+            ws.receive_json()
+            ws.send_json({**SCRIPT[0], "n": 1})
+            ws.receive_json()
+        for ws in conns:  # all hang up before any answer is read
+            ws.send_json({"type": "hangup", "ended_by": "customer", "at": 5.0, "n": 2})
+        scores = {}
+        for ws, cid in zip(conns, ids, strict=True):
+            report = next(i for i in ws.receive_json()["items"] if i["kind"] == "report")
+            assert ws.receive_json() == {"type": "ended", "stored": True, "note": "stored"}
+            scores[cid] = report["score"]
+    with client.app.state.workbench.sessions() as db:
+        stored = dict(db.execute(select(Conversation.call_id, Conversation.score)
+                                 .where(Conversation.call_id.in_(ids))).all())
+    assert stored == scores

@@ -44,7 +44,7 @@ WATCH_POLL_SECONDS = 0.5  # a watcher on another worker than the call's reads it
 
 # Storing hung-up calls and writing the journal run in threads of their own, so that neither waits for the
 # other nor for the request threads, and the event loop only hands work over.
-_STORE_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="assist-store")
+_STORE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assist-store")
 _JOURNAL_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assist-journal")
 _TOKENS = live_store.TokenCache()
 
@@ -179,20 +179,71 @@ async def _send(ws: WebSocket, frame: dict[str, Any]) -> None:
         await ws.send_json(frame)
 
 
+class _Stores:
+    """Hung-up calls waiting to be stored: whatever piled up while the previous batch was being written goes
+    in one ingest (one transaction), in a thread of its own — a hang-up storm costs a few transactions and
+    never holds the event loop."""
+
+    def __init__(self, wb: Workbench) -> None:
+        self.wb = wb
+        self.loop = asyncio.get_running_loop()
+        self.waiting: list[tuple[Any, int | None, asyncio.Future[Any]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of(cls, wb: Workbench) -> _Stores:
+        stores = getattr(wb, "_live_stores", None)
+        if stores is None or stores.loop is not asyncio.get_running_loop():
+            stores = cls(wb)
+            wb._live_stores = stores  # type: ignore[attr-defined]
+        return stores  # type: ignore[no-any-return]
+
+    async def store(self, report: Any, user_id: int | None) -> Any:
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        self.waiting.append((report, user_id, fut))
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting, []
+            groups: dict[int | None, list[tuple[Any, asyncio.Future[Any]]]] = {}
+            for report, user_id, fut in batch:
+                groups.setdefault(user_id, []).append((report, fut))
+            for user_id, members in groups.items():
+                try:
+                    done = await self.loop.run_in_executor(_STORE_POOL, _ingest, self.wb, [r for r, _ in members],
+                                                           user_id)
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting calls
+                    for _, fut in members:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                by_id = {o.call_id: o for o in done.outcomes}
+                for report, fut in members:
+                    if not fut.done():
+                        fut.set_result(by_id.get(report.conversation.id))
+
+
+def _ingest(wb: Workbench, reports: list[Any], user_id: int | None) -> Any:
+    items = []
+    for report in reports:
+        # the session's final report is `Checker.check` of the whole call: the ingest stores it as it is
+        conv = report.conversation
+        data = conversation_data(conv, None)
+        items.append(Item(conv, "实时通话", report=report, data=data, content_hash=content_hash(data)))
+    return wb.ingestor.ingest(items, user_id=user_id)
+
+
 async def _store(wb: Workbench, call: LiveCall) -> None:
-    """The hung-up call, stored and scored like an upload (`replace=False`: a call id stored before stays)."""
+    """The hung-up call, stored like an upload (`replace=False`: a call id stored before stays)."""
     report = call.session.report
     if report is None or report.conversation is None or call.stored is not None:
         return
     call.stored = False
-    conv = report.conversation
     try:
-        # the session's final report is `Checker.check` of the whole call: the ingest stores it as it is
-        data = conversation_data(conv, None)
-        item = Item(conv, "实时通话", report=report, data=data, content_hash=content_hash(data))
-        loop = asyncio.get_running_loop()
-        res = await loop.run_in_executor(_STORE_POOL, lambda: wb.ingestor.ingest_shared([item], user_id=call.user_id))
-        outcome = res.outcomes[0] if res.outcomes else None
+        outcome = await _Stores.of(wb).store(report, call.user_id)
         call.stored = outcome is not None and outcome.status in ("stored", "replaced", "unchanged")
         call.store_note = outcome.status if outcome is not None else None
     except Exception as exc:  # storage down: the live guidance still worked; say so in the ended frame
