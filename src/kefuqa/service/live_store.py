@@ -24,9 +24,9 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, false, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, false, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DBSession
 
@@ -207,26 +207,26 @@ def flush(db: DBSession, batch: list[Pending], heartbeat: list[tuple[str, int]])
         if db.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         held |= {cid for cid, epoch, owner in db.execute(stmt) if owner == WORKER and epoch == expected[cid]}
-    rows = [{"call_id": cid, "updated_at": now} for cid in held]
-    by_id = {r["call_id"]: r for r in rows}
-    views = []
-    for p in batch:
-        if p.call_id in held:
-            by_id[p.call_id]["received"] = p.received
-            if p.summary is not None:
-                views.append({"call_id": p.call_id, "summary": p.summary, "status": p.status, "stored": p.stored})
-    plain = [r for r in rows if "received" not in r]
-    counted = [r for r in rows if "received" in r]
-    if plain:
-        db.execute(update(LiveCallRow), plain)
-    if counted:
-        db.execute(update(LiveCallRow), counted)
+    if not held:
+        return set(expected)
+    t, f = cast(Table, LiveCallRow.__table__), cast(Table, LiveCallFrame.__table__)
+    counts = {p.call_id: p.received for p in batch if p.call_id in held}
+    beat = [{"b_id": cid, "b_at": now} for cid in held if cid not in counts]
+    if beat:
+        db.execute(update(t).where(t.c.call_id == bindparam("b_id")).values(updated_at=bindparam("b_at")), beat)
+    if counts:
+        db.execute(update(t).where(t.c.call_id == bindparam("b_id")).values(
+            updated_at=bindparam("b_at"), received=bindparam("b_received")),
+            [{"b_id": cid, "b_at": now, "b_received": n} for cid, n in counts.items()])
+    views = [{"b_id": p.call_id, "b_summary": p.summary, "b_status": p.status, "b_stored": p.stored}
+             for p in batch if p.call_id in held and p.summary is not None]
     if views:
-        db.execute(update(LiveCallRow), views)
-    frames = [{"call_id": p.call_id, "idx": i, "n": n, "frame": f} for p in batch if p.call_id in held
-              for i, n, f in p.frames]
+        db.execute(update(t).where(t.c.call_id == bindparam("b_id")).values(
+            summary=bindparam("b_summary"), status=bindparam("b_status"), stored=bindparam("b_stored")), views)
+    frames = [{"call_id": p.call_id, "idx": i, "n": n, "frame": fr} for p in batch if p.call_id in held
+              for i, n, fr in p.frames]
     if frames:
-        db.execute(insert(LiveCallFrame), frames)
+        db.execute(insert(f), frames)
     return set(expected) - held
 
 
