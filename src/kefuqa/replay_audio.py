@@ -41,7 +41,7 @@ def load(path: str, channels: str | None) -> tuple[np.ndarray, int, list[str]]:
 
 
 def _line(f: dict[str, Any]) -> list[str]:
-    from .replay_cli import line
+    from .live.lines import line
 
     lines = []
     u = f.get("utterance")
