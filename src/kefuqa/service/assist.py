@@ -435,27 +435,30 @@ async def _refuse(ws: WebSocket, code: str, message: str, close: int) -> None:
         await ws.close(close)
 
 
-def _claim(db: Any, who: Who, meta: dict[str, Any], rulebook_id: int | None
+def _claim(db: Any, who: Who, meta: dict[str, Any], rulebook_id: int | None, path: str
            ) -> tuple[Any, tuple[int | None, int | None, dict[str, Any]]]:
+    """The new call's scope (its agent and team) and its id claimed in the database (no other worker has it)."""
     scope = live_store.call_scope(db, who, meta)
     agent_id, team_id, meta = scope
     taken = live_store.claim(db, {"call_id": meta["id"], "user_id": who.id, "agent_id": agent_id,
-                                  "team_id": team_id, "rulebook_id": rulebook_id, "path": "text", "meta": meta})
+                                  "team_id": team_id, "rulebook_id": rulebook_id, "path": path, "meta": meta})
     return (None if taken is None else (taken.status, taken.user_id, taken.agent_id, taken.team_id)), scope
 
 
-async def _open(ws: WebSocket, wb: Workbench, calls: LiveCalls, who: Who, meta: dict[str, Any], cid: str) -> None:
-    """A new call: its scope checked, its id claimed in the database (no other worker has it), opened here."""
+async def open_call(ws: WebSocket, wb: Workbench, calls: LiveCalls, who: Who, meta: dict[str, Any], cid: str,
+                    path: str) -> tuple[LiveCall, Any] | None:
+    """A new call of the text or audio path: its scope checked, its id claimed in the database (no other
+    worker has it), opened here; (call, engine), or None once the client has been refused."""
     try:
         engine = await run_in_threadpool(_engine, wb, calls)
         if len([c for c in calls.calls.values() if not c.session.ended]) >= calls.limits.max_live_calls:
             raise LiveError("too_many_calls", f"同时进行的通话已达上限 {calls.limits.max_live_calls}")
-        taken, (agent_id, team_id, meta) = await _db(wb, _claim, who, meta, engine.rulebook_id)
+        taken, (agent_id, team_id, meta) = await _db(wb, _claim, who, meta, engine.rulebook_id, path)
     except LiveError as exc:
         await _refuse(ws, exc.code, exc.message, CLOSE_LIMIT if exc.code == "too_many_calls" else CLOSE_AUTH
                       if exc.code == "forbidden" else CLOSE_BAD)
-        return
-    if taken is not None:
+        return None
+    if taken is not None:  # the id is another call's (on another worker, or ended a moment ago)
         status, user_id, a_id, t_id = taken
         if not may_access(who, user_id, a_id, t_id):
             await _refuse(ws, "forbidden", _FORBIDDEN, CLOSE_AUTH)
@@ -463,13 +466,21 @@ async def _open(ws: WebSocket, wb: Workbench, calls: LiveCalls, who: Who, meta: 
             await _refuse(ws, "call_ended", f"通话 {cid} 已结束；取回结果请在 start 帧带 resume", CLOSE_BAD)
         else:
             await _refuse(ws, "call_in_progress", f"通话 {cid} 正在进行；重连请在 start 帧带 resume", CLOSE_BAD)
-        return
+        return None
     try:
         call = calls.open(engine, meta, who.id, agent_id=agent_id, team_id=team_id, claimed=True)
     except LiveError as exc:
         await _db(wb, live_store.drop, cid)
         await _refuse(ws, exc.code, exc.message, CLOSE_LIMIT if exc.code == "too_many_calls" else CLOSE_BAD)
+        return None
+    return call, engine
+
+
+async def _open(ws: WebSocket, wb: Workbench, calls: LiveCalls, who: Who, meta: dict[str, Any], cid: str) -> None:
+    opened = await open_call(ws, wb, calls, who, meta, cid, "text")
+    if opened is None:
         return
+    call, engine = opened
     call.connection = ws
     items = call.session.start()
     await _send(ws, {"type": "ready", "v": PROTOCOL, "call_id": cid, "resumed": False, "received": 0,

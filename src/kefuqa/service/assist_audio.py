@@ -38,9 +38,9 @@ from ..live import LiveError
 from ..live.audio import MIXED, AudioFormat, AudioPipeline, MixedRoles, Pending, Segment, Sequencer
 from . import live_store
 from .assist import (
+    _FORBIDDEN,
     CLOSE_AUTH,
     CLOSE_BAD,
-    CLOSE_LIMIT,
     CLOSE_NORMAL,
     CLOSE_NOT_FOUND,
     CLOSE_REPLACED,
@@ -49,6 +49,7 @@ from .assist import (
     _db,
     _engine,
     _ensure_reaper,
+    _refuse,
     _same_origin,
     _send,
     _store,
@@ -56,10 +57,11 @@ from .assist import (
     _transcript_frame,
     _who,
     live_calls,
+    open_call,
 )
 from .deps import SESSION_COOKIE
 from .live_calls import PROTOCOL, LiveCall, LiveCalls, apply, error, parse
-from .live_store import Who, may_access
+from .live_store import may_access
 from .usecases.auth import request_token
 from .workbench import Workbench
 
@@ -312,12 +314,6 @@ async def _first(ws: WebSocket) -> str:
     return str(message["text"])
 
 
-async def _refuse(ws: WebSocket, code: str, message: str, close: int) -> None:
-    await _send(ws, error(code, message))
-    with contextlib.suppress(Exception):
-        await ws.close(close)
-
-
 @router.websocket(AUDIO_PATH)
 async def assist_audio_ws(ws: WebSocket) -> None:
     app = ws.app
@@ -446,30 +442,10 @@ async def assist_audio_ws(ws: WebSocket) -> None:
         hangover = cfg.hangover
         if isinstance(hang, int | float) and not isinstance(hang, bool):
             hangover = min(2.0, max(0.1, float(hang) / 1000))
-        try:
-            engine = await run_in_threadpool(_engine, wb, calls)
-            if len([c for c in calls.calls.values() if not c.session.ended]) >= calls.limits.max_live_calls:
-                raise LiveError("too_many_calls", f"同时进行的通话已达上限 {calls.limits.max_live_calls}")
-            taken, (agent_id, team_id, meta) = await _db(wb, _claim, who, meta, engine.rulebook_id)
-        except LiveError as exc:
-            await _refuse(ws, exc.code, exc.message, CLOSE_LIMIT if exc.code == "too_many_calls" else CLOSE_AUTH
-                          if exc.code == "forbidden" else CLOSE_BAD)
+        opened = await open_call(ws, wb, calls, who, meta, cid, "audio")
+        if opened is None:
             return
-        if taken is not None:  # the id is another call's (on another worker, or ended a moment ago)
-            status, t_user, t_agent, t_team = taken
-            if not may_access(who, t_user, t_agent, t_team):
-                await _refuse(ws, "forbidden", _FORBIDDEN, CLOSE_AUTH)
-            elif status == "ended":
-                await _refuse(ws, "call_ended", f"通话 {cid} 已结束；取回结果请在 start 帧带 resume", CLOSE_BAD)
-            else:
-                await _refuse(ws, "call_in_progress", f"通话 {cid} 正在进行；重连请在 start 帧带 resume", CLOSE_BAD)
-            return
-        try:
-            call = calls.open(engine, meta, who.id, agent_id=agent_id, team_id=team_id, claimed=True)
-        except LiveError as exc:
-            await _db(wb, live_store.drop, cid)
-            await _refuse(ws, exc.code, exc.message, CLOSE_LIMIT if exc.code == "too_many_calls" else CLOSE_BAD)
-            return
+        call, engine = opened
         pipe = AudioPipeline(fmt, vad, hangover=hangover, min_speech=cfg.min_speech, max_length=cfg.max_utterance)
         ac = registry[cid] = AudioCall(call, fmt, pipe, transcriber, cfg, calls)
         call.connection = ws
@@ -481,18 +457,6 @@ async def assist_audio_ws(ws: WebSocket) -> None:
         await _send(ws, {"type": "guidance", "items": items})
     await _serve(ws, wb, calls, ac)
 
-
-_FORBIDDEN = "无权访问这通电话：坐席只能访问自己的通话，组长只能访问本组的通话"
-
-
-def _claim(db: Any, who: Who, meta: dict[str, Any], rulebook_id: int | None
-           ) -> tuple[Any, tuple[int | None, int | None, dict[str, Any]]]:
-    """The new call's scope (its agent and team) and its id claimed in the database (no other worker has it)."""
-    scope = live_store.call_scope(db, who, meta)
-    agent_id, team_id, meta = scope
-    taken = live_store.claim(db, {"call_id": meta["id"], "user_id": who.id, "agent_id": agent_id,
-                                  "team_id": team_id, "rulebook_id": rulebook_id, "path": "audio", "meta": meta})
-    return (None if taken is None else (taken.status, taken.user_id, taken.agent_id, taken.team_id)), scope
 
 
 async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, ac: AudioCall) -> None:
