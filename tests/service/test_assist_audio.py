@@ -13,6 +13,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from conftest import ADMIN_PASSWORD, make_settings
 from kefuqa.audio.asr import TranscriptPiece
 from kefuqa.live.audio import pcm_frames
 from kefuqa.service.app import create_app
-from kefuqa.service.assist_audio import AUDIO_PATH, AudioConfig
+from kefuqa.service.assist_audio import AUDIO_PATH, AudioConfig, audio_calls
 from kefuqa.service.live_calls import Limits, LiveCalls
 from kefuqa.service.models import Conversation as ConversationRow
 from kefuqa.service.workbench import Workbench
@@ -265,6 +266,13 @@ def test_dropped_connection_resumes_by_call_id_without_losing_speech(svc: tuple[
         got.append(ws.receive_json())  # the checklists
         for b in frames_all[:cut]:
             ws.send_bytes(b)
+        # audio comes at the speed of speech, so a server keeps up with it; this client sent two seconds at
+        # once, so wait until the server has them before the drop (the test client cancels the server's
+        # reader on close, losing whatever it had not read yet: more than the second this client resends)
+        ac = audio_calls(app)["audio-resume"]
+        deadline = time.monotonic() + 60
+        while ac.pipe.clock < cut * 0.02 - 1e-6 and time.monotonic() < deadline:
+            time.sleep(0.01)
     # the connection is gone mid-sentence; what was said so far is transcribed while the call waits
     last = max(i["seq"] for i in _items(got))
     back = cut - 50  # the client resends the last second it holds; the server drops what it already has
@@ -593,7 +601,7 @@ def test_audiosocket_bridge_resumes_when_the_websocket_drops(served: tuple[str, 
 def test_audio_call_is_journaled_and_rebuilds_to_the_same_guidance(svc: tuple[Any, str, Any]) -> None:
     """What another worker rebuilds from the journal (a watcher there, a take-over) is the call the client
     saw: the recognised utterances, partials and timer ticks are journaled as text-protocol frames."""
-    import time as _time
+
 
     from kefuqa.service import live_store
 
@@ -625,7 +633,7 @@ def test_audio_call_is_journaled_and_rebuilds_to_the_same_guidance(svc: tuple[An
             row, frames = live_store.load(db, "audio-journal")
             if row is not None and frames and frames[-1].frame.get("type") == "hangup":
                 break
-        _time.sleep(0.1)
+        time.sleep(0.1)
     assert row is not None and row.path == "audio"
     kinds = [f.frame["type"] for f in frames]
     assert kinds.count("utterance") >= 2 and "tick" in kinds and kinds[-1] == "hangup"
