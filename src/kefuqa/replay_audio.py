@@ -101,17 +101,17 @@ async def replay_audio(path: str, url: str, token: str | None, speed: float, *, 
 
 
 def audiosocket_cmd(
-    listen: Annotated[str, typer.Option(help="HOST:PORT to accept AudioSocket connections on (keep it internal).")]
+    listen: Annotated[str, typer.Option(help="接收 AudioSocket 连接的 主机:端口（只在内网开放）。")]
     = "127.0.0.1:9092",
-    url: Annotated[str, typer.Option(help="The assist audio WebSocket.")] = "ws://127.0.0.1:8000/api/assist/v1/audio",
-    token: Annotated[str | None, typer.Option(envvar="KEFUQA_TOKEN", help="API token the calls are opened with.")] = None,
-    role: Annotated[str, typer.Option(help="Who the audio carries: mixed (a snoop hearing both), customer or agent.")]
+    url: Annotated[str, typer.Option(help="实时辅助的音频 WebSocket 地址。")] = "ws://127.0.0.1:8000/api/assist/v1/audio",
+    token: Annotated[str | None, typer.Option(envvar="KEFUQA_TOKEN", help="开启通话所用的 API 令牌。")] = None,
+    role: Annotated[str, typer.Option(help="音频里是谁：mixed（旁听双方的混音）、customer 或 agent。")]
     = "mixed",
-    direction: Annotated[str, typer.Option(help="inbound | outbound")] = "inbound",
-    hangover_ms: Annotated[int | None, typer.Option(help="Silence that ends an utterance (ms).")] = None,
-    quiet: Annotated[bool, typer.Option(help="Do not print utterances and guidance.")] = False,
+    direction: Annotated[str, typer.Option(help="呼入 inbound 或呼出 outbound。")] = "inbound",
+    hangover_ms: Annotated[int | None, typer.Option(help="多长的静音算一句话结束（毫秒）。")] = None,
+    quiet: Annotated[bool, typer.Option(help="不打印识别的话和提示。")] = False,
 ) -> None:
-    """Accept Asterisk AudioSocket (TCP) calls and stream each into the assist audio WebSocket."""
+    """接收 Asterisk AudioSocket（TCP）通话，把每通推送到实时辅助的音频 WebSocket。"""
     from .live.audiosocket import Bridge
 
     if role not in ("mixed", "customer", "agent"):

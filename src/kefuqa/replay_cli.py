@@ -59,19 +59,19 @@ async def replay(conv: Conversation, url: str, token: str | None, speed: float, 
 
 
 def replay_cmd(
-    path: Annotated[str, typer.Argument(help="A conversation file (JSON, text, CSV, ASR JSON …).")],
-    url: Annotated[str, typer.Option(help="The assist WebSocket, e.g. ws://127.0.0.1:8000/api/assist/v1/ws")],
-    token: Annotated[str | None, typer.Option(envvar="KEFUQA_TOKEN", help="API token (or KEFUQA_TOKEN).")] = None,
-    speed: Annotated[float, typer.Option(min=0.01, help="Times real speed (10 = ten times faster).")] = 1.0,
-    call_id: Annotated[str | None, typer.Option(help="Call id to use instead of the file's.")] = None,
-    partials: Annotated[bool, typer.Option(help="Send a partial result before each utterance.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the server's frames as JSON lines.")] = False,
-    audio: Annotated[bool, typer.Option("--audio", help="PATH is a recording: stream it as 20 ms L16 frames to the "
-                                        "audio endpoint (…/api/assist/v1/audio).")] = False,
-    channels: Annotated[str | None, typer.Option(help="--audio: roles of a stereo file's channels (customer,agent); "
-                                                 "a mono file: agent, customer or mixed (default)")] = None,
+    path: Annotated[str, typer.Argument(help="一通会话的文件（JSON、文本、CSV、ASR JSON 等）。")],
+    url: Annotated[str, typer.Option(help="实时辅助的 WebSocket 地址，例如 ws://127.0.0.1:8000/api/assist/v1/ws")],
+    token: Annotated[str | None, typer.Option(envvar="KEFUQA_TOKEN", help="API 令牌（或环境变量 KEFUQA_TOKEN）。")] = None,
+    speed: Annotated[float, typer.Option(min=0.01, help="回放速度，实际速度的倍数（10 = 快十倍）。")] = 1.0,
+    call_id: Annotated[str | None, typer.Option(help="用这个通话编号代替文件里的。")] = None,
+    partials: Annotated[bool, typer.Option(help="每句话之前先发送一个中间识别结果。")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="把服务端的帧按 JSON 行输出。")] = False,
+    audio: Annotated[bool, typer.Option("--audio", help="PATH 是录音：按 20 毫秒 L16 帧推送到音频接口"
+                                        "（…/api/assist/v1/audio）。")] = False,
+    channels: Annotated[str | None, typer.Option(help="--audio：立体声文件各声道的角色（customer,agent）；"
+                                                 "单声道文件：agent、customer 或 mixed（默认）。")] = None,
 ) -> None:
-    """Stream a stored conversation (or, with --audio, a recording) into live assist as if live; print the guidance."""
+    """把已存的会话（或 --audio 时的录音）按实时节奏推送到实时辅助，并打印提示。"""
     if audio:
         from .replay_audio import replay_audio
 

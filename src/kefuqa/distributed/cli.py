@@ -25,34 +25,33 @@ def _say(text: str) -> None:
 
 
 def batch(
-    sources: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or s3://bucket/prefix.")],
-    out: Annotated[str, typer.Option("--out", "-o", help="Output folder or s3:// URL (tables, manifest).")],
-    engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray.")] = "local",
-    address: Annotated[str | None, typer.Option(help="Ray: cluster address (auto, ray://host:10001); "
-                                                     "default a local Ray.")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet or jsonl.")] = "parquet",
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="local: processes; ray: actors "
-                                                                  "(default: one per cluster CPU).")] = 1,
-    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="Bundled name, folder or YAML file.")] = None,
-    scorecard: Annotated[str | None, typer.Option(help="A scorecard YAML replacing the rulebook's.")] = None,
-    select: Annotated[list[str] | None, typer.Option(help="Only these rule IDs or prefixes.")] = None,
-    ignore: Annotated[list[str] | None, typer.Option(help="Skip these rule IDs or prefixes.")] = None,
-    input_format: Annotated[str | None, typer.Option(help="Force the input format.")] = None,
-    channels: Annotated[str | None, typer.Option(help="Audio: channel roles, default agent,customer.")] = None,
-    asr: Annotated[str | None, typer.Option(help="Audio: ASR engine, e.g. sherpa-onnx:/models/sense-voice.")] = None,
-    vad: Annotated[str | None, typer.Option(help="Audio: voice activity detector, auto, silero or energy.")] = None,
-    pipeline: Annotated[str, typer.Option(help="Ray: actors (a pool fed by the driver, default) or data "
-                                               "(a Ray Data pipeline).")] = "actors",
-    cpus_per_actor: Annotated[float | None, typer.Option(min=0.01, help="Ray: CPUs each actor asks for "
-                                                         "(default: the cluster's CPUs shared by the actors).")] = None,
-    gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="Ray: GPUs each actor asks for (0.25: four "
-                                                  "ASR actors per GPU); actors then run on GPU nodes only.")] = 0.0,
-    part_calls: Annotated[int, typer.Option(min=1, help="Calls per committed part.")] = 5000,
-    stall_timeout: Annotated[float, typer.Option(help="Stop when no work finishes for this many seconds.")] = 900.0,
-    fail_on_error: Annotated[bool, typer.Option(help="Exit 2 when some input could not be read.")] = False,
+    sources: Annotated[list[str], typer.Argument(help="文件、文件夹（递归）或 s3://桶/前缀。")],
+    out: Annotated[str, typer.Option("--out", "-o", help="输出文件夹或 s3:// 地址（结果表和运行清单）。")],
+    engine: Annotated[str, typer.Option(help="local（本机多进程）或 ray。")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray：集群地址（auto、ray://主机:10001）；"
+                                                     "默认在本机启动 Ray。")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet 或 jsonl。")] = "parquet",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="local：进程数；ray：actor 数"
+                                                                  "（默认每个集群 CPU 一个）。")] = 1,
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="内置规则集名称、规则集文件夹或 YAML 文件。")] = None,
+    scorecard: Annotated[str | None, typer.Option(help="用这个评分卡 YAML 替换规则集自带的评分卡。")] = None,
+    select: Annotated[list[str] | None, typer.Option(help="只检查这些规则编号或前缀（LNG、LNG001）。")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(help="跳过这些规则编号或前缀。")] = None,
+    input_format: Annotated[str | None, typer.Option(help="指定输入格式（json、jsonl、csv、tsv、text、aliyun、funasr、aws、audio）。")] = None,
+    channels: Annotated[str | None, typer.Option(help="录音：各声道的角色，默认 agent,customer（左坐席、右客户）。")] = None,
+    asr: Annotated[str | None, typer.Option(help="录音：语音识别引擎，例如 sherpa-onnx:/models/sense-voice。")] = None,
+    vad: Annotated[str | None, typer.Option(help="录音：语音活动检测，auto、silero 或 energy。")] = None,
+    pipeline: Annotated[str, typer.Option(help="Ray：actors（由主进程分派的 actor 池，默认）或 data"
+                                               "（Ray Data 流水线）。")] = "actors",
+    cpus_per_actor: Annotated[float | None, typer.Option(min=0.01, help="Ray：每个 actor 申请的 CPU 数"
+                                                         "（默认由各 actor 平分集群的 CPU）。")] = None,
+    gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="Ray：每个 actor 申请的 GPU 数（0.25：每块 GPU "
+                                                  "四个识别 actor）；actor 只在有 GPU 的节点上运行。")] = 0.0,
+    part_calls: Annotated[int, typer.Option(min=1, help="每个提交分片的通话数。")] = 5000,
+    stall_timeout: Annotated[float, typer.Option(help="这么多秒内没有任何任务完成就停止运行。")] = 900.0,
+    fail_on_error: Annotated[bool, typer.Option(help="有输入无法读取时以退出码 2 结束。")] = False,
 ) -> None:
-    """Score an archive into Parquet tables (calls, findings, errors) with a run manifest; reruns skip
-    calls already scored with the same rulebook, and a killed run resumes where it stopped."""
+    """把通话存档批量评分，写成 Parquet 表（通话、问题、错误）和运行清单；重跑时跳过已用同一规则集评过的通话，中途被终止的运行从停下处继续。"""
     from ..errors import InputError, RuleError
     from ..rules.rulebook import load_rulebook, with_scorecard
 
