@@ -269,7 +269,7 @@ def rules_lint(path: Annotated[str, typer.Argument(help="规则集文件夹、ru
 
 @rules_app.command("list")
 def rules_list(
-    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r")] = None,
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="内置规则集名称、规则集文件夹或 YAML 文件。")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table 或 json")] = "table",
 ) -> None:
     """列出规则集中的规则：编号、名称、检查方式、严重度、扣分、维度、红线。"""
@@ -302,7 +302,7 @@ def rules_list(
 @rules_app.command("explain")
 def rules_explain(
     rule_id: Annotated[str, typer.Argument(help="规则编号，如 LNG001。")],
-    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r")] = None,
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="内置规则集名称、规则集文件夹或 YAML 文件。")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text 或 json")] = "text",
 ) -> None:
     """说明一条规则：检查什么、依据、违规示例和规范说法。"""
@@ -323,8 +323,8 @@ def rules_explain(
 
 @rules_app.command("docs")
 def rules_docs(
-    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r")] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o")] = None,
+    rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="内置规则集名称、规则集文件夹或 YAML 文件。")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="写入这个文件，而不是标准输出。")] = None,
 ) -> None:
     """把规则集写成一页 Markdown（docs/rules.md）。"""
     from .docs import rulebook_markdown

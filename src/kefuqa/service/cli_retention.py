@@ -31,8 +31,10 @@ def retention_days(value: int | None, env: dict[str, str] | os._Environ[str] = o
 def apply_command(
     days: Annotated[int | None, typer.Option("--days", help=f"保留的天数（默认取 ${RETENTION_ENV}）")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只统计要删除的通话，不删除")] = False,
-    database_url: Annotated[str | None, typer.Option("--database-url", envvar="KEFUQA_DATABASE_URL")] = None,
-    data_dir: Annotated[str | None, typer.Option("--data-dir", envvar="KEFUQA_DATA_DIR")] = None,
+    database_url: Annotated[str | None, typer.Option("--database-url", envvar="KEFUQA_DATABASE_URL",
+                                                             help="数据库 SQLAlchemy URL；默认是数据目录里的 SQLite 文件")] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir", envvar="KEFUQA_DATA_DIR",
+                                                         help="SQLite 文件和录音存放的目录（~/.local/share/kefuqa）")] = None,
 ) -> None:
     """删除超过保留期的通话及其录音（记入审计日志）。"""
     from pathlib import Path
