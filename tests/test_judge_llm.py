@@ -239,10 +239,10 @@ def test_timeout_makes_the_rule_undecided_and_the_rest_is_scored(rulebook, fast_
     fake, url = llm
     fake.queue = [("sleep", 1.5)] * 10
     rb = _rulebook(rulebook, fast_model, url, timeout=0.3, retries=1)
-    t0 = time.monotonic()
     report = kefuqa.check(conv(*CALL), rb)
-    # the first utterance timed out twice; the endpoint is then not asked again for a while
-    assert time.monotonic() - t0 < 1.4 and len(fake.requests) == 2
+    # the first utterance timed out twice (the server answers only after 1.5 s: an answer would be a
+    # judgement, not 超时 below); the endpoint is then not asked again for a while
+    assert len(fake.requests) == 2
     for rule in ("BLM01", "EVT01"):
         reason = report.not_applicable[rule]
         assert reason.startswith("判断未完成：") and url in reason and "超时" in reason, reason
