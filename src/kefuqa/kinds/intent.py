@@ -3,7 +3,9 @@ a model (the bundled fast model, or a stronger judge the rulebook configures), n
 
 An intent rule is a `phrase` rule plus a label: its phrases (with all their exceptions, `unless_near`,
 `attrs` …) stay high-precision shortcuts that fire without asking the model, and its `unless` phrases are
-also exceptions for the model (an utterance saying one of them is never a model hit). Every other
+also exceptions for the model (an utterance saying one of them is never a model hit). With `judge_if`,
+only utterances saying one of those phrases are judged (the form the label needs: a question for a
+rhetorical reproach, a word of doubt for a hedge, a word of refusal for a refusal); otherwise every other
 utterance of the role in scope is judged; a finding quotes the words that weighed most, with the model's
 confidence and name.
 """
@@ -19,6 +21,7 @@ from ..engine.windows import scoped
 from ..judge import Undecided
 from ..judge.labels import labels
 from ..rules.matcher import Match
+from ..rules.schema import Phrases
 from .base import Compiler, register
 from .phrase import Phrase, PhraseRule
 
@@ -34,6 +37,8 @@ class IntentRule(PhraseRule):
     pinyin: bool = False
     # utterances with fewer word characters (嗯、好的、再见) are listening, not statements: never judged
     min_chars: int = Field(default=4, ge=1)
+    # the model judges only utterances that say one of these (the shortcuts are not limited by it)
+    judge_if: Phrases = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _some(self) -> IntentRule:  # phrases are optional here: the label is the rule
@@ -56,6 +61,7 @@ class Intent(Phrase):
     def __init__(self, rule: IntentRule, compiler: Compiler) -> None:
         super().__init__(rule, compiler)
         self.veto_sid = compiler.phrases(rule.unless, rule) if rule.unless else None
+        self.gate_sid = compiler.phrases(rule.judge_if, rule, pinyin=False) if rule.judge_if else None
 
     def run(self, ctx: Context) -> list[Hit]:
         r = self.rule
@@ -64,9 +70,10 @@ class Intent(Phrase):
             h.vars.setdefault("confidence", "短语")
             h.vars.setdefault("reason", "")
         said = {h.utterance for h in hits}
-        veto = self.veto_sid
+        veto, gate = self.veto_sid, self.gate_sid
         ask = [u for u in scoped(ctx, r.role, r.scope)
-               if u not in said and ctx.word_count(u) >= r.min_chars and (veto is None or ctx.said(veto, [u]) is None)]
+               if u not in said and ctx.word_count(u) >= r.min_chars and (veto is None or ctx.said(veto, [u]) is None)
+               and (gate is None or ctx.said(gate, [u]) is not None)]
         undecided: list[str] = []
         name = labels()[r.label].name
         role_us = ctx.role_utts(r.role)
