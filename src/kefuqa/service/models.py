@@ -9,12 +9,14 @@ lists can filter and sort without a join.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -520,3 +522,57 @@ class LoginFailure(Base):
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     last: Mapped[float] = mapped_column(Float, index=True)
+
+
+# ---- daily statistics rollup (issue 13; migration 0009) ---------------------------------------------------------
+# Kept by database triggers on `conversations` and `findings` in the same transaction as the write: each change
+# appends signed rows (merged = false); `service.rollup` merges them per day (merged = true), so writers never
+# wait on one another's counters. `day` is the local day in the zone whose UTC offsets `stats_zone` holds.
+
+
+class StatsCalls(Base):
+    """Calls per local day, team, grade, 红线, 未充分质检 and score band (with the sum of their scores in
+    millionths of a point: exact on both databases)."""
+
+    __tablename__ = "stats_calls"
+    __table_args__ = (Index("ix_stats_calls_day", "day", "team_id"), Index("ix_stats_calls_merged", "merged", "day"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date | None] = mapped_column(Date)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    scored: Mapped[bool] = mapped_column(Boolean)
+    grade: Mapped[str] = mapped_column(String(32))
+    fatal: Mapped[bool] = mapped_column(Boolean)
+    insufficient: Mapped[bool] = mapped_column(Boolean)
+    band: Mapped[int] = mapped_column(Integer)
+    calls: Mapped[int] = mapped_column(Integer)
+    score_micro: Mapped[int] = mapped_column(BigInteger)
+    merged: Mapped[bool] = mapped_column(Boolean)
+
+
+class StatsRules(Base):
+    """Findings of current scores that no review or appeal voided, per local day, team and rule; `open`: those no
+    inspector has looked at yet (the review badge)."""
+
+    __tablename__ = "stats_rules"
+    __table_args__ = (Index("ix_stats_rules_day", "day", "team_id"), Index("ix_stats_rules_merged", "merged", "day"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date | None] = mapped_column(Date)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    findings: Mapped[int] = mapped_column(Integer)
+    open: Mapped[int] = mapped_column(Integer)
+    merged: Mapped[bool] = mapped_column(Boolean)
+
+
+class StatsZone(Base):
+    """The UTC offset (seconds) of the time zone `zone` from `starts` on: the triggers turn an instant into a
+    local day with it, the same way on SQLite (which has no time-zone data) and PostgreSQL."""
+
+    __tablename__ = "stats_zone"
+
+    starts: Mapped[datetime] = mapped_column(primary_key=True)
+    offset_seconds: Mapped[int] = mapped_column(Integer)
+    zone: Mapped[str] = mapped_column(String(64))

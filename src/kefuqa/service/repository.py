@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Integer, Numeric, Select, String, and_, case, cast, false, func, select
 from sqlalchemy.orm import Session as DBSession
 
-from . import cache
+from . import cache, rollup
 from .errors import Forbidden, NotFound
 from .models import (
     Agent,
@@ -309,6 +309,34 @@ def top_rules(db: DBSession, user: User, *, agent_id: int | None = None, team_id
     return [{"rule": r, "name": n, "count": int(c)} for r, n, c in rows]
 
 
+def period_top_rules(db: DBSession, user: User, tz: str, *, days: int, team_id: int | None = None,
+                     limit: int = 10) -> list[dict[str, Any]]:
+    """`top_rules` over the last `days` days: the whole local days after the first from the daily rollup
+    (issue 13), the part of the first day inside the period from the findings."""
+    since = utcnow() - timedelta(days=days)
+    if user.role not in ("admin", "qa", "leader") or not rollup.ready(db, tz):
+        return top_rules(db, user, team_id=team_id, since=since, limit=limit)
+    if user.role == "leader":
+        if not user.team_id or (team_id is not None and team_id != user.team_id):
+            return []
+        team_id = user.team_id
+    first = local_day(since, tz) + timedelta(days=1)
+    rollup.tidy(db)
+    counts: Counter[str] = Counter()
+    names: dict[str, str | None] = {}
+    for r in rollup.top_rules(db, first, date.max, team_id, limit=1000):
+        counts[r["rule"]] += r["count"]
+        names[r["rule"]] = r["name"]
+    stmt = _current_findings(user).where(Conversation.call_at >= since, Conversation.call_at < _bounds(first, tz))
+    if team_id is not None:
+        stmt = stmt.where(Conversation.team_id == team_id)
+    for rule, name, n in db.execute(stmt.group_by(Finding.rule)).all():
+        counts[rule] += int(n)
+        names[rule] = max((x for x in (names.get(rule), name) if x), default=None)
+    ranked = sorted(((r, n) for r, n in counts.items() if n > 0), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [{"rule": r, "name": names.get(r), "count": n} for r, n in ranked]
+
+
 def practice(db: DBSession, user: User, agent_id: int, rules: list[str]) -> dict[str, list[dict[str, Any]]]:
     """For each rule: the prescribed sentences (suggestions) the agent's findings carried, most frequent first,
     with an example of what was said."""
@@ -421,10 +449,37 @@ class _Acc:
 
 def _summaries(db: DBSession, user: User, tz: str, *, agent_id: int | None, team_id: int | None,
                days: int) -> tuple[_Acc, dict[int | None, _Acc]]:
-    """One GROUP BY (team, local day, grade, fatal, 未充分质检, score band) query over the period; the scope's
-    and each team's figures are sums of its rows. Served by ix_conversations_call_at_stats on PostgreSQL."""
-    dialect = db.get_bind().dialect.name
+    """The scope's and each team's running totals over the last `days` days. Without an agent: the whole local
+    days after the period's first one from the daily rollup (issue 13, `service.rollup`), the part of that
+    first day inside the period from the calls; with an agent (or before the rollup is built): all from the
+    calls."""
     since = utcnow() - timedelta(days=days)
+    every = _Acc()
+    teams: dict[int | None, _Acc] = {}
+    until: datetime | None = None
+    if agent_id is None and user.role in ("admin", "qa", "leader") and rollup.ready(db, tz):
+        rollup.tidy(db)
+        first = local_day(since, tz) + timedelta(days=1)
+        until = _bounds(first, tz)
+        scope = team_id
+        if user.role == "leader":
+            if not user.team_id or (team_id is not None and team_id != user.team_id):
+                return every, teams
+            scope = user.team_id
+        for r in rollup.call_rows(db, first, date.max, scope):
+            exact = Decimal(r.score_micro) / 1_000_000
+            for acc in (every, teams.setdefault(r.team_id, _Acc())):
+                acc.add(r.day, r.grade, r.fatal, r.insufficient, r.band, r.calls, exact)
+    _raw_summaries(db, user, tz, every, teams, agent_id=agent_id, team_id=team_id, since=since, until=until)
+    return every, teams
+
+
+def _raw_summaries(db: DBSession, user: User, tz: str, every: _Acc, teams: dict[int | None, _Acc], *,
+                   agent_id: int | None, team_id: int | None, since: datetime, until: datetime | None) -> None:
+    """One GROUP BY (team, local day, grade, fatal, 未充分质检, score band) query over the calls from `since`
+    (to `until`); the scope's and each team's figures are sums of its rows. Served by
+    ix_conversations_call_at_stats on PostgreSQL."""
+    dialect = db.get_bind().dialect.name
     day = _day_key(dialect, tz).label("day")
     band = _bucket_of_score().label("band")
     # an exact sum: PostgreSQL's numeric; SQLite's sum of reals is compensated
@@ -432,14 +487,14 @@ def _summaries(db: DBSession, user: User, tz: str, *, agent_id: int | None, team
     stmt = scope_calls(select(Conversation.team_id, day, Conversation.grade, Conversation.fatal,
                               Conversation.insufficient, band, func.count(), total), user).where(
         Conversation.score.is_not(None), Conversation.call_at >= since)
+    if until is not None:
+        stmt = stmt.where(Conversation.call_at < until)
     if agent_id is not None:
         stmt = stmt.where(Conversation.agent_id == agent_id)
     if team_id is not None:
         stmt = stmt.where(Conversation.team_id == team_id)
     stmt = stmt.group_by(Conversation.team_id, day, Conversation.grade, Conversation.fatal,
                          Conversation.insufficient, band)
-    every = _Acc()
-    teams: dict[int | None, _Acc] = {}
     local: dict[Any, date] = {}
     for team, key, grade, fatal, insufficient, bucket, n, sum_ in db.execute(stmt):
         d = local.get(key)
@@ -448,7 +503,6 @@ def _summaries(db: DBSession, user: User, tz: str, *, agent_id: int | None, team
         exact = sum_ if isinstance(sum_, Decimal) else Decimal(repr(float(sum_ or 0)))
         for acc in (every, teams.setdefault(team, _Acc())):
             acc.add(d, grade, fatal, insufficient, int(bucket), int(n), exact)
-    return every, teams
 
 
 def summary(db: DBSession, user: User, tz: str, *, agent_id: int | None = None, team_id: int | None = None,
@@ -477,7 +531,7 @@ def overview_stats(db: DBSession, user: User, tz: str, days: int = DEFAULT_DAYS,
     deletes something)."""
     def compute() -> tuple[Summary, dict[int | None, Summary], list[dict[str, Any]]]:
         every, teams = team_summaries(db, user, tz, days=days)
-        return every, teams, top_rules(db, user, since=utcnow() - timedelta(days=days), limit=8)
+        return every, teams, period_top_rules(db, user, tz, days=days, limit=8)
 
     scope = ("all",) if user.role in REVIEWERS else (user.role, user.team_id, user.agent_id)
     bind = db.get_bind()
@@ -543,6 +597,8 @@ def open_findings(db: DBSession, *, fresh: bool = False) -> int:
     A count over every call: at a million calls it takes seconds, so it is computed at most once per
     `BADGE_TTL` seconds per process (`fresh` counts now)."""
     def count() -> int:
+        if rollup.built(db):
+            return rollup.open_findings(db)  # issue 13: the daily rollup's open counts, exact at any moment
         return db.scalar(select(func.count(Finding.id)).join(Conversation, and_(
             Conversation.id == Finding.conversation_id, Conversation.current_score_id == Finding.score_id)).where(
             Finding.kind == "finding", Finding.status == "open")) or 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
+from . import rollup
 from .audio_store import AudioStore
 from .config import Settings
 from .db import make_engine, migrate, session_factory
@@ -45,6 +46,7 @@ class Workbench:
     def setup(self) -> SetupInfo:
         """Migrate, make sure a rulebook is active, and create the first administrator on an empty database."""
         applied = migrate(self.engine)
+        rollup.ensure(self.engine, self.settings.timezone)  # issue 13: the daily statistics, built for this zone
         with self.sessions() as db, db.begin():
             rec = ensure_active(db, self.settings)
             info = SetupInfo(applied, f"{rec.name} {rec.version}")

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select
 
-from .. import cache
+from .. import cache, rollup
 from .. import repository as repo
 from ..models import Conversation, Finding, Team, utcnow
 from .context import Ctx
@@ -86,6 +86,38 @@ class Trends:
         return [s for s in self.rules if s.rising]
 
 
+def _raw_counts(ctx: Ctx, bounds: list[datetime], end: datetime, team_id: int | None, calls: list[int],
+                team_calls: dict[int | None, list[int]], per_rule: dict[str, list[int]],
+                per_team: dict[int | None, list[int]], names: dict[str, str]) -> None:
+    """The weekly counts from the calls and findings themselves (before the rollup is built)."""
+    user = ctx.acting()
+    db = ctx.db
+    weeks = len(bounds)
+    bucket = _bucket(bounds)
+    window = and_(Conversation.call_at >= bounds[0], Conversation.call_at < end)
+    calls_stmt = repo.scope_calls(select(bucket.label("b"), Conversation.team_id, func.count(Conversation.id)), user) \
+        .where(window)
+    if team_id is not None:
+        calls_stmt = calls_stmt.where(Conversation.team_id == team_id)
+    for b, team, n in db.execute(calls_stmt.group_by(bucket, Conversation.team_id)):
+        if b >= 0:
+            calls[b] += int(n)
+            team_calls.setdefault(team, [0] * weeks)[b] += int(n)
+    f_stmt = repo.scope_calls(select(bucket.label("b"), Finding.rule, Conversation.team_id, func.count(Finding.id),
+                                     func.max(Finding.name)).join(
+        Conversation, and_(Conversation.id == Finding.conversation_id,
+                           Conversation.current_score_id == Finding.score_id)), user).where(
+        window, Finding.kind == "finding", Finding.status.not_in(VOIDED))
+    if team_id is not None:
+        f_stmt = f_stmt.where(Conversation.team_id == team_id)
+    for b, rule, team, n, name in db.execute(f_stmt.group_by(bucket, Finding.rule, Conversation.team_id)):
+        if b < 0:
+            continue
+        per_rule.setdefault(rule, [0] * weeks)[b] += int(n)
+        per_team.setdefault(team, [0] * weeks)[b] += int(n)
+        names[rule] = name or names.get(rule, "")
+
+
 def _bucket(bounds: list[datetime]) -> Any:
     """The index of the week of `Conversation.call_at` (bounds ascending; before the first: no row)."""
     return case(*[(Conversation.call_at >= b, i) for i, b in reversed(list(enumerate(bounds)))], else_=-1)
@@ -103,34 +135,29 @@ def trends(ctx: Ctx, weeks: int = 8, *, team_id: int | None = None, until: date 
     bounds = [_utc(d, tz) for d in starts]
     end = _utc(last + timedelta(weeks=1), tz)
     db = ctx.db
-    bucket = _bucket(bounds)
-    window = and_(Conversation.call_at >= bounds[0], Conversation.call_at < end)
-    calls_stmt = repo.scope_calls(select(bucket.label("b"), Conversation.team_id, func.count(Conversation.id)), user) \
-        .where(window)
-    if team_id is not None:
-        calls_stmt = calls_stmt.where(Conversation.team_id == team_id)
     calls = [0] * weeks
     team_calls: dict[int | None, list[int]] = {}
-    for b, team, n in db.execute(calls_stmt.group_by(bucket, Conversation.team_id)):
-        if b >= 0:
-            calls[b] += int(n)
-            team_calls.setdefault(team, [0] * weeks)[b] += int(n)
-    f_stmt = repo.scope_calls(select(bucket.label("b"), Finding.rule, Conversation.team_id, func.count(Finding.id),
-                                     func.max(Finding.name)).join(
-        Conversation, and_(Conversation.id == Finding.conversation_id,
-                           Conversation.current_score_id == Finding.score_id)), user).where(
-        window, Finding.kind == "finding", Finding.status.not_in(VOIDED))
-    if team_id is not None:
-        f_stmt = f_stmt.where(Conversation.team_id == team_id)
     per_rule: dict[str, list[int]] = {}
     per_team: dict[int | None, list[int]] = {}
     names: dict[str, str] = {}
-    for b, rule, team, n, name in db.execute(f_stmt.group_by(bucket, Finding.rule, Conversation.team_id)):
-        if b < 0:
-            continue
-        per_rule.setdefault(rule, [0] * weeks)[b] += int(n)
-        per_team.setdefault(team, [0] * weeks)[b] += int(n)
-        names[rule] = name or names.get(rule, "")
+    if user.role in ("admin", "qa", "leader") and rollup.ready(db, tz):
+        # issue 13: the daily rollup (weeks are whole local days); a leader sees their team only
+        scope = team_id
+        if user.role == "leader":
+            scope = user.team_id if user.team_id and team_id in (None, user.team_id) else -1
+        rollup.tidy(db)
+        last_day = last + timedelta(days=6)
+        for r in rollup.call_rows(db, starts[0], last_day, scope, scored=None):
+            b = (r.day - starts[0]).days // 7
+            calls[b] += r.calls
+            team_calls.setdefault(r.team_id, [0] * weeks)[b] += r.calls
+        for day, team, rule, name, n in rollup.rule_rows(db, starts[0], last_day, scope):
+            b = (day - starts[0]).days // 7
+            per_rule.setdefault(rule, [0] * weeks)[b] += n
+            per_team.setdefault(team, [0] * weeks)[b] += n
+            names[rule] = max(name or "", names.get(rule, ""))
+    else:
+        _raw_counts(ctx, bounds, end, team_id, calls, team_calls, per_rule, per_team, names)
 
     def rates(counts: list[int], base: list[int]) -> list[float | None]:
         return [round(c * 100 / n, 2) if n else None for c, n in zip(counts, base, strict=True)]
