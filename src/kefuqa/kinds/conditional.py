@@ -47,6 +47,9 @@ class ConditionalRule(RuleBase):
     then: Then
     window: Window = Field(default_factory=lambda: Window(direction="after"))
     pinyin: bool = False
+    # every trigger is checked in its own window: a second open promise (会尽快的) after a first one is its
+    # own finding, not hidden inside the first one's window (the default reports a stretch once)
+    each: bool = False
 
 
 @register
@@ -75,7 +78,7 @@ class Conditional(Kind):
         covered: set[int] = set()  # utterances inside the window of a trigger already reported
         for pos in found:
             if pos.u is not None and pos.u in covered:
-                continue
+                continue  # with `each`, only a second trigger on an utterance already reported
             us = window(ctx, pos, then.role, r.window)
             ok = False
             if self.groups or then.labels:
@@ -106,7 +109,10 @@ class Conditional(Kind):
                     if pos.evidence:
                         h.evidence, h.span = pos.evidence, pos.span
                 hits.append(h)
-                if us:
+                if r.each:
+                    if pos.u is not None:
+                        covered.add(pos.u)
+                elif us:
                     covered.update(range(pos.u if pos.u is not None else us[0], us[-1] + 1))
             if not r.window.turns and not r.window.seconds and r.window.direction in ("after", "call"):
                 break  # unbounded window: the first trigger decides
