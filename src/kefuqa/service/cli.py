@@ -227,6 +227,7 @@ def register(app: typer.Typer) -> None:
     users.command("add")(user_add_command)
     app.add_typer(users, name="user")
     __import__("kefuqa.service.cli_retention", fromlist=["register"]).register(app)  # issue 13: kefuqa retention
+    __import__("kefuqa.service.cli_stats", fromlist=["register"]).register(app)  # issue 13: kefuqa stats
 
 
 app = typer.Typer(help="kefuqa 质检工作台：存储、HTTP API 和网页", no_args_is_help=True,
