@@ -304,7 +304,7 @@ class AuditEntry(Base):
 SEARCH_INDEX_OBJECTS = frozenset({
     "call_texts_fts", "call_texts_fts_data", "call_texts_fts_idx", "call_texts_fts_content",
     "call_texts_fts_docsize", "call_texts_fts_config", "ix_call_texts_body_trgm",
-    "ix_call_texts_body_grams",  # migration 0010: characters and pairs, for words under three characters
+    "ix_call_texts_body_grams", "call_texts_fts_vocab",  # migration 0010: words under three characters
 })
 
 

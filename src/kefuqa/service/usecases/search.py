@@ -2,10 +2,12 @@
 
 The index is the database's own (migration 0003): SQLite's FTS5 trigram tokenizer, PostgreSQL's pg_trgm GIN
 index on `call_texts.body`. A query is split at spaces into terms that must all occur (AND). A trigram index
-can only look up a term of three characters or more. On PostgreSQL a Chinese word of one or two characters
-(退款, 慢) is looked up in a second index of each transcript's characters and character pairs (migration 0010)
-and the candidates checked for the word; on SQLite it is matched by a substring comparison (LIKE) — exact, but
-a scan of the calls the other conditions leave; the result says which terms went that way (`Hits.scanned`).
+can only look up a term of three characters or more. A Chinese word of one or two characters (退款, 慢) is
+looked up too (migration 0010): on PostgreSQL in a second index of each transcript's characters and character
+pairs, on SQLite by the range of indexed trigrams that begin with it (the index is padded at the end of each
+transcript so that every occurrence begins one); the candidates are then checked for the word itself. Only a
+short word whose case folding is not plain lower-casing is still matched by a scan (LIKE) on SQLite; the
+result says which terms went that way (`Hits.scanned`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ COUNT_CAP = 1000
 PREFETCH = 5000  # matches read from the index before the filters
 
 _fts = table("call_texts_fts", column("rowid"), column("body"))
+_vocab = table("call_texts_fts_vocab", column("term"), column("doc"))
+
+
+def _foldable(term: str) -> bool:
+    """Whether FTS5's case folding of the term is plain lower-casing (CJK, ASCII): else it is scanned."""
+    return all(c.isascii() or "\u3000" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef" for c in term)
 
 
 def terms_of(text: str | None) -> list[str]:
@@ -58,6 +66,16 @@ def matching_ids(dialect: str, terms: list[str]) -> Select[Any]:
     long_terms = [t for t in terms if len(t) >= TRIGRAM]
     short = [t for t in terms if len(t) < TRIGRAM]
     if dialect == "sqlite":
+        if not long_terms and GRAMS:
+            # the calls with an indexed trigram that begins with the (longest) short term: every occurrence
+            # begins one, the index being padded at the end (migration 0010); then the substring check
+            first = max(short, key=len)
+            lo = first.lower()
+            if _foldable(first):
+                found = select(_vocab.c.doc).where(_vocab.c.term >= lo, _vocab.c.term < lo + "\U0010ffff") \
+                    .distinct().subquery()
+                stmt = select(CallText.conversation_id).join(found, CallText.conversation_id == found.c.doc)
+                return stmt.where(*(CallText.body.like(_like(t), escape="/") for t in short))  # type: ignore[return-value]
         if long_terms:
             query = " AND ".join(_fts_phrase(t) for t in long_terms)
             stmt = select(_fts.c.rowid).where(_fts.c.body.match(query))
@@ -78,7 +96,7 @@ def matching_ids(dialect: str, terms: list[str]) -> Select[Any]:
     return select(CallText.conversation_id).where(*conds)
 
 
-GRAMS = True  # PostgreSQL: short terms by the grams index (the benchmark turns it off to measure the scan)
+GRAMS = True  # short terms by an index (migration 0010); the benchmark turns it off to measure the scan
 
 
 def _grams(term: str) -> Any:
@@ -229,7 +247,8 @@ def search(ctx: Ctx, text: str | None, f: repo.CallFilter) -> Hits:
         snips, n = snippets(datas.get(conv.id) or {}, terms) if terms else ([], 0)
         hits.append(Hit(conv, snips, n))
     db.commit()
-    scanned = [] if ctx.wb.dialect == "postgresql" and GRAMS else [t for t in terms if len(t) < TRIGRAM]
+    scanned = [] if GRAMS and (ctx.wb.dialect == "postgresql" or any(len(t) >= TRIGRAM for t in terms)
+                               or any(_foldable(t) for t in terms)) else [t for t in terms if len(t) < TRIGRAM]
     return Hits(terms, min(total, COUNT_CAP) if more else total, hits, scanned, more)
 
 
