@@ -29,6 +29,16 @@ class _Vars(dict[str, Any]):
         return "{" + k + "}"
 
 
+def _view_cost(text: str) -> int:
+    """Estimated bytes a cached view of `text` holds once checked (its key, the normalised strings, raw hits,
+    matches and evidence maps): measured by bench/bench_cache.py on generated calls."""
+    return VIEW_BYTES + VIEW_BYTES_PER_CHAR * len(text)
+
+
+VIEW_BYTES = 2600
+VIEW_BYTES_PER_CHAR = 12  # the text itself (kept by the key once its call is gone), 2 bytes a character, and the normalised copies
+
+
 def rule_selected(rule_id: str, select: list[str] | None, ignore: list[str] | None) -> bool:
     """`--select` / `--ignore` by ID or prefix."""
     if select and not any(rule_id.startswith(s) for s in select):
@@ -53,9 +63,14 @@ class _Compiled:
 class Checker:
     """A rulebook compiled for checking. Build once, call `check` for each conversation."""
 
-    _CACHE_MAX = 200_000
+    # The cache of utterance views is bounded by an estimate of its bytes (`_view_cost`), in two
+    # generations: new views go to the young one; when it holds half the budget it becomes the old one and
+    # the previous old one is dropped; a view found in the old generation moves back to the young. So the
+    # phrases a call center repeats all day stay, a worker scoring an archive stays flat, and the cache
+    # never holds more than `cache_bytes` (~ a call's worth more). bench/bench_cache.py measures the budget.
+    CACHE_BYTES = 48 * 1024 * 1024
 
-    def __init__(self, rulebook: Rulebook) -> None:
+    def __init__(self, rulebook: Rulebook, *, cache_bytes: int | None = None) -> None:
         self.rulebook = rulebook
         self.index = PhraseIndex()
         needed = {r.id for r in rulebook.rules if r.enabled}
@@ -87,7 +102,12 @@ class Checker:
         self._scored = [r.id for r in self.order if r.enabled and r.severity != "event"]
         self._yielding = {r.id: list(r.yields_to) for r in self.order if r.yields_to}
         self._rulebook_ref = {"name": rulebook.name, "version": rulebook.version}
-        self._utt_cache: dict[tuple[str, str], UtteranceView] = {}
+        self._utt_cache: dict[tuple[str, str], UtteranceView] = {}  # the young generation
+        self._utt_old: dict[tuple[str, str], UtteranceView] = {}
+        self._cache_cost = 0  # estimated bytes of the young generation
+        self.cache_bytes = self.CACHE_BYTES if cache_bytes is None else cache_bytes
+        self.cache_lookups = 0  # utterances looked up, and how many were not cached (the hit rate)
+        self.cache_misses = 0
         self.judges = Judges(s.judges)
         uses_judges = sorted({j for r in self.order for j in judges_used(r)})
         if uses_judges:
@@ -112,10 +132,12 @@ class Checker:
     def clear_cache(self) -> None:
         """Forget the normalised utterances (benchmarks start each repetition cold)."""
         self._utt_cache.clear()
+        self._utt_old.clear()
+        self._cache_cost = 0
 
     @property
     def cache_size(self) -> int:
-        return len(self._utt_cache)
+        return len(self._utt_cache) + len(self._utt_old)
 
     def prepare(self, texts: list[str], roles: Sequence[str]) -> list[UtteranceView]:
         """The views of a call's utterances: each distinct (text, role) is normalised and scanned once per
@@ -123,18 +145,41 @@ class Checker:
         cache = self._utt_cache
         out: list[UtteranceView | None] = [cache.get((t, r)) for t, r in zip(texts, roles, strict=True)]
         miss = [i for i, v in enumerate(out) if v is None]
+        self.cache_lookups += len(out)
+        if not miss:
+            return out  # type: ignore[return-value]
+        old = self._utt_old
+        cost = self._cache_cost
+        if old:  # back into the young generation: what is still said stays
+            still = []
+            for i in miss:
+                key = (texts[i], roles[i])
+                view = old.get(key)
+                if view is None:
+                    still.append(i)
+                elif (got := cache.get(key)) is not None:  # the same text twice in one call
+                    out[i] = got
+                else:
+                    out[i] = cache[key] = view
+                    cost += _view_cost(key[0])
+            miss = still
         if miss:
+            self.cache_misses += len(miss)
             m_texts = [texts[i] for i in miss]
             c2, k2, w2 = normalize.views_many(m_texts)
             r2 = self.index.scan_many(k2, [roles[i] for i in miss])
-            if len(cache) + len(miss) > self._CACHE_MAX:
-                cache.clear()
             for j, i in enumerate(miss):
                 key = (texts[i], roles[i])
                 view = cache.get(key)  # the same text twice in one call
                 if view is None:
                     view = cache[key] = UtteranceView(c2[j], k2[j], w2[j], r2[j])
+                    cost += _view_cost(key[0])
                 out[i] = view
+        if cost > self.cache_bytes // 2:  # the young generation is full: it becomes the old one
+            self._utt_old = cache
+            self._utt_cache = {}
+            cost = 0
+        self._cache_cost = cost
         return out  # type: ignore[return-value]
 
     # ---- checking -------------------------------------------------------------------------------------
