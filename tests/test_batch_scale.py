@@ -315,6 +315,46 @@ def test_ray_scores_a_recording_with_its_transcript_as_one_call(tmp_path, rulebo
     assert json.loads(row["conversation_json"])["metrics"]["agent_loudness_dbfs"] == pytest.approx(-14.0, abs=1.0)
 
 
+def _scoring_actor_pids() -> list[int]:
+    """The processes of this session's Ray scoring actors (Ray names them after the actor class)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and Path(f"/proc/{d}/cmdline").read_bytes().startswith(b"ray::ScoringActor"):
+                pids.append(int(d))
+        except OSError:
+            continue
+    return sorted(pids)
+
+
+@pytest.mark.slow
+def test_an_actor_killed_mid_run_loses_and_repeats_no_call(tmp_path, rulebook, checker, ray_session, monkeypatch):
+    from kefuqa import batch as batch_mod
+
+    corpus = make_corpus(tmp_path / "in", 600, files=1, broken=(100,))
+    monkeypatch.setattr(batch_mod, "SLICE_BYTES", 48 * 1024)
+    monkeypatch.setattr("kefuqa.distributed.inputs.SLICE_BYTES", 48 * 1024)
+    out = str(tmp_path / "out")
+    killed: list[int] = []
+
+    def progress(res: Any) -> None:  # after the first unit: SIGKILL one actor, as the OOM killer would
+        if not killed:
+            live = [p for p in _scoring_actor_pids() if p not in before]
+            assert live, "no scoring actor found"
+            os.kill(live[0], signal.SIGKILL)
+            killed.append(live[0])
+
+    before = set(_scoring_actor_pids())  # actors of earlier tests still exiting
+    res = run_batch([str(corpus)], out, rulebook, engine="ray", jobs=2, part_calls=100, on_progress=progress)
+    assert killed and res.units > 20
+    assert res.manifest["counts"]["actors_lost"] == 1  # its units went to the actor started in its place
+    assert killed[0] not in {w["pid"] for w in res.manifest["workers"]}
+    assert res.duplicates == 0 and res.scored == 599 and res.errors == 1  # the broken line, nothing else
+    ids = [r["call_id"] for r in read_table(out, "calls")]
+    assert len(ids) == len(set(ids)) == 599  # every call scored exactly once
+    assert produced(out) == reference([corpus], checker)
+
+
 @pytest.mark.slow
 def test_a_pipeline_that_cannot_run_stops_with_a_clear_message(tmp_path, rulebook, ray_session):
     from kefuqa.distributed import Stalled

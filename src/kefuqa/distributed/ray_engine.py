@@ -6,8 +6,11 @@ Two ways to drive the pool (``pipeline``):
 - ``actors`` (the default): the driver keeps every actor fed with at most two units (one running, one queued,
   so an actor never waits for the driver) and collects results with ``ray.wait``. Units are tiny (a path
   and a byte range); each actor reads its own input. Nothing else runs on the cluster, so no CPU has to be
-  kept free, and a lost actor is restarted by Ray and its units retried (``max_restarts``,
-  ``max_task_retries``).
+  kept free. An actor that dies (killed, out of memory, a crashing library) is replaced by a new one and
+  the units it held are given out again: a unit's results reach the driver once (a unit whose result
+  arrived is never resent), so no call is lost or scored twice. This is done here rather than with Ray's
+  ``max_restarts``/``max_task_retries`` so that a unit that kills every actor it meets stops after
+  `UNIT_TRIES` and becomes a row of the errors table instead of retrying forever.
 - ``data``: a Ray Data pipeline (`from_items`, one unit per block, `map_batches` with `ActorPoolStrategy`).
   It also works, but on small machines its executor thread and block conversions cost the driver CPU the
   actors need (docs/scale.md has the figures); kept for clusters where Ray Data is the house standard.
@@ -94,6 +97,7 @@ class RayEngine:
         self.actors_ready_seconds: float | None = None  # all actors of the pool started
         self.first_ready_seconds: float | None = None  # the first one started
         self.worker_info: list[dict[str, Any]] = []  # per actor: pid, node, GPU ids, units, ASR loads
+        self.lost = 0  # actors that died during the run (each replaced, its units given out again)
         self._started_here = False
         self._stopping = threading.Event()
         self._job_ref: Any = None
@@ -230,6 +234,7 @@ class RayEngine:
                         todo.append((i, u))
                     if actor in live:  # replace the dead actor; its other units come back here too
                         live.remove(actor)
+                        self.lost += 1
                         starting.update({a.ready.remote(): a for a in self.make_actors(job, 1)})
                     top_up()
                     continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sqlite3
 import sys
 import threading
 import time
@@ -112,6 +113,47 @@ def _pool(units: list[Unit], job: Job, jobs: int, checker: Checker | None) -> It
         else:
             pool.terminate()
         pool.join()
+
+
+class SeenIds:
+    """The call ids met in this run and where each was first met, to drop repeated ids as `kefuqa check` does.
+
+    Kept in a private temporary SQLite file (deleted when closed) with a small page cache, not in a dict:
+    a 5 GB JSONL file has ~1.7 M calls, whose ids and sources would take ~0.5 GB of the driver; this way
+    the driver's memory stays flat however many calls a run has (the file takes ~100 bytes a call)."""
+
+    def __init__(self, cache_mb: int = 8) -> None:
+        self.db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        for pragma in (f"cache_size=-{cache_mb * 1024}", "journal_mode=OFF", "synchronous=OFF",
+                       "temp_store=FILE"):
+            self.db.execute(f"PRAGMA {pragma}")
+        self.db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY, source TEXT NOT NULL) WITHOUT ROWID")
+
+    def first(self, calls: list[tuple[str, str]]) -> list[str | None]:
+        """For each (call id, source), in order: None when the id is new (it is remembered now), else the
+        source where it was first met (earlier in the run, or earlier in `calls`)."""
+        ids = list({cid: None for cid, _ in calls})
+        known: dict[str, str] = {}
+        for k in range(0, len(ids), 500):  # SQLite's limit on bound parameters is 999 on old builds
+            chunk = ids[k:k + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(self.db.execute(f"SELECT id, source FROM seen WHERE id IN ({marks})", chunk).fetchall())
+        out: list[str | None] = []
+        new: list[tuple[str, str]] = []
+        for cid, source in calls:
+            got = known.get(cid)
+            out.append(got)
+            if got is None:
+                known[cid] = source
+                new.append((cid, source))
+        if new:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT INTO seen VALUES (?, ?)", new)
+            self.db.execute("COMMIT")
+        return out
+
+    def close(self) -> None:
+        self.db.close()
 
 
 def _in_order(results: Iterator[Scored]) -> Iterator[Scored]:
@@ -226,7 +268,7 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
     if engine == "ray":
         ready = lambda: ray_engine.actors_ready_seconds or ray_engine.first_ready_seconds  # noqa: E731
 
-    seen: dict[str, str] = {}
+    seen = SeenIds()
     work_seconds = 0.0
     first_result: float | None = None
     first_calls = 0
@@ -237,17 +279,17 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
                 first_result = time.perf_counter() - t_run
                 first_calls = sum(1 for i in scored.items if i[0] == "call")
             work_seconds += scored.seconds
+            firsts = iter(seen.first([(i[1], i[2]) for i in scored.items if i[0] != "error"]))
             for item in scored.items:
                 if item[0] == "error":
                     bad(InputError(item[1], item[2], item[3]), "input")
                     continue
                 call_id, source, digest = item[1], item[2], item[3]
-                first = seen.get(call_id)
+                first = next(firsts)
                 if first is not None:
                     result.duplicates += 1
                     bad(DuplicateId(source, call_id, first), "duplicate")
                     continue
-                seen[call_id] = source
                 if item[0] == "skip":
                     result.skipped += 1
                     continue
@@ -262,6 +304,7 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
                 on_progress(result)
         flush()
     finally:
+        seen.close()
         if engine == "ray":
             ray_engine.stop()
     t_end = time.perf_counter()
@@ -283,7 +326,8 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
         "select": select, "ignore": ignore,
         "counts": {"units": result.units, "scored": result.scored, "skipped": result.skipped,
                    "errors": result.errors, "duplicates": result.duplicates, "parts": result.parts,
-                   "uncommitted_files_removed": len(cleaned)},
+                   "uncommitted_files_removed": len(cleaned),
+                   "actors_lost": ray_engine.lost if engine == "ray" else 0},
         "versions": _versions(engine), "timings": timings,
         "workers": ray_engine.worker_info if engine == "ray" else [],
     }
