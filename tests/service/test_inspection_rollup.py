@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select, text, update
 from conftest import World, make_settings
 from kefuqa.service import repository as repo
 from kefuqa.service import rollup
-from kefuqa.service.models import Conversation, Finding, StatsCalls, StatsRules, User, utcnow
+from kefuqa.service.models import Conversation, Finding, StatsCalls, StatsRules, StatsZone, User, utcnow
 from kefuqa.service.usecases import Ctx
 from kefuqa.service.usecases.lifecycle import apply_retention
 from kefuqa.service.workbench import Workbench
@@ -201,6 +201,35 @@ def test_the_rebuild_command_fills_a_rollup_that_missed_writes(world: World) -> 
                                  "--data-dir", str(world.wb.settings.data_dir)])
     assert r.exit_code == 0 and "已合并" in r.output, r.output
     assert_exact(world.wb)
+
+
+def test_workers_starting_together_build_it_once_and_right(world: World) -> None:
+    """After the migration every worker's setup finds the rollup unbuilt; four at once (threads with their own
+    connections) all succeed and leave it exact."""
+    wb = world.wb
+    with wb.sessions() as db, db.begin():
+        db.execute(delete(StatsZone))
+        db.execute(delete(StatsCalls))
+    built: list[bool] = []
+    errors: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            built.append(rollup.ensure(wb.engine, wb.settings.timezone))
+        except Exception as exc:  # reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and True in built
+    if world.backend == "postgresql":
+        assert built.count(True) == 1
+    assert_exact(wb)
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])

@@ -19,6 +19,8 @@ of the sums) and so safe beside concurrent writers and other mergers: it sums ex
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -143,10 +145,27 @@ def _rebuild_in(conn: Any, tz: str) -> None:
                       f"SELECT r.*, true FROM ({raw_rules_sql(dialect)}) AS r"))
 
 
-def rebuild(engine: Engine, tz: str) -> None:
-    """Refill stats_zone for `tz` and the rollup from the stored calls, in one transaction. On PostgreSQL it
-    runs in one snapshot (REPEATABLE READ): a write committed meanwhile keeps the rows its triggers appended
-    and is not counted twice; a conflict with a concurrent merge is retried."""
+@contextmanager
+def _exclusive(engine: Engine) -> Iterator[None]:
+    """One rebuild at a time on PostgreSQL (workers starting together after the migration): a session advisory
+    lock held on a connection of its own while the check and the rebuild run in their own transactions."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+            conn.commit()
+
+
+LOCK_KEY = 0x6B6571756131  # "kequa1": the rollup's rebuild
+
+
+def _rebuild(engine: Engine, tz: str) -> None:
     for attempt in range(5):
         try:
             if engine.dialect.name == "postgresql":
@@ -162,14 +181,26 @@ def rebuild(engine: Engine, tz: str) -> None:
     cache.invalidate(engine)
 
 
+def rebuild(engine: Engine, tz: str) -> None:
+    """Refill stats_zone for `tz` and the rollup from the stored calls, in one transaction. On PostgreSQL it
+    runs in one snapshot (REPEATABLE READ): a write committed meanwhile keeps the rows its triggers appended
+    and is not counted twice; a conflict with a concurrent merge is retried."""
+    with _exclusive(engine):
+        _rebuild(engine, tz)
+
+
 def ensure(engine: Engine, tz: str) -> bool:
     """Build the rollup when it was built for another zone or never (after migration 0009); True when built."""
     with engine.connect() as conn:
-        zone = stored_zone(conn)
-    if zone == tz:
-        return False
-    log.info("统计汇总按时区 %s 重建（原为 %s）", tz, zone or "空")
-    rebuild(engine, tz)
+        if stored_zone(conn) == tz:
+            return False
+    with _exclusive(engine):
+        with engine.connect() as conn:  # again: another process may have built it while this one waited
+            zone = stored_zone(conn)
+        if zone == tz:
+            return False
+        log.info("统计汇总按时区 %s 重建（原为 %s）", tz, zone or "空")
+        _rebuild(engine, tz)
     return True
 
 
