@@ -115,6 +115,9 @@ class RayEngine:
         if address:
             kw["address"] = address
         else:  # a new local Ray for this run: small object store, this machine's CPUs (or num_cpus)
+            # and its actors at normal priority, as `--jobs` workers are: Ray lowers its workers to nice 15
+            # by default, which on a busy machine hands their CPU to every other process (docs/scale.md)
+            os.environ.setdefault("RAY_worker_niceness", "0")
             kw["address"] = "local"
             kw["num_cpus"] = self.num_cpus or os.cpu_count() or 1
             kw["object_store_memory"] = 256 * 1024 * 1024
