@@ -3,6 +3,7 @@
     python bench/eval_heldout.py                   # both halves, the bundled standard rulebook
     python bench/eval_heldout.py --split dev -v    # and every disagreement of the dev half
     python bench/eval_heldout.py --rulebook my-rules/ --json out.json
+    python bench/eval_heldout.py --data data/heldout2   # the second, blind set (split test2)
 
 data/heldout/EXPECTED.yaml says, for each conversation, what an inspector applying the standards marks:
 ``RULE@N`` (a finding on utterance N) or ``RULE`` (call level). A produced finding matches an expected one
@@ -137,13 +138,18 @@ def print_table(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rulebook", default=None, help="a bundled rulebook name or a path (default: standard)")
-    ap.add_argument("--split", choices=["dev", "test", "both"], default="both")
+    ap.add_argument("--data", type=Path, default=HELDOUT,
+                    help="folder with EXPECTED.yaml and the conversations (default: data/heldout)")
+    ap.add_argument("--split", default="both", help="a split of that folder's EXPECTED.yaml, or both (all of them)")
     ap.add_argument("-v", "--verbose", action="store_true", help="list each conversation's disagreements")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = ap.parse_args(argv)
     checker = kefuqa.checker_for(args.rulebook)
-    wanted = ["dev", "test"] if args.split == "both" else [args.split]
-    result = evaluate(checker, wanted, verbose=args.verbose)
+    splits, _ = load(args.data)
+    if args.split not in ("both", *splits):
+        ap.error(f"{args.data}: no split {args.split!r} (splits: {', '.join(splits)})")
+    wanted = list(splits) if args.split == "both" else [args.split]
+    result = evaluate(checker, wanted, verbose=args.verbose, path=args.data)
     print(f"rulebook {checker.rulebook.name} {checker.rulebook.version}")
     print_table(result)
     if args.json:
