@@ -117,6 +117,26 @@ def customer_first_delay(ctx: Context, rule: Any) -> float | None:
     return max(0.0, t - opening_end)
 
 
+@measure_fn("ended_in_transfer")
+def ended_in_transfer(ctx: Context, rule: Any) -> bool:
+    """Whether the agent handed the call on at the end: a transfer (given or inferred) during or after the
+    agent's last turn. The closing is then the receiving side's, not this agent's (CLS001/CLS002)."""
+    agent = ctx.by_role["agent"]
+    if not agent:
+        return False
+    last = agent[-1]
+    start = ctx.conv.utterances[last].start
+    for e in ctx.events:
+        if e.type != "transfer":
+            continue
+        if e.utterance is not None and e.utterance >= last:
+            return True
+        t = e.at if e.at is not None else e.start
+        if t is not None and start is not None and t >= start:
+            return True
+    return False
+
+
 @measure_fn("max_hold_seconds")
 def max_hold_seconds(ctx: Context, rule: Any) -> float | None:
     ds = [e.duration for e in ctx.events if e.type == "hold" and e.duration is not None]

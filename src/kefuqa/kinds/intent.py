@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from ..engine.hits import Hit, NotApplicable
 from ..engine.windows import scoped
-from ..judge import Undecided
+from ..judge import Judgement, Undecided
 from ..judge.labels import labels
 from ..rules.matcher import Match
 from ..rules.schema import Phrases
@@ -39,6 +39,13 @@ class IntentRule(PhraseRule):
     min_chars: int = Field(default=4, ge=1)
     # the model judges only utterances that say one of these (the shortcuts are not limited by it)
     judge_if: Phrases = Field(default_factory=list)
+    # a model hit scoring under `sure` stands only with support from the rest of the call: a shortcut hit,
+    # or another utterance of the role the model scores at least `support` (one ambiguous sentence in an
+    # otherwise calm conversation — 人都没事 / 我什么都没干 — is not a complaint). Only where the role said
+    # at least `support_turns` things: a one-message email or chat has no rest of the call to ask.
+    sure: float | None = Field(default=None, gt=0, lt=1)
+    support: float = Field(default=0.5, gt=0, lt=1)
+    support_turns: int = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _some(self) -> IntentRule:  # phrases are optional here: the label is the rule
@@ -77,11 +84,16 @@ class Intent(Phrase):
         undecided: list[str] = []
         name = labels()[r.label].name
         role_us = ctx.role_utts(r.role)
-        for u, j in zip(ask, ctx.judgements(r.judge, r.label, ask), strict=True):
+        judged = ctx.judgements(r.judge, r.label, ask)
+        leaning = [u for u, j in zip(ask, judged, strict=True) if isinstance(j, Judgement) and j.score >= r.support]
+        for u, j in zip(ask, judged, strict=True):
             if isinstance(j, Undecided):
                 undecided.append(j.reason)
                 continue
             if j.score < (r.threshold if r.threshold is not None else j.threshold):
+                continue
+            if (r.sure is not None and j.score < r.sure and not said and len(role_us) >= r.support_turns
+                    and not any(x != u for x in leaning)):
                 continue
             if self.near_sid is not None:  # the same context exceptions as the shortcuts (因为…/我帮您… next turn)
                 pos = role_us.index(u) if u in role_us else 0
