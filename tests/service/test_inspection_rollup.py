@@ -203,6 +203,16 @@ def test_the_rebuild_command_fills_a_rollup_that_missed_writes(world: World) -> 
     assert_exact(world.wb)
 
 
+def test_setup_rebuilds_a_rollup_left_empty_beside_stored_calls(world: World) -> None:
+    """Calls bulk-loaded with the triggers bypassed leave the rollup empty: the next setup builds it."""
+    with world.wb.sessions() as db, db.begin():
+        db.execute(delete(StatsCalls))
+        db.execute(delete(StatsRules))
+    assert rollup.ensure(world.wb.engine, world.wb.settings.timezone) is True
+    assert_exact(world.wb)
+    assert rollup.ensure(world.wb.engine, world.wb.settings.timezone) is False
+
+
 def test_workers_starting_together_build_it_once_and_right(world: World) -> None:
     """After the migration every worker's setup finds the rollup unbuilt; four at once (threads with their own
     connections) all succeed and leave it exact."""

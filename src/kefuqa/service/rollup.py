@@ -189,16 +189,26 @@ def rebuild(engine: Engine, tz: str) -> None:
         _rebuild(engine, tz)
 
 
+def _current(conn: Any, tz: str) -> bool:
+    """Built for `tz`, and not missing the stored calls (every call counts in stats_calls: calls loaded with the
+    triggers bypassed, say by bulk SQL with session_replication_role = replica, would leave it empty)."""
+    if stored_zone(conn) != tz:
+        return False
+    has_calls = conn.execute(text("SELECT 1 FROM conversations LIMIT 1")).first() is not None
+    return not has_calls or conn.execute(select(StatsCalls.id).limit(1)).first() is not None
+
+
 def ensure(engine: Engine, tz: str) -> bool:
-    """Build the rollup when it was built for another zone or never (after migration 0009); True when built."""
+    """Build the rollup when it was built for another zone or never (after migration 0009), or is empty while
+    calls are stored; True when built."""
     with engine.connect() as conn:
-        if stored_zone(conn) == tz:
+        if _current(conn, tz):
             return False
     with _exclusive(engine):
         with engine.connect() as conn:  # again: another process may have built it while this one waited
             zone = stored_zone(conn)
-        if zone == tz:
-            return False
+            if _current(conn, tz):
+                return False
         log.info("统计汇总按时区 %s 重建（原为 %s）", tz, zone or "空")
         _rebuild(engine, tz)
     return True

@@ -61,12 +61,15 @@ def _like(term: str) -> str:
     return "%" + term.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
 
 
-def matching_ids(dialect: str, terms: list[str]) -> Select[Any]:
-    """The ids of the calls whose transcript contains every term (at least one term)."""
+def matching_ids(dialect: str, terms: list[str], *, lookup: bool = True) -> Select[Any]:
+    """The ids of the calls whose transcript contains every term (at least one term). `lookup`: a short term is
+    looked up in its index (migration 0010) — the way to list matches; without it the statement only compares
+    substrings, the cheap check of a given call (the grams condition, were the planner to test it call by call
+    instead of using the index, would build each transcript's grams again)."""
     long_terms = [t for t in terms if len(t) >= TRIGRAM]
     short = [t for t in terms if len(t) < TRIGRAM]
     if dialect == "sqlite":
-        if not long_terms and GRAMS:
+        if not long_terms and GRAMS and lookup:
             # the calls with an indexed trigram that begins with the (longest) short term: every occurrence
             # begins one, the index being padded at the end (migration 0010); then the substring check
             first = max(short, key=len)
@@ -91,7 +94,7 @@ def matching_ids(dialect: str, terms: list[str]) -> Select[Any]:
     # up by its characters and pair in the grams index (migration 0010), the LIKE then checks the candidates.
     conds = [CallText.body.ilike(_like(t), escape="/") if re.search("[A-Za-z]", t)
              else CallText.body.like(_like(t), escape="/") for t in terms]
-    if GRAMS:
+    if GRAMS and lookup:
         conds += [_grams(t) for t in short]
     return select(CallText.conversation_id).where(*conds)
 
@@ -218,7 +221,10 @@ def search(ctx: Ctx, text: str | None, f: repo.CallFilter) -> Hits:
         ids_q = matching_ids(ctx.wb.dialect, terms)
         ids = list(db.scalars(ids_q.limit(PREFETCH + 1)))
         exact = len(ids) <= PREFETCH
-        counted = stmt.where(Conversation.id.in_(ids) if exact else Conversation.id.in_(ids_q))
+        # more matches than prefetched: the count (capped) checks the filtered calls' text, call by call or by
+        # the trigram index as the planner sees fit, not by the grams of every match
+        counted = stmt.where(Conversation.id.in_(ids) if exact else Conversation.id.in_(
+            matching_ids(ctx.wb.dialect, terms, lookup=False)))
         walk = not exact and ctx.wb.dialect == "postgresql"  # issue 13: a frequent match is walked
         base, stmt = stmt, counted
     else:

@@ -34,6 +34,8 @@ PG_UP = [
     "CREATE OR REPLACE FUNCTION kefuqa_grams(t text) RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ "
     "SELECT strip(to_tsvector('simple'::regconfig, kefuqa_gram_text(t))) $$",
     "CREATE INDEX ix_call_texts_body_grams ON call_texts USING gin (kefuqa_grams(body))",
+    # statistics of the new expression: without them the planner takes a short word for a rare one
+    "ANALYZE call_texts",
 ]
 PG_DOWN = ["DROP INDEX IF EXISTS ix_call_texts_body_grams", "DROP FUNCTION IF EXISTS kefuqa_grams(text)",
            "DROP FUNCTION IF EXISTS kefuqa_gram_text(text)"]
