@@ -151,8 +151,7 @@ def trends(ctx: Ctx, weeks: int = 8, *, team_id: int | None = None, until: date 
             b = (r.day - starts[0]).days // 7
             calls[b] += r.calls
             team_calls.setdefault(r.team_id, [0] * weeks)[b] += r.calls
-        for day, team, rule, name, n in rollup.rule_rows(db, starts[0], last_day, scope):
-            b = (day - starts[0]).days // 7
+        for b, team, rule, name, n in rollup.rule_weeks(db, starts, scope):
             per_rule.setdefault(rule, [0] * weeks)[b] += n
             per_team.setdefault(team, [0] * weeks)[b] += n
             names[rule] = max(name or "", names.get(rule, ""))
