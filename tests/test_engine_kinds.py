@@ -353,7 +353,7 @@ settings:
 
 
 def test_yields_to_keeps_one_finding_per_clause(rulebook):
-    """LNG004 yields to LNG001 in the standard rulebook: the same words are not punished twice."""
+    """A rulebook may let a rule yield to another on the same words (the standard rulebook does not: DESIGN §2)."""
     rb = rulebook("""
     - {id: X01, name: 禁语, kind: phrase, points: 10, dimension: 礼貌, message: m, phrases: [我不是说了吗]}
     - {id: X02, name: 反问, kind: phrase, points: 5, dimension: 礼貌, message: m, yields_to: [X01],
@@ -371,6 +371,9 @@ def test_yields_to_an_unknown_rule_is_a_lint_error(rulebook):
         rulebook("- {id: X02, name: a, kind: phrase, message: m, yields_to: [X09], phrases: [喂]}\n")
 
 
-def test_standard_lng004_yields_to_lng001():
+def test_standard_rules_are_independent_on_one_clause():
+    """DESIGN §2: words that match several rules' examples make each of them fire — 我不是说了吗 is a
+    服务禁语 and a reproach; the standard rulebook uses no `yields_to`."""
     r = kefuqa.check(conv("C: 怎么弄", "A: 我不是说了吗"))
-    assert [f.rule for f in r.findings if f.rule.startswith("LNG")] == ["LNG001"]
+    assert sorted(f.rule for f in r.findings if f.rule.startswith("LNG")) == ["LNG001", "LNG004"]
+    assert not any(rule.yields_to for rule in kefuqa.load_rulebook().rules)
