@@ -179,12 +179,20 @@ def test_cli_refuses_a_bad_pipeline_or_asr_before_starting(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_without_duplicates_or_losses(tmp_path, rulebook, checker):
+def test_a_killed_run_resumes_without_duplicates_or_losses(tmp_path):
+    import shutil
+
+    import kefuqa
+
+    # a private copy of the rulebook for both runs: an edit to the bundled one in between (the work tree is
+    # shared) would change its version, and the resumed run would rightly score everything again
+    rules = shutil.copytree(Path(kefuqa.__file__).parent / "rulebooks" / "standard", tmp_path / "rules")
+    rulebook = load_rulebook(rules)
     corpus = make_corpus(tmp_path / "in", 1500, files=2)
     out = tmp_path / "out"
     script = ("import sys; from kefuqa import load_rulebook; from kefuqa.distributed import run_batch; "
-              "run_batch([sys.argv[1]], sys.argv[2], load_rulebook(), part_calls=40)")
-    proc = subprocess.Popen([sys.executable, "-c", script, str(corpus), str(out)])
+              "run_batch([sys.argv[1]], sys.argv[2], load_rulebook(sys.argv[3]), part_calls=40)")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(corpus), str(out), str(rules)])
     commits = out / "_commits"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -201,7 +209,7 @@ def test_a_killed_run_resumes_without_duplicates_or_losses(tmp_path, rulebook, c
     calls = read_table(str(out), "calls")
     ids = [c["call_id"] for c in calls]
     assert len(ids) == len(set(ids)) == 1500
-    assert sorted(c["report_json"] for c in calls) == reference([corpus], checker)[0]
+    assert sorted(c["report_json"] for c in calls) == reference([corpus], Checker(rulebook))[0]
     # every data file on disk belongs to a committed part (the killed run's half-written part is gone)
     on_disk = {str(p.relative_to(out)) for t in ("calls", "findings", "errors") for p in (out / t).rglob("*.parquet")}
     assert on_disk == {f for t in ("calls", "findings", "errors") for f in _committed(out, t)}
