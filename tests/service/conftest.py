@@ -9,9 +9,12 @@ skipped with the reason shown by ``pytest -rs``.
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,3 +209,42 @@ def sqlite_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     yield w
     w.client.close()
     w.wb.engine.dispose()
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Run ``app`` on a real uvicorn server in a thread (for parallel HTTP requests and browsers); its base URL.
+
+    The port is picked by the system; the server is stopped when the block ends."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls in parallel threads, released at the same moment; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    out: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        out[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out

@@ -4,14 +4,12 @@ Screenshots go to test-artifacts/service/."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, PASSWORD, World, build_world
+from conftest import ADMIN_PASSWORD, PASSWORD, World, build_world, serve_app
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 uvicorn = pytest.importorskip("uvicorn")
@@ -29,17 +27,8 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chro
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
     folder = tmp_path_factory.mktemp("browser")
     w = build_world("sqlite", f"sqlite:///{folder / 'kefuqa.db'}", folder)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(w.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        threading.Event().wait(0.02)
-    yield w, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve_app(w.client.app) as base:
+        yield w, base
     w.wb.engine.dispose()
 
 

@@ -6,7 +6,6 @@ overview, trends and review badge read from it give the same figures as the raw 
 
 from __future__ import annotations
 
-import socket
 import threading
 import uuid
 from collections import Counter
@@ -20,7 +19,7 @@ import pytest
 import svc_samples as samples
 from sqlalchemy import delete, func, select, text, update
 
-from conftest import World, make_settings
+from conftest import World, make_settings, serve_app
 from kefuqa.service import repository as repo
 from kefuqa.service import rollup
 from kefuqa.service.models import Conversation, Finding, StatsCalls, StatsRules, StatsZone, User, utcnow
@@ -291,17 +290,8 @@ def _ingest(wb: Workbench, calls: list[dict[str, Any]]) -> None:
 
 @pytest.fixture(scope="module")
 def served(world: World) -> Iterator[tuple[World, str]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(world.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        threading.Event().wait(0.02)
-    yield world, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve_app(world.client.app) as base:
+        yield world, base
 
 
 def test_parallel_writers_and_merges_keep_it_exact(served: tuple[World, str]) -> None:

@@ -4,15 +4,13 @@ Each race is run several rounds, every request of a round released together by a
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import World
+from conftest import World, serve_app, together
 
 uvicorn = pytest.importorskip("uvicorn")
 
@@ -21,34 +19,8 @@ ROUNDS = 6
 
 @pytest.fixture(scope="module")
 def served(world: World) -> Iterator[tuple[World, str]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(world.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        threading.Event().wait(0.02)
-    yield world, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-
-
-def together(*calls: Callable[[], httpx.Response]) -> list[httpx.Response]:
-    """Run the calls in parallel threads, released at the same moment; their responses in order."""
-    barrier = threading.Barrier(len(calls))
-    out: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        out[i] = calls[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    with serve_app(world.client.app) as base:
+        yield world, base
 
 
 def _post(base: str, w: World, who: str, url: str, **kw: Any) -> Callable[[], httpx.Response]:
