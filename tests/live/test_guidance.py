@@ -119,3 +119,70 @@ def test_rules_lint_checks_the_guidance(tmp_path: Any) -> None:
     bad = runner.invoke(app, ["rules", "lint", str(folder)])
     assert bad.exit_code == 1
     assert "guidance.yaml:" in bad.output and "未知的键 'colour'" in bad.output
+
+
+# ---- a weak model reading live: it waits for its support instead of showing and being withdrawn ----------
+
+WEAK = "你们客服电话太难打了"  # a complaint the fast model reads above EVT001's threshold but under its `sure`
+SUPPORT = "我的订单被取消了也没人通知我"  # another turn leaning complaint (≥ the rule's `support`)
+CALM = ["我想查一下我的订单", "哦那我知道了，谢谢"]
+
+
+def _say(s: LiveSession, turns: list[tuple[str, str]]) -> list[list[dict[str, Any]]]:
+    return [s.utterance(role, text, k * 3.0, k * 3.0 + 2.0) for k, (role, text) in enumerate(turns)]
+
+
+def test_weak_model_reading_waits_for_support_live(parts: tuple[Checker, Any]) -> None:
+    checker = parts[0]
+    rule = next(r for r in checker.rulebook.rules if r.id == "EVT001")
+    weak, support = checker.judges.get("fast").judge_many([WEAK, SUPPORT], "complaint")
+    assert rule.threshold <= weak.score < rule.sure and support.score >= rule.support  # what the test is about
+    said = {"EVT001", "complaint"}
+
+    def shown(items: list[dict[str, Any]]) -> list[str]:
+        return [i.get("rule") or i.get("id") for i in items if i["kind"] in ("event", "card", "retract")
+                and (i.get("rule") or i.get("id")) in said]
+
+    # calm afterwards: never shown, so nothing to withdraw; the whole call agrees
+    s = _session(parts)
+    steps = _say(s, [("agent", "您好，请问有什么可以帮您？"), ("customer", WEAK), ("agent", "好的我帮您查一下"),
+                     ("customer", CALM[0]), ("agent", "查到了"), ("customer", CALM[1])])
+    end = s.hangup("customer")
+    assert [shown(x) for x in steps] == [[]] * len(steps) and shown(end) == []
+    assert "EVT001" not in {e.rule for e in s.report.events}
+    # the support comes later: the event and the complaint card come with it, and stay
+    s = _session(parts)
+    steps = _say(s, [("agent", "您好，请问有什么可以帮您？"), ("customer", WEAK), ("agent", "好的我帮您查一下"),
+                     ("customer", SUPPORT)])
+    assert [shown(x) for x in steps[:3]] == [[]] * 3
+    assert set(shown(steps[3])) == said
+    end = s.hangup("customer")
+    assert not [i for i in end if i["kind"] == "retract"] and "EVT001" in {e.rule for e in s.report.events}
+    # a call too short to ask the rest of it: the final check lets the weak reading stand, sent at hang-up
+    s = _session(parts)
+    steps = _say(s, [("agent", "您好，请问有什么可以帮您？"), ("customer", WEAK), ("agent", "好的我帮您反映")])
+    assert [shown(x) for x in steps] == [[]] * 3
+    end = s.hangup("customer")
+    ev = [i for i in end if i["kind"] == "event" and i["rule"] == "EVT001"]
+    assert len(ev) == 1 and ev[0]["live"] is False and ev[0]["utterance"] == 1
+    assert s.report.to_dict() == checker.check(s.conversation(ended_by="customer")).to_dict()
+
+
+def test_an_event_the_whole_call_withdraws_is_retracted(tmp_path: Any) -> None:
+    """A company rule whose exception may come in the customer's next turn: shown live, withdrawn at
+    hang-up with a `retract` item (like a finding), never silently left standing."""
+    book = tmp_path / "company.yaml"
+    book.write_text("name: company\nextends: standard\noverride:\n  EVT003: {near_turns: 1, unless_near: [算了不用了]}\n",
+                    encoding="utf-8")
+    rb = load_rulebook(str(book))
+    s = LiveSession(Checker(rb), load_guidance("standard", {r.id for r in rb.rules}), {"id": "t"})
+    s.start()
+    steps = _say(s, [("agent", "您好，请问有什么可以帮您？"), ("customer", "叫你们领导来接电话"), ("agent", "好的您稍等"),
+                     ("customer", "算了不用了，你帮我查一下就行"), ("agent", "好的，再见")])
+    live = [i for i in steps[1] if i["kind"] == "event"]
+    assert [(i["rule"], i["live"]) for i in live] == [("EVT003", True)]
+    end = s.hangup("customer")
+    assert "EVT003" not in {e.rule for e in s.report.events}
+    back = [i for i in end if i["kind"] == "retract"]
+    assert [(i["item"], i["event"], i["rule"]) for i in back] == [(live[0]["key"],) * 2 + ("EVT003",)]
+    assert "不成立" in back[0]["message"]

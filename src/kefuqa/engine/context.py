@@ -30,6 +30,10 @@ _CLAUSE_STOPS = frozenset("，,。.！!？?；;：:、…~～ \t\n「」“”\"
 class Context:
     """One conversation being checked. Kinds read it; the checker fills `fired` as rules are decided."""
 
+    # True while a live call is checked on what has been said so far (kefuqa.live): the rest of the call is
+    # still to come, so a judgement that may ask "the rest of the call" waits for it instead of standing alone
+    live: bool = False
+
     def __init__(self, checker: Checker, conv: Conversation) -> None:
         self.checker = checker
         self.index = checker.index

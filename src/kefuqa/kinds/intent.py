@@ -42,7 +42,8 @@ class IntentRule(PhraseRule):
     # a model hit scoring under `sure` stands only with support from the rest of the call: a shortcut hit,
     # or another utterance of the role the model scores at least `support` (one ambiguous sentence in an
     # otherwise calm conversation — 人都没事 / 我什么都没干 — is not a complaint). Only where the role said
-    # at least `support_turns` things: a one-message email or chat has no rest of the call to ask.
+    # at least `support_turns` things: a one-message email or chat has no rest of the call to ask. In a live
+    # call (`ctx.live`) the rest is still to come: a weak reading always waits for its support there.
     sure: float | None = Field(default=None, gt=0, lt=1)
     support: float = Field(default=0.5, gt=0, lt=1)
     support_turns: int = Field(default=3, ge=1)
@@ -92,8 +93,11 @@ class Intent(Phrase):
                 continue
             if j.score < (r.threshold if r.threshold is not None else j.threshold):
                 continue
-            if (r.sure is not None and j.score < r.sure and not said and len(role_us) >= r.support_turns
-                    and not any(x != u for x in leaning)):
+            # live (a call still going), the rest of the call is to come: a weak reading waits for support
+            # however few turns there are so far, else it would show now and be withdrawn when the third
+            # customer turn arrives calm (the final check of the whole call decides as always)
+            if (r.sure is not None and j.score < r.sure and not said
+                    and (len(role_us) >= r.support_turns or ctx.live) and not any(x != u for x in leaning)):
                 continue
             if self.near_sid is not None:  # the same context exceptions as the shortcuts (因为…/我帮您… next turn)
                 pos = role_us.index(u) if u in role_us else 0

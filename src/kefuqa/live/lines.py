@@ -28,4 +28,6 @@ def line(item: dict[str, Any]) -> str:
         return f"{head} {item['rule']} {item['message']}"
     if k == "event":
         return f"{head} {item['rule']} {item['name']}"
+    if k == "retract":
+        return f"{head} {item['rule']} {item['message']}"
     return f"{head} {json.dumps(item, ensure_ascii=False)}"

@@ -137,6 +137,7 @@ class LiveSession:
         self.log: list[dict[str, Any]] = []  # every item sent, in order (resume replays from here)
         self._keys: set[str] = set()
         self._finding_keys: dict[str, dict[str, Any]] = {}
+        self._event_keys: dict[str, str] = {}  # events sent live: key -> rule
         self._ticked: set[str] = set()
         self._cards: list[str] = []
         self._style: str | None = None
@@ -293,8 +294,20 @@ class LiveSession:
                 self._emit(out, "finding", k, **_finding_data(f), live=False)
         for k, data in list(self._finding_keys.items()):
             if k not in final_keys:
-                self._emit(out, "retract", "retract:" + k, finding=k, rule=data["rule"],
+                self._emit(out, "retract", "retract:" + k, item=k, finding=k, rule=data["rule"],
                            message="通话结束后复核：此条不成立（后文的话使其成为例外）")
+        # events likewise: the whole call may decide one the call so far did not (a weak model reading with
+        # its support), or withdraw one shown live (a company rule whose exception comes in a later turn)
+        final_events = set()
+        for e in report.events:
+            k = f"event:{e.rule}:{e.utterance}"
+            final_events.add(k)
+            self._emit(out, "event", k, rule=e.rule, name=e.name, utterance=e.utterance, evidence=e.evidence,
+                       at=e.start, live=False)
+        for k, rule in list(self._event_keys.items()):
+            if k not in final_events:
+                self._emit(out, "retract", "retract:" + k, item=k, event=k, rule=rule,
+                           message="通话结束后复核：此事件不成立（整通通话不支持这一判断）")
         self.report = report
         self.score = report.score
         self._emit(out, "report", "report", score=report.score, grade=report.grade, fatal=report.fatal,
@@ -320,6 +333,7 @@ class LiveSession:
         """Run the live rules on the call so far; report hits not reported yet."""
         checker = self.checker
         ctx = Context(checker, self._prefix())
+        ctx.live = True  # the call goes on: a weak model reading waits for support (kinds/intent.py)
         fired = ctx.fired
         for c in checker._sequence:
             fired[c.rule.id] = NO_HITS
@@ -344,8 +358,10 @@ class LiveSession:
                            said=f.evidence, say_instead=f.suggestion, message=f.message, at=f.start)
         new_rules = {e.rule for e in report.events}
         for e in report.events:
-            self._emit(out, "event", f"event:{e.rule}:{e.utterance}", rule=e.rule, name=e.name,
-                       utterance=e.utterance, evidence=e.evidence, at=e.start)
+            k = f"event:{e.rule}:{e.utterance}"
+            if self._emit(out, "event", k, rule=e.rule, name=e.name, utterance=e.utterance, evidence=e.evidence,
+                          at=e.start, live=True):
+                self._event_keys[k] = e.rule
         out += self._cards_for(new_rules, idx)
         return out
 

@@ -299,7 +299,10 @@ class LiveCalls:
         for it in items:
             if it["kind"] in ("alert", "timer"):
                 call.alerts.append({"kind": it["kind"], "title": it.get("name") or it.get("title"),
-                                    "at": it.get("at")})
+                                    "at": it.get("at"), "key": it["key"]})
+            elif it["kind"] == "retract":  # a withdrawn finding's alert leaves the wall
+                gone = "alert:" + str(it.get("item") or it.get("finding") or "")
+                call.alerts = [a for a in call.alerts if a.get("key") != gone]
             elif it["kind"] == "card":
                 call.cards.append(it["title"])
 

@@ -41,7 +41,7 @@
       if (it.kind === "alert" || it.kind === "timer") {
         clearEmpty(alerts);
         const li = el("li", it.kind === "timer" ? "timer" : "alert");
-        li.dataset.testid = "alert";
+        li.dataset.testid = "alert"; li.dataset.key = it.key;
         if (it.kind === "alert") {
           li.appendChild(el("strong", "", it.name + "：「" + (it.said || "") + "」"));
           if (it.say_instead) li.appendChild(el("span", "instead", "建议说：" + it.say_instead));
@@ -76,6 +76,13 @@
         root.querySelectorAll("[data-check='" + CSS.escape(it.group + "." + it.id) + "']").forEach((li) => li.classList.add("done"));
       } else if (it.kind === "style") {
         style.replaceChildren(el("p", "", it.name + "（" + it.traits + "）"), el("p", "instead", it.advice));
+      } else if (it.kind === "retract") {
+        // the whole call did not confirm a live finding: its alert stays, struck through, with the reason
+        const li = alerts.querySelector("[data-key='" + CSS.escape("alert:" + (it.item || it.finding)) + "']");
+        if (li && !li.classList.contains("withdrawn")) {
+          li.classList.add("withdrawn");
+          li.appendChild(el("span", "why", "已撤回：" + it.message));
+        }
       } else if (it.kind === "report") {
         report.hidden = false;
         report.querySelector("p").textContent = "得分 " + it.score + "（" + it.grade + "），" + it.findings + " 条发现";
