@@ -25,6 +25,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 async def replay(conv: Conversation, url: str, token: str | None, speed: float, *, call_id: str | None = None,
                  partials: bool = False, as_json: bool = False) -> int:
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     plan = frames(conv, partials=partials)
@@ -34,26 +35,41 @@ async def replay(conv: Conversation, url: str, token: str | None, speed: float, 
 
         async def reader() -> None:
             nonlocal errors
-            async for raw in ws:
-                msg = json.loads(raw)
-                if as_json:
-                    out.print(escape(json.dumps(msg, ensure_ascii=False)))
-                elif msg["type"] == "guidance":
-                    for it in msg["items"]:
-                        out.print(escape(line(it)))
-                elif msg["type"] == "error":
+            try:
+                async for raw in ws:
+                    msg = json.loads(raw)
+                    if as_json:
+                        out.print(escape(json.dumps(msg, ensure_ascii=False)))
+                    elif msg["type"] == "guidance":
+                        for it in msg["items"]:
+                            out.print(escape(line(it)))
+                    elif msg["type"] == "error":
+                        errors += 1
+                        err.print(f"错误 {msg['code']}：{escape(msg['message'])}")
+                    if msg["type"] == "ended":
+                        return
+            except ConnectionClosed as exc:  # refused (its error frame was printed) or the server went away
+                if not errors:
                     errors += 1
-                    err.print(f"错误 {msg['code']}：{escape(msg['message'])}")
-                elif msg["type"] == "ended":
-                    return
+                    code = exc.rcvd.code if exc.rcvd is not None else "无"
+                    err.print(f"连接被服务端关闭（代码 {code}），通话未结束")
+                return
+            if not errors:  # closed without a report
+                errors += 1
+                err.print("连接被服务端关闭，通话未结束")
 
         task = asyncio.create_task(reader())
         t0 = time.monotonic()
         for at, f in plan:
+            if task.done():  # the server refused the call or closed the connection
+                break
             wait = at / speed - (time.monotonic() - t0)
             if wait > 0:
                 await asyncio.sleep(wait)
-            await ws.send(json.dumps(f, ensure_ascii=False))
+            try:
+                await ws.send(json.dumps(f, ensure_ascii=False))
+            except ConnectionClosed:
+                break
         await asyncio.wait_for(task, 60)
     return errors
 
