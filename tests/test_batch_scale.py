@@ -316,11 +316,39 @@ def test_ray_scores_a_recording_with_its_transcript_as_one_call(tmp_path, rulebo
     cs.write_call(str(folder), "c1", gen.samples, gen.transcript)
     make_corpus(folder / "text", 6, files=1)
     out = str(tmp_path / "out")
-    res = run_batch([str(folder)], out, rulebook, engine="ray", read_options={"vad": "energy"})
-    assert res.errors == 0 and res.scored == 7
-    assert produced(out) == reference([folder], checker, read_options={"vad": "energy"})
-    (row,) = [r for r in read_table(out, "calls") if r["call_id"] == "rec-1"]
-    assert json.loads(row["conversation_json"])["metrics"]["agent_loudness_dbfs"] == pytest.approx(-14.0, abs=1.0)
+    # and the telephony export of examples/: a manifest's rows (agent, team, agent channel, attributes)
+    res = run_batch([str(folder), str(TELEPHONY)], out, rulebook, engine="ray", read_options={"vad": "energy"})
+    assert res.errors == 0 and res.scored == 9
+    assert produced(out) == reference([folder, TELEPHONY], checker, read_options={"vad": "energy"})
+    rows = {r["call_id"]: r for r in read_table(out, "calls")}
+    assert json.loads(rows["rec-1"]["conversation_json"])["metrics"]["agent_loudness_dbfs"] == pytest.approx(
+        -14.0, abs=1.0)
+    _assert_telephony_rows(rows)
+
+
+TELEPHONY = EXAMPLES / "telephony"
+
+
+def _assert_telephony_rows(rows: dict[str, dict[str, Any]]) -> None:
+    """examples/telephony scored by kefuqa batch: each manifest row one call with its agent and team, the
+    manifest's other columns kept, and the voice rules measured on the recording beside the text rules."""
+    assert {k: (rows[k]["agent_id"], rows[k]["agent_name"], rows[k]["team"]) for k in ("TEL-0001", "TEL-0002")} == {
+        "TEL-0001": ("A1023", "王芳", "宽带一组"), "TEL-0002": ("A0815", "李强", "宽带二组")}
+    for k in ("TEL-0001", "TEL-0002"):
+        conv = json.loads(rows[k]["conversation_json"])
+        assert conv["metrics"]["attributes"] == {"queue": "宽带报障"} and conv["metrics"]["audio"] is True
+        assert rows[k]["source"] == f"{TELEPHONY / k}.json + {TELEPHONY / k}.wav"
+    fired = {f["rule"] for f in json.loads(rows["TEL-0001"]["report_json"])["findings"]}
+    assert {"VOC003", "CLS002"} <= fired  # a voice rule and a text rule on one report
+
+
+def test_local_batch_of_a_telephony_export_carries_the_manifest(tmp_path, rulebook, checker):
+    pytest.importorskip("soundfile")
+    out = str(tmp_path / "out")
+    res = run_batch([str(TELEPHONY)], out, rulebook)
+    assert (res.scored, res.errors) == (2, 0)
+    assert produced(out) == reference([TELEPHONY], checker)
+    _assert_telephony_rows({r["call_id"]: r for r in read_table(out, "calls")})
 
 
 def _scoring_actor_pids() -> list[int]:
