@@ -45,3 +45,40 @@ def test_frames_replay_to_the_same_report(engine: Any, conv: Conversation) -> No
     want = checker.check(conv).to_dict()
     got.pop("notes", None), want.pop("notes", None)
     assert got == want
+
+
+def _timers(engine: Any, conv: Conversation) -> list[dict[str, Any]]:
+    checker, g, comp, ids = engine
+    call = live_calls.LiveCall(LiveSession(checker, g, start_frame(conv)["call"], compiled=comp, live_ids=ids),
+                               None, None)
+    limits = live_calls.Limits()
+    items: list[dict[str, Any]] = []
+    for _at, f in frames(conv):
+        items += live_calls.apply(call, live_calls.parse(live_calls.json.dumps(f, ensure_ascii=False), limits),
+                                  limits) or []
+    return [i for i in items if i.get("kind") == "timer"]
+
+
+@pytest.mark.parametrize("conv", CONVS, ids=[c.id for c in CONVS])
+def test_ticks_only_in_silence(conv: Conversation) -> None:
+    """A tick says nobody is speaking: a replayed call never ticks inside a turn it sends only at its end."""
+    spoken = [(u.start, u.end) for u in conv.utterances if u.start is not None and u.end is not None]
+    ticks = [f["t"] for _at, f in frames(conv) if f["type"] == "tick"]
+    assert not [t for t in ticks if any(a < t < b for a, b in spoken)]
+
+
+def test_replayed_timers_are_the_calls_own(engine: Any) -> None:
+    """The customer answers 0.7 s after the greeting with an 11 s turn and nobody pauses over a second: no
+    silent-caller or dead-air timer (the ticks inside that turn used to raise both); the silent caller's call
+    still gets its timer."""
+    busy = next(c for c in CONVS if c.id == "YX-20260628-1193")  # ecommerce-complaint-handled-badly.json
+    greet, answer = busy.utterances[:2]
+    assert answer.start - greet.end < 1 and answer.end - answer.start > 10  # what the test is about
+    assert _timers(engine, busy) == []
+    wait = engine[1].timers.customer_silent.after_seconds
+    silent = [c for c in CONVS if any(t["timer"] == "customer_silent" for t in _timers(engine, c))]
+    assert silent, "no example call raises the silent-caller timer"
+    for c in silent:  # and each time the customer really had said nothing for the timer's seconds
+        first_customer = next((u.start for u in c.utterances if u.role == "customer"), None)
+        first_agent_end = next(u.end for u in c.utterances if u.role == "agent")
+        assert first_customer is None or first_customer - first_agent_end >= wait, c.id

@@ -21,7 +21,7 @@ def start_frame(conv: Conversation, call_id: str | None = None, **extra: Any) ->
 def frames(conv: Conversation, *, partials: bool = False, tick: float | None = 1.0) -> list[tuple[float, dict[str, Any]]]:
     """(send at, frame) in time order: an utterance when it ends (and not before the one said before it) (a partial of its first half halfway, with
     `partials`), holds as start and end, other events when they happen, a tick every `tick` seconds of
-    silence, and the hang-up. Untimed utterances are one second apart."""
+    silence (none while someone speaks), and the hang-up. Untimed utterances are one second apart."""
     out: list[tuple[float, dict[str, Any]]] = []
     t = 0.0
     for i, u in enumerate(conv.utterances):
@@ -56,12 +56,17 @@ def frames(conv: Conversation, *, partials: bool = False, tick: float | None = 1
             out.append((e.end if e.end is not None else at, f))
     out.sort(key=lambda x: (x[0], 0 if x[1]["type"] == "event" and x[1].get("phase") == "end" else 1))
     if tick:
+        # ticks say "nobody is speaking now": none while someone is (an utterance's start to its end), as a
+        # live client would send partials there — else the silent-caller and dead-air timers would fire
+        # during a long turn that is only sent when it ends
+        spoken = sorted((u.start, u.end) for u in conv.utterances if u.start is not None and u.end is not None)
         ticks: list[tuple[float, dict[str, Any]]] = []
         prev = 0.0
         for at, _f in out:
             k = prev + tick
             while k < at:
-                ticks.append((k, {"type": "tick", "t": round(k, 3)}))
+                if not any(a < k < b for a, b in spoken):
+                    ticks.append((k, {"type": "tick", "t": round(k, 3)}))
                 k += tick
             prev = max(prev, at)
         out = sorted(out + ticks, key=lambda x: x[0])
