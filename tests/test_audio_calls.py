@@ -183,6 +183,15 @@ def test_a_recording_below_telephone_rate_or_with_three_channels_is_named(tmp_pa
     (e2,) = _read(three)
     assert isinstance(e1, InputError) and e1.source.endswith("slow/c1.wav") and "4000 Hz" in e1.reason
     assert isinstance(e2, InputError) and e2.source.endswith("three/c1.wav") and "3 个声道" in e2.reason
+    # listed in a manifest beside a good call: the error also names the row and the call, the rest is scored
+    (four_k / "good").mkdir()
+    cs.write_call(str(four_k / "good"), "g1", cs.degrade(loud_agent.samples), loud_agent.transcript, subtype="ULAW")
+    (four_k / "manifest.csv").write_text("call_id,recording,transcript,工号\nR-SLOW,c1.wav,c1.json,A1\n"
+                                         "R-GOOD,good/g1.wav,good/g1.json,A2\n", encoding="utf-8")
+    e3, good = _read(four_k)
+    assert isinstance(e3, InputError) and e3.source.endswith("slow/c1.wav") and "4000 Hz" in e3.reason
+    assert e3.reason.endswith("manifest.csv 第 2 行，通话 R-SLOW）"), e3.reason
+    assert isinstance(good, Conversation) and good.id == "R-GOOD" and good.agent is not None
 
 
 @pytest.mark.parametrize("snr", [None, 20.0])

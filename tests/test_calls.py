@@ -104,7 +104,25 @@ def test_bad_manifest_rows_are_named_and_the_rest_is_read(tmp_path: Path) -> Non
 def test_a_manifest_without_file_columns_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "manifest.csv").write_text("call_id,agent_id\nA,7\n", encoding="utf-8")
     calls, errors = read_manifest(tmp_path / "manifest.csv")
-    assert calls == [] and [e.reason for e in errors] == ["清单缺少文件列（recording / transcript / files）"]
+    assert calls == [] and [(e.place, e.reason) for e in errors] == [("第 1 行", "清单缺少文件列（recording / transcript / files）")]
+
+
+def test_a_broken_jsonl_manifest_line_is_named_in_chinese_and_the_rest_is_read(tmp_path: Path) -> None:
+    _files(tmp_path, "y.json")
+    (tmp_path / "calls.manifest.jsonl").write_text('{"id": "Y-1", "files": ["y.json"]}\n{"id": "Y-2", files}\n',
+                                                   encoding="utf-8")
+    calls, errors = read_manifest(tmp_path / "calls.manifest.jsonl")
+    assert [c.call_id for c in calls] == ["Y-1"]
+    assert [(e.place, e.reason) for e in errors] == [("第 2 行第 15 列", "不是有效的 JSON：字段名应使用双引号")]
+
+
+def test_an_error_in_a_file_a_manifest_row_names_says_which_row_and_call(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text('{"id": "x", "utterances": [', encoding="utf-8")
+    (tmp_path / "manifest.csv").write_text("call_id,transcript\nCALL-9,broken.json\n", encoding="utf-8")
+    (call,), _ = read_manifest(tmp_path / "manifest.csv")
+    (err,) = read_call(call)
+    assert isinstance(err, InputError) and err.source == str(tmp_path / "broken.json")
+    assert err.reason.endswith(f"（见清单 {tmp_path / 'manifest.csv'} 第 2 行，通话 CALL-9）"), err.reason
 
 
 def test_a_transcript_file_with_several_calls_cannot_pair(tmp_path: Path) -> None:

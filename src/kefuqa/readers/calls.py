@@ -32,6 +32,7 @@ from typing import Any
 from kefuqa.errors import InputError
 from kefuqa.model import Conversation, Party, unsafe_value
 
+from .common import parse_json
 from .source import ReadOptions, decode_all
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -233,10 +234,9 @@ def read_manifest(path: str | Path, *, data: bytes | None = None,
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.append(InputError(name, f"第 {n} 行", f"不是 JSON：{e.msg}"))
+            rec = parse_json(line, name, f"第 {n} 行")
+            if isinstance(rec, InputError):  # 第 3 行第 7 列: 不是有效的 JSON：缺少逗号
+                errors.append(rec)
                 continue
             if not isinstance(rec, dict):
                 errors.append(InputError(name, f"第 {n} 行", "每行应是一个 JSON 对象"))
@@ -251,7 +251,7 @@ def read_manifest(path: str | Path, *, data: bytes | None = None,
             return [], [InputError(name, None, "清单是空的")]
         known = {_ALIAS.get(_squash(h)) for h in reader.fieldnames}
         if not known & {"recording", "transcript", "files"}:
-            return [], [InputError(name, "line 1", "清单缺少文件列（recording / transcript / files）")]
+            return [], [InputError(name, "第 1 行", "清单缺少文件列（recording / transcript / files）")]
     calls = []
     for place, rec in rows:
         got = _row(name, place, rec, resolve or _local_file(Path(path)))
@@ -379,16 +379,16 @@ def read_call(call: CallFiles, input_format: str | None = None, *, recording_pat
         assert rec_path is not None
         opts = {**read_options, "channels": channels}
         for item in read_path(rec_path, source_name=rec_source, **opts):
-            yield item if isinstance(item, InputError) else _meta_or_error(item, call)
+            yield _in_row(item, call) if isinstance(item, InputError) else _meta_or_error(item, call)
         return
     items = list(read_path(call.transcript, input_format, **read_options))
-    errors = [i for i in items if isinstance(i, InputError)]
+    errors = [_in_row(i, call) for i in items if isinstance(i, InputError)]
     convs = [i for i in items if isinstance(i, Conversation)]
     yield from errors
     if errors:
         return
     if len(convs) != 1:
-        yield InputError(call.transcript, None, f"转写文件含 {len(convs)} 通会话，无法与一段录音配对")
+        yield _in_row(InputError(call.transcript, None, f"转写文件含 {len(convs)} 通会话，无法与一段录音配对"), call)
         return
     conv = _meta_or_error(convs[0], call)
     if isinstance(conv, InputError) or rec_path is None:
@@ -401,7 +401,17 @@ def read_call(call: CallFiles, input_format: str | None = None, *, recording_pat
         return
     options = ReadOptions(source_name=rec_source, extra={"channels": channels, "offset": offset,
                                                          "vad": read_options.get("vad")})
-    yield merge(conv, rec_path, options)
+    merged = merge(conv, rec_path, options)
+    yield _in_row(merged, call) if isinstance(merged, InputError) else merged
+
+
+def _in_row(err: InputError, call: CallFiles) -> InputError:
+    """An error about a file a manifest row names also says which row and which call (the file alone does
+    not tell the QA lead which call of the export is missing)."""
+    if not call.place:
+        return err
+    who = f"，通话 {call.call_id}" if call.call_id else ""
+    return InputError(err.source, err.place, f"{err.reason}（见清单 {call.place}{who}）")
 
 
 def _meta_or_error(conv: Conversation, call: CallFiles) -> Conversation | InputError:
