@@ -55,6 +55,7 @@ async def replay_audio(path: str, url: str, token: str | None, speed: float, *, 
                        channels: str | None = None, direction: str = "inbound", as_json: bool = False,
                        frame_ms: int = 20) -> int:
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     from .live.audio import pcm_frames
 
@@ -70,19 +71,25 @@ async def replay_audio(path: str, url: str, token: str | None, speed: float, *, 
 
         async def reader() -> None:
             nonlocal errors
-            async for raw in ws:
-                msg = json.loads(raw)
-                if as_json:
-                    out.print(escape(json.dumps(msg, ensure_ascii=False)))
-                elif msg["type"] == "guidance":
-                    for ln in _line(msg):
-                        out.print(escape(ln))
-                elif msg["type"] == "error":
+            try:
+                async for raw in ws:
+                    msg = json.loads(raw)
+                    if as_json:
+                        out.print(escape(json.dumps(msg, ensure_ascii=False)))
+                    elif msg["type"] == "guidance":
+                        for ln in _line(msg):
+                            out.print(escape(ln))
+                    elif msg["type"] == "error":
+                        errors += 1
+                        err.print(f"错误 {msg['code']}：{escape(msg['message'])}")
+                    if msg["type"] == "ended" or (msg["type"] == "error" and msg["code"] in (
+                            "unauthorized", "bad_audio_format", "no_asr", "asr_unavailable", "no_start", "bad_version")):
+                        return
+            except ConnectionClosed as exc:  # refused (its error frame was printed) or the server went away
+                if not errors:
                     errors += 1
-                    err.print(f"错误 {msg['code']}：{escape(msg['message'])}")
-                if msg["type"] == "ended" or (msg["type"] == "error" and msg["code"] in (
-                        "unauthorized", "bad_audio_format", "no_asr", "asr_unavailable", "no_start", "bad_version")):
-                    return
+                    code = exc.rcvd.code if exc.rcvd is not None else "无"
+                    err.print(f"连接被服务端关闭（代码 {code}），通话未结束")
 
         task = asyncio.create_task(reader())
         t0 = time.monotonic()
@@ -93,9 +100,15 @@ async def replay_audio(path: str, url: str, token: str | None, speed: float, *, 
             wait = k * step / speed - (time.monotonic() - t0)
             if wait > 0:
                 await asyncio.sleep(wait)
-            await ws.send(b)
+            try:
+                await ws.send(b)
+            except ConnectionClosed:
+                break
         if not task.done():
-            await ws.send(json.dumps({"type": "hangup", "n": 1}))
+            try:
+                await ws.send(json.dumps({"type": "hangup", "n": 1}))
+            except ConnectionClosed:
+                pass
         await asyncio.wait_for(task, 300)
     return errors
 

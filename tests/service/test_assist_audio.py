@@ -529,6 +529,9 @@ def test_replay_audio_streams_a_recording(served: tuple[str, str, Any], tmp_path
     assert any("通话报告" in ln for ln in lines)
     bad = CliRunner().invoke(cli, ["replay", str(tmp_path / "none.wav"), "--audio", "--url", f"ws://{addr}{AUDIO_PATH}"])
     assert bad.exit_code == 2 and "none.wav" in bad.output
+    again = CliRunner().invoke(cli, ["replay", str(wav), "--audio", "--url", f"ws://{addr}{AUDIO_PATH}", "--token", token,
+                                     "--speed", "20", "--channels", "customer,agent"])  # the same call id: it ended
+    assert again.exit_code == 2 and "错误 call_ended" in again.output and "Traceback" not in again.output, again.output
 
 
 def test_audiosocket_bridge_resumes_when_the_websocket_drops(served: tuple[str, str, Any]) -> None:
