@@ -12,9 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import RuleError
+from ..judge.labels import labels as all_labels
 from .grading import Feedback, ReplyError, grade, parse_answer
-from .lint import lint_bank
-from .loader import Bank, load_bank
+from .lint import lint_bank, lint_scenario
+from .loader import Bank, bundled_dir, load_bank
 from .scenario import ScenarioError, Session
 from .schema import MultipleChoice, Rewrite, SingleChoice, TrueFalse
 from .speech import SpeechError, transcribe_file, transcriber_for
@@ -150,7 +151,20 @@ def run(scenario: Annotated[str, typer.Argument(help="场景编号（kefuqa prac
         except SpeechError as exc:
             err.print(escape(str(exc)))
             raise typer.Exit(2) from None
-    session = Session(s, _checker(rulebook))
+    try:
+        checker = _checker(rulebook)
+    except RuleError as exc:
+        err.print(escape(str(exc)))
+        raise typer.Exit(2) from None
+    # a scenario that cannot be played to an end (a cycle, a step leading nowhere, no end) is refused before
+    # the first reply, with the file and line of each error, instead of going round until the turn limit
+    problems = lint_scenario(bank, s, {r.id for r in checker.rulebook.rules}, set(all_labels()))
+    if problems:
+        for e in problems:
+            err.print(escape(str(e)))
+        err.print(f"场景 {escape(scenario)} 有 {len(problems)} 个错误，无法练习；请先修改（kefuqa practice lint 可检查）")
+        raise typer.Exit(2)
+    session = Session(s, checker)
     out.print(f"[bold]{escape(s.title)}[/bold]" + (f"（客户类型：{escape(s.customer_style)}）" if s.customer_style else ""))
     if s.brief:
         out.print(escape(s.brief))
@@ -209,16 +223,23 @@ def lint_cmd(paths: Annotated[list[str] | None, typer.Argument(help="题目/场�
              rulebook: Annotated[str | None, typer.Option("--rulebook", "-r", help="规则库")] = None,
              no_play: Annotated[bool, typer.Option("--no-play", help="不试走参考回答和差的回答")] = False) -> None:
     """检查题目和场景文件：未知规则、走不到的步骤、没有结束、循环；试走参考回答与差的回答。"""
-    bank, errors = load_bank(paths, bundled=not paths)
+    # the given files are read beside the bundled bank (as `quiz -q`, `practice run -s` and the workbench read
+    # them: a company file may use a bundled module, and its ids must not clash), and only they are checked
+    bank, errors = load_bank(paths)
     try:
         checker = _checker(rulebook)
     except RuleError as exc:
         err.print(escape(str(exc)))
         raise typer.Exit(2) from None
-    errors += lint_bank(bank, checker, play_answers=not no_play)
+    bundled = str(bundled_dir())
+
+    def mine(item_id: str) -> bool:
+        return not paths or not bank.place(item_id)[0].startswith(bundled)
+
+    errors += lint_bank(bank, checker, play_answers=not no_play, only=mine)
     for e in errors:
         err.print(escape(str(e)))
-    n = f"{len(bank.questions)} 道题、{len(bank.scenarios)} 个场景"
+    n = (f"{sum(map(mine, bank.questions))} 道题、{sum(map(mine, bank.scenarios))} 个场景")
     if errors:
         err.print(f"发现 {len(errors)} 个问题（已读 {n}）")
         raise typer.Exit(2)

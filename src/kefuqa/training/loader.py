@@ -94,10 +94,20 @@ def _record_places(bank: Bank, data: Any, source: str, kind: str) -> None:
 
 def load_text(bank: Bank, text: str, source: str) -> None:
     """Add one file's content to `bank`; raises RuleError (file, line, reason) and adds nothing then."""
-    data = load_yaml(text, source)
+    try:
+        data = load_yaml(text, source)
+    except RuleError as exc:
+        if exc.reason.startswith("invalid YAML"):
+            detail = exc.reason.removeprefix("invalid YAML").lstrip(": ")
+            raise RuleError(source, exc.line, exc.key, f"YAML 格式错误（缩进、冒号或括号不对）：{detail}") from None
+        raise
     if not isinstance(data, dict):
         raise RuleError(source, 1, None, "文件应为映射（modules / questions / scenarios）")
     is_scen = "scenarios" in data
+    if is_scen and "questions" in data:
+        line = data.key_lines.get("questions") if isinstance(data, LineDict) else None
+        raise RuleError(source, line, "questions", "一个文件只能写题目（questions）或场景（scenarios）其中一种："
+                        "请把题目和场景分成两个文件（同一个模块可以在两个文件里用）")
     try:
         parsed: QuestionFile | ScenarioFile = (ScenarioFile if is_scen else QuestionFile).model_validate(data)
     except ValidationError as exc:
