@@ -69,10 +69,10 @@ def test_duplicate_yaml_key(tmp_path):
 def test_invalid_yaml(tmp_path):
     # an unclosed flow mapping: the parser notices at the end of the file (line 7)
     err = lint_one(write(tmp_path, "  - {id: X01, name: a\n"))
-    assert err.line == 7 and err.reason == "invalid YAML: expected ',' or '}', but got '<stream end>'"
+    assert err.line == 7 and err.reason.startswith("YAML 格式错误：花括号 { } 没有配对")
     # a tab in the indentation is reported on its own line
     err = lint_one(write(tmp_path, "  - id: X01\n\tname: a\n    kind: phrase\n"))
-    assert err.line == 7 and err.reason == "invalid YAML: found character '\\t' that cannot start any token"
+    assert err.line == 7 and err.reason.startswith("YAML 格式错误：行首有制表符")
 
 
 def test_bundled_rulebooks_lint_clean():
@@ -149,3 +149,11 @@ def test_schema_errors_read_in_chinese(tmp_path):
         kefuqa.load_rulebook(p)
     err = info.value
     assert err.line == 9 and err.reason.endswith("应不小于 0.0") and "Input should" not in err.reason
+
+
+def test_yaml_errors_are_explained_in_chinese(tmp_path):
+    # a colon inside a value, and an unclosed quote: a Chinese reason first, the parser's words in brackets
+    err = lint_one(write(tmp_path, "  - id: X01\n    name: 说明: 不对\n"))
+    assert err.reason.startswith("YAML 格式错误：此处不能有冒号") and "mapping values" in err.reason
+    err = lint_one(write(tmp_path, '  - id: X01\n    name: "未闭合\n'))
+    assert err.reason.startswith("YAML 格式错误：引号没有闭合")

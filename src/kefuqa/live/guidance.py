@@ -124,7 +124,7 @@ class Guidance(_Strict):
 
 
 _MSG_ZH = (("unknown key", "未知的键"), ("Field required", "缺少必填项"), ("Input should be", "取值应为"),
-           ("Extra inputs are not permitted", "不允许的键"), ("invalid YAML", "YAML 格式错误"))
+           ("Extra inputs are not permitted", "不允许的键"))
 
 
 def _zh(err: RuleError) -> RuleError:

@@ -61,9 +61,31 @@ def load_yaml(text: str, source: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise RuleError(source, line, None, f"invalid YAML: {exc.problem or exc}") from None
+        raise RuleError(source, line, None, yaml_problem(str(exc.problem or exc))) from None
     finally:
         loader.dispose()
+
+
+# libyaml's problems in the words of a rule author; the parser's own words follow in brackets
+_YAML_PROBLEMS = (
+    ("that cannot start any token", "'\\t'", "行首有制表符：YAML 的缩进只能用空格"),
+    ("expected ',' or ']'", "", "方括号 [ ] 没有配对（或列表项之间缺少逗号）"),
+    ("expected ',' or '}'", "", "花括号 { } 没有配对（或键值对之间缺少逗号）"),
+    ("mapping values are not allowed here", "", "此处不能有冒号：值里含冒号时请给整个值加引号"),
+    ("could not find expected ':'", "", "缺少冒号（键: 值）"),
+    ("expected <block end>", "", "缩进不一致：同一层的键要对齐"),
+    ("found unexpected end of stream", "", "引号没有闭合"),
+    ("found undefined alias", "", "引用了未定义的锚点（*名称）"),
+    ("found duplicate anchor", "", "锚点（&名称）重复定义"),
+)
+
+
+def yaml_problem(problem: str) -> str:
+    """A YAML parse error as one Chinese sentence (with the parser's words in brackets for the expert)."""
+    for needle, also, zh in _YAML_PROBLEMS:
+        if needle in problem and also in problem:
+            return f"YAML 格式错误：{zh}（{problem}）"
+    return f"YAML 格式错误（缩进、冒号或括号不对）：{problem}"
 
 
 def line_of(data: Any, loc: Sequence[str | int]) -> tuple[int | None, str | None]:

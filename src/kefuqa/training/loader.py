@@ -94,13 +94,7 @@ def _record_places(bank: Bank, data: Any, source: str, kind: str) -> None:
 
 def load_text(bank: Bank, text: str, source: str) -> None:
     """Add one file's content to `bank`; raises RuleError (file, line, reason) and adds nothing then."""
-    try:
-        data = load_yaml(text, source)
-    except RuleError as exc:
-        if exc.reason.startswith("invalid YAML"):
-            detail = exc.reason.removeprefix("invalid YAML").lstrip(": ")
-            raise RuleError(source, exc.line, exc.key, f"YAML 格式错误（缩进、冒号或括号不对）：{detail}") from None
-        raise
+    data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise RuleError(source, 1, None, "文件应为映射（modules / questions / scenarios）")
     is_scen = "scenarios" in data
