@@ -186,3 +186,22 @@ def test_an_event_the_whole_call_withdraws_is_retracted(tmp_path: Any) -> None:
     back = [i for i in end if i["kind"] == "retract"]
     assert [(i["item"], i["event"], i["rule"]) for i in back] == [(live[0]["key"],) * 2 + ("EVT003",)]
     assert "不成立" in back[0]["message"]
+
+
+@pytest.mark.parametrize(("said", "ticks"), [
+    ("您的订单号是2606180937552，对吗？", ["readback"]),  # a regex with no literal it needs: runs on every utterance
+    ("订单号多少？", []),
+    ("我帮您查询一下，大约需要1分钟，请您稍等一下好吗？", ["hold"]),  # asked, with a reason and a time
+    ("好的，我帮您核实一下，能不能请您稍等片刻", ["hold"]),
+    ("请您稍等一下好吗", []),  # asked, but no reason or time
+    ("请您稍等，我帮您查一下物流。", []),  # a reason, but not asked (the regex's literal alone is no match)
+    ("您等一下", []),
+])
+def test_checklist_regex_items_tick_only_when_they_match(parts: tuple[Checker, Any], said: str, ticks: list[str]) -> None:
+    """Read-back of the number and the hold request (with its reason and time) tick as the agent says them;
+    a regex item ticks on what the regex matches, never on the literal the automaton pre-filters with."""
+    s = _session(parts)
+    s.start()
+    got = s.utterance("agent", said, 0.0, 3.0)
+    assert [i["id"] for i in got if i["kind"] == "check" and i["group"] == "inbound"
+            and i["id"] in ("readback", "hold")] == ticks

@@ -43,6 +43,7 @@ class _Compiled:
     items: dict[str, tuple[int, int | None]]  # "checklist.item" / "card.step" -> (phrases sid, also sid)
     card_said: dict[str, int]
     style_cues: dict[str, int]
+    regex_sets: list[int]  # sets with a regex item (the raw scan alone cannot say they matched)
 
 
 def compile_guidance(g: Guidance) -> _Compiled:
@@ -69,7 +70,7 @@ def compile_guidance(g: Guidance) -> _Compiled:
             if s.cues:
                 cues[s.id] = index.add(list(s.cues), role="customer")
     index.build()
-    return _Compiled(index, items, card_said, cues)
+    return _Compiled(index, items, card_said, cues, [p.id for p in index.sets if p.regex_items])
 
 
 def live_rules(checker: Checker) -> list[str]:
@@ -367,11 +368,54 @@ class LiveSession:
 
     # ---- guidance -----------------------------------------------------------------------------------
 
-    def _scan(self, idx: int) -> dict[int, list[Any]]:
+    def _scan(self, idx: int) -> dict[int, int]:
+        """The guidance's phrase sets said in utterance `idx`: set id -> number of matches. The automaton's
+        raw hits are literal (and pinyin) matches, or only the literal a regex needs ("pre"): each regex runs
+        on the clean text (those with no such literal on every utterance); a whole-utterance item must be
+        the whole utterance; an item's or its set's `unless` said anywhere in the utterance cancels it."""
         u = self.utterances[idx]
         if u.role not in ("agent", "customer"):
             return {}
-        return self.g.index.scan(normalize.key(u.text or ""), u.role)
+        index = self.g.index
+        clean = normalize.clean(u.text or "")
+        key = normalize.key_of_clean(clean)
+        raw = index.scan(key, u.role)
+        found: dict[int, list[int]] = {}
+        for sid, hits in raw.items():
+            pset = index.sets[sid]
+            if u.role not in pset.roles:
+                continue
+            for item, start, end, via in hits:
+                if via == "pre":
+                    continue
+                whole = pset.items[item].whole
+                if whole is not None and whole != (start == 0 and end == len(key)):
+                    continue
+                found.setdefault(sid, []).append(item)
+        for sid in self.g.regex_sets:
+            pset = index.sets[sid]
+            if u.role not in pset.roles:
+                continue
+            pre = {h[0] for h in raw.get(sid, ()) if h[3] == "pre"}
+            for i in pset.regex_items:
+                rx = pset.items[i].regex
+                if rx is None or (i in pset.prefiltered and i not in pre):
+                    continue
+                n = sum(1 for m in rx.finditer(clean) if m.end() > m.start())
+                found.setdefault(sid, []).extend([i] * n)
+
+        def said(unless: int | None) -> bool:
+            return unless is not None and any(h[3] != "pre" for h in raw.get(unless, ()))
+
+        out: dict[int, int] = {}
+        for sid, items in found.items():
+            pset = index.sets[sid]
+            if said(pset.unless_set):
+                continue
+            n = sum(1 for i in items if not said(pset.items[i].unless_set))
+            if n:
+                out[sid] = n
+        return out
 
     def _cards_for(self, rules: set[str], idx: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -410,7 +454,7 @@ class LiveSession:
             out += self._guess_style(u, hits)
         return out
 
-    def _guess_style(self, u: Utterance, hits: dict[int, list[Any]]) -> list[dict[str, Any]]:
+    def _guess_style(self, u: Utterance, hits: dict[int, int]) -> list[dict[str, Any]]:
         st = self.guidance.styles
         if st is None:
             return []
@@ -420,7 +464,7 @@ class LiveSession:
         for s in st.kinds:
             sid = self.g.style_cues.get(s.id)
             if sid is not None and sid in hits:
-                self._style_score[s.id] = self._style_score.get(s.id, 0) + len(hits[sid])
+                self._style_score[s.id] = self._style_score.get(s.id, 0) + hits[sid]
         if self._customer_chars < st.min_chars:
             return []
         rate = self._customer_chars / self._customer_secs * 60 if self._customer_secs > 0 else None
