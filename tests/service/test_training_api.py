@@ -11,7 +11,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +306,58 @@ def _long_silence_wav(seconds: int) -> bytes:
     x = (np.random.default_rng(0).standard_normal(8000 * seconds) * 0.05).astype(np.float32)
     sf.write(buf, x, 8000, format="WAV")
     return buf.getvalue()
+
+
+# ---- drills from real calls, progress beside QA scores, the team's weak rules -------------------------------------
+
+
+def test_drill_progress_and_weak_rules_come_from_the_agents_calls_and_attempts(world: World) -> None:
+    from collections import Counter
+
+    from kefuqa.service.models import Agent, Conversation, Finding
+
+    with world.wb.sessions() as db:  # A1's findings on their scored calls, counted here in Python
+        a1 = db.scalars(select(Agent).where(Agent.code == "A1")).one()
+        convs = {c.id: c for c in db.scalars(select(Conversation).where(Conversation.agent_id == a1.id))}
+        found = [f for f in db.scalars(select(Finding).where(Finding.conversation_id.in_(convs)))
+                 if f.score_id == convs[f.conversation_id].current_score_id and f.kind == "finding"
+                 and f.status not in ("rejected", "overturned")]
+        said = {convs[f.conversation_id].call_id: (convs[f.conversation_id].data or {}).get("utterances") or []
+                for f in found}
+    counts = Counter(f.rule for f in found)
+    by_id = {f.id: f for f in found}
+    want = [r for r, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
+    d = world.get("lead1", "/api/training/agents/A1/drill").json()
+    assert [r["rule"] for r in d["rules"]] == want and want, (d["rules"], counts)
+    assert d["items"]
+    for it in d["items"]:
+        assert it["rule"] in want
+        utts = said[it["call_id"]]
+        f = by_id[int(it["id"].removeprefix("drill-"))]  # the flagged utterance of that call
+        i = f.utterance
+        assert f.rule == it["rule"] and convs[f.conversation_id].call_id == it["call_id"] and i is not None
+        assert utts[i]["role"] == "agent" and utts[i]["text"].strip() == it["original"]  # the agent's own sentence …
+        assert [c["text"] for c in it["context"]] == [u["text"] for u in utts[max(0, i - 2):i]]  # … and what came before
+    assert any(c["role"] == "customer" for it in d["items"] for c in it["context"])
+    # the scenarios offered are exactly those that exercise one of these rules
+    assert d["scenarios"] and set(d["scenarios"]) == {s.id for s in BANK.scenarios.values() if set(s.rules) & set(want)}
+
+    # progress: this week's practice beside the week-by-week QA scores; the team's weak rules from attempts
+    answers = _right_answers(MODULE)
+    wrong = next(q for q in BANK.questions_of(MODULE) if q.type == "truefalse" and q.rules)
+    answers[wrong.id] = "-" if wrong.answer else "+"
+    att = world.post("a1", f"/api/training/modules/{MODULE}/quiz", json={"answers": answers})
+    assert att.status_code == 201 and set(wrong.rules) <= set(att.json()["rules"])
+    prog = world.get("lead1", "/api/training/agents/A1/progress").json()
+    weeks = prog["weeks"]
+    assert weeks == sorted(weeks, key=lambda w: w["week"])
+    assert weeks[-1]["attempts"] >= 1 and weeks[-1]["practice"] is not None
+    since = datetime.now(UTC) - timedelta(weeks=12)
+    scored = [c for c in convs.values() if c.score is not None and c.call_at >= since]
+    assert scored, "A1 has recent scored calls in the samples"
+    assert sum(w["calls"] for w in weeks) == len(scored)  # every recent scored call counted once, by week
+    mean = sum(w["qa"] * w["calls"] for w in weeks if w["qa"] is not None) / len(scored)
+    assert abs(mean - sum(float(c.score) for c in scored) / len(scored)) < 1e-6
+    team = world.get("lead1", "/api/training/team").json()
+    weak = {w["rule"] for w in team["weak"]}
+    assert set(wrong.rules) <= weak, team["weak"]  # what the agent got wrong in practice is the team's weak rule
