@@ -269,3 +269,9 @@ def test_bad_files_are_explained_in_chinese_with_the_line(tmp_path: Path, text: 
     bank, errors = load_bank([f], bundled=False)
     assert len(errors) == 1 and f"{f}:{line}" in str(errors[0]) and why in str(errors[0]), errors
     assert not bank.questions and not bank.scenarios  # nothing of a bad file is loaded
+
+
+def test_affinity_question_teaches_the_scorecards_six_dimensions() -> None:
+    q = BANK.questions["std-affinity"]
+    dims = [d.name for d in CHECKER.rulebook.scorecard.dimensions]
+    assert len(dims) == 6 and sorted(q.options[i] for i in q.answer) == sorted(dims)  # type: ignore[union-attr]
