@@ -103,3 +103,48 @@ def test_retention_command(world: World) -> None:
     assert "保留 3650 天" in r.output and "共 0 通（试运行，未删除）" in r.output
     r = CliRunner().invoke(app, args, env={"KEFUQA_RETENTION_DAYS": "很久"})
     assert r.exit_code == 2 and "KEFUQA_RETENTION_DAYS='很久' 不是正整数天数" in r.output
+
+
+def test_the_agent_export_holds_accounts_reviews_appeals_coaching_training_and_activity(world: World) -> None:
+    from kefuqa.service.models import Agent, LiveCallRow, TrainingAssignment, TrainingAttempt, User
+
+    call = world.new_call("A2", "refuse")
+    first, second = world.findings("qa", call)[:2]
+    assert world.post("qa", f"/api/findings/{first['id']}/review",
+                      json={"verdict": "reject", "reason": "客户同意改约"}).status_code == 200
+    assert world.post("a2", f"/api/findings/{second['id']}/appeal", json={"reason": "我说明了原因"}).status_code == 201
+    assert world.post("qa", f"/api/calls/{call}/missed", json={"rule": "INF002", "utterance": 2,
+                                                               "comment": "没有称呼客户"}).status_code == 201
+    assert world.post("lead1", "/api/coaching", json={"call": call, "note": "先说明原因再给方案"}).status_code == 201
+    with world.wb.sessions() as db, db.begin():
+        agent = db.scalar(select(Agent).where(Agent.code == "A2"))
+        user = db.scalar(select(User).where(User.username == "lilei"))
+        assert agent is not None and user is not None
+        task = TrainingAssignment(kind="quiz", ref="m-test", title="礼貌用语测验", agent_id=agent.id,
+                                  due_at=utcnow() + timedelta(days=3), created_by=world.users["lead1"])
+        db.add(task)
+        db.flush()
+        db.add(TrainingAttempt(user_id=user.id, agent_id=agent.id, assignment_id=task.id, kind="quiz", ref="m-test",
+                               title="礼貌用语测验", score=80.0, passed=True, correct=4, total=5, rules=["LNG001"]))
+        db.add(LiveCallRow(call_id=f"live-{uuid.uuid4().hex[:8]}", user_id=user.id, agent_id=agent.id, owner="test",
+                           summary={"alerts": 1}))
+        password_hash = user.password_hash
+    r = world.get("admin", "/api/agents/A2/export")
+    assert r.status_code == 200, r.text
+    assert password_hash not in r.text and "password" not in r.text
+    data = r.json()
+    assert [(a["username"], a["role"]) for a in data["accounts"]] == [("lilei", "agent")]
+    ref = world.get("qa", f"/api/calls/{call}").json()["conversation"]["id"]
+    exported = next(c for c in data["calls"] if c["call_id"] == ref)
+    findings = {f["id"]: f for f in exported["findings"]}
+    assert [(v["verdict"], v["reason"]) for v in findings[first["id"]]["reviews"]] == [("reject", "客户同意改约")]
+    assert [(a["finding"], a["reason"], a["status"]) for a in exported["appeals"]] == [
+        (second["id"], "我说明了原因", "pending")]
+    assert [(m["rule"], m["utterance"], m["comment"]) for m in exported["missed"]] == [("INF002", 2, "没有称呼客户")]
+    assert [c["note"] for c in exported["coaching"]] == ["先说明原因再给方案"]
+    assert [(t["title"], t["status"]) for t in data["training"]["assignments"]] == [("礼貌用语测验", "open")]
+    assert [(t["score"], t["passed"], t["rules"]) for t in data["training"]["attempts"]] == [(80.0, True, ["LNG001"])]
+    actions = {(e["action"], e["object_type"]) for e in data["activity"]}
+    assert ("appeal.create", "appeal") in actions
+    assert all(e["username"] == "lilei" for e in data["activity"])
+    assert [(x["status"], x["summary"]) for x in data["live_calls"]] == [("live", {"alerts": 1})]

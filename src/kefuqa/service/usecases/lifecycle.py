@@ -19,11 +19,17 @@ from .. import repository as repo
 from ..errors import Conflict, Invalid
 from ..models import (
     Appeal,
+    AuditEntry,
     CoachingItem,
     Conversation,
     Finding,
+    LiveCallRow,
     MissedFinding,
+    Review,
     Score,
+    TrainingAssignment,
+    TrainingAttempt,
+    User,
     utcnow,
 )
 from .context import Ctx
@@ -112,9 +118,15 @@ def apply_retention(ctx: Ctx, days: int, *, dry_run: bool = False) -> Retention:
     return Retention(days, cutoff, total, removed, False)
 
 
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
 def export_agent(ctx: Ctx, code: str) -> dict[str, Any]:
-    """Everything stored about one agent: the agent, their calls (conversation, current score, findings,
-    appeals, missed findings, coaching). Administrators only; the export is audited."""
+    """Everything stored about one agent: the agent, their login accounts (never a password hash) and what
+    those accounts did (the audit log), their calls (conversation, current score, findings with every verdict
+    given, appeals, missed findings, coaching), their training assignments and attempts, and the live calls
+    assisted for them. Administrators only; the export is audited."""
     user = ctx.acting()
     ctx.require(ADMIN, "只有管理员可以导出坐席的全部数据")
     db = ctx.db
@@ -127,12 +139,17 @@ def export_agent(ctx: Ctx, code: str) -> dict[str, Any]:
                                                                               if c.current_score_id])))}
     for i in range(0, len(ids), 1000):
         chunk = ids[i:i + 1000]
-        for f in db.scalars(select(Finding).where(Finding.conversation_id.in_(chunk),
-                                                  Finding.score_id.in_(list(scores))).order_by(Finding.id)):
+        found = list(db.scalars(select(Finding).where(Finding.conversation_id.in_(chunk),
+                                                      Finding.score_id.in_(list(scores))).order_by(Finding.id)))
+        verdicts: dict[int, list[dict[str, Any]]] = {}
+        for r in db.scalars(select(Review).where(Review.finding_id.in_([f.id for f in found])).order_by(Review.id)):
+            verdicts.setdefault(r.finding_id, []).append({"verdict": r.verdict, "reason": r.reason,
+                                                          "created_at": _iso(r.created_at)})
+        for f in found:
             by_call[f.conversation_id]["findings"].append({
                 "id": f.id, "kind": f.kind, "rule": f.rule, "name": f.name, "severity": f.severity, "points": f.points,
                 "utterance": f.utterance, "evidence": f.evidence, "message": f.message, "status": f.status,
-                "review_reason": f.review_reason})
+                "review_reason": f.review_reason, "reviews": verdicts.get(f.id, [])})
         for a in db.scalars(select(Appeal).where(Appeal.conversation_id.in_(chunk))):
             by_call[a.conversation_id]["appeals"].append({
                 "finding": a.finding_id, "reason": a.reason, "status": a.status, "decision_reason": a.decision_reason,
@@ -143,8 +160,31 @@ def export_agent(ctx: Ctx, code: str) -> dict[str, Any]:
         for k in db.scalars(select(CoachingItem).where(CoachingItem.conversation_id.in_(chunk))):
             by_call[k.conversation_id]["coaching"].append({
                 "note": k.note, "rule": k.rule, "status": k.status, "created_at": k.created_at.isoformat()})
+    accounts = list(db.scalars(select(User).where(User.agent_id == agent.id).order_by(User.id)))
+    user_ids = [u.id for u in accounts]
+    activity = [{"at": _iso(e.at), "username": e.username, "action": e.action, "object_type": e.object_type,
+                 "object_id": e.object_id, "detail": e.detail}
+                for e in db.scalars(select(AuditEntry).where(AuditEntry.user_id.in_(user_ids)).order_by(AuditEntry.id))]
+    training = {
+        "assignments": [{"kind": t.kind, "ref": t.ref, "title": t.title, "status": t.status, "due_at": _iso(t.due_at),
+                         "done_at": _iso(t.done_at), "created_at": _iso(t.created_at)}
+                        for t in db.scalars(select(TrainingAssignment).where(TrainingAssignment.agent_id == agent.id)
+                                            .order_by(TrainingAssignment.id))],
+        "attempts": [{"kind": t.kind, "ref": t.ref, "module": t.module, "title": t.title, "score": t.score,
+                      "passed": t.passed, "correct": t.correct, "total": t.total, "rules": t.rules, "detail": t.detail,
+                      "created_at": _iso(t.created_at)}
+                     for t in db.scalars(select(TrainingAttempt).where(
+                         (TrainingAttempt.agent_id == agent.id) | TrainingAttempt.user_id.in_(user_ids))
+                         .order_by(TrainingAttempt.id))]}
+    live = [{"call_id": r.call_id, "path": r.path, "status": r.status, "opened_at": _iso(r.opened_at),
+             "summary": r.summary, "stored": r.stored}
+            for r in db.scalars(select(LiveCallRow).where(LiveCallRow.agent_id == agent.id)
+                                .order_by(LiveCallRow.opened_at))]
     out = {
         "agent": {"code": agent.code, "name": agent.name, "team": agent.team.name if agent.team else None},
+        "accounts": [{"username": u.username, "display_name": u.display_name, "role": u.role, "active": u.active,
+                      "created_at": _iso(u.created_at), "last_login_at": _iso(u.last_login_at)} for u in accounts],
+        "activity": activity, "training": training, "live_calls": live,
         "exported_at": utcnow().isoformat(), "calls": [{
             "call_id": c.call_id, "call_at": c.call_at.isoformat(), "channel": c.channel, "duration": c.duration,
             "score": c.score, "grade": c.grade, "fatal": c.fatal, "has_audio": c.has_audio,
