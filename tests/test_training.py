@@ -275,3 +275,28 @@ def test_affinity_question_teaches_the_scorecards_six_dimensions() -> None:
     q = BANK.questions["std-affinity"]
     dims = [d.name for d in CHECKER.rulebook.scorecard.dimensions]
     assert len(dims) == 6 and sorted(q.options[i] for i in q.answer) == sorted(dims)  # type: ignore[union-attr]
+
+
+def test_branches_follow_labels_and_words_too() -> None:
+    from kefuqa.training.scenario import matches
+
+    # a reply no phrase rule of the branch names catches, but the judgement model labels 反问/指责 (reproach)
+    sc = BANK.scenarios["abusive-caller"]
+    s = Session(sc, CHECKER)
+    while s.node_id != "abuse":
+        s.reply(s.node.model or "")
+    step = s.reply("你这样说话就不对了，你自己也有责任")
+    fired = {f.rule for f in step.feedback.findings + step.feedback.pending}
+    assert not fired & {"LNG004", "LNG001"} and "reproach" in step.labels, (fired, step.labels)
+    assert s.node_id == "fight" and step.customer == sc.nodes["fight"].customer
+    # the poor answers of the shipped scenarios take branches of every kind: rules, labels, words said / not said
+    kinds: set[str] = set()
+    for scen in SCENARIOS:
+        p = play(scen, CHECKER, scen.poor.replies)
+        for st in p.steps:
+            got = {f.rule for f in st.feedback.findings + st.feedback.pending}
+            br = next((b for b in scen.nodes[st.node].branches if matches(b.when, got, set(st.labels), st.reply)),
+                      None)
+            if br is not None:
+                kinds |= {k for k in ("fired", "label", "said", "not_said") if getattr(br.when, k)}
+    assert kinds == {"fired", "label", "said", "not_said"}
