@@ -52,6 +52,7 @@ class NgramModel:
         self.index = {k: i for i, k in enumerate(self.labels)}
         self.name = "ngram:" + self.version
         self._all: dict[str, dict[str, Judgement]] = {}  # text → every label, for repeated sentences
+        self._old: dict[str, dict[str, Judgement]] = {}  # the previous generation of `_all`
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> NgramModel:
@@ -68,15 +69,23 @@ class NgramModel:
             raise ModelError(f"{p}: 判断模型文件损坏（不是 JSON 对象）")
         return cls(data, str(p))
 
-    _CACHE_MAX = 100_000
+    # texts per cache generation: an entry (every label's judgement of one text) holds ~2.3 kB, so two
+    # generations stay under ~40 MB per process (it was 100,000 entries, ~230 MB; issue 14)
+    _CACHE_MAX = 8_000
 
     def judge_all(self, text: str) -> dict[str, Judgement]:
-        """Every label's judgement of one utterance, cached by text (one feature pass for all labels)."""
+        """Every label's judgement of one utterance, cached by text (one feature pass for all labels).
+
+        Two generations: when the young one is full it becomes the old one (the previous old one is
+        dropped), and a text found in the old one moves back, so the sentences said all day stay."""
         got = self._all.get(text)
         if got is None:
+            got = self._old.pop(text, None)
+            if got is None:
+                got = self.judge(text)
             if len(self._all) >= self._CACHE_MAX:
-                self._all.clear()
-            got = self._all[text] = self.judge(text)
+                self._old, self._all = self._all, {}
+            self._all[text] = got
         return got
 
     def judge(self, text: str, wanted: list[str] | None = None) -> dict[str, Judgement]:
