@@ -12,18 +12,20 @@ The pieces, for callers that schedule work themselves (a Ray or queue runner):
 
 - `work_units(files)` cuts the inputs into picklable `Unit`s: whole files, big JSONL files in slices of
   about `SLICE_BYTES` cut at line ends (each slice knows its first line number, so places in errors and
-  default ids are those of the whole file);
+  default ids are those of the whole file), big JSON lists at element starts (each slice knows its
+  first element's index) and big CSV/TSV tables where a call begins (each slice is read with the header
+  row); no unit holds more than about one slice of a file, so a worker's memory does not grow with it;
 - `check_unit(unit, checker)` reads and checks one unit: ``[(source, Report) | InputError, ...]``;
 - `Dedupe` keeps the first report of each call id and turns later ones into `DuplicateId` errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .engine import Checker
 from .errors import InputError
@@ -31,8 +33,8 @@ from .model import Conversation, Report
 from .rules.rulebook import Rulebook
 
 __all__ = [
-    "SLICE_BYTES", "DuplicateId", "Dedupe", "Unit", "check_unit", "find_inputs", "read_inputs", "read_unit",
-    "score", "score_items", "work_units",
+    "SLICE_BYTES", "DuplicateId", "Dedupe", "Unit", "check_unit", "find_inputs", "format_slices", "read_inputs",
+    "read_slice", "read_unit", "score", "score_items", "work_units",
 ]
 
 Target = Any  # a file (str | Path), "-" for stdin, or a `kefuqa.readers.calls.CallFiles` (several files, one call)
@@ -137,12 +139,16 @@ class Unit:
     end: int = -1  # -1: the whole file
     first_line: int = 1  # the line number, in the whole file, of the slice's first line
     call: Any = None  # a CallFiles: the files of one call (recording + transcript + manifest row)
+    # a slice of a JSON list: ("json", first element's index, elements in the list, encoding);
+    # of a CSV/TSV table: ("csv" | "tsv", header's first byte, header's end, encoding)
+    part: tuple[Any, ...] | None = None
 
 
 def work_units(files: Iterable[Target], input_format: str | None = None, *,
-               slice_bytes: int | None = None) -> Iterator[Unit]:
+               slice_bytes: int | None = None, csv_columns: Mapping[str, str] | None = None) -> Iterator[Unit]:
     """Whole files; JSONL files over `slice_bytes` (default `SLICE_BYTES`) cut at line ends into slices
-    (line numbers kept). Stdin (``"-"``) can't be shared with workers: use `read_inputs` for it."""
+    (line numbers kept), JSON lists and CSV/TSV tables as `format_slices` cuts them. Stdin (``"-"``)
+    can't be shared with workers: use `read_inputs` for it."""
     from .readers import detect_format
     from .readers.calls import CallFiles
 
@@ -161,11 +167,14 @@ def work_units(files: Iterable[Target], input_format: str | None = None, *,
             yield Unit(str(path))  # the reader reports why it can't be read
             continue
         fmt = input_format
-        if fmt is None and size > slice_bytes:
+        head = b""
+        if size > slice_bytes:
             with path.open("rb") as fh:
-                fmt = detect_format(fh.read(256 * 1024), path.name)
+                head = fh.read(256 * 1024)
+            fmt = fmt or detect_format(head, path.name)
         if fmt != "jsonl" or size <= slice_bytes:
-            yield Unit(str(path))
+            cut = format_slices(_opener(path), head, str(path), fmt, size, slice_bytes, csv_columns)
+            yield from cut or [Unit(str(path))]
             continue
         with path.open("rb") as fh:
             start, line = 0, 1
@@ -179,17 +188,64 @@ def work_units(files: Iterable[Target], input_format: str | None = None, *,
                 start = end
 
 
-def read_unit(unit: Unit, input_format: str | None = None, **read_options: Any) -> Iterator[Conversation | InputError]:
-    """The conversations of one unit, as `read_inputs` gives them for the whole file."""
+def _opener(path: Path) -> Callable[[], BinaryIO]:
+    def opener() -> BinaryIO:
+        return path.open("rb")
+    return opener
+
+
+def format_slices(opener: Callable[[], BinaryIO], head: bytes, name: str, fmt: str | None, size: int,
+                  slice_bytes: int, csv_columns: Mapping[str, str] | None = None) -> list[Unit] | None:
+    """Slices of a big JSON list (cut at element starts, after checking the whole text as `json.loads`
+    would) or CSV/TSV table (cut where a call begins); None to read the file as one unit (small, of
+    another format, broken JSON — whose one error the reader gives —, or not safe to cut)."""
+    from .readers.native import ArrayScan, scan_array
+    from .readers.tabular import row_slices
+
+    if size <= slice_bytes:
+        return None
+    if fmt == "json":
+        scan = scan_array(opener, head, name, size, slice_bytes)
+        if not isinstance(scan, ArrayScan) or len(scan.slices) < 2:
+            return None
+        return [Unit(name, start, end, 1, part=("json", index, scan.count, scan.encoding))
+                for start, end, index in scan.slices]
+    if fmt in ("csv", "tsv"):
+        rows = row_slices(opener, head, name, "," if fmt == "csv" else "\t", size, slice_bytes, csv_columns)
+        if rows is None:
+            return None
+        return [Unit(name, start, end, line, part=(fmt, *rows.header, rows.encoding))
+                for start, end, line in rows.slices]
+    return None
+
+
+def read_slice(unit: Unit, data: bytes, header: bytes, input_format: str | None,
+               **read_options: Any) -> Iterator[Conversation | InputError]:
+    """The conversations of a slice's bytes (`header`: the table's header row, for CSV/TSV slices)."""
     from .readers import read_bytes
 
+    if unit.part is None:
+        yield from read_bytes(data, unit.path, input_format or "jsonl", first_line=unit.first_line, **read_options)
+    elif unit.part[0] == "json":
+        yield from read_bytes(data, unit.path, "json", json_items=unit.part[1:], **read_options)
+    else:
+        yield from read_bytes(header + data, unit.path, unit.part[0], first_line=unit.first_line - 1,
+                              encoding=unit.part[3], **read_options)
+
+
+def read_unit(unit: Unit, input_format: str | None = None, **read_options: Any) -> Iterator[Conversation | InputError]:
+    """The conversations of one unit, as `read_inputs` gives them for the whole file."""
     if unit.call is not None or unit.end < 0:
         yield from read_inputs([unit.call or unit.path], input_format, **read_options)
         return
+    header = b""
     with open(unit.path, "rb") as fh:
+        if unit.part is not None and unit.part[0] != "json":
+            fh.seek(unit.part[1])
+            header = fh.read(unit.part[2] - unit.part[1])
         fh.seek(unit.start)
         data = fh.read(unit.end - unit.start)
-    yield from read_bytes(data, unit.path, input_format or "jsonl", first_line=unit.first_line, **read_options)
+    yield from read_slice(unit, data, header, input_format, **read_options)
 
 
 def check_unit(unit: Unit, checker: Checker, *, input_format: str | None = None,
@@ -264,7 +320,7 @@ def _parallel(files: list[Target], checker: Checker, jobs: int, input_format: st
     stopping = threading.Event()
 
     def feed() -> Iterator[Unit]:
-        for unit in work_units(files, input_format):
+        for unit in work_units(files, input_format, csv_columns=read_options.get("csv_columns")):
             slots.acquire()
             if stopping.is_set():
                 return

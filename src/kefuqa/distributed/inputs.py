@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from ..batch import SLICE_BYTES, Unit, find_inputs, read_unit, work_units
+from ..batch import SLICE_BYTES, Unit, find_inputs, format_slices, read_slice, read_unit, work_units
 from ..errors import InputError
 from ..model import Conversation
 
@@ -59,17 +59,21 @@ def _remote_files(url: str, errors: list[InputError]) -> list[str]:
     return [f"{protocol}://{n}" for n in names]
 
 
-def _remote_units(url: str, input_format: str | None, slice_bytes: int) -> Iterator[Unit]:
+def _remote_units(url: str, input_format: str | None, slice_bytes: int,
+                  csv_columns: Mapping[str, str] | None = None) -> Iterator[Unit]:
     from ..readers import detect_format
 
     fs, path = _fs(url)
     size = int(fs.size(path) or 0)
     fmt = input_format
-    if fmt is None and size > slice_bytes:
+    head = b""
+    if size > slice_bytes:
         with fs.open(path, "rb") as fh:
-            fmt = detect_format(fh.read(256 * 1024), PurePosixPath(path).name)
+            head = fh.read(256 * 1024)
+        fmt = fmt or detect_format(head, PurePosixPath(path).name)
     if fmt != "jsonl" or size <= slice_bytes:
-        yield Unit(url)
+        cut = format_slices(lambda: fs.open(path, "rb"), head, url, fmt, size, slice_bytes, csv_columns)
+        yield from cut or [Unit(url)]
         return
     with fs.open(path, "rb") as fh:
         start, line = 0, 1
@@ -143,9 +147,10 @@ def _resolver(manifest: str, listed: set[str]) -> Any:
     return resolve
 
 
-def list_units(sources: Iterable[str], input_format: str | None = None, *,
-               slice_bytes: int | None = None) -> tuple[list[Unit], list[InputError]]:
-    """The work of a run, in input order, and an error for each source that cannot be found or listed."""
+def list_units(sources: Iterable[str], input_format: str | None = None, *, slice_bytes: int | None = None,
+               csv_columns: Mapping[str, str] | None = None) -> tuple[list[Unit], list[InputError]]:
+    """The work of a run, in input order, and an error for each source that cannot be found or listed
+    (`csv_columns`: the tables' columns as the readers are told them, to cut tables where calls begin)."""
     slice_bytes = slice_bytes or SLICE_BYTES
     units: list[Unit] = []
     errors: list[InputError] = []
@@ -158,7 +163,7 @@ def list_units(sources: Iterable[str], input_format: str | None = None, *,
                     units.append(Unit(target.name, call=target))
                     continue
                 try:
-                    units.extend(_remote_units(target, input_format, slice_bytes))
+                    units.extend(_remote_units(target, input_format, slice_bytes, csv_columns))
                 except OSError as exc:
                     errors.append(InputError(target, None, f"cannot read: {exc}"))
             continue
@@ -167,7 +172,7 @@ def list_units(sources: Iterable[str], input_format: str | None = None, *,
         if any(str(f) == "-" for f in files):
             errors.append(InputError("-", None, "batch runs cannot read stdin; give files or folders"))
             files = [f for f in files if str(f) != "-"]
-        units.extend(work_units(files, input_format, slice_bytes=slice_bytes))
+        units.extend(work_units(files, input_format, slice_bytes=slice_bytes, csv_columns=csv_columns))
     return units, errors
 
 
@@ -185,8 +190,12 @@ def read_any_unit(unit: Unit, input_format: str | None = None,
     from ..readers.registry import format_for_name
 
     fs, path = _fs(unit.path)
+    header = b""
     try:
         with fs.open(path, "rb") as fh:
+            if unit.part is not None and unit.part[0] != "json":
+                fh.seek(unit.part[1])
+                header = fh.read(unit.part[2] - unit.part[1])
             if unit.end >= 0:
                 fh.seek(unit.start)
                 data = fh.read(unit.end - unit.start)
@@ -195,8 +204,11 @@ def read_any_unit(unit: Unit, input_format: str | None = None,
     except OSError as exc:
         yield InputError(unit.path, None, f"cannot read: {exc}")
         return
+    if unit.end >= 0:
+        yield from read_slice(unit, data, header, input_format, **opts)
+        return
     name = PurePosixPath(path).name
-    fmt = input_format or (None if unit.end < 0 else "jsonl")
+    fmt = input_format
     binary = (fmt or format_for_name(name) or "") == "audio"
     if not binary:
         yield from read_bytes(data, unit.path, fmt, first_line=unit.first_line, **opts)

@@ -218,7 +218,7 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
     cleaned = output.clean_uncommitted()
     scoring = scoring_key(rulebook, select, ignore)
     done = DoneIndex(output.done_keys().get(scoring))
-    units, missing = list_units(sources, input_format)
+    units, missing = list_units(sources, input_format, csv_columns=(read_options or {}).get("csv_columns"))
     t_listed = time.perf_counter()
     job = Job(rulebook, run_id, scoring, done, input_format, dict(read_options or {}), select, ignore)
     result = BatchResult(run_id, units=len(units))

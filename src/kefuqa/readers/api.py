@@ -55,17 +55,20 @@ def read_bytes(
     source_name: str | None = None,
     swap_roles: bool = False,
     first_line: int = 1,
+    encoding: str | None = None,
     **reader_options: Any,
 ) -> Iterator[Item]:
     """Like `read_path`, for content held in memory (an upload); `name` is its file name.
 
     `first_line` numbers the lines of a slice of a bigger JSONL file as in the whole file (places in
-    errors, default ids), for readers that read a file in parallel slices.
+    errors, default ids), for readers that read a file in parallel slices; `encoding` is then the one
+    found at the start of the whole file (line by line readers).
     """
     options = _options(input_format, csv_columns, source_name, swap_roles, reader_options)
     shown = source_name or name
     src = Source.from_bytes(data, shown, _stem(shown), name)
     src.first_line = first_line
+    src.encoding = encoding
     return _read_source(src, input_format, options)
 
 

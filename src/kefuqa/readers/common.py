@@ -75,20 +75,26 @@ def parse_json(text: str, source: str, place_prefix: str | None = None) -> Any |
     try:
         return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as e:
-        if place_prefix:  # one line of a JSONL file: the column is enough
-            place = f"{place_prefix}第 {e.colno} 列"
-        else:
-            place = f"第 {e.lineno} 行第 {e.colno} 列"
-        reason = f"不是有效的 JSON：{_JSON_WORDS.get(e.msg, e.msg)}"
-        if e.msg == "Extra data":
-            reason += "（不止一个 JSON 值；JSON Lines 文件请用 --format jsonl）"
-        return InputError(source, place, reason)
+        return json_syntax_error(source, e.msg, e.lineno, e.colno, place_prefix)
     except RecursionError:
         depth, line, col = _too_deep_at(text)
         place = f"{place_prefix}第 {col} 列" if place_prefix else f"第 {line} 行第 {col} 列"
         return InputError(source, place, f"不是有效的 JSON：嵌套过深（此处已是第 {depth} 层），不是通话数据")
     except ValueError as e:
         return InputError(source, place_prefix, f"不是有效的 JSON：{e}")
+
+
+def json_syntax_error(source: str, msg: str, lineno: int, colno: int,
+                      place_prefix: str | None = None) -> InputError:
+    """The error of a JSON syntax error (the parser's `msg` at `lineno`/`colno`), as `parse_json` words it."""
+    if place_prefix:  # one line of a JSONL file: the column is enough
+        place = f"{place_prefix}第 {colno} 列"
+    else:
+        place = f"第 {lineno} 行第 {colno} 列"
+    reason = f"不是有效的 JSON：{_JSON_WORDS.get(msg, msg)}"
+    if msg == "Extra data":
+        reason += "（不止一个 JSON 值；JSON Lines 文件请用 --format jsonl）"
+    return InputError(source, place, reason)
 
 
 _DEEP = 500  # where the place of a too-deep JSON value is shown (the parser itself gives up near 1,000)

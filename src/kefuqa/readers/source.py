@@ -164,6 +164,7 @@ class Source:
         self.path = path  # the real file, when there is one
         self._opener = opener
         self.first_line = 1  # a slice of a bigger file (parallel reading) numbers its lines from here
+        self.encoding: str | None = None  # a slice of a bigger file: the encoding found at the file's start
 
     # -- constructors ---------------------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class Source:
         """Decoded lines, one at a time (constant memory). Each line is decoded on its own, with the
         encoding found at the start of the file and UTF-8 / GB18030 as fallbacks, so one bad line does
         not spoil the others."""
-        enc = line_encoding(self.head, complete=self.complete_head) or "utf-8"
+        enc = self.encoding or line_encoding(self.head, complete=self.complete_head) or "utf-8"
         with self.open() as f:
             if enc.startswith(("utf-16", "utf-32")):  # not ASCII-compatible: let the codec find lines
                 wrapper = io.TextIOWrapper(f, encoding=enc, errors="replace", newline="")
@@ -230,12 +231,21 @@ class Source:
                         text = text.lstrip("\ufeff")
                     yield Line(number, text, "\ufffd" not in text)
                 return
-            primary = "utf-8" if enc == "utf-8-sig" else enc
-            order = [primary] + [e for e in _FALLBACKS if e != primary]
+            order = decode_order(enc)
             for number, raw in enumerate(f, self.first_line):
                 if number == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8) :]
                 yield _decode_line(number, raw, order)
+
+
+def decode_order(enc: str) -> list[str]:
+    """The encodings each line is tried in: the file's (a UTF-8 BOM's as UTF-8), then UTF-8 / GB18030."""
+    primary = "utf-8" if enc == "utf-8-sig" else enc
+    return [primary] + [e for e in _FALLBACKS if e != primary]
+
+
+def decode_line(number: int, raw: bytes, order: list[str]) -> Line:
+    return _decode_line(number, raw, order)
 
 
 def _decode_line(number: int, raw: bytes, order: list[str]) -> Line:

@@ -2,24 +2,41 @@
 
 Columns are found by their header (Chinese or English, see `FIELD_ALIASES`) or named by the caller with
 ``csv_columns={"role": "说话方", ...}``. Rows are streamed: a call is emitted when the call id changes, so
-memory holds one call at a time. Rows of one call must be next to each other; a call id that comes back
+memory holds one call at a time (and each call id's first row, ~100 bytes a call, to name a call that
+comes back). Rows of one call must be next to each other; a call id that comes back
 later is an error for the later rows. An empty id cell continues the call above it (what Excel writes
 for merged cells).
+
+`row_slices` cuts a big file for parallel workers where one call ends and the next begins; each slice is
+read with the header row in front of it. A call id that comes back in a later slice is then not this
+reader's error but the batch's repeated id (`kefuqa.batch.DuplicateId`): the later rows are skipped
+either way, and the first rows' call is the one scored.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from kefuqa.errors import InputError
 from kefuqa.model import Conversation, Utterance, normalize_role
 
 from .common import make_utterance, to_seconds, validate_conversation
-from .source import Line, ReadOptions, Source, head_text, undecodable
+from .source import (
+    HEAD_SIZE,
+    Line,
+    ReadOptions,
+    Source,
+    decode_line,
+    decode_order,
+    head_text,
+    line_encoding,
+    undecodable,
+)
 
 
 def _keys(*names: str) -> tuple[str, ...]:
@@ -244,9 +261,27 @@ def read_tsv(src: Source, options: ReadOptions) -> Iterator[Conversation | Input
 
 
 def _read(src: Source, options: ReadOptions, delimiter: str) -> Iterator[Conversation | InputError]:
-    feed = _LineFeed(src.lines())
+    _, rows = _table(src.lines(), delimiter, src)
+    _, columns = _find_header(rows, options.csv_columns, src.name)
+    if isinstance(columns, Columns):
+        yield from _group(rows, columns, src)
+    else:
+        yield columns
+
+
+Rows = Iterator[tuple[int, list[str] | InputError, bool]]
+
+
+def _table(lines: Iterator[Line], delimiter: str, src: Source) -> tuple[Any, Rows]:
+    """The csv reader over decoded lines, and its non-empty rows (`_rows`)."""
+    feed = _LineFeed(lines)
     reader = csv.reader(feed, delimiter=delimiter)
-    rows = _rows(reader, feed, src)
+    return reader, _rows(reader, feed, src)
+
+
+def _find_header(rows: Rows, csv_columns: Mapping[str, str] | None, name: str) -> tuple[int, Columns | InputError]:
+    """The header among the first rows (title rows may come before it): its row and columns, else the
+    first problem met (a row that is no header, or an empty file)."""
     first_problem: InputError | None = None
     for _ in range(HEADER_SEARCH):
         header = next(rows, None)
@@ -256,18 +291,18 @@ def _read(src: Source, options: ReadOptions, delimiter: str) -> Iterator[Convers
         if isinstance(cells, InputError):
             first_problem = first_problem or cells
             continue
-        columns = find_columns(cells, options.csv_columns)
+        columns = find_columns(cells, csv_columns)
         if isinstance(columns, Columns):
-            yield from _group(rows, columns, src)
-            return
-        first_problem = first_problem or InputError(src.name, f"第 {row} 行", columns)
-    yield first_problem or InputError(src.name, None, "文件是空的")
+            return row, columns
+        first_problem = first_problem or InputError(name, f"第 {row} 行", columns)
+    return 0, first_problem or InputError(name, None, "文件是空的")
 
 
 def _rows(reader: Any, feed: _LineFeed, src: Source) -> Iterator[tuple[int, list[str] | InputError, bool]]:
     """(first line of the row, its cells or a problem, whether its bytes decoded) for non-empty rows."""
+    base = src.first_line - 1  # a slice of a bigger file numbers its lines as in the file
     while True:
-        start = reader.line_num + 1
+        start = reader.line_num + 1 + base
         try:
             cells = next(reader)
         except StopIteration:
@@ -277,8 +312,69 @@ def _rows(reader: Any, feed: _LineFeed, src: Source) -> Iterator[tuple[int, list
             continue
         if not any(c.strip() for c in cells):
             continue
-        ok = not any(n in feed.bad for n in range(start, reader.line_num + 1))
+        ok = not any(n in feed.bad for n in range(start, reader.line_num + 1 + base))
         yield start, cells, ok
+
+
+@dataclass
+class RowSlices:
+    """Where to cut a CSV/TSV file: its header row ``(start byte, end byte)``, the line encoding found at
+    its start, and the slices ``(start byte, end byte, first line)`` that follow the header."""
+
+    encoding: str
+    header: tuple[int, int]
+    slices: list[tuple[int, int, int]]
+
+
+def row_slices(opener: Callable[[], BinaryIO], head: bytes, name: str, delimiter: str, size: int,
+               slice_bytes: int, csv_columns: Mapping[str, str] | None = None) -> RowSlices | None:
+    """Cut a table of calls into slices of about `slice_bytes`, each starting at the first row of a call
+    (rows read as `read_csv` reads them). None when it is not worth it or not safe: one slice, no header
+    or no call-id column, a header over several lines, UTF-16/32."""
+    enc = line_encoding(head, complete=len(head) < HEAD_SIZE) or "utf-8"
+    if enc.startswith(("utf-16", "utf-32")):
+        return None
+    order = decode_order(enc)
+    offsets: dict[int, int] = {}  # line number -> byte offset of its start, for the lines not yet used
+
+    def lines() -> Iterator[Line]:
+        at = 0
+        with opener() as f:
+            for number, raw in enumerate(f, 1):
+                offsets[number] = at
+                at += len(raw)
+                offsets[number + 1] = at
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+                yield decode_line(number, raw, order)
+
+    reader, rows = _table(lines(), delimiter, Source(name, name, name, head, opener, None))
+    row, columns = _find_header(rows, csv_columns, name)
+    if not isinstance(columns, Columns) or reader.line_num != row or columns.index.get("id") is None:
+        return None
+    id_col = columns.index["id"]
+    header = (offsets[row], offsets[row + 1])
+    slices = [(offsets[row + 1], size, row + 1)]
+    call: str | None = None
+    used = row + 1
+    for row, cells, _ in rows:
+        for n in range(used, row):
+            offsets.pop(n, None)
+        used = row
+        if isinstance(cells, InputError):
+            continue
+        cid = _cell(cells, id_col).strip()
+        if not cid or cid == call:
+            continue
+        at = offsets[row]
+        if call is not None and at - slices[-1][0] >= slice_bytes:
+            start, _, line = slices[-1]
+            slices[-1] = (start, at, line)
+            slices.append((at, size, row))
+        call = cid
+    if len(slices) < 2:
+        return None
+    return RowSlices(enc, header, slices)
 
 
 def _group(
