@@ -37,3 +37,44 @@ def test_every_command_and_option_has_chinese_help() -> None:
             if not CJK.search(text or ""):
                 english.append(f"{where} {p.opts[0] if p.opts else p.name}: {text!r}")
     assert not english, "\n".join(english)
+
+
+def _run(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, list(args), prog_name="kefuqa")
+
+
+def test_help_page_frame_is_chinese() -> None:
+    out = _run("check", "--help").output
+    assert out.startswith("用法：kefuqa check [选项]")
+    assert "选项:" in out and "参数:" in out and "显示本帮助后退出。" in out and "[默认：table]" in out
+    for english in ("Usage:", "Options", "Arguments", "Show this message", "default:"):
+        assert english not in out
+
+
+def test_usage_errors_are_chinese_and_exit_2() -> None:
+    cases = [
+        (("check", "--nope", "x.json"), "错误：没有这个选项：--nope"),
+        (("check",), "错误：缺少参数 'paths'。"),
+        (("check", "--jobs", "0", "x.json"), "错误：'--jobs' / '-j' 的取值无效：应不小于 1"),
+        (("check", "--fail-under", "abc", "x.json"), "错误：'--fail-under' 的取值无效：应为数字"),
+        (("nosuch",), "错误：没有这个命令：'nosuch'。"),
+    ]
+    for args, expected in cases:
+        r = _run(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert expected in r.output, (args, r.output)
+        assert "运行 'kefuqa" in r.output and "查看帮助。" in r.output
+        assert "Error" not in r.output and "Try '" not in r.output
+
+
+def test_usage_error_in_the_installed_command(tmp_path: Any) -> None:
+    # the real entry point, as a user's shell runs it
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "kefuqa.cli", "check", "--nope", "x.json"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "错误：没有这个选项：--nope" in r.stderr and "用法：kefuqa" not in r.stdout

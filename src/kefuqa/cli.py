@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
+from . import __version__, cli_zh
 from .batch import find_inputs, score
 from .distributed.cli import register as _register_batch
 from .engine import Checker
@@ -27,6 +27,8 @@ from .model import Report
 from .replay_cli import register as _register_replay
 from .rules.rulebook import Rulebook, load_rulebook
 from .training import cli as training_cli
+
+cli_zh.install()  # Typer's own words (usage, headings, --help, usage errors) in Chinese
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="kefuqa 客服质检：按服务规范检查客服通话、打分，并给出每条问题的原话、时间和规范话术。")
