@@ -9,7 +9,7 @@ import pytest
 
 from kefuqa.engine import Checker
 from kefuqa.errors import RuleError
-from kefuqa.live import LiveError, LiveSession, load_guidance, parse_guidance
+from kefuqa.live import LiveError, LiveSession, live_rules, load_guidance, parse_guidance
 from kefuqa.rules.rulebook import load_rulebook
 
 
@@ -205,3 +205,25 @@ def test_checklist_regex_items_tick_only_when_they_match(parts: tuple[Checker, A
     got = s.utterance("agent", said, 0.0, 3.0)
     assert [i["id"] for i in got if i["kind"] == "check" and i["group"] == "inbound"
             and i["id"] in ("readback", "hold")] == ticks
+
+
+@pytest.mark.parametrize(("request_", "alerted"), [("等着。", True),
+                                                   ("我帮您查询一下，大约需要1分钟，请您稍等一下好吗？", False)])
+def test_hold_request_is_decided_as_the_hold_begins(parts: tuple[Checker, Any], request_: str, alerted: bool) -> None:
+    """HLD001 looks at the agent's turns before a hold: decided live, the moment the hold starts (the alert
+    with the prescribed request), the same finding the whole call gives — nothing withdrawn at hang-up."""
+    assert "HLD001" in live_rules(parts[0])
+    s = _session(parts)
+    s.start()
+    s.utterance("agent", "您好，请问有什么可以帮您？", 0.0, 2.0)
+    s.utterance("customer", "我想查一下话费", 2.5, 4.0)
+    s.utterance("agent", request_, 4.5, 6.0)
+    begun = s.event("hold", phase="start", at=6.5)
+    alerts = [i for i in begun if i["kind"] == "alert" and i["rule"] == "HLD001"]
+    assert len(alerts) == int(alerted)
+    if alerted:
+        assert "请您稍等一下好吗" in alerts[0]["say_instead"]
+    rest = s.tick(40.0) + s.event("hold", phase="end", at=45.0) + s.utterance("agent", "感谢您的耐心等待，查到了", 45.5, 47.0)
+    end = s.hangup("customer")
+    assert not [i for i in rest + end if i.get("rule") == "HLD001" and i["kind"] in ("finding", "alert", "retract")]
+    assert ("HLD001" in {f.rule for f in s.report.findings}) is alerted

@@ -42,6 +42,11 @@ class Sequence(Kind):
         super().__init__(rule, compiler)
         self.steps = [(st.name, compiler.phrases(st.phrases, rule)) for st in rule.steps]
         self.trigger_sid = compiler.trigger(rule.anchor, rule)
+        # steps looked for before an anchor (the hold request before a hold) are all said once the anchor
+        # is there: such a rule is decided live, as the anchor arrives; steps after it or over the whole
+        # call only at the end
+        if rule.anchor is not None and rule.window.direction == "before":
+            self.decided = "utterance"  # type: ignore[misc]  # per rule, not per kind
 
     def run(self, ctx: Context) -> list[Hit]:
         r = self.rule

@@ -240,7 +240,15 @@ class LiveSession:
                     raise LiveError("bad_event", "等候已在进行中")
                 self.clock.hold_start = t
             self._advance(t)
-            return self._timers()
+            if type_ == "hold" and self.utterances:
+                # rules anchored on the hold's start (the request before it, HLD001) are decided now: checked
+                # with the hold as it begins; the whole hold goes into the call when it ends
+                self.events.append(Event(type="hold", start=t, end=t))
+                try:
+                    out += self._check(len(self.utterances) - 1)
+                finally:
+                    self.events.pop()
+            return out + self._timers()
         if phase == "end":
             if type_ != "hold" or self.clock.hold_start is None:
                 raise LiveError("bad_event", "没有进行中的等候可以结束")
