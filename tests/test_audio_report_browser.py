@@ -61,3 +61,57 @@ def test_audio_report_timeline_and_player(tmp_path):
         page.screenshot(path="test-artifacts/audio-report.png", full_page=True)
         browser.close()
     assert not errors
+
+
+def _until(page, expr: str, timeout: float = 10.0) -> None:
+    """Wait for a JS condition by evaluating it from outside (wait_for_function builds a function inside
+    the page, which the report's Content-Security-Policy rightly forbids)."""
+    import time
+
+    stop = time.monotonic() + timeout
+    while not page.evaluate(f"() => Boolean({expr})"):
+        assert time.monotonic() < stop, f"timed out waiting for {expr}"
+        time.sleep(0.05)
+
+
+def test_transcript_of_a_recording_plays_from_its_time_and_is_outlined_while_it_plays(tmp_path):
+    """examples/telephony (recording + transcript + manifest): the report's transcript is tied to the
+    player — an utterance's time plays the recording from there, and the utterance playing is outlined."""
+    pytest.importorskip("soundfile")
+    out = tmp_path / "report.html"
+    example = Path(__file__).resolve().parents[1] / "examples" / "telephony"
+    p = subprocess.run([sys.executable, "-m", "kefuqa.cli", "check", str(example), "-f", "html", "-o", str(out),
+                        "--embed-audio"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(out.as_uri())
+        call = page.locator('section[data-call-id="TEL-0002"]')
+        assert call.locator(".kq-tl polyline.kq-env").count() == 2  # both channels' loudness envelope
+        utt = call.locator(".transcript .utt").nth(2)
+        start = float(utt.get_attribute("data-kefuqa-from"))
+        end = float(utt.get_attribute("data-kefuqa-to"))
+        player = "document.querySelector('section[data-call-id=\"TEL-0002\"] audio')"
+        _until(page, f"{player}.readyState >= 1")
+        utt.locator(".utt-meta .t").click()
+        _until(page, f"Math.abs({player}.currentTime - {start}) < 0.5")
+        _until(page, f"{player}.currentTime > {start} + 0.3")  # it plays
+        page.evaluate(f"{player}.pause()")
+        # the utterance under the play head is outlined, and only it
+        first = call.locator(".transcript .utt").nth(0)
+        for shown, other, at in ((utt, first, (start + end) / 2),
+                                 (first, utt, float(first.get_attribute("data-kefuqa-from")) + 1.0)):
+            page.evaluate(f"{player}.currentTime = {at:.2f}")
+            _until(page, f"Math.abs({player}.currentTime - {at:.2f}) < 0.05 && !{player}.seeking")
+            _until(page, "document.querySelectorAll('section[data-call-id=\"TEL-0002\"] .utt.kq-playing').length === 1")
+            assert "kq-playing" in (shown.get_attribute("class") or "")
+            assert "kq-playing" not in (other.get_attribute("class") or "")
+        # the first call's player did not move
+        assert page.evaluate("document.querySelector('section[data-call-id=\"TEL-0001\"] audio').currentTime") == 0
+        browser.close()
+    assert not errors

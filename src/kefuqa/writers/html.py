@@ -41,7 +41,13 @@ from kefuqa.writers._common import (
     grade_tone,
     severity_label,
 )
-from kefuqa.writers.timeline import TIMELINE_CSS, TIMELINE_JS, TIMELINE_JS_SHA256, render_timeline
+from kefuqa.writers.timeline import (
+    TIMELINE_CSS,
+    TIMELINE_JS,
+    TIMELINE_JS_SHA256,
+    render_timeline,
+    timeline_id,
+)
 
 __all__ = ["DEFAULT_TITLE", "render_html", "write_html"]
 
@@ -264,7 +270,9 @@ def _conv_event_line(ev_type: str, start: float | None, end: float | None, targe
 
 
 def _transcript(conv: Conversation, cid: str, by_utt: dict[int, list[tuple[Finding, str]]],
-                ev_by_utt: dict[int, list[tuple[EventHit, str]]]) -> str:
+                ev_by_utt: dict[int, list[tuple[EventHit, str]]], timeline: str | None = None) -> str:
+    """The utterances as chat bubbles. With a recording's `timeline` (its element id) each timed utterance
+    is tied to that player: its time plays from there when clicked, and it is outlined while it plays."""
     # conversation events (hold, transfer) placed between utterances by time
     timed_events = sorted(
         ((ev.at if ev.at is not None else ev.start, ev) for ev in conv.events
@@ -301,10 +309,17 @@ def _transcript(conv: Conversation, cid: str, by_utt: dict[int, list[tuple[Findi
                 _finding_card(f, fid, show_evidence=_locate(text, f.span, f.evidence) is None) for f, fid in finds
             ) + "</div>"
         when = fmt_span(u.start, u.end)
+        tie = t_attr = ""
+        if timeline and u.start is not None and u.end is not None:
+            tie = (f' data-kefuqa-timeline="{timeline}" data-kefuqa-from="{u.start:.2f}"'
+                   f' data-kefuqa-to="{u.end:.2f}"')
+            t_attr = (f' data-kefuqa-timeline="{timeline}" data-kefuqa-seek="{u.start:.2f}"'
+                      f' title="从这里播放录音"')
         rows.append(
-            f'<div class="{cls}" id="{cid}-u{i}" data-idx="{i}">'
+            f'<div class="{cls}" id="{cid}-u{i}" data-idx="{i}"{tie}>'
             f'<div class="utt-meta"><span class="who">{_e(ROLE_LABELS.get(role, role))}</span>'
-            f'<span class="t">{_e(when)}</span><span class="idx">#{i}</span></div>'
+            f'<span class="t{" kq-seekable" if t_attr else ""}"{t_attr}>{_e(when)}</span>'
+            f'<span class="idx">#{i}</span></div>'
             f'<div class="bubble"><p class="text">{body}</p>{tags}</div>{cards}</div>')
     for _, ev in timed_events[k:]:
         rows.append(_conv_event_line(ev.type, ev.start if ev.start is not None else ev.at, ev.end, ev.target))
@@ -373,9 +388,11 @@ def _call_section(report: Report, n: int, several: bool, audio: dict[str, Any] |
         f'<div class="call-meta">{_call_meta(report)}</div></div>{_scorebox(report)}</div>')
     parts.append(_fatal_banner(report, names))
     parts.append(f'<div class="call-grid">{_dimensions(report)}{_issue_list(report, placed, ev_links)}</div>')
+    timeline = None
     if conv is not None and conv.metrics.get("audio"):
         # recordings: both channels on a time axis, with a player that jumps to each finding
         parts.append(render_timeline(report, assets=False, **(audio or {})))
+        timeline = timeline_id(report)
 
     if call_level or call_events:
         inner = "".join(_finding_card(f, fid, show_evidence=True) for f, fid in call_level)
@@ -387,7 +404,7 @@ def _call_section(report: Report, n: int, several: bool, audio: dict[str, Any] |
         parts.append('<div class="transcript-head"><h3>对话记录</h3>'
                      '<span class="legend"><span class="lg lg-agent">坐席</span><span class="lg lg-customer">客户</span>'
                      '<span class="lg lg-hl">问题原话</span><span class="lg lg-evt">事件</span></span></div>')
-        parts.append(_transcript(conv, cid, by_utt, ev_by_utt))
+        parts.append(_transcript(conv, cid, by_utt, ev_by_utt, timeline))
     else:
         parts.append('<p class="muted">本报告未附带对话原文。</p>')
     parts.append(_not_applicable(report))

@@ -8,7 +8,9 @@ its Content-Security-Policy hash (`TIMELINE_JS_SHA256`). The page's CSP must als
 ``media-src data: file: 'self'`` (or ``*`` for recordings served over HTTP).
 
 Any element of the page with ``data-kefuqa-seek="12.3"`` (and optionally ``data-kefuqa-timeline="<id>"``,
-see `timeline_id`) seeks the player to that second when clicked — a findings table can link that way.
+see `timeline_id`) seeks the player to that second when clicked — a findings table can link that way. An
+element with ``data-kefuqa-timeline="<id>" data-kefuqa-from="3.2" data-kefuqa-to="7.0"`` (a transcript
+utterance) has the class ``kq-playing`` while that timeline's player is between those seconds.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ TIMELINE_CSS = """
 .kq-tl ol.kq-findings li{cursor:pointer}.kq-tl ol.kq-findings li:hover{text-decoration:underline}
 .kq-tl .kq-legend span{display:inline-block;margin-right:10px}
 .kq-tl .kq-legend i{display:inline-block;width:10px;height:10px;margin-right:3px;vertical-align:-1px}
+[data-kefuqa-seek]{cursor:pointer}.kq-seekable:hover{text-decoration:underline}
+.kq-playing{outline:2px solid #2563eb;outline-offset:2px;border-radius:6px}
 """
 
 # One script for every timeline on the page: delegated clicks, no inline handlers (CSP-friendly).
@@ -69,9 +73,12 @@ document.addEventListener('click',function(ev){
 function track(a){var box=a.closest('.kq-tl'),svg=box&&box.querySelector('svg'),
  head=svg&&svg.querySelector('.kq-head');if(!head)return;
  var l=parseFloat(svg.getAttribute('data-left')),w=parseFloat(svg.getAttribute('data-plot')),
- d=parseFloat(svg.getAttribute('data-duration'));
- a.addEventListener('timeupdate',function(){var x=l+Math.min(1,a.currentTime/d)*w;
-  head.setAttribute('x1',x);head.setAttribute('x2',x);});}
+ d=parseFloat(svg.getAttribute('data-duration')),
+ utts=box.id?document.querySelectorAll('[data-kefuqa-timeline="'+box.id+'"][data-kefuqa-to]'):[];
+ a.addEventListener('timeupdate',function(){var t=a.currentTime,x=l+Math.min(1,t/d)*w;
+  head.setAttribute('x1',x);head.setAttribute('x2',x);
+  for(var i=0;i<utts.length;i++){var u=utts[i];u.classList.toggle('kq-playing',
+   t>=parseFloat(u.getAttribute('data-kefuqa-from'))&&t<=parseFloat(u.getAttribute('data-kefuqa-to')));}});}
 function init(){var as=document.querySelectorAll('.kq-tl audio');for(var i=0;i<as.length;i++)track(as[i]);}
 if(document.readyState==='loading')document.addEventListener('DOMContentLoaded',init);else init();
 })();"""
