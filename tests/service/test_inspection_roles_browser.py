@@ -1,7 +1,7 @@
 """Every page and download of the inspection program opened in Chromium (Playwright) as each role: the roles
 allowed see the page without a script error, the others get the refusal page (403) or 'not found' (404), and
 what a page lists keeps to the role's scope (a leader's team, an agent's own calls and coaching items, a
-calibration member's own marks while the session is blind)."""
+calibration member's own marks while the session is blind); every page allowed fits 1440 px and a 390 px phone."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ ROLES = {"admin": ("admin", ADMIN_PASSWORD), "qa": ("qa1", None), "leader": ("le
 STAFF = {"admin", "qa"}
 
 
+def _width(page: Any) -> int:
+    return int(page.evaluate("document.documentElement.scrollWidth"))
+
+
 def _fixtures(w: World) -> dict[str, Any]:
     """A plan, a blind calibration session (qa1 and admin) with qa1's marks, a coaching item for A1."""
     r = w.post("qa", "/api/plans", json={"name": "角色检查", "week": samples.on_day(4).isoformat(), "per_agent": 1,
@@ -34,9 +38,19 @@ def _fixtures(w: World) -> dict[str, Any]:
     sid = r.json()["id"]
     assert w.client.put(f"/api/calibration/{sid}/calls/{call}", headers=w.h("qa"),
                         json={"rules": ["RSP002"], "comment": "质检一的盲评"}).status_code == 200
+    r = w.post("qa", "/api/calibration", json={"name": "角色校准（已结束）", "calls": ["call-a1-03", "call-a1-02"],
+                                               "inspectors": [w.users["qa1"], 1]})
+    assert r.status_code == 201, r.text
+    closed = r.json()["id"]
+    for who, rules in (("qa", ["RSP002"]), ("admin", ["RSP002", "LNG001"])):
+        for c in (call, w.calls["call-a1-02"]):
+            assert w.client.put(f"/api/calibration/{closed}/calls/{c}", headers=w.h(who),
+                                json={"rules": rules}).status_code == 200
+    assert w.post("qa", f"/api/calibration/{closed}/close").status_code == 200
     r = w.post("lead1", "/api/coaching", json={"call": call, "note": "角色检查的辅导"})
     assert r.status_code == 201, r.text
-    return {"plan": plan["id"], "assignment": plan["assignments"][0]["id"], "calibration": sid, "call": call}
+    return {"plan": plan["id"], "assignment": plan["assignments"][0]["id"], "calibration": sid, "call": call,
+            "closed": closed}
 
 
 def test_every_inspection_page_as_each_role(page_for: Any, served: tuple[World, str]) -> None:
@@ -45,10 +59,11 @@ def test_every_inspection_page_as_each_role(page_for: Any, served: tuple[World, 
     pages: list[tuple[str, set[str]]] = [  # path, roles that may open it
         ("/search?q=办不了", {"admin", "qa", "leader", "agent"}),
         ("/plans", STAFF), (f"/plans/{f['plan']}", STAFF), ("/queue", STAFF), (f"/queue/{f['assignment']}", STAFF),
-        ("/calibration", STAFF), (f"/calibration/{f['calibration']}", STAFF),
+        ("/calibration", STAFF), (f"/calibration/{f['calibration']}", STAFF), (f"/calibration/{f['closed']}", STAFF),
         ("/coaching", {"admin", "qa", "leader", "agent"}), (f"/coaching/new?call={f['call']}", {"admin", "qa", "leader"}),
         ("/trends", {"admin", "qa", "leader"}), ("/trends/weekly", {"admin", "qa", "leader"}),
         ("/rules/quality", {"admin"}), ("/", STAFF),
+        ("/agents/A1", {"admin", "qa", "leader", "agent"}), (f"/calls/{f['call']}", {"admin", "qa", "leader", "agent"}),
     ]
     downloads = [("/trends.csv", {"admin", "qa", "leader"}), ("/training-examples.jsonl", STAFF),
                  ("/agents/A1/export.json", {"admin"})]
@@ -60,11 +75,18 @@ def test_every_inspection_page_as_each_role(page_for: Any, served: tuple[World, 
             if role in allowed:
                 assert status == 200, (role, path, status)
                 assert "当前角色无权" not in page.content(), (role, path)
+                assert _width(page) <= 1440, (role, path, "1440 px")
             elif path == "/":
                 assert status == 200 and not page.url.rstrip("/").endswith(base.split("//")[1]), (role, page.url)
             else:
                 assert status in (403, 404), (role, path, status)
                 assert "当前角色无权" in page.content() or "不存在" in page.content(), (role, path)
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: no page wider than the screen
+        for path, allowed in pages:
+            if role in allowed:
+                page.goto(base + path)
+                assert _width(page) <= 392, (role, path, f"{_width(page)} px wide at 390 px")
+        page.set_viewport_size({"width": 1440, "height": 900})
         refused = "Failed to load resource: the server responded with a status of 40"  # the refused pages' own
         assert not [e for e in page.errors if not e.startswith(refused)], (role, page.errors)
         for path, allowed in downloads:
