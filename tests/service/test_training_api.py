@@ -339,6 +339,13 @@ def test_drill_progress_and_weak_rules_come_from_the_agents_calls_and_attempts(w
         assert utts[i]["role"] == "agent" and utts[i]["text"].strip() == it["original"]  # the agent's own sentence …
         assert [c["text"] for c in it["context"]] == [u["text"] for u in utts[max(0, i - 2):i]]  # … and what came before
     assert any(c["role"] == "customer" for it in d["items"] for c in it["context"])
+    # an answer is judged by the item's rule and every rule decided on a sentence: swapping one forbidden wording
+    # for another (喂 is a 禁用词 whatever the item's rule) does not pass
+    swapped = world.post("a1", "/api/training/drill", json={"answers": {
+        it["id"]: "喂，请您稍等，我帮您查询一下，非常抱歉。" for it in world.get("a1", "/api/training/drill").json()["items"]}})
+    assert swapped.status_code == 201, swapped.text
+    assert swapped.json()["correct"] == 0 and all(
+        "LNG002" in {f["rule"] for f in i["feedback"]["findings"]} for i in swapped.json()["detail"]["items"])
     # the scenarios offered are exactly those that exercise one of these rules
     assert d["scenarios"] and set(d["scenarios"]) == {s.id for s in BANK.scenarios.values() if set(s.rules) & set(want)}
 
