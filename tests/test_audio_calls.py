@@ -239,3 +239,29 @@ def test_measuring_leaves_the_callers_transcript_as_it_was(loud_agent):
     out = measure_transcript(conv, prepare(x, cs.SR, vad=get_vad("auto")), ("agent", "customer"), samples=x)
     assert [u.attrs for u in conv.utterances] == [{"emotion": "neutral"}] + [{}] * (len(conv.utterances) - 1)
     assert out.utterances[0].attrs["emotion"] == "neutral" and out.utterances[0].attrs["loudness_dbfs"] < -12
+
+
+@pytest.mark.parametrize(("spec", "transcript", "fires"), [
+    (cs.Spec(angry_at=2, reply_db=8), True, True),  # angry words, the agent 8 dB up: over the 6 dB of VOC005
+    (cs.Spec(angry_at=1, reply_db=3), True, False),  # angry words, the agent 3 dB up: under it
+    (cs.Spec(angry_at=1, angry_words=False, angry_db=10, reply_db=10), False, True),  # anger only heard
+    (cs.Spec(angry_at=1, angry_words=False, angry_db=10, reply_db=0), False, False),  # heard, the agent calm
+], ids=["words-agent+8dB", "words-agent+3dB", "heard-agent+10dB", "heard-agent-calm"])
+def test_composure_after_an_angry_customer_on_a_telephone_line(tmp_path, checker, spec, transcript, fires):
+    """VOC005 on generated G.711 µ-law calls with noise 20 dB under the speech: after the customer turns
+    angry — in the transcript's words, or on the recording alone only in the customer's voice (louder and
+    higher) — the agent's reply louder than the 6 dB of the rulebook is found with its measurement, and a
+    reply under it is not."""
+    g = cs.build(spec, "angry")
+    cs.write_call(str(tmp_path), "c1", cs.degrade(g.samples, snr_db=20.0), g.transcript, subtype="ULAW")
+    if not transcript:
+        (tmp_path / "c1.json").unlink()
+    (report,) = list(score(find_inputs([tmp_path])[0], checker))
+    assert isinstance(report, Report) and "VOC005" not in report.not_applicable
+    voc5 = [f for f in report.findings if f.rule == "VOC005"]
+    assert bool(voc5) == fires, [(f.rule, f.evidence) for f in report.findings]
+    if fires:
+        (f,) = voc5
+        assert f.evidence.startswith("客户激动后坐席音量升高") and "dBFS" in f.evidence, f.evidence
+        rise = float(f.evidence.split("升高 ")[1].split(" dB")[0])
+        assert abs(rise - spec.reply_db) <= 2.0, f.evidence  # the measured rise is the generated one
