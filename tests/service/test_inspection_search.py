@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import svc_samples as samples
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from conftest import World
-from kefuqa.service.models import CallText
+from kefuqa.service.models import CallText, Conversation
 
 
 def _kinds(*kinds: str, agent: str | None = None, team: str | None = None) -> set[str]:
@@ -135,3 +135,25 @@ def test_a_large_result_is_counted_up_to_the_cap(world: World, monkeypatch: pyte
     few = _search(world, "qa", q="服务太差")  # fewer than prefetched: exact
     assert few["more"] is False and _ids(few) == _kinds("complaint")
     assert _ids(_search(world, "qa", q="办不了", agent="A1")) == _kinds("refuse", agent="A1")
+
+
+def test_search_combines_with_team_rule_and_score(world: World) -> None:
+    from kefuqa.service.models import Team
+
+    with world.wb.sessions() as db:
+        team2 = db.scalar(select(Team.id).where(Team.name == "二组"))
+        scores = dict(db.execute(select(Conversation.call_id, Conversation.score).where(
+            Conversation.call_id.in_([c for c, *_ in samples.PLAN]))).all())
+    everyone = {c for c, *_ in samples.PLAN}
+    assert _ids(_search(world, "qa", q="上不了网", team=team2)) == {c for c, a, *_ in samples.PLAN
+                                                                  if samples.AGENTS[a][1] == "二组"}
+    assert _ids(_search(world, "qa", q="上不了网", rule="RSP002")) == _kinds("refuse")
+    low, high = min(scores.values()), max(scores.values())
+    cut = (low + high) / 2
+    assert low < high
+    band = _ids(_search(world, "qa", q="上不了网", score_max=cut))
+    assert band == {c for c in everyone if scores[c] <= cut} and band and band != everyone
+    assert _ids(_search(world, "qa", q="上不了网", score_min=cut, rule="RSP002")) == {
+        c for c in _kinds("refuse") if scores[c] >= cut}
+    # a leader asking for another team's calls gets none of them
+    assert _ids(_search(world, "lead1", q="上不了网", team=team2)) == set()
