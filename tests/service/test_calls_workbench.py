@@ -56,6 +56,9 @@ def test_upload_of_recording_transcript_and_manifest_is_one_scoped_call(world: W
     with TestClient(world.client.app) as browser:
         world.browser_login(browser, "qa1")
         page = browser.get(f"/calls/{res['id']}").text
+        upload_page = browser.get("/upload").text
+    # the upload page says that a recording and its transcript are one call and what a manifest adds
+    assert "同名的录音和转写" in upload_page and "manifest.csv" in upload_page
     assert f"/calls/{res['id']}/audio" in page and page.count('class="kq-env"') == 2
     assert "坐席音量包络" in page and "客户音量包络" in page
 
