@@ -139,6 +139,7 @@ class LiveSession:
         self._keys: set[str] = set()
         self._finding_keys: dict[str, dict[str, Any]] = {}
         self._event_keys: dict[str, str] = {}  # events sent live: key -> rule
+        self._scanned: dict[int, dict[int, int]] = {}  # utterance -> the guidance's phrase sets it says
         self._ticked: set[str] = set()
         self._cards: list[str] = []
         self._style: str | None = None
@@ -381,6 +382,9 @@ class LiveSession:
         raw hits are literal (and pinyin) matches, or only the literal a regex needs ("pre"): each regex runs
         on the clean text (those with no such literal on every utterance); a whole-utterance item must be
         the whole utterance; an item's or its set's `unless` said anywhere in the utterance cancels it."""
+        got = self._scanned.get(idx)
+        if got is not None:
+            return got
         u = self.utterances[idx]
         if u.role not in ("agent", "customer"):
             return {}
@@ -423,6 +427,7 @@ class LiveSession:
             n = sum(1 for i in items if not said(pset.items[i].unless_set))
             if n:
                 out[sid] = n
+        self._scanned[idx] = out  # a final utterance never changes: its cards and ticks read it once
         return out
 
     def _cards_for(self, rules: set[str], idx: int) -> list[dict[str, Any]]:
