@@ -2,10 +2,12 @@
 channel, rule, score band), appealed calls always sampled, the least confident judgement findings first read
 from the stored reports, due dates; adopting a calibration consensus that differs from the machine (findings
 rejected, missed rules recorded); whether a rule's violations went down after a coaching note; trends per team
-with the change since the week before."""
+with the change since the week before; the assignment page's transcript beside the findings; the weekly
+summary's CSV and printable page; the retention command removing recordings."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -232,3 +234,87 @@ def test_trends_per_team_with_the_change_since_last_week(world: World) -> None:
         assert s["change"] == expected, s
     lead = world.get("lead2", "/api/trends", params={"weeks": 3, "week": samples.on_day(DAY).isoformat()}).json()
     assert [s["name"] for s in lead["teams"]] == ["二组"] and lead["teams"][0]["counts"] == teams["二组"]["counts"]
+
+
+def test_the_assignment_shows_the_transcript_beside_each_finding(world: World) -> None:
+    call = world.new_call("A1", "refuse", day=DAY)
+    plan = _plan(world, per_agent=50, team=_team_id(world, "一组"))
+    a = next(x for x in plan["assignments"] if x["call"] == call)
+    assert a["inspector"] == world.users["qa1"]
+    data = world.get("qa", f"/api/calls/{call}").json()
+    texts = [u["text"] for u in data["conversation"]["utterances"]]
+    client = world.client
+    client.cookies.clear()
+    world.browser_login(client, "qa1")
+    page = client.get(f"/queue/{a['id']}").text
+    client.cookies.clear()
+    items = re.findall(r'<li class="utt (\w+)" id="u(\d+)">(.*?)</li>', page, re.S)
+    assert [int(i) for _, i, _ in items] == list(range(len(texts)))
+    plain = [re.sub(r"<[^>]+>", "", body) for _, _, body in items]
+    for i, t in enumerate(texts):
+        assert t in plain[i], (i, t)
+    for f in data["findings"]:
+        assert f'data-finding="{f["id"]}"' in page
+        if f["utterance"] is not None:  # the finding links to its utterance, which carries the rule
+            assert f'href="#u{f["utterance"]}"' in page and f["rule"] in plain[f["utterance"]]
+    assert "截止" in page and "添加漏报" in page
+
+
+def test_the_weekly_summary_csv_and_page_carry_the_figures(world: World) -> None:
+    import csv
+    import io
+
+    week = samples.on_day(DAY).isoformat()
+    t = world.get("qa", "/api/trends", params={"weeks": 2, "week": week}).json()
+    client = world.client
+    client.cookies.clear()
+    world.browser_login(client, "qa1")
+    r = client.get(f"/trends.csv?weeks=2&week={week}")
+    page = client.get(f"/trends/weekly?week={week}").text
+    client.cookies.clear()
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
+    last = t["weeks"][-1]
+    for kind, series, key in (("规则", t["rules"], "key"), ("班组", t["teams"], "name")):
+        assert series, kind
+        for s in series:
+            row = next(x for x in rows if x["类别"] == kind and x["规则/班组"] == s[key] and x["周开始"] == last)
+            assert row["违规次数"] == str(s["counts"][-1])
+            assert row["每百通违规"] == ("" if s["rates"][-1] is None else f"{s['rates'][-1]:.2f}")
+            assert row["较上周变化"] == ("" if s["change"] is None else f"{s['change']:+.2f}")
+            assert row["上升预警"] == ("是" if s["rising"] else "")
+    # the printable page: this week against the last, every team, a print button and the print stylesheet
+    assert f"质检周报：{last}" in page and "data-print" in page and "/static/inspection.css" in page
+    for s in t["teams"]:
+        assert s["name"] in page
+    for s in t["rules"][:20]:
+        assert s["key"] in page
+    assert f'href="/trends.csv?weeks=2&amp;week={last}"' in page
+    css = world.client.get("/static/inspection.css").text
+    assert "@media print" in css
+
+
+def test_the_retention_command_deletes_old_calls_and_their_recordings(world: World) -> None:
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from kefuqa.cli import app
+
+    old, kept = world.new_call("A2", "good"), world.new_call("A2", "good")
+    name = f"{uuid.uuid4().hex}.wav"
+    path = world.wb.audio.folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF0000WAVE")
+    with world.wb.sessions() as db, db.begin():
+        db.execute(update(Conversation).where(Conversation.id == old).values(
+            call_at=datetime.now(timezone.utc) - timedelta(days=800), audio_file=name, has_audio=True))
+    s = world.wb.settings
+    r = CliRunner().invoke(app, ["retention", "apply", "--database-url", s.database_url, "--data-dir", str(s.data_dir)],
+                           env={"KEFUQA_RETENTION_DAYS": "730"})
+    assert r.exit_code == 0, r.output
+    assert "保留 730 天" in r.output
+    assert world.get("admin", f"/api/calls/{old}").status_code == 404
+    assert world.get("admin", f"/api/calls/{kept}").status_code == 200
+    assert not path.exists()
