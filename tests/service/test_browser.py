@@ -245,3 +245,52 @@ def test_recording_with_timeline_and_player(page_for: object, served: tuple[Worl
     assert duration > 8
     shot(page, "18-qa-recording")
     assert not page.errors, page.errors
+
+
+def _until(page: object, expr: str, timeout: float = 10.0) -> None:
+    """Wait for a JS condition, evaluated from outside the page (its CSP forbids building functions)."""
+    import time
+
+    stop = time.monotonic() + timeout
+    while not page.evaluate(f"() => Boolean({expr})"):  # type: ignore[attr-defined]
+        assert time.monotonic() < stop, f"timed out waiting for {expr}"
+        time.sleep(0.05)
+
+
+def test_export_of_recordings_transcripts_and_manifest(page_for: object, served: tuple[World, str]) -> None:
+    """examples/telephony uploaded as a QA lead would (recordings, ASR transcripts and the manifest, selected
+    together): one call per manifest row with the manifest's agent and team; the call page draws both
+    channels' loudness envelope, and its transcript follows the player (click a line to play from there,
+    the line playing is highlighted)."""
+    pytest.importorskip("soundfile")
+    example = Path(__file__).resolve().parents[2] / "examples" / "telephony"
+    _, base = served
+    expect = playwright_sync.expect
+    page = page_for("qa1")
+    page.goto(f"{base}/upload")
+    page.set_input_files("input[name=files]", [str(example / n) for n in
+                                               ("manifest.csv", "TEL-0001.wav", "TEL-0001.json",
+                                                "TEL-0002.wav", "TEL-0002.json")])
+    page.click("form.upload button[type=submit]")
+    result = page.locator("[data-testid=upload-result]")
+    expect(result).to_contain_text("TEL-0001")
+    expect(result).to_contain_text("TEL-0002")
+    page.locator("[data-testid=upload-result] a", has_text="TEL-0001").first.click()
+    expect(page.locator(".kq-tl svg")).to_be_visible()
+    body = page.inner_text("body")
+    assert "王芳" in body and "宽带一组" in body and "VOC003" in body and "CLS002" in body
+    assert page.locator(".kq-tl polyline.kq-env").count() == 2
+    player = "document.querySelector('.kq-tl audio')"
+    _until(page, f"{player}.readyState >= 1")
+    utt = page.locator(".utt[data-start]").nth(2)
+    start, end = float(utt.get_attribute("data-start")), float(utt.get_attribute("data-end"))
+    utt.click()
+    _until(page, f"Math.abs({player}.currentTime - {start}) < 0.5")
+    page.evaluate(f"{player}.pause()")
+    at = round((start + end) / 2, 2)
+    page.evaluate(f"{player}.currentTime = {at}")
+    _until(page, f"Math.abs({player}.currentTime - {at}) < 0.05 && !{player}.seeking")
+    _until(page, "document.querySelectorAll('.utt.playing').length === 1")
+    assert "playing" in (utt.get_attribute("class") or "").split()
+    shot(page, "19-qa-telephony-export")
+    assert not page.errors, page.errors
