@@ -300,3 +300,10 @@ def test_branches_follow_labels_and_words_too() -> None:
             if br is not None:
                 kinds |= {k for k in ("fired", "label", "said", "not_said") if getattr(br.when, k)}
     assert kinds == {"fired", "label", "said", "not_said"}
+
+
+def test_a_rewrite_cannot_swap_one_forbidden_wording_for_another() -> None:
+    q = BANK.questions["rw-repeat"]  # teaches LNG (请求重复); 推诿 is RSP001, still checked: decided on the sentence
+    assert grade(q, "不好意思，请您再说一遍，好吗？", CHECKER).correct
+    fb = grade(q, "不好意思，请您再说一遍，好吗？这个不归我们管，你去找物业吧。", CHECKER)
+    assert not fb.correct and "RSP001" in {f.rule for f in fb.findings}

@@ -131,19 +131,28 @@ def _suggestions(findings: list[Finding]) -> list[str]:
     return out
 
 
+def sentence_rules(checker: Checker) -> list[str]:
+    """The rules decided on a sentence by itself (forbidden sentences and words, 反问, refusals, 推诿 …)."""
+    return [r.id for r in checker.rulebook.rules
+            if (c := checker.compiled.get(r.id)) is not None and c.kind.decided == "utterance"]
+
+
 def grade_rewrite(q: Rewrite, reply: str, checker: Checker) -> Feedback:
-    """The forbidden wording gone, the required elements present, the judgement rules not firing."""
+    """The forbidden wording gone, the required elements present, the judgement rules not firing. The reply is
+    checked by the item's rules and by every rule decided on a sentence (as a scenario reply is), so one
+    forbidden wording is not swapped for another."""
     text = clean_reply(reply)
     turns = [*q.context, Turn(role="agent", text=text)]
     conv = practice_conversation(turns)
-    on, call = findings_on(checker, conv, len(turns) - 1, q.rules)
+    select = [*q.rules, *sentence_rules(checker)] if q.rules else None
+    on, call = findings_on(checker, conv, len(turns) - 1, select)
     findings = on + call
     missing = [e.name for e in q.require if not contains_any(text, e.any)]
     names = label_names()
     bad_labels = sorted(labels_of(text) & set(q.labels))
     # the prescribed wording: what the rules say instead of the original sentence
     orig = practice_conversation([*q.context, Turn(role="agent", text=q.original)])
-    o_on, o_call = findings_on(checker, orig, len(turns) - 1, q.rules)
+    o_on, o_call = findings_on(checker, orig, len(turns) - 1, select)
     sugg = _suggestions(findings + o_on + o_call)
     return Feedback(correct=not findings and not missing and not bad_labels, findings=findings, missing=missing,
                     labels=[names.get(lb, lb) for lb in bad_labels], suggestions=sugg, model=q.model,

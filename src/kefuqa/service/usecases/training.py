@@ -332,19 +332,12 @@ def drill_items(ctx: Ctx, agent_id: int, *, rules: int = 3, per_rule: int = 3) -
     return {"rules": top, "items": items, "scenarios": scen}
 
 
-def sentence_rules(chk: Checker) -> list[str]:
-    """The rules decided on a sentence by itself (forbidden sentences and words, 反问, refusals, 推诿 …): a drill
-    answer must pass all of them, as a scenario reply does, so one forbidden wording is not swapped for another."""
-    return [r.id for r in chk.rulebook.rules
-            if (c := chk.compiled.get(r.id)) is not None and c.kind.decided == "utterance"]
-
-
-def drill_question(item: dict[str, Any], also: list[str] | None = None) -> Rewrite:
-    rule = str(item["rule"])
+def drill_question(item: dict[str, Any]) -> Rewrite:
+    """Graded (grade_rewrite) by the item's rule and every rule decided on a sentence."""
     return Rewrite(type="rewrite", id=str(item["id"]), module="drill", prompt="按标准重说您在真实通话中说过的这句话",
                    context=[Turn(role=t["role"], text=t["text"]) for t in item.get("context") or []],
-                   original=str(item["original"]), rules=[rule, *(r for r in also or [] if r != rule)],
-                   labels=list(AGENT_FAULT_LABELS), model=str(item.get("suggestion") or "（请参考规范话术）"))
+                   original=str(item["original"]), rules=[str(item["rule"])], labels=list(AGENT_FAULT_LABELS),
+                   model=str(item.get("suggestion") or "（请参考规范话术）"))
 
 
 def submit_drill(ctx: Ctx, items: list[dict[str, Any]], answers: dict[str, str],
@@ -361,12 +354,11 @@ def submit_drill(ctx: Ctx, items: list[dict[str, Any]], answers: dict[str, str],
     if problems:
         raise Invalid("；".join(problems[:5]) + "（未保存）")
     chk = checker(ctx)
-    also = sentence_rules(chk)
     out: list[dict[str, Any]] = []
     rules: list[str] = []
     right = 0
     for it in items:
-        q = drill_question(it, also)
+        q = drill_question(it)
         fb = grade(q, answers[str(it["id"])], chk)
         right += fb.correct
         if not fb.correct:
