@@ -3,6 +3,7 @@ applies them, give no error and end in the report `kefuqa check` gives."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from kefuqa.engine import Checker
 from kefuqa.errors import InputError
-from kefuqa.live import LiveSession, compile_guidance, live_rules, load_guidance
+from kefuqa.live import LiveError, LiveSession, compile_guidance, live_rules, load_guidance
 from kefuqa.live.frames import frames, start_frame
 from kefuqa.model import Conversation
 from kefuqa.readers import iter_paths, read_path
@@ -82,3 +83,42 @@ def test_replayed_timers_are_the_calls_own(engine: Any) -> None:
         first_customer = next((u.start for u in c.utterances if u.role == "customer"), None)
         first_agent_end = next(u.end for u in c.utterances if u.role == "agent")
         assert first_customer is None or first_customer - first_agent_end >= wait, c.id
+
+
+def test_limits_on_text_call_length_and_live_calls(engine: Any) -> None:
+    """Each limit is a Chinese error with its code; the call goes on (the frame is refused, not the call),
+    and another call never notices."""
+    checker, g, comp, ids = engine
+    limits = live_calls.Limits(max_text_chars=20, max_call_seconds=60.0, max_utterances=3, max_live_calls=2)
+    calls = live_calls.LiveCalls(limits)
+    eng = live_calls.Engine("standard", checker, g, comp, ids)
+    a = calls.open(eng, {"id": "a"}, None)
+    b = calls.open(eng, {"id": "b"}, None)
+    with pytest.raises(LiveError) as exc:
+        calls.open(eng, {"id": "c"}, None)
+    assert exc.value.code == "too_many_calls" and "上限 2" in exc.value.message
+
+    def send(call: Any, frame: dict[str, Any]) -> list[dict[str, Any]]:
+        return live_calls.apply(call, live_calls.parse(live_calls.json.dumps(frame, ensure_ascii=False), limits),
+                                limits)
+
+    refused = [({"type": "utterance", "role": "agent", "text": "您好" * 11, "start": 0.0, "end": 1.0}, "text_too_long"),
+               ({"type": "utterance", "role": "agent", "text": "您好", "start": 61.0, "end": 62.0}, "call_too_long"),
+               ({"type": "tick", "t": 3600.0}, "call_too_long"),
+               ({"type": "event", "event": "hold", "phase": "start", "at": 90.0}, "call_too_long")]
+    for frame, code in refused:
+        with pytest.raises(LiveError) as exc:
+            send(a, frame)
+        assert exc.value.code == code and exc.value.message
+    for k in range(3):
+        send(a, {"type": "utterance", "role": "agent", "text": "您好", "start": float(k), "end": k + 0.5})
+    with pytest.raises(LiveError) as exc:
+        send(a, {"type": "utterance", "role": "customer", "text": "喂", "start": 4.0, "end": 4.5})
+    assert exc.value.code == "call_too_long" and "语句数" in exc.value.message
+    assert len(a.session.utterances) == 3 and b.session.utterances == []
+    assert [i["kind"] for i in send(a, {"type": "hangup", "ended_by": "agent"})][-1] == "report"
+    for bad in ("{not json", b"\xff\xfe"):
+        with pytest.raises(LiveError) as exc:
+            live_calls.parse(bad, limits)
+        assert exc.value.code == "bad_json" and not re.search(r"[A-Za-z]{3,}", exc.value.message.replace("JSON", "")
+                                                              .replace("UTF", "")), exc.value.message

@@ -136,8 +136,10 @@ def parse(text: str | bytes, limits: Limits) -> dict[str, Any]:
         raise LiveError("frame_too_large", f"帧过大（上限 {limits.max_frame_bytes} 字节）")
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise LiveError("bad_json", f"不是有效的 JSON：{exc}") from None
+    except json.JSONDecodeError as exc:
+        raise LiveError("bad_json", f"不是有效的 JSON（第 {exc.lineno} 行第 {exc.colno} 列）") from None
+    except (ValueError, UnicodeDecodeError):
+        raise LiveError("bad_json", "不是有效的 JSON：应为 UTF-8 文本") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise LiveError("bad_frame", "帧应是带 type 字段的 JSON 对象")
     n = data.get("n")
