@@ -224,3 +224,18 @@ def test_company_training_files_in_the_data_dir(world: World) -> None:
     finally:
         for f in folder.iterdir():
             f.unlink()
+
+
+def test_team_page_names_the_weak_rules_from_practice(world: World) -> None:
+    a1, csrf = _client(world, "wangfang")
+    form = _quiz_form("hold-transfer", csrf)
+    q = next(q for q in BANK.questions_of("hold-transfer") if q.type == "truefalse" and q.rules)
+    form[f"q_{q.id}"] = "-" if q.answer else "+"
+    assert a1.post("/training/quiz/hold-transfer", data=form, follow_redirects=False).status_code == 303
+    lead, _ = _client(world, "lead1")
+    weak = re.search(r'data-testid="weak">(.*?)</section>', lead.get("/training/team").text, re.S)
+    assert weak
+    with world.wb.sessions() as db:
+        rules = world.wb.rulebooks.active(db).checker.rulebook.by_id
+    for rid in q.rules:
+        assert f"{rid} {rules[rid].name}（" in weak.group(1), weak.group(1)

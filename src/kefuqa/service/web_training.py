@@ -175,6 +175,7 @@ def _team_page(request: Request, p: PageUser, ctx: PageCtx, *, status: int = 200
     return render(request, "training_team.html", p, status=status, active="training", view=prog.team_overview(ctx, team),
                   teams=repo.visible_teams(ctx.db, p.user), agents=repo.visible_agents(ctx.db, p.user), bank=tr.bank(ctx),
                   kinds=prog.KINDS, today=date.today(), error=error, form=form or {},
+                  rule_names={r.id: r.name for r in tr.checker(ctx).rulebook.rules},
                   notice=NOTICES.get(request.query_params.get("ok", "")))
 
 
