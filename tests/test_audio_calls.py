@@ -88,6 +88,13 @@ def test_swapped_channels_are_reported_and_fixed_with_channels(tmp_path, loud_ag
     (fixed,) = _read(tmp_path, channels="customer,agent")
     assert isinstance(fixed, Conversation) and fixed.notes == []
     assert all(abs(v - -14.0) <= 1.0 for v in _levels(fixed, "agent"))
+    # kefuqa check's default table shows the note with its fix (not only the JSON output)
+    from typer.testing import CliRunner
+
+    from kefuqa.cli import app
+
+    shown = "".join(CliRunner().invoke(app, ["check", str(tmp_path)]).stdout.split())
+    assert "注意：录音声道与转写角色相反" in shown and "请用--channelscustomer,agent" in shown
 
 
 def test_an_offset_is_reported_and_fixed_in_the_manifest(tmp_path, loud_agent):

@@ -379,3 +379,15 @@ def test_formats_and_dispatch() -> None:
     with pytest.raises(ValueError, match="excel"):
         _render("json", [], excel=True)
     assert _render("html", [S.report_one()], title="标题").count("<title>标题</title>") == 1
+
+
+def test_table_shows_the_readers_notes_with_their_fix() -> None:
+    """A note of the reader (e.g. a recording whose channels are the other way round from its transcript)
+    carries the fix the QA lead must apply; the default table output shows it, not only JSON."""
+    import dataclasses
+
+    note = "录音声道与转写角色相反（按 customer,agent 重合度 0.81，按现设 0.00）：声学测量未采用；请用 --channels customer,agent 或清单的 agent_channel 校正"
+    text = _render("table", [dataclasses.replace(S.report_one(), notes=[note])])
+    flat = "".join(text.split())  # the console folds long lines
+    assert "注意：" + "".join(note.split()) in flat
+    assert "注意" not in _render("table", [S.report_one()])  # no note, no line

@@ -104,6 +104,10 @@ def _findings_table(report: Report) -> Table:
 
 def _write_one(console: Console, report: Report) -> None:
     console.print(_header(report))
+    # what the reader said about this call (channels the other way round, an offset to set, speech the
+    # transcript left out, roles guessed …): the fix a QA lead needs, so shown first, not only in JSON
+    for note in report.notes:
+        console.print(Text(f"  注意：{note}", style="yellow"), overflow="fold")
     if report.findings:
         console.print(_findings_table(report))
     if report.events:
