@@ -3,7 +3,7 @@ faster, latency from an utterance frame's sending to its guidance frame (p50/p99
 call and memory per live call. Baseline in the same run: the cost of one live step (`LiveSession`) against
 re-checking the whole call so far with `Checker.check` for every utterance (what a naive live checker does).
 
-    .venv/bin/python bench/bench_assist.py --calls 200 --seconds 20 --speeds 1,10
+    .venv/bin/python bench/bench_assist.py --calls 200 --seconds 20 --speeds 1,10 [--drops 20]
     .venv/bin/python bench/bench_assist.py --audio --calls 1,10     # the audio path (bench_assist_audio.py)
 
 The client runs on the same machine as the server (2 cores here): its work is in the figures.
@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from kefuqa.engine import Checker
 from kefuqa.errors import InputError
@@ -35,6 +36,7 @@ PASSWORD = "Bench-assist-11!"
 SERVER_PID = [0]
 SENT: list[float] = []  # when each measured utterance was sent (perf_counter), parallel to the latencies
 PEAK = [0.0]
+RESUMED: list[tuple[int, int, int]] = []  # calls dropped and resumed: (guidance items, lost, duplicated)
 
 
 def conversations() -> list[Conversation]:
@@ -89,62 +91,96 @@ def proc_stats(pid: int) -> tuple[float, float]:
 
 
 async def one_call(url: str, token: str, conv: Conversation, call_id: str, speed: float, seconds: float,
-                   delay: float, lat: list[float], errors: list[str]) -> None:
+                   delay: float, lat: list[float], errors: list[str], drop: bool = False,
+                   resumed: list[tuple[int, int, int]] | None = None) -> None:
+    """One call streamed at `speed`; with `drop`, its connection is cut halfway (a frame sent, its answer
+    never read) and the call resumed on a new one: every guidance item must then arrive exactly once
+    (`resumed` gets (items, lost, duplicated))."""
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     await asyncio.sleep(delay)
     plan = [(at, f) for at, f in frames(conv, tick=None) if f["type"] != "hangup" and at / speed <= seconds]
+    cut = len(plan) // 2 if drop and len(plan) >= 4 else None
     pending: dict[int, float] = {}
-    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**22,
-                       open_timeout=60) as ws:
-        await ws.send(json.dumps(start_frame(conv, call_id), ensure_ascii=False))
-        for _ in range(2):
-            json.loads(await ws.recv())
+    seqs: list[int] = []  # every guidance item received, by seq
+    sent: list[dict] = []  # every numbered frame sent (resent after a reconnect when not received)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def open_call(after_seq: int | None) -> tuple[Any, dict, asyncio.Task]:
+        ws = await connect(url, additional_headers=headers, max_size=2**22, open_timeout=60)
+        start = start_frame(conv, call_id)
+        if after_seq is not None:
+            start["resume"] = {"after_seq": after_seq}
+        await ws.send(json.dumps(start, ensure_ascii=False))
+        ready = json.loads(await ws.recv())
 
         async def reader() -> None:
-            async for raw in ws:
-                msg = json.loads(raw)
-                if msg["type"] == "guidance" and msg.get("ack") in pending:
-                    sent_at = pending.pop(msg["ack"])
-                    lat.append(time.perf_counter() - sent_at)
-                    SENT.append(sent_at)
-                elif msg["type"] == "error":
-                    errors.append(msg["code"])
-                    if msg["code"] == "empty":  # hung up before a word was said: nothing to report
+            try:
+                async for raw in ws:
+                    msg = json.loads(raw)
+                    if msg["type"] == "guidance":
+                        seqs.extend(i["seq"] for i in msg["items"])
+                        if msg.get("ack") in pending:
+                            sent_at = pending.pop(msg["ack"])
+                            lat.append(time.perf_counter() - sent_at)
+                            SENT.append(sent_at)
+                    elif msg["type"] == "error":
+                        errors.append(msg["code"])
+                        if msg["code"] == "empty":  # hung up before a word was said: nothing to report
+                            return
+                    elif msg["type"] == "ended":
                         return
-                elif msg["type"] == "ended":
-                    return
+            except ConnectionClosed:
+                return
 
-        task = asyncio.create_task(reader())
-        t0 = time.monotonic()
-        last_tick = 0.0
-        n = 0
-        for at, f in plan:
-            while True:
-                now = time.monotonic() - t0
-                wait = at / speed - now
-                if now - last_tick >= 1.0:  # a tick per wall second, as a client's timer would send
-                    last_tick = now
-                    n += 1
-                    await ws.send(json.dumps({"type": "tick", "n": n, "t": round(now * speed, 2)}))
-                if wait <= 0:
-                    break
-                await asyncio.sleep(min(wait, 1.0))
-            n += 1
-            f = {**f, "n": n}
-            if f["type"] == "utterance" and f.get("final", True):
-                pending[n] = time.perf_counter()
-            await ws.send(json.dumps(f, ensure_ascii=False))
-        rest = seconds - (time.monotonic() - t0)
-        if rest > 0:
-            await asyncio.sleep(rest)
+        return ws, ready, asyncio.create_task(reader())
+
+    ws, _ready, task = await open_call(None)
+    t0 = time.monotonic()
+    last_tick = 0.0
+    n = 0
+
+    async def send(f: dict) -> None:
+        sent.append(f)
+        if f["type"] == "utterance" and f.get("final", True):
+            pending[f["n"]] = time.perf_counter()
+        await ws.send(json.dumps(f, ensure_ascii=False))
+
+    for k, (at, f) in enumerate(plan):
+        while True:
+            now = time.monotonic() - t0
+            wait = at / speed - now
+            if now - last_tick >= 1.0:  # a tick per wall second, as a client's timer would send
+                last_tick = now
+                n += 1
+                await send({"type": "tick", "n": n, "t": round(now * speed, 2)})
+            if wait <= 0:
+                break
+            await asyncio.sleep(min(wait, 1.0))
         n += 1
-        await ws.send(json.dumps({"type": "hangup", "n": n}))
-        await asyncio.wait_for(task, 120)
+        await send({**f, "n": n})
+        if k == cut:  # the line drops: this frame's answer is lost with the connection
+            ws.transport.abort()
+            await task
+            ws, ready, task = await open_call(max(seqs, default=0))
+            for g in [g for g in sent if g["n"] > ready["received"]]:
+                pending.pop(g["n"], None)  # its latency would include the reconnect
+                await ws.send(json.dumps(g, ensure_ascii=False))
+    rest = seconds - (time.monotonic() - t0)
+    if rest > 0:
+        await asyncio.sleep(rest)
+    n += 1
+    await ws.send(json.dumps({"type": "hangup", "n": n}))
+    await asyncio.wait_for(task, 120)
+    await ws.close()
+    if drop and resumed is not None:
+        top = max(seqs, default=0)
+        resumed.append((top, len(set(range(1, top + 1)) - set(seqs)), len(seqs) - len(set(seqs))))
 
 
 async def load(url: str, token: str, convs: list[Conversation], calls: int, speed: float, seconds: float,
-               tag: str) -> tuple[list[float], list[str]]:
+               tag: str, drops: int = 0) -> tuple[list[float], list[str]]:
     lat: list[float] = []
     errors: list[str] = []
     peak = [0.0]
@@ -155,8 +191,9 @@ async def load(url: str, token: str, convs: list[Conversation], calls: int, spee
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample())
+    every = max(1, calls // drops) if drops else 0
     jobs = [one_call(url, token, convs[i % len(convs)], f"bench-{tag}-{i}", speed, seconds, 2.0 * i / calls, lat,
-                     errors) for i in range(calls)]
+                     errors, drop=bool(every) and i % every == every - 1, resumed=RESUMED) for i in range(calls)]
     await asyncio.gather(*jobs)
     sampler.cancel()
     PEAK[0] = peak[0]
@@ -179,6 +216,9 @@ def main() -> None:
     ap.add_argument("--server-src", default=None,
                     help="run the server from another source tree (e.g. an older commit's src/) for an A/B")
     ap.add_argument("--baseline-calls", type=int, default=5, help="a light load run first, as the baseline")
+    ap.add_argument("--drops", type=int, default=0,
+                    help="this many calls of each load lose their connection halfway and resume (lost/duplicated "
+                         "guidance counted)")
     args = ap.parse_args()
     convs = conversations()
     step_baseline(convs)
@@ -213,7 +253,9 @@ def main() -> None:
                 cpu0, rss0 = proc_stats(srv.pid)
                 t0 = time.perf_counter()
                 SENT.clear()
-                lat, errors = asyncio.run(load(url, token, convs, calls, speed, args.seconds, f"x{speed:g}-{calls}"))
+                RESUMED.clear()
+                lat, errors = asyncio.run(load(url, token, convs, calls, speed, args.seconds, f"x{speed:g}-{calls}",
+                                               0 if label else args.drops))
                 wall = time.perf_counter() - t0
                 cpu1, rss1 = proc_stats(srv.pid)
                 if base_p99 is None:
@@ -227,6 +269,10 @@ def main() -> None:
                       f"errors {len(errors)} {sorted(set(errors))}")
                 # steady state: leave out the first 3 s (200 connections opening) and the last 3 s (hang-ups)
                 steady = [x for x, at in zip(lat, SENT, strict=True) if t0 + 3 <= at <= t0 + 2 + args.seconds - 3]
+                if RESUMED:
+                    print(f"  reconnects: {len(RESUMED)} calls cut halfway and resumed, "
+                          f"{sum(r[0] for r in RESUMED)} guidance items: lost {sum(r[1] for r in RESUMED)}, "
+                          f"duplicated {sum(r[2] for r in RESUMED)}")
                 print(f"  steady state ({len(steady)} utterances): p50 {pct(steady, .5) * 1e3:.1f} ms, "
                       f"p99 {pct(steady, .99) * 1e3:.1f} ms; load average {os.getloadavg()[0]:.1f} on "
                       f"{os.cpu_count()} cores")
