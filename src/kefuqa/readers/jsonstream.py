@@ -2,7 +2,7 @@
 
 `ArrayStream(fh, encoding)` decodes the stream chunk by chunk and parses each element with the standard
 library's scanner (`json.JSONDecoder.raw_decode`, no extra package). Only the current element and one
-chunk are held. A syntax error is raised as `StreamError` with the message, line and column that
+or two 256 kB chunks are held. A syntax error is raised as `StreamError` with the message, line and column that
 `json.loads` of the whole text gives (the same scanner sees the same characters in the same order), so a
 streamed file and a file read whole report the same place. What the whole-file reader decides on the
 whole text — a top level that is not a list, bytes that do not decode, nesting too deep for the parser —
@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-CHUNK = 1 << 20
+CHUNK = 256 * 1024  # bytes read at a time
 _WS = re.compile(r"[ \t\n\r]*")
 _NEAR_END = 16  # an error this close to the end of the buffer may only mean the element goes on
 
@@ -47,13 +47,14 @@ def _no_constants(name: str) -> Any:
 
 
 class ArrayStream:
-    """The elements of the JSON array in `fh` as ``(index, byte offset, value)``.
+    """The elements of the JSON array in `fh` as ``(index, byte offset, value)`` (the offset -1 unless
+    `offsets`: finding them costs an encoding of the text).
 
     With `elements_only` the stream is a slice of an array cut at element starts (``e, e, e`` and maybe
     the closing ``]``): no opening bracket is expected, and `first_index` numbers the elements."""
 
     def __init__(self, fh: BinaryIO, encoding: str, *, offset: int = 0, elements_only: bool = False,
-                 first_index: int = 0, chunk: int | None = None) -> None:
+                 first_index: int = 0, chunk: int | None = None, offsets: bool = False) -> None:
         self._fh = fh
         self._enc = encoding
         self._decoder = codecs.getincrementaldecoder(encoding)("strict")
@@ -64,7 +65,9 @@ class ArrayStream:
         self.buf = ""
         self.pos = 0
         self.eof = False
-        self.byte_base = offset  # byte offset of buf[0] in the file
+        self._offsets = offsets  # the elements' byte offsets wanted (else -1: no encoding work)
+        self._mark_pos = 0  # a position in buf …
+        self._mark_byte = offset  # … and its byte offset in the file
         self.line_base = 1  # line of buf[0] in the whole text
         self.col_base = 0  # characters between the last newline before buf[0] and buf[0]
         self._started = False
@@ -76,13 +79,16 @@ class ArrayStream:
         if self.eof:
             return False
         if self.pos > self._chunk:  # drop what was parsed, keeping the place of what is left
-            done = self.buf[: self.pos]
-            self.byte_base += len(done.encode(self._enc))
-            newlines = done.count("\n")
+            if self._offsets:
+                self.byte_offset()
+            newlines = self.buf.count("\n", 0, self.pos)
             self.line_base += newlines
-            self.col_base = self.pos - done.rfind("\n") - 1 if newlines else self.col_base + self.pos
+            if newlines:
+                self.col_base = self.pos - self.buf.rfind("\n", 0, self.pos) - 1
+            else:
+                self.col_base += self.pos
             self.buf = self.buf[self.pos:]
-            self.pos = 0
+            self.pos = self._mark_pos = 0
         data = self._fh.read(max(self._chunk, at_least))
         try:
             text = self._decoder.decode(data, final=not data)
@@ -91,7 +97,7 @@ class ArrayStream:
         if not self._started:
             self._started = True
             stripped = text.lstrip("\ufeff")  # as the whole-file reader strips it
-            self.byte_base += len(text[: len(text) - len(stripped)].encode(self._enc))
+            self._mark_byte += len(text[: len(text) - len(stripped)].encode(self._enc))
             text = stripped
         self.buf += text
         if not data:
@@ -138,8 +144,12 @@ class ArrayStream:
             return value
 
     def byte_offset(self) -> int:
-        """The byte offset in the file of the current position."""
-        return self.byte_base + len(self.buf[: self.pos].encode(self._enc))
+        """The byte offset in the file of the current position (-1 unless `offsets` were asked for)."""
+        if not self._offsets:
+            return -1
+        self._mark_byte += len(self.buf[self._mark_pos: self.pos].encode(self._enc))
+        self._mark_pos = self.pos
+        return self._mark_byte
 
     # -- the array ------------------------------------------------------------------------------------
 

@@ -110,7 +110,7 @@ def scan_array(opener: Callable[[], BinaryIO], head: bytes, name: str, size: int
             with opener() as fh:
                 scan = ArrayScan(enc, 0)
                 cut = -1
-                for index, offset, _ in ArrayStream(fh, enc):
+                for index, offset, _ in ArrayStream(fh, enc, offsets=slice_bytes is not None):
                     scan.count = index + 1
                     if slice_bytes is not None and (cut < 0 or offset - cut >= slice_bytes):
                         if scan.slices:
