@@ -98,3 +98,25 @@ def test_ingest_a_folder_of_recordings_transcripts_and_a_manifest(tmp_path: Path
     (data,) = next(db.execute("select data from conversations"))
     conv = json.loads(data)
     assert conv["metrics"]["attributes"] == {"队列": "宽带"} and conv["agent"]["team"] == "一组"
+
+
+def test_the_call_page_says_what_the_reader_found_wrong_with_a_pair(world: World, tmp_path: Path) -> None:
+    """A recording whose channels are the other way round from its transcript: the voice rules are not
+    judged, and the call page says why and how to fix it (the manifest's agent_channel)."""
+    g = cs.build(cs.Spec(agent_db=-14.0, customer_db=-27.0, turns=3), "ignored")
+    cs.write_call(str(tmp_path), "sw", cs.degrade(g.samples)[::-1], g.transcript, subtype="ULAW")
+    cid = f"SWAP-{world.backend}"
+    files = [("files", ("sw.wav", (tmp_path / "sw.wav").read_bytes())),
+             ("files", ("sw.json", (tmp_path / "sw.json").read_bytes())),
+             ("files", ("manifest.csv", f"call_id,recording,transcript\n{cid},sw.wav,sw.json\n".encode()))]
+    out = world.post("qa", "/api/uploads", files=files).json()
+    assert out["stored"] == 1, out
+    (res,) = out["results"]
+    from fastapi.testclient import TestClient
+
+    with TestClient(world.client.app) as browser:
+        world.browser_login(browser, "qa1")
+        page = browser.get(f"/calls/{res['id']}").text
+    notes = page[page.index('data-testid="call-notes"'):]
+    notes = notes[:notes.index("</ul>")]
+    assert "录音声道与转写角色相反" in notes and "agent_channel" in notes
