@@ -277,6 +277,7 @@ def test_ray_engine_gives_the_same_reports_as_check(tmp_path, rulebook, checker,
     res = run_batch([str(EXAMPLES), str(corpus)], out, rulebook, engine="ray", part_calls=100)
     assert produced(out) == reference([EXAMPLES, corpus], checker)
     assert res.manifest["versions"]["ray"] == ray_session.__version__
+    assert res.manifest["gpus_per_actor"] == 0  # text only: no GPU asked for, though the cluster has one
     again = run_batch([str(EXAMPLES), str(corpus)], out, rulebook, engine="ray")
     assert again.scored == 0 and again.skipped == res.scored
 
@@ -288,14 +289,21 @@ def test_ray_data_pipeline_gives_the_same_reports(tmp_path, rulebook, checker, r
     assert res.scored > 0 and produced(out) == reference([EXAMPLES], checker)
 
 
-@pytest.mark.slow
-def test_ray_big_jsonl_is_sliced_across_actors(tmp_path, rulebook, checker, ray_session, monkeypatch):
+def _one_sliced_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, broken: int,
+                     slice_kb: int) -> tuple[Path, str]:
+    """One JSONL file of `n` calls (line `broken` + 1 cut short) that the engines cut into `slice_kb` kB
+    slices, and the output folder."""
     from kefuqa import batch as batch_mod
 
-    corpus = make_corpus(tmp_path / "in", 400, files=1, broken=(250,))
-    monkeypatch.setattr(batch_mod, "SLICE_BYTES", 64 * 1024)
-    monkeypatch.setattr("kefuqa.distributed.inputs.SLICE_BYTES", 64 * 1024)
-    out = str(tmp_path / "out")
+    corpus = make_corpus(tmp_path / "in", n, files=1, broken=(broken,))
+    monkeypatch.setattr(batch_mod, "SLICE_BYTES", slice_kb * 1024)
+    monkeypatch.setattr("kefuqa.distributed.inputs.SLICE_BYTES", slice_kb * 1024)
+    return corpus, str(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_ray_big_jsonl_is_sliced_across_actors(tmp_path, rulebook, checker, ray_session, monkeypatch):
+    corpus, out = _one_sliced_file(tmp_path, monkeypatch, 400, 250, 64)
     res = run_batch([str(corpus)], out, rulebook, engine="ray")
     assert res.units > 3
     assert produced(out) == reference([corpus], checker)  # line numbers of the whole file kept
@@ -365,12 +373,7 @@ def _scoring_actor_pids() -> list[int]:
 
 @pytest.mark.slow
 def test_an_actor_killed_mid_run_loses_and_repeats_no_call(tmp_path, rulebook, checker, ray_session, monkeypatch):
-    from kefuqa import batch as batch_mod
-
-    corpus = make_corpus(tmp_path / "in", 600, files=1, broken=(100,))
-    monkeypatch.setattr(batch_mod, "SLICE_BYTES", 48 * 1024)
-    monkeypatch.setattr("kefuqa.distributed.inputs.SLICE_BYTES", 48 * 1024)
-    out = str(tmp_path / "out")
+    corpus, out = _one_sliced_file(tmp_path, monkeypatch, 600, 100, 48)
     killed: list[int] = []
 
     def progress(res: Any) -> None:  # after the first unit: SIGKILL one actor, as the OOM killer would
@@ -414,6 +417,27 @@ def test_gpu_requests_reach_ray_and_an_actor_it_cannot_place_holds_nothing_back(
     assert worker["gpu_ids"] == ["0"] and worker["units"] == res.units
 
 
+def test_asr_actors_ask_for_gpus_when_the_cluster_has_them():
+    """The decision, without Ray or a GPU: what each actor asks for, and the ASR spec an actor given a GPU uses."""
+    from kefuqa.distributed.ray_engine import asr_on_gpu, gpu_share
+
+    assert gpu_share(None, True, 1, 2) == 0.5  # ASR on a cluster with GPUs: an equal share each
+    assert gpu_share(None, True, 4, 16) == 0.25
+    assert gpu_share(None, True, 2, 2) == 1.0  # never more than one GPU an actor
+    assert gpu_share(None, True, 2, 3) == 0.5  # shares that pack: 1/k of a GPU
+    assert gpu_share(None, True, 4, 64) == 0.25  # at most 4 actors (4 models) a GPU; the others wait unplaced
+    assert gpu_share(None, True, 0, 16) == 0.0  # no GPU in the cluster
+    assert gpu_share(None, False, 8, 16) == 0.0  # no ASR: text and acoustic analysis stay on CPU nodes
+    assert gpu_share(0.0, True, 8, 16) == 0.0  # --gpus-per-actor 0: never
+    assert gpu_share(0.25, False, 0, 2) == 0.25  # an explicit share is always asked for
+    fw = "faster-whisper:/models/whisper-ct2"
+    assert asr_on_gpu(fw, 1) == fw + "?device=cuda"
+    assert asr_on_gpu(fw + "?compute_type=float16", 1) == fw + "?compute_type=float16&device=cuda"
+    assert asr_on_gpu(fw + "?device=cpu", 1) == fw + "?device=cpu"  # the user's device stands
+    assert asr_on_gpu(fw, 0) == fw  # Ray's GPU resource without a CUDA device (as here)
+    assert asr_on_gpu("sherpa-onnx:/models/sense-voice", 1) == "sherpa-onnx:/models/sense-voice"
+
+
 def _tiny_en() -> str | None:
     try:
         import faster_whisper  # noqa: F401
@@ -426,7 +450,8 @@ def _tiny_en() -> str | None:
 @pytest.mark.slow
 def test_ray_asr_actors_transcribe_with_one_model_each_on_their_gpu_share(tmp_path, rulebook, checker, ray_session):
     """Recordings without transcripts are transcribed in the actors by the real faster-whisper tiny.en (on
-    espeak-ng speech); each actor loads the model once for all its units; the actors ask Ray for GPU shares."""
+    espeak-ng speech); each actor loads the model once for all its units; the actors ask Ray for GPU shares
+    by themselves (the local Ray has a GPU resource; CUDA sees no device here, so the model stays on the CPU)."""
     pytest.importorskip("soundfile")
     import audio_synth as synth
 
@@ -445,9 +470,9 @@ def test_ray_asr_actors_transcribe_with_one_model_each_on_their_gpu_share(tmp_pa
         synth.write(str(folder / f"call-{k}.wav"), call.render(bleed_db=-25.0), sr)
     opts = {"asr": f"faster-whisper:{tiny}", "vad": "energy"}
     out = str(tmp_path / "out")
-    res = run_batch([str(folder)], out, rulebook, engine="ray", jobs=2, read_options=opts,
-                    ray_options={"gpus_per_actor": 0.5})
-    assert (res.scored, res.errors) == (4, 0)
+    # no --gpus-per-actor: a run with ASR on a cluster with a GPU asks for shares of it by itself
+    res = run_batch([str(folder)], out, rulebook, engine="ray", jobs=2, read_options=opts)
+    assert (res.scored, res.errors) == (4, 0) and res.manifest["gpus_per_actor"] == 0.5
     workers = res.manifest["workers"]
     assert len({w["pid"] for w in workers}) == 2
     assert sum(w["units"] for w in workers) == 4 and all(w["units"] >= 1 for w in workers)

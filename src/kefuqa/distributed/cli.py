@@ -45,8 +45,9 @@ def batch(
                                                "（Ray Data 流水线）。")] = "actors",
     cpus_per_actor: Annotated[float | None, typer.Option(min=0.01, help="Ray：每个 actor 申请的 CPU 数"
                                                          "（默认由各 actor 平分集群的 CPU）。")] = None,
-    gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="Ray：每个 actor 申请的 GPU 数（0.25：每块 GPU "
-                                                  "四个识别 actor）；actor 只在有 GPU 的节点上运行。")] = 0.0,
+    gpus_per_actor: Annotated[float | None, typer.Option(min=0.0, help="Ray：每个 actor 申请的 GPU 数（0.25：每块 GPU "
+                                                  "四个识别 actor）；actor 只在有 GPU 的节点上运行。默认：有 --asr 且集群有 GPU 时"
+                                                  "自动平分（每块 GPU 至多 4 个 actor），否则不用 GPU；0：不用 GPU。")] = None,
     part_calls: Annotated[int, typer.Option(min=1, help="每个提交分片的通话数。")] = 5000,
     stall_timeout: Annotated[float, typer.Option(help="这么多秒内没有任何任务完成就停止运行。")] = 900.0,
     fail_on_error: Annotated[bool, typer.Option(help="有输入无法读取时以退出码 2 结束。")] = False,

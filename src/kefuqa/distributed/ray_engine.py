@@ -19,6 +19,9 @@ Sizing, so that a small machine always makes progress: at most one actor per clu
 fraction of a CPU (the driver and Ray's daemons need some too); with ``data`` one CPU stays free for Ray
 Data's own tasks. With ``gpus_per_actor`` every actor also asks for that share of a GPU, so on a cluster
 with GPU nodes the actors (and the ASR model each loads) are placed there; four actors share a GPU at 0.25.
+Without it (``None``), a run that transcribes (``--asr``) on a cluster that has GPUs asks for them by itself
+(`gpu_share`: an equal share, at most `ACTORS_PER_GPU` actors a GPU), and an actor given a real GPU runs a
+faster-whisper model without a ``device`` on it (`asr_on_gpu`); a run without ASR never asks for GPUs.
 Memory stays flat however big the input is: units are ~1 MB, at most two per actor are in flight, and the
 driver commits a part every `part_calls` calls.
 """
@@ -40,13 +43,58 @@ __all__ = ["PIPELINES", "RayEngine"]
 PIPELINES = ("actors", "data")
 IN_FLIGHT = 2  # units queued per actor: one running, one waiting
 UNIT_TRIES = 3  # a unit whose actor died is given to a new actor, at most this many times in all
+ACTORS_PER_GPU = 4  # GPUs asked for by themselves: at most this many ASR actors (one model each) share a GPU
+
+
+def gpu_share(requested: float | None, asr: bool, cluster_gpus: float, actors: int) -> float:
+    """The GPUs each actor asks Ray for: `requested` (``--gpus-per-actor``) when given; else, for a run that
+    transcribes on a cluster with GPUs, an equal share 1/k of a GPU (k actors a GPU, 1 ≤ k ≤ `ACTORS_PER_GPU`),
+    so the ASR actors are placed on the GPU nodes; else 0 (text, acoustic analysis only, or no GPU)."""
+    if requested is not None:
+        return requested
+    if not asr or cluster_gpus < 1 or actors < 1:
+        return 0.0
+    per_gpu = -(-actors // int(cluster_gpus))  # actors per GPU, rounded up
+    return 1.0 / min(max(per_gpu, 1), ACTORS_PER_GPU)
+
+
+def asr_on_gpu(spec: str, cuda_devices: int) -> str:
+    """The ASR spec an actor given a GPU uses: a faster-whisper model with no ``device`` runs on CUDA when
+    CUDA devices are visible; any other spec (an explicit device, sherpa-onnx, no CUDA) is kept."""
+    if cuda_devices < 1 or not spec.lower().startswith(("faster-whisper:", "faster_whisper:")):
+        return spec
+    from ..audio.asr import parse_spec
+
+    _, _, options = parse_spec(spec)
+    if "device" in options:
+        return spec
+    return spec + ("&" if options else "?") + "device=cuda"
+
+
+def _job_on_gpu(job: Job) -> Job:
+    """`job` for an actor: with ``--asr`` and a GPU from Ray that CUDA sees, the model goes on it."""
+    import dataclasses
+
+    import ray
+
+    spec = job.read_options.get("asr")
+    if not spec or not ray.get_gpu_ids():
+        return job
+    try:
+        import ctranslate2  # faster-whisper's engine
+
+        devices = int(ctranslate2.get_cuda_device_count())
+    except Exception:  # noqa: BLE001 - no CUDA build or no driver: the CPU it is
+        devices = 0
+    on_gpu = asr_on_gpu(spec, devices)
+    return job if on_gpu == spec else dataclasses.replace(job, read_options={**job.read_options, "asr": on_gpu})
 
 
 class ScoringActor:
     """One worker of the ``actors`` pipeline (made a Ray actor class by `RayEngine`)."""
 
     def __init__(self, job: Job) -> None:
-        self.scorer = Scorer(job)
+        self.scorer = Scorer(_job_on_gpu(job))
         self.pid = os.getpid()
 
     def score(self, index: int, unit: Unit) -> Scored:
@@ -68,7 +116,7 @@ class _RayScorer:
     """The ``data`` pipeline's callable class: built once per actor, called with batches of one unit."""
 
     def __init__(self, job_bytes: bytes) -> None:
-        self.scorer = Scorer(pickle.loads(job_bytes))
+        self.scorer = Scorer(_job_on_gpu(pickle.loads(job_bytes)))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         out = []
@@ -82,7 +130,7 @@ class RayEngine:
     """Connects to a cluster (``address``: ``auto``, ``ray://host:10001``) or starts a local Ray."""
 
     def __init__(self, address: str | None = None, *, concurrency: int | None = None, num_cpus: int | None = None,
-                 cpus_per_actor: float | None = None, gpus_per_actor: float = 0.0, pipeline: str = "actors",
+                 cpus_per_actor: float | None = None, gpus_per_actor: float | None = None, pipeline: str = "actors",
                  num_gpus: int | None = None) -> None:
         if pipeline not in PIPELINES:
             raise ValueError(f"unknown Ray pipeline {pipeline!r} ({' or '.join(PIPELINES)})")
@@ -91,7 +139,8 @@ class RayEngine:
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.cpus_per_actor = cpus_per_actor
-        self.gpus_per_actor = gpus_per_actor
+        self.gpus_per_actor = gpus_per_actor  # None: `gpu_share` decides when the run starts
+        self.gpus = 0.0  # what each actor of this run asks for
         self.pipeline = pipeline
         self.actors: list[Any] = []
         self.actors_ready_seconds: float | None = None  # all actors of the pool started
@@ -154,9 +203,17 @@ class RayEngine:
 
     def remote_options(self, per: float) -> dict[str, Any]:
         opts: dict[str, Any] = {"num_cpus": per}
-        if self.gpus_per_actor:
-            opts["num_gpus"] = self.gpus_per_actor
+        if self.gpus:
+            opts["num_gpus"] = self.gpus
         return opts
+
+    def decide_gpus(self, job: Job, actors: int) -> float:
+        """Set and return the GPUs each actor of this run asks for (`gpu_share` on this cluster)."""
+        import ray
+
+        cluster = float(ray.cluster_resources().get("GPU", 0.0))
+        self.gpus = gpu_share(self.gpus_per_actor, bool(job.read_options.get("asr")), cluster, actors)
+        return self.gpus
 
     def run(self, units: list[Unit], job: Job) -> Iterator[Scored]:
         """Scored units as they finish (not in input order)."""
@@ -184,6 +241,7 @@ class RayEngine:
         from ray.exceptions import RayActorError, RayTaskError
 
         actors, _ = self.sizing()
+        self.decide_gpus(job, min(actors, len(units)))
         if self.gpus_per_actor and self._started_here and not ray.cluster_resources().get("GPU"):
             raise EngineError(f"每个 actor 要求 {self.gpus_per_actor:g} 个 GPU，但本机启动的 Ray 没有 GPU；"
                               "去掉 --gpus-per-actor，或用 --address 连接有 GPU 节点的集群")
@@ -257,6 +315,7 @@ class RayEngine:
         import ray
 
         actors, per = self.sizing()
+        self.decide_gpus(job, min(actors, len(units)))
         items = [{"index": i, "unit": pickle.dumps(u, protocol=pickle.HIGHEST_PROTOCOL)} for i, u in enumerate(units)]
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False

@@ -330,6 +330,7 @@ def run_batch(sources: list[str], out: str, rulebook: Rulebook, *, engine: str =
                    "actors_lost": ray_engine.lost if engine == "ray" else 0},
         "versions": _versions(engine), "timings": timings,
         "workers": ray_engine.worker_info if engine == "ray" else [],
+        "gpus_per_actor": ray_engine.gpus if engine == "ray" else 0.0,  # asked of Ray (explicit or `gpu_share`)
     }
     output.write_manifest(run_id, result.manifest)
     return result
