@@ -85,6 +85,10 @@ def test_swapped_channels_are_reported_and_fixed_with_channels(tmp_path, loud_ag
     assert isinstance(conv, Conversation)
     assert any("录音声道与转写角色相反" in n and "--channels customer,agent" in n for n in conv.notes)
     assert all("loudness_dbfs" not in u.attrs for u in conv.utterances)  # measures left out, not wrong
+    # and the voice rules say why they are not judged (not that a recording is needed)
+    assert "录音声道与转写角色相反" in conv.metrics["unreliable"]["loudness_dbfs"]
+    na = kefuqa.checker_for(None).check(conv).not_applicable
+    assert all("录音声道与转写角色相反" in na[r] for r in ("VOC003", "VOC004", "VOC005")), na
     (fixed,) = _read(tmp_path, channels="customer,agent")
     assert isinstance(fixed, Conversation) and fixed.notes == []
     assert all(abs(v - -14.0) <= 1.0 for v in _levels(fixed, "agent"))
@@ -106,6 +110,7 @@ def test_an_offset_is_reported_and_fixed_in_the_manifest(tmp_path, loud_agent):
     assert isinstance(conv, Conversation)
     (note,) = [n for n in conv.notes if "录音比转写早约 1.5 秒" in n]
     assert "offset 列填 -1.50" in note and conv.metrics["alignment_offset_seconds"] == pytest.approx(-1.5, abs=0.07)
+    assert "时间差约 1.5 秒，声学测量未采用" in conv.metrics["unreliable"]["loudness_dbfs"]
     (tmp_path / "manifest.csv").write_text("call_id,recording,transcript,offset,agent_id,team\n"
                                            "L-1,c1.wav,c1.json,-1.5,A1,一组\n", encoding="utf-8")
     (fixed,) = _read(tmp_path)

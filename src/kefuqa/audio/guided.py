@@ -125,8 +125,10 @@ def measure_transcript(conv: Conversation, prep: Prepared, roles: tuple[str, str
     notes: list[str] = list(prep.notes)
     metrics: dict = {"alignment_score": round(given.score, 2)}
     usable = True
+    left_out = ""  # why the acoustic measures are left out, for the voice rules' not-applicable reason
     if not prep.mono and best.swapped and best.score - given.score >= BETTER:
         usable = False
+        left_out = "录音声道与转写角色相反，声学测量未采用（见说明）"
         other = ",".join(roles[::-1])
         notes.append(f"录音声道与转写角色相反（按 {other} 重合度 {best.score:.2f}，按现设 {given.score:.2f}）："
                      f"声学测量未采用；请用 --channels {other} 或清单的 agent_channel 校正")
@@ -137,6 +139,7 @@ def measure_transcript(conv: Conversation, prep: Prepared, roles: tuple[str, str
         notes.append(f"录音比转写{sign}约 {abs(best.lag):.1f} 秒（重合度 {best.score:.2f}，现为 {given.score:.2f}）："
                      f"声学测量未采用；请在清单的 offset 列填 {offset + best.lag:.2f} 校正")
         metrics["alignment_offset_seconds"] = round(offset + best.lag, 2)
+        left_out = f"录音与转写的时间差约 {abs(best.lag):.1f} 秒，声学测量未采用（见说明）"
     # the caller's conversation is left as it was: the measures go on copies of its utterances
     utterances = [u.model_copy(update={"attrs": dict(u.attrs)}) for u in conv.utterances]
     if usable:
@@ -158,6 +161,8 @@ def measure_transcript(conv: Conversation, prep: Prepared, roles: tuple[str, str
         unreliable = reliability(prep.tracks, roles, samples) if samples is not None else {}
         if unreliable:
             metrics["unreliable"] = unreliable
+    else:  # the voice rules say why they are not judged, not that a recording is needed
+        metrics["unreliable"] = {k: left_out for k in ("loudness_dbfs", "pitch_sd_semitones", "loudness_rise_db")}
     events = list(conv.events)
     gap_seconds = 0.0
     for s, e in (_speech_in_gaps(conv, prep, offset) if usable else []):

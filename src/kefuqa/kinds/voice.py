@@ -109,6 +109,8 @@ class Voice(Kind):
             clipped = exc
         mine = self._values(ctx, "agent", "loudness_dbfs")
         if len(mine) < r.min_count:
+            if clipped is not None:  # no levels because the recording said why (left out, not measurable)
+                raise clipped
             raise NotApplicable(f"需要录音测得的坐席音量（至少 {r.min_count} 句坐席语音）")
         level = median(v for v, _ in mine)
         theirs = self._values(ctx, "customer", "loudness_dbfs")
