@@ -60,6 +60,9 @@ def test_weekly_rates_rising_rules_and_new_phrases(world: World) -> None:
     world.browser_login(client, "admin", ADMIN_PASSWORD)
     home = client.get("/")
     assert "本周预警" in home.text and PHRASE[:3] in home.text
+    alerts = home.text[home.text.index('data-testid="alerts"'):].split("</section>")[0]
+    for s in t["rules"]:  # every rising rule flagged on the overview, and no other rule
+        assert (f'href="/calls?rule={s["key"]}"' in alerts) == s["rising"], s
     page = client.get("/trends?weeks=4")
     assert page.status_code == 200 and 'data-testid="rule-trends"' in page.text and "上升" in page.text
     csv_text = client.get("/trends.csv?weeks=4").text
