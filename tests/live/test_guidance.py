@@ -9,7 +9,7 @@ import pytest
 
 from kefuqa.engine import Checker
 from kefuqa.errors import RuleError
-from kefuqa.live import LiveError, LiveSession, live_rules, load_guidance, parse_guidance
+from kefuqa.live import Guidance, LiveError, LiveSession, live_rules, load_guidance, parse_guidance
 from kefuqa.rules.rulebook import load_rulebook
 
 
@@ -227,3 +227,37 @@ def test_hold_request_is_decided_as_the_hold_begins(parts: tuple[Checker, Any], 
     end = s.hangup("customer")
     assert not [i for i in rest + end if i.get("rule") == "HLD001" and i["kind"] in ("finding", "alert", "retract")]
     assert ("HLD001" in {f.rule for f in s.report.findings}) is alerted
+
+
+def test_a_rulebook_that_extends_another_uses_its_guidance(parts: tuple[Checker, Any]) -> None:
+    """utility-95598 (the standard rulebook plus the 95598 scripts) has no guidance file of its own: it uses
+    the standard one, so the agent on the 95598 hotline gets the alerts, checklists and cards; an uploaded
+    rulebook that extends a bundled one likewise, less what its disabled rules would show."""
+    from typer.testing import CliRunner
+
+    from kefuqa.cli import app
+    from kefuqa.rules.rulebook import load_rulebook_text
+    from kefuqa.service.live_calls import Engine
+
+    standard = parts[1]
+    rb = load_rulebook("utility-95598")
+    g = load_guidance("utility-95598", {r.id for r in rb.rules})
+    assert g == standard and g.cards and g.alerts.rules
+    s = LiveSession(Checker(rb), g, {"id": "t", "direction": "inbound"})
+    s.start()
+    got = s.utterance("customer", "叫你们领导来接电话", 0.0, 2.0) + s.utterance("agent", "我不是跟你说过了吗", 2.5, 4.0)
+    assert {i["id"] for i in got if i["kind"] == "card"} >= {"s09-leader"}
+    assert any(i["kind"] == "alert" and "可能我刚才没有解释清楚" in i["say_instead"] for i in got)
+    lint = CliRunner().invoke(app, ["rules", "lint", "utility-95598"])
+    assert lint.exit_code == 0 and "guidance.yaml（继承自 standard）" in lint.output and "16 张情景卡片" in lint.output
+    up = load_rulebook_text("name: acme\nextends: standard\ndisable: [EVT003]\n", "acme.yaml")
+    eng = Engine.build("acme 1", Checker(up), up.name, None)
+    assert eng.guidance == standard
+    s = LiveSession(eng.checker, eng.guidance, {"id": "t"}, compiled=eng.compiled, live_ids=eng.live_ids)
+    got = s.utterance("customer", "叫你们领导来接电话", 0.0, 2.0) + s.utterance("agent", "我不是跟你说过了吗", 2.5, 4.0)
+    assert not [i for i in got if i["kind"] == "card"]  # the leader card comes only from the disabled EVT003
+    assert any(i["kind"] == "alert" and i["rule"] == "LNG001" for i in got)
+    alone = load_rulebook_text("name: solo\nrules:\n  - {id: X001, name: 禁语, kind: phrase, severity: minor, points: 1, dimension: 全部,"
+                               " message: 禁语, phrases: [随便]}\nscorecard: {name: solo, dimensions: [{name: 全部, max: 100}]}\n",
+                               "solo.yaml")
+    assert Engine.build("solo 1", Checker(alone), alone.name, None).guidance == Guidance()

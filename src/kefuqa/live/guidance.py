@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import RuleError
@@ -169,24 +170,55 @@ def _check_refs(g: Guidance, data: Any, source: str, rule_ids: set[str]) -> None
                 raise RuleError(source, line, f"cards[{i}].when.rules", f"规则手册中没有规则 {ref}")
 
 
-def load_guidance(rulebook: str | Path | None = None, rule_ids: set[str] | None = None) -> Guidance:
-    """The guidance next to a rulebook (a bundled name, a folder or its rulebook.yaml); empty guidance when
-    the rulebook has none."""
+def guidance_file(rulebook: str | Path | None = None) -> tuple[Path | None, bool]:
+    """The guidance file a rulebook uses: its own (next to its rulebook.yaml), else the one of the rulebook
+    it `extends` (utility-95598 is the standard rulebook plus the 95598 scripts: the standard guidance), and
+    whether it was inherited."""
     path = resolve(rulebook)
-    folder = path if path.is_dir() else path.parent
-    file = folder / GUIDANCE_FILE
-    if not file.is_file():
+    seen: set[Path] = set()
+    inherited = False
+    while True:
+        folder = path if path.is_dir() else path.parent
+        if (folder / GUIDANCE_FILE).is_file():
+            return folder / GUIDANCE_FILE, inherited
+        book = path if path.is_file() else folder / "rulebook.yaml"
+        if not book.is_file() or book.resolve() in seen:
+            return None, False
+        seen.add(book.resolve())
+        try:
+            data = yaml.safe_load(book.read_text(encoding="utf-8-sig"))
+        except (OSError, yaml.YAMLError):
+            return None, False
+        parent = data.get("extends") if isinstance(data, dict) else None
+        if not isinstance(parent, str) or not parent:
+            return None, False
+        try:
+            path = resolve(parent, folder)
+        except RuleError:
+            return None, False
+        inherited = True
+
+
+def load_guidance(rulebook: str | Path | None = None, rule_ids: set[str] | None = None, *,
+                  inherit: bool = False) -> Guidance:
+    """The guidance of a rulebook (a bundled name, a folder or its rulebook.yaml): its own file, else the one
+    of the rulebook it extends; empty guidance when there is none. `inherit`: `rulebook` is the parent of
+    the rulebook whose `rule_ids` these are (an uploaded rulebook extending a bundled one)."""
+    file, inherited = guidance_file(rulebook)
+    if file is None:
         return Guidance()
+    if inherited or inherit:  # checked against the rules of the rulebook it belongs to (a child only adds
+        return parse_guidance(file.read_text(encoding="utf-8"), str(file))  # rules or disables them)
     return parse_guidance(file.read_text(encoding="utf-8"), str(file), rule_ids)
 
 
 def lint_guidance(rulebook: str | Path, rule_ids: set[str]) -> str:
-    """Validate the guidance next to a rulebook (`RuleError` when invalid); a one-line summary in Chinese."""
-    path = resolve(rulebook)
-    folder = path if path.is_dir() else path.parent
-    if not (folder / GUIDANCE_FILE).is_file():
+    """Validate the guidance of a rulebook (`RuleError` when invalid); a one-line summary in Chinese."""
+    file, inherited = guidance_file(rulebook)
+    if file is None:
         return "无实时辅助指导文件"
     g = load_guidance(rulebook, rule_ids)
-    return (f"实时辅助 {GUIDANCE_FILE}：{len(g.checklists)} 个检查清单，{len(g.cards)} 张情景卡片，"
+    name = f"{GUIDANCE_FILE}（继承自 {file.parent.name}）" if inherited else GUIDANCE_FILE
+    return (f"实时辅助 {name}：{len(g.checklists)} 个检查清单，{len(g.cards)} 张情景卡片，"
             f"{sum(1 for t in (g.timers.hold, g.timers.customer_silent, g.timers.dead_air, g.timers.monologue) if t)} 个计时提醒，"
             f"{len(g.styles.kinds) if g.styles else 0} 种客户风格")

@@ -51,11 +51,32 @@ class Engine:
     def build(cls, label: str, checker: Checker, rulebook_name: str, source_ref: str | None) -> Engine:
         ids = {r.id for r in checker.rulebook.rules}
         src = source_ref if source_ref else (rulebook_name if rulebook_name in bundled_names() else None)
+        parent = None if src else _extends(checker.rulebook)  # an uploaded rulebook: its bundled parent's
         try:
-            g = load_guidance(src, ids) if src else Guidance()
+            if src:
+                g = load_guidance(src, ids)
+            elif parent in bundled_names():
+                g = load_guidance(parent, ids, inherit=True)
+            else:
+                g = Guidance()
         except Exception:  # a rulebook outside the bundle without guidance of its own
             g = Guidance()
         return cls(label, checker, g, compile_guidance(g), live_rules(checker))
+
+
+def _extends(rb: Any) -> str | None:
+    """The rulebook an uploaded rulebook extends (its own text is among its sources)."""
+    import yaml
+
+    for text in reversed(list(rb.sources.values())):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        if isinstance(data, dict) and data.get("name") == rb.name:
+            parent = data.get("extends")
+            return parent if isinstance(parent, str) else None
+    return None
 
 
 class Bucket:
