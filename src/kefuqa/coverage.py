@@ -10,6 +10,7 @@ little, so summaries, averages and rankings leave it out by default.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +20,15 @@ from typing import Any
 _INPUT_MISSING = ("缺少", "需要录音", "没有转写文本", "说话不足", "没有发言", "判断未完成", "无人发言",
                   "发言少于")
 
+_INPUT_MISSING_RX = re.compile("|".join(map(re.escape, _INPUT_MISSING)))  # one search per reason, every call
+
 INSUFFICIENT = "未充分质检"
 
 
 def undecidable(reason: str) -> bool:
     """True when a not-applicable reason says the input lacks what the rule needs (not checkable),
     False when the situation the rule is about did not happen (checked, nothing to report)."""
-    return any(word in reason for word in _INPUT_MISSING)
+    return _INPUT_MISSING_RX.search(reason) is not None
 
 
 @dataclass(slots=True)

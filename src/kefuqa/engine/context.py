@@ -50,14 +50,16 @@ class Context:
         self.keys = [v.key for v in views]
         self.raw = [v.raw for v in views]
         self.sets_hit: set[int] = set().union(*self.raw) if self.raw else set()
-        self._has_quotes = ([bool(_QUOTE_CHARS.search(t)) for t in self.texts]
-                            if any(_QUOTE_CHARS.search(t) for t in self.cleans) else [False] * self.n)
+        # per utterance: do quotation marks show (matches inside them are someone else's words)
+        self.has_quotes = ([bool(_QUOTE_CHARS.search(t)) for t in self.texts]
+                           if _QUOTE_CHARS.search("".join(self.cleans)) else [False] * self.n)
         self.any_attrs = any(u.attrs for u in utts)
-        self.by_role: dict[str, list[int]] = {"agent": [], "customer": [], "any": []}
-        for i, r in enumerate(self.roles):
-            if r in ("agent", "customer"):
-                self.by_role[r].append(i)
-                self.by_role["any"].append(i)
+        roles = self.roles
+        self.by_role: dict[str, list[int]] = {
+            "agent": [i for i, r in enumerate(roles) if r == "agent"],
+            "customer": [i for i, r in enumerate(roles) if r == "customer"],
+            "any": [i for i, r in enumerate(roles) if r == "agent" or r == "customer"],
+        }
         self._hours_cache: dict[int, dict[int, list[Match]]] = {}
         self._time_order: list[int] | None = None
         self.turn_cache: dict[str, list[list[int]]] = {}
@@ -95,11 +97,12 @@ class Context:
             found = [Match(item, start, end, via, "key") for item, start, end, via in raw or ()]
         if pset.regex_items:
             clean = view.clean
-            for idx in pset.regex_items:
+            # the regexes whose literal the automaton saw, and those without one, in the items' order (a
+            # set has up to ~60 regexes, most prefiltered out): not a loop over every regex of the set
+            todo = sorted(pre.union(pset.unfiltered_items)) if pre else pset.unfiltered_items
+            for idx in todo:
                 rx = pset.items[idx].regex
                 assert rx is not None
-                if idx in pset.prefiltered and idx not in pre:
-                    continue  # the literal this regex needs is not in the utterance
                 needs = pset.clean_needs.get(idx)
                 if needs is not None and not any(n in clean for n in needs):
                     continue
@@ -109,7 +112,7 @@ class Context:
         if not found:
             mc[sid] = _NONE
             return _NONE
-        if self._has_quotes[u]:
+        if self.has_quotes[u]:
             found = [m for m in found if not self._quoted(u, m)]
         key = view.key
         out: list[Match] = []
@@ -199,10 +202,12 @@ class Context:
         pset = self.index.sets[sid]
         if pset.simple:
             # no exceptions, whole-utterance items, hours or regexes: the first raw hit is a match
+            if sid not in self.sets_hit:
+                return None  # the automata saw none of its phrases in this call
             raw = self.raw
             for u in us:
                 hits = raw[u].get(sid)
-                if hits and not self._has_quotes[u]:
+                if hits and not self.has_quotes[u]:
                     item, start, end, via = hits[0]
                     return u, Match(item, start, end, via, "key")
                 if hits and self.matches(sid, u):

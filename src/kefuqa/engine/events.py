@@ -25,12 +25,14 @@ def infer_events(ctx: Context, events: list[Event]) -> list[Event]:
         requests = {x for x in ctx.candidates(sid, agent) if ctx.matches(sid, x)} if sid is not None else set()
         back = holds.lookback_turns
         for k, (a, b) in enumerate(zip(agent, agent[1:], strict=False)):
-            if requests and any(x in requests for x in agent[max(0, k - back + 1): k + 1]):
+            if not requests:
+                break  # no hold request in the call
+            if any(x in requests for x in agent[max(0, k - back + 1): k + 1]):
                 gap_start, gap_end = utts[a].end, utts[b].start
                 if gap_start is not None and gap_end is not None and gap_end - gap_start >= holds.min_gap_seconds:
                     events.append(Event(type="hold", start=gap_start, end=gap_end, inferred=True, utterance=a))
     csid = checker.customer_hold_sid
-    if holds.enabled and ctx.timed and csid is not None:
+    if holds.enabled and ctx.timed and csid is not None and csid in ctx.sets_hit:  # else no customer said one
         order = ctx.time_order
         for a, b in zip(order, order[1:], strict=False):
             if ctx.roles[a] == "customer" and csid in ctx.raw[a] and ctx.matches(csid, a):

@@ -12,7 +12,7 @@ confidence and name.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -70,6 +70,23 @@ class Intent(Phrase):
         super().__init__(rule, compiler)
         self.veto_sid = compiler.phrases(rule.unless, rule) if rule.unless else None
         self.gate_sid = compiler.phrases(rule.judge_if, rule, pinyin=False) if rule.judge_if else None
+        # whether an utterance is asked at all (long enough, no veto, the gate said) depends on its view alone
+        # (and on whether the call shows quotation marks there): kept with the view, keyed by that flag, as
+        # False (not asked), True (asked) or, once judged, the `Judgement` itself
+        self._ask_slots = (("intent-ask", rule.id, False), ("intent-ask", rule.id, True))
+        self._ask_cached = True
+
+    def bind(self, index: Any) -> None:
+        super().bind(index)
+        # a set with hour-limited phrases matches per call (the call's hour), not per view
+        self._ask_cached = not any(sid is not None and index.sets[sid].hour_dependent
+                                   for sid in (self.veto_sid, self.gate_sid))
+
+    def _askable(self, ctx: Context, u: int) -> bool:
+        r = self.rule
+        veto, gate = self.veto_sid, self.gate_sid
+        return (ctx.word_count(u) >= r.min_chars and (veto is None or ctx.said(veto, [u]) is None)
+                and (gate is None or ctx.said(gate, [u]) is not None))
 
     def run(self, ctx: Context) -> list[Hit]:
         r = self.rule
@@ -78,15 +95,33 @@ class Intent(Phrase):
             h.vars.setdefault("confidence", "短语")
             h.vars.setdefault("reason", "")
         said = {h.utterance for h in hits}
-        veto, gate = self.veto_sid, self.gate_sid
-        ask = [u for u in scoped(ctx, r.role, r.scope)
-               if u not in said and ctx.word_count(u) >= r.min_chars and (veto is None or ctx.said(veto, [u]) is None)
-               and (gate is None or ctx.said(gate, [u]) is not None)]
+        ask: list[int] = []
+        judged: list[Any] = []  # None: not judged yet
+        views, quoted, slots, cached = ctx.views, ctx.has_quotes, self._ask_slots, self._ask_cached
+        for u in scoped(ctx, r.role, r.scope):
+            if u in said:
+                continue
+            if cached:
+                extra = views[u].extra
+                slot = slots[quoted[u]]
+                got = extra.get(slot)
+                if got is None:
+                    got = extra[slot] = self._askable(ctx, u)
+            else:
+                got = self._askable(ctx, u)
+            if got is not False:
+                ask.append(u)
+                judged.append(None if got is True else got)
+        missing = [k for k, j in enumerate(judged) if j is None]
+        if missing:
+            for k, j in zip(missing, ctx.judgements(r.judge, r.label, [ask[k] for k in missing]), strict=True):
+                judged[k] = j
+                if cached and isinstance(j, Judgement):  # an Undecided is asked again next time
+                    views[ask[k]].extra[slots[quoted[ask[k]]]] = j
         undecided: list[str] = []
         name = labels()[r.label].name
         role_us = ctx.role_utts(r.role)
-        judged = ctx.judgements(r.judge, r.label, ask)
-        leaning = [u for u, j in zip(ask, judged, strict=True) if isinstance(j, Judgement) and j.score >= r.support]
+        leaning: list[int] | None = None  # the utterances leaning to the label: only asked for a weak reading
         for u, j in zip(ask, judged, strict=True):
             if isinstance(j, Undecided):
                 undecided.append(j.reason)
@@ -97,8 +132,12 @@ class Intent(Phrase):
             # however few turns there are so far, else it would show now and be withdrawn when the third
             # customer turn arrives calm (the final check of the whole call decides as always)
             if (r.sure is not None and j.score < r.sure and not said
-                    and (len(role_us) >= r.support_turns or ctx.live) and not any(x != u for x in leaning)):
-                continue
+                    and (len(role_us) >= r.support_turns or ctx.live)):
+                if leaning is None:
+                    leaning = [x for x, k in zip(ask, judged, strict=True)
+                               if isinstance(k, Judgement) and k.score >= r.support]
+                if not any(x != u for x in leaning):
+                    continue
             if self.near_sid is not None:  # the same context exceptions as the shortcuts (因为…/我帮您… next turn)
                 pos = role_us.index(u) if u in role_us else 0
                 if ctx.said(self.near_sid, role_us[pos: pos + 1 + r.near_turns]) is not None:

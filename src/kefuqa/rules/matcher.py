@@ -153,11 +153,12 @@ class PhraseSet:
 
     # derived once by PhraseIndex.build(), read on the hot path
     clean_needs_all: tuple[str, ...] | None = None  # every unfiltered regex needs one of these clean strings
+    unfiltered_items: list[int] = field(default_factory=list)  # regex items without a literal, in order
     hour_dependent: bool = False  # a phrase only counts at some hours of the call (greetings)
     simple: bool = False  # no exceptions, whole-utterance items, hours or regexes: every raw hit is a match
 
     def finish(self) -> None:
-        unfiltered = [i for i in self.regex_items if i not in self.prefiltered]
+        unfiltered = self.unfiltered_items = [i for i in self.regex_items if i not in self.prefiltered]
         if unfiltered and all(i in self.clean_needs for i in unfiltered):
             self.clean_needs_all = tuple(sorted({n for i in unfiltered for n in self.clean_needs[i]}))
         self.hour_dependent = any(i.allowed_hours is not None for i in self.items)
