@@ -318,3 +318,54 @@ def test_the_retention_command_deletes_old_calls_and_their_recordings(world: Wor
     assert world.get("admin", f"/api/calls/{old}").status_code == 404
     assert world.get("admin", f"/api/calls/{kept}").status_code == 200
     assert not path.exists()
+
+
+def _hidden_csrf(page: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert m, "no CSRF token on the page"
+    return m.group(1)
+
+
+def test_whole_call_review_on_the_assignment_page(world: World) -> None:
+    call = world.new_call("A1", "refuse", day=DAY)
+    other = world.new_call("A2", "refuse", day=DAY)
+    plan = _plan(world, per_agent=50, team=_team_id(world, "一组"))
+    a = next(x for x in plan["assignments"] if x["call"] == call)
+    first, second = world.findings("qa", call)[:2]
+    foreign = world.findings("qa", other)[0]
+    r = world.post("qa", f"/api/calls/{other}/missed", json={"rule": "INF002", "comment": "另一通"})
+    assert r.status_code == 201, r.text
+    foreign_missed = r.json()["id"]
+    client = world.client
+    client.cookies.clear()
+    world.browser_login(client, "qa1")
+    base = f"/queue/{a['id']}"
+    csrf = _hidden_csrf(client.get(base).text)
+    r = client.post(f"{base}/findings/{first['id']}", data={"csrf_token": csrf, "verdict": "confirm"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    r = client.post(f"{base}/findings/{second['id']}", data={"csrf_token": csrf, "verdict": "reject", "reason": ""})
+    assert r.status_code == 422  # a rejection needs its reason
+    r = client.post(f"{base}/findings/{second['id']}", data={"csrf_token": csrf, "verdict": "reject",
+                                                              "reason": "客户同意改约"}, follow_redirects=False)
+    assert r.status_code == 303
+    r = client.post(f"{base}/missed", data={"csrf_token": csrf, "rule": "INF002", "utterance": "2",
+                                            "comment": "没有称呼客户"}, follow_redirects=False)
+    assert r.status_code == 303
+    # only this call's findings and missed findings are handled through this assignment
+    r = client.post(f"{base}/findings/{foreign['id']}", data={"csrf_token": csrf, "verdict": "reject",
+                                                               "reason": "不是这通"})
+    assert r.status_code == 404
+    r = client.post(f"{base}/missed/{foreign_missed}/delete", data={"csrf_token": csrf})
+    assert r.status_code == 404
+    page = client.get(base).text
+    mine = re.findall(rf'action="{base}/missed/(\d+)/delete"', page)
+    assert len(mine) == 1 and "没有称呼客户" in page
+    r = client.post(f"{base}/missed/{mine[0]}/delete", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and "没有称呼客户" not in client.get(base).text
+    client.cookies.clear()
+    status = {f["id"]: f["status"] for f in world.findings("qa", call)}
+    assert status[first["id"]] == "confirmed" and status[second["id"]] == "rejected"
+    assert {f["id"]: f["status"] for f in world.findings("qa", other)}[foreign["id"]] == "open"
+    with world.wb.sessions() as db:
+        assert db.get(MissedFinding, foreign_missed) is not None

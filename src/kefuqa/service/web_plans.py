@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 
 from . import repository as repo
 from .deps import APICtx, Form, PageCtx, PageUser, api_roles, page_roles
-from .errors import Invalid
-from .models import User
+from .errors import Invalid, NotFound
+from .models import Finding, User
 from .usecases import missed, plans, reviews
 from .web import highlight, redirect, render
 
@@ -124,7 +124,10 @@ def assignment_page(assignment_id: int, request: Request, p: PageUser, ctx: Page
 
 @pages.post("/queue/{assignment_id}/findings/{finding_id}")
 def assignment_review(assignment_id: int, finding_id: int, ctx: PageCtx, form: Form) -> Response:
-    plans.get_assignment(ctx, assignment_id)
+    _, conv = plans.get_assignment(ctx, assignment_id)
+    finding = ctx.db.get(Finding, finding_id)
+    if finding is None or finding.conversation_id != conv.id:  # only the assignment's own call's findings
+        raise NotFound("扣分项不属于这项复核任务")
     reviews.review_finding(ctx, finding_id, str(form.get("verdict") or ""), str(form.get("reason") or ""))
     return redirect(f"/queue/{assignment_id}#f{finding_id}", "reviewed")
 
@@ -139,8 +142,8 @@ def assignment_missed(assignment_id: int, ctx: PageCtx, form: Form) -> Response:
 
 @pages.post("/queue/{assignment_id}/missed/{missed_id}/delete")
 def assignment_missed_delete(assignment_id: int, missed_id: int, ctx: PageCtx, form: Form) -> Response:
-    plans.get_assignment(ctx, assignment_id)
-    missed.delete_missed(ctx, missed_id)
+    _, conv = plans.get_assignment(ctx, assignment_id)
+    missed.delete_missed(ctx, missed_id, call_id=conv.id)
     return redirect(f"/queue/{assignment_id}#missed", "missed_deleted")
 
 

@@ -63,11 +63,12 @@ def add_missed(ctx: Ctx, call_id: int, rule: str | None, utterance: int | str | 
     return rec
 
 
-def delete_missed(ctx: Ctx, missed_id: int) -> None:
+def delete_missed(ctx: Ctx, missed_id: int, call_id: int | None = None) -> None:
+    """Delete a missed finding (of call `call_id` when given: an assignment removes only its own call's)."""
     user = ctx.acting()
     with ctx.transaction() as db:
         rec = db.get(MissedFinding, missed_id)
-        if rec is None:
+        if rec is None or (call_id is not None and rec.conversation_id != call_id):
             raise NotFound("漏报记录不存在")
         repo.get_call(db, user, rec.conversation_id)
         if not repo.can_review(user):
