@@ -361,3 +361,17 @@ def test_health_and_me(world: World) -> None:
     me = world.get("a1", "/api/me").json()
     assert me["role"] == "agent" and me["agent"]["code"] == "A1"
     assert "password" not in json.dumps(me)
+
+
+def test_request_validation_errors_are_chinese(world: World) -> None:
+    # a value of the wrong type, one out of range, an unknown choice: the place and type stay, the words are Chinese
+    for params, words in (({"page_size": "many"}, "应为整数"), ({"page_size": 100000}, "应不大于"),
+                          ({"page": 0}, "应不小于")):
+        r = world.get("qa", "/api/calls", params=params)
+        assert r.status_code == 422, r.text
+        err = r.json()["detail"][0]
+        assert err["loc"][-1] in params and words in err["msg"], err
+    # a body that is not JSON at all
+    r = world.client.post("/api/users", content=b"{not json", headers={**world.h("admin"),
+                                                                       "content-type": "application/json"})
+    assert r.status_code == 422 and "不是有效的 JSON" in r.json()["detail"][0]["msg"], r.text

@@ -123,6 +123,13 @@ _MESSAGES = {
     "literal_error": "应为 {expected} 之一", "enum": "应为 {expected} 之一",
     "union_tag_invalid": "未知的类型 {tag}（可用：{expected_tags}）", "union_tag_not_found": "缺少 {discriminator}",
     "string_pattern_mismatch": "格式不符（{pattern}）",
+    "extra_forbidden": "未知的键", "json_invalid": "不是有效的 JSON（{error}）", "json_type": "应为 JSON",
+    "datetime_parsing": "应为日期时间（如 2026-12-05T09:30:00+08:00）",
+    "datetime_from_date_parsing": "应为日期时间（如 2026-12-05T09:30:00+08:00）",
+    "datetime_type": "应为日期时间（如 2026-12-05T09:30:00+08:00）",
+    "date_parsing": "应为日期（YYYY-MM-DD）", "date_from_datetime_parsing": "应为日期（YYYY-MM-DD）",
+    "date_type": "应为日期（YYYY-MM-DD）", "uuid_parsing": "应为 UUID", "uuid_type": "应为 UUID",
+    "finite_number": "应为有限的数字",
 }
 
 

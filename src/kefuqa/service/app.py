@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..rules.yamlsrc import chinese_message
 from .config import Settings
 from .deps import LoginRequired, PageForbidden, http_status
 from .errors import Busy, DomainError, Throttled
@@ -176,10 +178,12 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Any:
+        # pydantic's errors with their message in Chinese (the rulebook lint's words); type and place kept
+        errors = [{**e, "msg": chinese_message(e)} for e in exc.errors()]
         if _wants_html(request):
-            return web.error_page(request, 422, "请求参数不正确：" + "; ".join(
-                f"{'.'.join(str(p) for p in e.get('loc', ())[1:])} {e.get('msg')}" for e in exc.errors()))
-        return JSONResponse({"detail": exc.errors()}, status_code=422)
+            return web.error_page(request, 422, "请求参数不正确：" + "；".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ())[1:])} {e['msg']}" for e in errors))
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     app.add_middleware(Guard, max_body=wb.settings.max_request_bytes)
     return app
