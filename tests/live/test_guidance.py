@@ -245,7 +245,7 @@ def test_a_rulebook_that_extends_another_uses_its_guidance(parts: tuple[Checker,
     assert g == standard and g.cards and g.alerts.rules
     s = LiveSession(Checker(rb), g, {"id": "t", "direction": "inbound"})
     s.start()
-    got = s.utterance("customer", "叫你们领导来接电话", 0.0, 2.0) + s.utterance("agent", "我不是跟你说过了吗", 2.5, 4.0)
+    got = s.utterance("customer", "又停电了，叫你们领导来接电话", 0.0, 2.0) + s.utterance("agent", "我不是跟你说过了吗", 2.5, 4.0)
     assert {i["id"] for i in got if i["kind"] == "card"} >= {"s09-leader"}
     assert any(i["kind"] == "alert" and "可能我刚才没有解释清楚" in i["say_instead"] for i in got)
     lint = CliRunner().invoke(app, ["rules", "lint", "utility-95598"])
@@ -254,10 +254,27 @@ def test_a_rulebook_that_extends_another_uses_its_guidance(parts: tuple[Checker,
     eng = Engine.build("acme 1", Checker(up), up.name, None)
     assert eng.guidance == standard
     s = LiveSession(eng.checker, eng.guidance, {"id": "t"}, compiled=eng.compiled, live_ids=eng.live_ids)
-    got = s.utterance("customer", "叫你们领导来接电话", 0.0, 2.0) + s.utterance("agent", "我不是跟你说过了吗", 2.5, 4.0)
-    assert not [i for i in got if i["kind"] == "card"]  # the leader card comes only from the disabled EVT003
+    got = s.utterance("customer", "又停电了，叫你们领导来接电话", 0.0, 2.0) + s.utterance("agent", "我不是跟你说过了吗", 2.5, 4.0)
+    assert "s09-leader" not in [i["id"] for i in got if i["kind"] == "card"]  # only the disabled EVT003 shows it
     assert any(i["kind"] == "alert" and i["rule"] == "LNG001" for i in got)
     alone = load_rulebook_text("name: solo\nrules:\n  - {id: X001, name: 禁语, kind: phrase, severity: minor, points: 1, dimension: 全部,"
                                " message: 禁语, phrases: [随便]}\nscorecard: {name: solo, dimensions: [{name: 全部, max: 100}]}\n",
                                "solo.yaml")
     assert Engine.build("solo 1", Checker(alone), alone.name, None).guidance == Guidance()
+
+
+def test_95598_cards_only_in_calls_about_electricity(parts: tuple[Checker, Any]) -> None:
+    """A caller who asks for a manager gets the 95598 script (如果您有用电方面的问题…) only in a call that has
+    spoken of electricity; in a shop's call the request is an event, with no card of another industry."""
+    def cards(turns: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+        s = _session(parts)
+        items = [i for k, (role, text) in enumerate(turns) for i in s.utterance(role, text, k * 3.0, k * 3.0 + 2.0)]
+        return [i["id"] for i in items if i["kind"] == "card"], [i["rule"] for i in items if i["kind"] == "event"]
+
+    shop = cards([("agent", "您好，优选商城售后，请问有什么可以帮您？"), ("customer", "我买的扫地机坏了，叫你们领导来接电话")])
+    assert "EVT003" in shop[1] and "s09-leader" not in shop[0]
+    grid = cards([("agent", "您好，95598，请问有什么可以帮您？"), ("customer", "我家停电两个小时了"),
+                  ("agent", "好的，我帮您查一下"), ("customer", "叫你们领导来接电话")])
+    assert "EVT003" in grid[1] and "s09-leader" in grid[0]
+    said = cards([("agent", "您好，请问有什么可以帮您？"), ("customer", "我不认可这个结果，电费怎么这么多")])  # topic in the same turn
+    assert "s10-final-answer" in said[0]

@@ -29,7 +29,7 @@ WS = "/api/assist/v1/ws"
 
 SCRIPT: list[dict[str, Any]] = [
     {"type": "utterance", "role": "agent", "text": "您好，这里是客服中心，我是工号1023，请问有什么可以帮您？", "start": 0.0, "end": 4.0},
-    {"type": "utterance", "role": "customer", "text": "叫你们领导来接电话，我要投诉！", "start": 4.5, "end": 7.0},
+    {"type": "utterance", "role": "customer", "text": "又停电了，叫你们领导来接电话，我要投诉！", "start": 4.5, "end": 7.0},
     {"type": "utterance", "role": "agent", "text": "我不是跟你说过了吗", "start": 7.5, "end": 9.0},
     {"type": "event", "event": "hold", "phase": "start", "at": 10.0},
     {"type": "tick", "t": 45.0},

@@ -64,12 +64,15 @@ class Timers(_Strict):
 
 
 class When(_Strict):
-    """What shows a card: a live rule's hit (an event such as EVT001 客户投诉) or the customer's words."""
+    """What shows a card: a live rule's hit (an event such as EVT001 客户投诉) or the customer's words; with
+    `topic`, only in a call that has mentioned one of those words so far (either party): the 95598 scripts
+    are for calls about electricity, not for every caller who asks for a manager."""
 
     rules: list[str] = Field(default_factory=list)
     said: Phrases = Field(default_factory=list)
+    topic: Phrases = Field(default_factory=list)
 
-    _v = field_validator("said")(check_phrases)
+    _v = field_validator("said", "topic")(check_phrases)
 
     @model_validator(mode="after")
     def _some(self) -> When:

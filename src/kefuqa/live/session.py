@@ -42,6 +42,7 @@ class _Compiled:
     index: PhraseIndex
     items: dict[str, tuple[int, int | None]]  # "checklist.item" / "card.step" -> (phrases sid, also sid)
     card_said: dict[str, int]
+    card_topic: dict[str, int]
     style_cues: dict[str, int]
     regex_sets: list[int]  # sets with a regex item (the raw scan alone cannot say they matched)
 
@@ -59,9 +60,12 @@ def compile_guidance(g: Guidance) -> _Compiled:
         for it in cl.items:
             add_item(f"{cl.id}.{it.id}", it)
     card_said: dict[str, int] = {}
+    card_topic: dict[str, int] = {}
     for card in g.cards:
         if card.when.said:
             card_said[card.id] = index.add(list(card.when.said), role="customer")
+        if card.when.topic:
+            card_topic[card.id] = index.add(list(card.when.topic), role="any")
         for st in card.steps:
             add_item(f"{card.id}.{st.id}", st)
     cues: dict[str, int] = {}
@@ -70,7 +74,7 @@ def compile_guidance(g: Guidance) -> _Compiled:
             if s.cues:
                 cues[s.id] = index.add(list(s.cues), role="customer")
     index.build()
-    return _Compiled(index, items, card_said, cues, [p.id for p in index.sets if p.regex_items])
+    return _Compiled(index, items, card_said, card_topic, cues, [p.id for p in index.sets if p.regex_items])
 
 
 def live_rules(checker: Checker) -> list[str]:
@@ -142,6 +146,7 @@ class LiveSession:
         self._scanned: dict[int, dict[int, int]] = {}  # utterance -> the guidance's phrase sets it says
         self._ticked: set[str] = set()
         self._cards: list[str] = []
+        self._topics: set[str] = set()  # cards whose topic the call has mentioned
         self._style: str | None = None
         self._customer_chars = 0
         self._customer_secs = 0.0
@@ -433,8 +438,11 @@ class LiveSession:
     def _cards_for(self, rules: set[str], idx: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         hits = self._scan(idx)
+        for cid, topic in self.g.card_topic.items():
+            if topic in hits:
+                self._topics.add(cid)
         for card in self.guidance.cards:
-            if card.id in self._cards:
+            if card.id in self._cards or (card.id in self.g.card_topic and card.id not in self._topics):
                 continue
             by_rule = [r for r in rules if _selected(r, card.when.rules)]
             sid = self.g.card_said.get(card.id)
