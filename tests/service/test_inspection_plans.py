@@ -68,6 +68,7 @@ def _open(w: World, who: str) -> int:
 
 
 def test_queue_progress_and_done(world: World) -> None:
+    assert _plan(world, per_agent=1, seed=3, inspectors=[world.users["qa1"]]).status_code == 201  # self-contained
     r = world.get("qa", "/api/queue")
     body = r.json()
     assert body["items"], body
