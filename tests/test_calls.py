@@ -144,3 +144,18 @@ def test_a_manifest_is_known_by_its_columns_whatever_its_name(tmp_path: Path) ->
     assert [(c.call_id, c.meta) for c in calls] == [("K-1", {"agent_id": "A3"})]
     # a transcript CSV (it has a text column) is still a transcript
     assert [Path(f).name for f in files if not isinstance(f, CallFiles)] == ["utterances.csv"]
+
+
+def test_a_pbx_export_s_own_words_for_who_hung_up_and_the_other_spelling_of_agent(tmp_path: Path) -> None:
+    _files(tmp_path, "p1.json", "p2.json")
+    (tmp_path / "manifest.csv").write_text(
+        "通话编号,转写文件,座席工号,座席姓名,班组,呼叫方向,渠道,挂机方,客户编号,开始时间\n"
+        "P-1,p1.json,A5,赵敏,一组,去电,电话,客户挂机,C-77,2026/03/05 14:32:10\n"
+        "P-2,p2.json,A6,钱多,二组,来电,电话,座席挂机,,\n", encoding="utf-8")
+    files, errors = find_inputs([tmp_path])
+    assert errors == []
+    (c1,), (c2,) = (list(read_call(f)) for f in files)
+    assert (c1.id, c1.agent.id, c1.agent.name, c1.direction, c1.channel, c1.ended_by, c1.customer.id) == (
+        "P-1", "A5", "赵敏", "outbound", "phone", "customer", "C-77")
+    assert c1.started_at is not None and c1.started_at.isoformat() == "2026-03-05T14:32:10"
+    assert (c2.direction, c2.ended_by) == ("inbound", "agent")

@@ -51,27 +51,30 @@ MANIFEST_FIELDS: dict[str, tuple[str, ...]] = {
     "recording": ("recording", "audio", "录音", "录音文件", "recording_file", "wav"),
     "transcript": ("transcript", "转写", "转写文件", "asr", "transcript_file", "text_file"),
     "files": ("files", "文件"),
-    "agent_id": ("agent_id", "工号", "坐席工号", "agent_code"),
-    "agent_name": ("agent_name", "坐席", "坐席姓名", "agent"),
+    "agent_id": ("agent_id", "工号", "坐席工号", "座席工号", "agent_code"),
+    "agent_name": ("agent_name", "坐席", "坐席姓名", "座席", "座席姓名", "agent"),
     "team": ("team", "班组", "组别", "agent_team"),
     "direction": ("direction", "呼叫方向", "方向"),
     "channel": ("channel", "渠道"),
     "started_at": ("started_at", "start_time", "开始时间", "接通时间", "answered_at"),
     "ring_seconds": ("ring_seconds", "振铃时长", "振铃秒数", "ring"),
-    "agent_channel": ("agent_channel", "坐席声道"),
+    "agent_channel": ("agent_channel", "坐席声道", "座席声道"),
     "offset": ("offset", "偏移", "offset_seconds"),
-    "ended_by": ("ended_by", "挂机方"),
+    "ended_by": ("ended_by", "挂机方", "挂机方向"),
     "customer_id": ("customer_id", "客户编号"),
 }
 _ALIAS = {_squash(a): f for f, names in MANIFEST_FIELDS.items() for a in names}
 _DIRECTIONS = {"inbound": "inbound", "in": "inbound", "呼入": "inbound", "来电": "inbound",
-               "outbound": "outbound", "out": "outbound", "呼出": "outbound", "外呼": "outbound", "回访": "outbound"}
+               "outbound": "outbound", "out": "outbound", "呼出": "outbound", "外呼": "outbound", "回访": "outbound",
+               "去电": "outbound"}
 _CHANNELS = {"phone": "phone", "电话": "phone", "chat": "chat", "在线": "chat", "email": "email", "邮件": "email",
              "web": "web", "网页": "web", "onsite": "onsite", "现场": "onsite"}
 _LEFT = {"left", "l", "0", "ch0", "左", "左声道"}
 _RIGHT = {"right", "r", "1", "ch1", "右", "右声道"}
-_ENDED = {"customer": "customer", "客户": "customer", "agent": "agent", "坐席": "agent", "system": "system",
-          "系统": "system"}
+# as PBX exports write who hung up: 客户挂机 / 用户挂机 / 坐席挂机 / 座席挂机 / 系统挂机 (座席 is the other spelling)
+_ENDED = {"customer": "customer", "客户": "customer", "用户": "customer", "客户挂机": "customer",
+          "用户挂机": "customer", "agent": "agent", "坐席": "agent", "座席": "agent", "坐席挂机": "agent",
+          "座席挂机": "agent", "system": "system", "系统": "system", "系统挂机": "system"}
 
 
 @dataclass(frozen=True)
