@@ -369,3 +369,26 @@ def test_whole_call_review_on_the_assignment_page(world: World) -> None:
     assert {f["id"]: f["status"] for f in world.findings("qa", other)}[foreign["id"]] == "open"
     with world.wb.sessions() as db:
         assert db.get(MissedFinding, foreign_missed) is not None
+
+
+def test_a_plan_records_its_conditions_and_they_reproduce_the_sample(world: World) -> None:
+    team = _team_id(world, "一组")
+    plan = _plan(world, per_agent=2, order="low_confidence", team=team, score_max=99, include_appeal=False,
+                 due_days=4, seed=2024)
+    params = dict(plan["params"])
+    assert params["team"] == team and params["order"] == "low_confidence" and params["include_appeal"] is False
+    again = world.post("qa", "/api/plans", json={"name": "按记录重抽", **params, "seed": plan["seed"]})
+    assert again.status_code == 201, again.text
+    assert {(a["call"], a["reason"]) for a in again.json()["assignments"]} == {
+        (a["call"], a["reason"]) for a in plan["assignments"]}
+    client = world.client
+    client.cookies.clear()
+    world.browser_login(client, "qa1")
+    page = client.get(f"/plans/{plan['id']}").text
+    client.cookies.clear()
+    shown = re.search(r'data-testid="conditions">(.*?)</p>', page, re.S)
+    assert shown, "no sampling conditions on the plan page"
+    text = re.sub(r"<[^>]+>", " ", shown.group(1))
+    for words in ("按模型置信度最低优先抽 2 通", "必抽：红线、客户投诉", "班组：一组", "分数：–99", "完成期限 4 天", "质检员：qa1"):
+        assert words in text, (words, text)
+    assert "申诉" not in text

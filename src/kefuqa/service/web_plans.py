@@ -89,6 +89,7 @@ def create_plan(request: Request, p: PageUser, ctx: PageCtx, form: Form) -> Resp
 def plan_page(plan_id: int, request: Request, p: PageUser, ctx: PageCtx) -> Response:
     view = plans.get_plan(ctx, plan_id)
     return render(request, "plan.html", p, active="plans", view=view, reason=plans.reason_label,
+                  conditions=plans.conditions(ctx, view.plan),
                   notice=NOTICES.get(request.query_params.get("ok", "")))
 
 

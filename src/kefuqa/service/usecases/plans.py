@@ -27,6 +27,7 @@ from ..models import (
     ReviewAssignment,
     ReviewPlan,
     Score,
+    Team,
     User,
     utcnow,
 )
@@ -283,6 +284,31 @@ def get_plan(ctx: Ctx, plan_id: int) -> PlanView:
             p.overdue += a.status != "done" and _aware(a.due_at) < now
     return PlanView(plan, total, [(names.get(i, str(i)), p) for i, p in sorted(per.items())],
                     [(a, c, names.get(a.inspector_id, "")) for a, c in rows])
+
+
+def conditions(ctx: Ctx, plan: ReviewPlan) -> list[str]:
+    """The sampling conditions recorded with a plan, in words (with its seed they reproduce the sample)."""
+    p = plan.params or {}
+    out = [f"每名坐席{'按模型置信度最低优先' if p.get('order') == 'low_confidence' else '随机'}抽 {p.get('per_agent', 0)} 通"]
+    must = [label for key, label in (("include_fatal", "红线"), ("include_complaint", "客户投诉"), ("include_appeal", "申诉"))
+            if p.get(key, True)]
+    out.append("必抽：" + ("、".join(must) if must else "无"))
+    if p.get("team") is not None:
+        name = ctx.db.scalar(select(Team.name).where(Team.id == p["team"]))
+        out.append(f"班组：{name or p['team']}")
+    if p.get("channel"):
+        out.append(f"渠道：{p['channel']}")
+    if p.get("score_min") is not None or p.get("score_max") is not None:
+        low = "" if p.get("score_min") is None else f"{p['score_min']:g}"
+        high = "" if p.get("score_max") is None else f"{p['score_max']:g}"
+        out.append(f"分数：{low}–{high}")
+    if p.get("rule"):
+        out.append(f"规则：{p['rule']}")
+    names = repo.user_names(ctx.db, set(p.get("inspectors") or []))
+    if names:
+        out.append("质检员：" + "、".join(names.get(i, str(i)) for i in p.get("inspectors") or []))
+    out.append(f"完成期限 {p.get('due_days', 3)} 天")
+    return out
 
 
 def _aware(dt: datetime) -> datetime:
