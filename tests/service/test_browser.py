@@ -280,6 +280,9 @@ def test_export_of_recordings_transcripts_and_manifest(page_for: object, served:
     body = page.inner_text("body")
     assert "王芳" in body and "宽带一组" in body and "VOC003" in body and "CLS002" in body
     assert page.locator(".kq-tl polyline.kq-env").count() == 2
+    # a measurement is the evidence of a voice rule, not words the agent said
+    voc3 = page.locator(".evidence", has_text="坐席音量 -12.3 dBFS")
+    expect(voc3.locator(".lbl")).to_have_text("证据")
     player = "document.querySelector('.kq-tl audio')"
     _until(page, f"{player}.readyState >= 1")
     utt = page.locator(".utt[data-start]").nth(2)
