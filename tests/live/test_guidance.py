@@ -168,9 +168,9 @@ def test_weak_model_reading_waits_for_support_live(parts: tuple[Checker, Any]) -
     assert s.report.to_dict() == checker.check(s.conversation(ended_by="customer")).to_dict()
 
 
-def test_an_event_the_whole_call_withdraws_is_retracted(tmp_path: Any) -> None:
-    """A company rule whose exception may come in the customer's next turn: shown live, withdrawn at
-    hang-up with a `retract` item (like a finding), never silently left standing."""
+def test_an_event_a_later_turn_withdraws_is_retracted(tmp_path: Any) -> None:
+    """A company rule whose exception may come in the customer's next turn: shown live, withdrawn with a
+    `retract` item as soon as that turn comes (like a finding), never silently left standing."""
     book = tmp_path / "company.yaml"
     book.write_text("name: company\nextends: standard\noverride:\n  EVT003: {near_turns: 1, unless_near: [算了不用了]}\n",
                     encoding="utf-8")
@@ -181,11 +181,13 @@ def test_an_event_the_whole_call_withdraws_is_retracted(tmp_path: Any) -> None:
                      ("customer", "算了不用了，你帮我查一下就行"), ("agent", "好的，再见")])
     live = [i for i in steps[1] if i["kind"] == "event"]
     assert [(i["rule"], i["live"]) for i in live] == [("EVT003", True)]
-    end = s.hangup("customer")
-    assert "EVT003" not in {e.rule for e in s.report.events}
-    back = [i for i in end if i["kind"] == "retract"]
+    back = [i for i in steps[3] if i["kind"] == "retract"]  # the customer's 算了不用了
     assert [(i["item"], i["event"], i["rule"]) for i in back] == [(live[0]["key"],) * 2 + ("EVT003",)]
     assert "不成立" in back[0]["message"]
+    assert not [i for step in steps[4:] for i in step if i["kind"] in ("retract", "event")]
+    end = s.hangup("customer")
+    assert "EVT003" not in {e.rule for e in s.report.events}
+    assert not [i for i in end if i["kind"] in ("retract", "event")]  # said once, not again at hang-up
 
 
 @pytest.mark.parametrize(("said", "ticks"), [
@@ -278,3 +280,20 @@ def test_95598_cards_only_in_calls_about_electricity(parts: tuple[Checker, Any])
     assert "EVT003" in grid[1] and "s09-leader" in grid[0]
     said = cards([("agent", "您好，请问有什么可以帮您？"), ("customer", "我不认可这个结果，电费怎么这么多")])  # topic in the same turn
     assert "s10-final-answer" in said[0]
+
+
+def test_a_flat_no_the_next_turn_explains_is_withdrawn_at_once(parts: tuple[Checker, Any]) -> None:
+    """RSP002: 退不了 alone is a flat no (alert); the agent's next turn gives the reason and another way, so
+    the alert is withdrawn right then — the whole call agrees at hang-up, and says nothing more about it."""
+    s = _session(parts)
+    s.start()
+    s.utterance("agent", "您好，请问有什么可以帮您？", 0.0, 2.0)
+    s.utterance("customer", "我要退货", 2.5, 3.5)
+    no = s.utterance("agent", "这个退不了", 4.0, 5.0)
+    alert = next(i for i in no if i["kind"] == "alert" and i["rule"] == "RSP002")
+    why = s.utterance("agent", "因为已经超过七天了，不过我可以帮您申请换货", 5.2, 8.0)
+    back = [i for i in why if i["kind"] == "retract"]
+    assert [(i["rule"], "alert:" + i["item"]) for i in back] == [("RSP002", alert["key"])]
+    end = s.hangup("customer")
+    assert "RSP002" not in {f.rule for f in s.report.findings}
+    assert not [i for i in end if i.get("rule") == "RSP002"]

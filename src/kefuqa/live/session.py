@@ -18,7 +18,7 @@ from ..engine.checker import Checker
 from ..engine.context import Context
 from ..engine.hits import NO_HITS, NotApplicable
 from ..kinds import rule_refs
-from ..model import Conversation, Event, Finding, Report, Utterance
+from ..model import Conversation, Event, EventHit, Finding, Report, Utterance
 from ..rules.matcher import PhraseIndex
 from .guidance import Guidance, Item
 
@@ -141,8 +141,10 @@ class LiveSession:
         self.partials: dict[str, _Partial] = {}
         self.log: list[dict[str, Any]] = []  # every item sent, in order (resume replays from here)
         self._keys: set[str] = set()
-        self._finding_keys: dict[str, dict[str, Any]] = {}
-        self._event_keys: dict[str, str] = {}  # events sent live: key -> rule
+        # findings and events sent: key -> kind, rule, the item's key (key, or key#2… when shown again after
+        # a withdrawal), times shown; withdrawn: those whose `retract` is the last word
+        self._shown: dict[str, dict[str, Any]] = {}
+        self._withdrawn: set[str] = set()
         self._scanned: dict[int, dict[int, int]] = {}  # utterance -> the guidance's phrase sets it says
         self._ticked: set[str] = set()
         self._cards: list[str] = []
@@ -247,13 +249,9 @@ class LiveSession:
                 self.clock.hold_start = t
             self._advance(t)
             if type_ == "hold" and self.utterances:
-                # rules anchored on the hold's start (the request before it, HLD001) are decided now: checked
-                # with the hold as it begins; the whole hold goes into the call when it ends
-                self.events.append(Event(type="hold", start=t, end=t))
-                try:
-                    out += self._check(len(self.utterances) - 1)
-                finally:
-                    self.events.pop()
+                # rules anchored on the hold's start (the request before it, HLD001) are decided now: the call
+                # so far has the hold as it begins (`_prefix`); the whole hold goes in when it ends
+                out += self._check(len(self.utterances) - 1)
             return out + self._timers()
         if phase == "end":
             if type_ != "hold" or self.clock.hold_start is None:
@@ -301,28 +299,17 @@ class LiveSession:
         conv = self.conversation(ended_by=ended_by, metrics=metrics)
         report = self.checker.check(conv)
         out: list[dict[str, Any]] = []
-        final_keys = set()
+        final: set[str] = set()
         for f in report.findings:
-            k = _finding_key(f)
-            final_keys.add(k)
-            if k not in self._finding_keys:
-                self._emit(out, "finding", k, **_finding_data(f), live=False)
-        for k, data in list(self._finding_keys.items()):
-            if k not in final_keys:
-                self._emit(out, "retract", "retract:" + k, item=k, finding=k, rule=data["rule"],
-                           message="通话结束后复核：此条不成立（后文的话使其成为例外）")
+            final.add(_finding_key(f))
+            self._show(out, "finding", _finding_key(f), _finding_data(f), live=False)
         # events likewise: the whole call may decide one the call so far did not (a weak model reading with
-        # its support), or withdraw one shown live (a company rule whose exception comes in a later turn)
-        final_events = set()
+        # its support), or withdraw one shown live
         for e in report.events:
-            k = f"event:{e.rule}:{e.utterance}"
-            final_events.add(k)
-            self._emit(out, "event", k, rule=e.rule, name=e.name, utterance=e.utterance, evidence=e.evidence,
-                       at=e.start, live=False)
-        for k, rule in list(self._event_keys.items()):
-            if k not in final_events:
-                self._emit(out, "retract", "retract:" + k, item=k, event=k, rule=rule,
-                           message="通话结束后复核：此事件不成立（整通通话不支持这一判断）")
+            final.add(_event_key(e))
+            self._show(out, "event", _event_key(e), _event_data(e), live=False)
+        self._withdraw(out, final, {"finding": "通话结束后复核：此条不成立（后文的话使其成为例外）",
+                                    "event": "通话结束后复核：此事件不成立（整通通话不支持这一判断）"})
         self.report = report
         self.score = report.score
         self._emit(out, "report", "report", score=report.score, grade=report.grade, fatal=report.fatal,
@@ -339,7 +326,10 @@ class LiveSession:
                                             "metrics": metrics or {}})
 
     def _prefix(self) -> Conversation:
-        conv = self._proto.model_copy(update={"utterances": list(self.utterances), "events": list(self.events)})
+        events = list(self.events)
+        if self.clock.hold_start is not None:  # a hold going on: its start is known (HLD001 reads it), its end not
+            events.append(Event(type="hold", start=self.clock.hold_start, end=self.clock.hold_start))
+        conv = self._proto.model_copy(update={"utterances": list(self.utterances), "events": events})
         return conv
 
     # ---- rules --------------------------------------------------------------------------------------
@@ -361,24 +351,45 @@ class LiveSession:
         self.score = report.score
         out: list[dict[str, Any]] = []
         alert_refs = self.guidance.alerts.rules
+        current: set[str] = set()
         for f in report.findings:
             key = _finding_key(f)
-            if key in self._finding_keys:
-                continue
-            data = _finding_data(f)
-            self._finding_keys[key] = data
-            self._emit(out, "finding", key, **data, live=True)
-            if _selected(f.rule, alert_refs):
-                self._emit(out, "alert", "alert:" + key, rule=f.rule, name=f.name, utterance=f.utterance,
-                           said=f.evidence, say_instead=f.suggestion, message=f.message, at=f.start)
+            current.add(key)
+            alert = (dict(rule=f.rule, name=f.name, utterance=f.utterance, said=f.evidence, say_instead=f.suggestion,
+                          message=f.message, at=f.start) if _selected(f.rule, alert_refs) else None)
+            self._show(out, "finding", key, _finding_data(f), live=True, alert=alert)
         new_rules = {e.rule for e in report.events}
         for e in report.events:
-            k = f"event:{e.rule}:{e.utterance}"
-            if self._emit(out, "event", k, rule=e.rule, name=e.name, utterance=e.utterance, evidence=e.evidence,
-                          at=e.start, live=True):
-                self._event_keys[k] = e.rule
+            current.add(_event_key(e))
+            self._show(out, "event", _event_key(e), _event_data(e), live=True)
+        # what the call so far no longer supports (the agent's next turn gave the reason for a no) is
+        # withdrawn now, not left on the agent's screen until the call ends
+        self._withdraw(out, current, {"finding": "后文的话使其成为例外：此条撤回",
+                                      "event": "后文的话使其不成立：此事件撤回"})
         out += self._cards_for(new_rules, idx)
         return out
+
+    def _show(self, out: list[dict[str, Any]], kind: str, key: str, data: dict[str, Any], *, live: bool,
+              alert: dict[str, Any] | None = None) -> None:
+        """Send a finding or an event, with its alert; again (a fresh item key) if it had been withdrawn."""
+        prev = self._shown.get(key)
+        if prev is not None and key not in self._withdrawn:
+            return
+        n = prev["n"] + 1 if prev is not None else 1
+        item = key if n == 1 else f"{key}#{n}"
+        self._shown[key] = {"kind": kind, "rule": data["rule"], "item": item, "n": n}
+        self._withdrawn.discard(key)
+        self._emit(out, kind, item, **data, live=live)
+        if alert is not None:
+            self._emit(out, "alert", "alert:" + item, **alert)
+
+    def _withdraw(self, out: list[dict[str, Any]], holding: set[str], message: dict[str, str]) -> None:
+        """A `retract` for each finding or event shown that `holding` (the check just made) no longer has."""
+        for key, shown in self._shown.items():
+            if key not in holding and key not in self._withdrawn:
+                self._withdrawn.add(key)
+                self._emit(out, "retract", "retract:" + shown["item"], item=shown["item"],
+                           **{shown["kind"]: shown["item"]}, rule=shown["rule"], message=message[shown["kind"]])
 
     # ---- guidance -----------------------------------------------------------------------------------
 
@@ -555,6 +566,14 @@ class LiveSession:
 def _finding_key(f: Finding) -> str:
     span = f"{f.span[0]}-{f.span[1]}" if f.span else ""
     return f"finding:{f.rule}:{f.utterance if f.utterance is not None else ''}:{span}"
+
+
+def _event_key(e: EventHit) -> str:
+    return f"event:{e.rule}:{e.utterance}"
+
+
+def _event_data(e: EventHit) -> dict[str, Any]:
+    return {"rule": e.rule, "name": e.name, "utterance": e.utterance, "evidence": e.evidence, "at": e.start}
 
 
 def _finding_data(f: Finding) -> dict[str, Any]:
