@@ -57,6 +57,9 @@ def test_upload_of_recording_transcript_and_manifest_is_one_scoped_call(world: W
         world.browser_login(browser, "qa1")
         page = browser.get(f"/calls/{res['id']}").text
         upload_page = browser.get("/upload").text
+        queue = browser.get("/reviews").text
+    # in the review queue a voice rule's measurement is evidence (证据), not words the agent said (原话)
+    assert '<span class="lbl">证据</span>「坐席音量' in queue and '<span class="lbl">原话</span>「坐席音量' not in queue
     # the upload page says that a recording and its transcript are one call and what a manifest adds
     assert "同名的录音和转写" in upload_page and "manifest.csv" in upload_page
     assert f"/calls/{res['id']}/audio" in page and page.count('class="kq-env"') == 2
