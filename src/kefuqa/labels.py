@@ -36,3 +36,25 @@ AUDIT_LABELS: dict[str, str] = {
     "coaching.create": "创建辅导", "coaching.acknowledge": "确认辅导", "coaching.dispute": "对辅导有异议",
     "retention.apply": "执行数据保留", "training.assign": "布置培训", "training.attempt": "完成培训练习",
 }
+
+# the call fields and measures rules name (DESIGN §1, engine/measures.py), in words; a company rulebook's own
+# metric keeps its name
+MEASURE_NAMES: dict[str, str] = {
+    "ring_seconds": "振铃时长（秒）", "customer_first_delay": "接通后客户开口前的等待（秒）",
+    "ended_by": "挂断方", "direction": "呼叫方向", "channel": "渠道", "ended_in_transfer": "以转接结束",
+    "max_hold_seconds": "最长等候（秒）", "loudness_rise_db": "客户激动后坐席音量升高（dB）",
+    "duration_seconds": "通话时长（秒）", "started_at": "通话开始时间", "received_at": "请求到达时间",
+    "first_response_at": "首次回复时间",
+}
+OP_WORDS: dict[str, str] = {">": "大于", ">=": "不少于", "<": "小于", "<=": "不超过", "==": "为", "!=": "不为",
+                            "in": "为以下之一：", "not in": "不为以下之一："}
+VALUE_NAMES: dict[str, str] = {
+    "agent": "坐席", "customer": "客户", "system": "系统（线路）", "inbound": "呼入", "outbound": "外呼",
+    "phone": "电话", "chat": "在线", "email": "邮件", "web": "网页表单", "onsite": "现场", "True": "是", "False": "否",
+}
+
+
+def missing(*fields: str) -> str:
+    """Why a rule could not be checked: 「缺少挂断方（ended_by）」 — the words, and the field to fill in the export
+    (the word 缺少 is what kefuqa.coverage counts as input missing)."""
+    return "缺少" + " 或 ".join(f"{MEASURE_NAMES[f]}（{f}）" if f in MEASURE_NAMES else f" {f}" for f in fields)

@@ -10,6 +10,7 @@ from .. import normalize
 from ..coverage import measure_coverage
 from ..judge.registry import Judges
 from ..kinds import Kind, judges_used, kind_of, rule_refs
+from ..labels import missing
 from ..model import Conversation, EventHit, Finding, Report
 from ..rules.matcher import PhraseIndex
 from ..rules.rulebook import Rulebook, rule_order
@@ -266,7 +267,7 @@ class Checker:
         for cond in app.when:
             ok = self._cond(cond, c, ctx)
             if ok is None:
-                raise NotApplicable(f"缺少 {cond.field}")
+                raise NotApplicable(missing(str(cond.field)))
             if not ok:
                 raise NotApplicable(condition_text(cond))
         hits = kind.run(ctx)

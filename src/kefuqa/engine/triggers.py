@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import normalize
+from ..labels import MEASURE_NAMES, OP_WORDS, VALUE_NAMES
 from ..rules.schema import Condition, IntentRef, Trigger
 from .context import Context
 from .events import event_pos
@@ -84,4 +85,10 @@ def condition_text(cond: Condition) -> str:
         return f"仅在 {cond.not_fired} 未触发时适用"
     if cond.said:
         return f"仅在{ROLE_NAMES[cond.said.role]}说出特定语句时适用"
-    return f"仅当 {cond.field} {cond.op} {cond.value} 时适用"
+    name = MEASURE_NAMES.get(str(cond.field), str(cond.field))
+    value = cond.value
+    if isinstance(value, list):
+        value = "、".join(VALUE_NAMES.get(str(v), str(v)) for v in value)
+    else:
+        value = VALUE_NAMES.get(str(value), value)
+    return f"仅当{name}{OP_WORDS.get(str(cond.op), str(cond.op))} {value} 时适用"

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 
 from ..engine.hits import ROLE_NAMES, Hit, NotApplicable
 from ..engine.measures import add_limit, compare, measure
+from ..labels import missing
 from ..rules.schema import Op, RuleBase
 from .base import Kind, register
 
@@ -114,7 +115,7 @@ class Metric(Kind):
             return [ctx.hit_at(u, None, vars={"value": round(value, 1)})]
         value = measure(ctx, r.measure, r)
         if value is None:
-            raise NotApplicable(f"缺少 {r.measure}")
+            raise NotApplicable(missing(r.measure))
         if not self.violates(value):
             return []
         at = ctx.cache.get(f"at:{r.measure}")  # a measure may say which turn it measured
@@ -128,7 +129,7 @@ class Metric(Kind):
         if conv.channel is None or conv.channel not in r.limits:
             raise NotApplicable(f"仅适用于渠道 {'、'.join(r.limits)}")
         if conv.received_at is None or conv.first_response_at is None:
-            raise NotApplicable("缺少 received_at 或 first_response_at")
+            raise NotApplicable(missing("received_at", "first_response_at"))
         limit = r.limits[conv.channel]
         deadline = add_limit(conv.received_at, limit)
         if conv.first_response_at <= deadline:

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..engine.hits import Hit, NotApplicable
 from ..engine.windows import scoped
+from ..labels import missing
 from ..rules.schema import Phrases, PhraseStr, RuleBase, Scope, check_phrases
 from .base import Compiler, Kind, register
 
@@ -59,7 +60,7 @@ class Phrase(Kind):
     def run(self, ctx: Context) -> list[Hit]:
         r = self.rule
         if self.all_hours and ctx.conv.started_at is None:
-            raise NotApplicable("缺少 started_at")
+            raise NotApplicable(missing("started_at"))
         sid = self.sid
         with_attrs = bool(self.attrs) and ctx.any_attrs
         if sid is not None and sid not in ctx.sets_hit and not self.unfiltered and not with_attrs:
