@@ -32,14 +32,34 @@ def positions(ctx: Context, trig: Trigger, trigger_sid: int | None) -> list[Pos]
     if trig.intent is not None:
         it = trig.intent
         said = {p.u for p in out}
-        # as intent rules: 嗯、好的、再见 are listening, not statements, and are never judged
-        us = [u for u in ctx.role_utts(it.role) if u not in said and ctx.word_count(u) >= INTENT_MIN_CHARS]
-        for u, j in zip(us, ctx.judgements(it.judge, it.label, us), strict=True):
+        # whether an utterance is such a trigger depends on its view alone: kept with the view once judged
+        slot = ("trigger", it.judge, it.label, it.threshold)
+        views = ctx.views
+        hit: list[int] = []
+        ask: list[int] = []
+        for u in ctx.role_utts(it.role):
+            if u in said:
+                continue
+            known = views[u].extra.get(slot)
+            if known is None:
+                # as intent rules: 嗯、好的、再见 are listening, not statements, and are never judged
+                if ctx.word_count(u) >= INTENT_MIN_CHARS:
+                    ask.append(u)
+                else:
+                    views[u].extra[slot] = False
+            elif known:
+                hit.append(u)
+        for u, j in zip(ask, ctx.judgements(it.judge, it.label, ask) if ask else [], strict=True):
             score = getattr(j, "score", None)
-            if score is not None and score >= (it.threshold if it.threshold is not None else j.threshold):
-                text = utts[u].text or ""
-                # the judged sentence is the trigger's evidence (a message quotes it)
-                out.append(Pos(u, utts[u].start, utts[u].end, text.strip(), ctx.keys[u], (0, len(text))))
+            yes = score is not None and score >= (it.threshold if it.threshold is not None else j.threshold)
+            if score is not None:  # an Undecided (endpoint down) is asked again next time
+                views[u].extra[slot] = yes
+            if yes:
+                hit.append(u)
+        for u in hit:
+            text = utts[u].text or ""
+            # the judged sentence is the trigger's evidence (a message quotes it)
+            out.append(Pos(u, utts[u].start, utts[u].end, text.strip(), ctx.keys[u], (0, len(text))))
         out.sort(key=lambda p: p.u if p.u is not None else -1)
     return out
 
