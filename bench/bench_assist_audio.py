@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from kefuqa.live.audio import HANGOVER
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 PASSWORD = "Bench-assist-audio-11!"
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
                 col = {k: [r[k] for r in rows] for k in ("speech_end", "detected", "pipeline", "asr", "asr_engine")}
                 print(f"{n} concurrent calls: {len(rows)} utterances (expected {n * len(TURNS)}); "
                       f"end of speech → guidance excluding ASR: p50 {pct(col['speech_end'], .5) * 1e3:.0f} ms, "
-                      f"p99 {pct(col['speech_end'], .99) * 1e3:.0f} ms (hangover 300 ms included); "
+                      f"p99 {pct(col['speech_end'], .99) * 1e3:.0f} ms (hangover {HANGOVER * 1e3:.0f} ms included); "
                       f"from end of speech detected: p50 {pct(col['detected'], .5) * 1e3:.0f} ms, "
                       f"p99 {pct(col['detected'], .99) * 1e3:.0f} ms; server pipeline p50 "
                       f"{pct(col['pipeline'], .5) * 1e3:.1f} ms, p99 {pct(col['pipeline'], .99) * 1e3:.1f} ms; "

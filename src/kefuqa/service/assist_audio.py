@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from ..audio.asr import AsrError, TimedTranscriber, make_transcriber
 from ..audio.vad import VadError, get_vad
 from ..live import LiveError
-from ..live.audio import MIXED, AudioFormat, AudioPipeline, MixedRoles, Pending, Segment, Sequencer
+from ..live.audio import HANGOVER, MIXED, AudioFormat, AudioPipeline, MixedRoles, Pending, Segment, Sequencer
 from . import live_store
 from .assist import (
     _FORBIDDEN,
@@ -90,7 +90,7 @@ class AudioConfig:
 
     asr: str | None = field(default_factory=lambda: os.environ.get("KEFUQA_ASSIST_ASR") or None)
     vad: str = field(default_factory=lambda: os.environ.get("KEFUQA_ASSIST_VAD") or "auto")
-    hangover: float = field(default_factory=lambda: _env_float("KEFUQA_ASSIST_HANGOVER_MS", 300) / 1000)
+    hangover: float = field(default_factory=lambda: _env_float("KEFUQA_ASSIST_HANGOVER_MS", HANGOVER * 1000) / 1000)
     max_speed: float = field(default_factory=lambda: _env_float("KEFUQA_ASSIST_AUDIO_SPEED", 4.0))
     burst_seconds: float = 10.0  # audio a connection may send ahead of max_speed (a reconnect's backlog)
     max_frame_bytes: int = 64 * 1024
