@@ -248,3 +248,21 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
     for t in threads:
         t.join()
     return out
+
+
+@contextmanager
+def served_workbench(folder: Path) -> Iterator[tuple[str, str, Any]]:
+    """A fresh SQLite workbench in `folder`, served by uvicorn in a thread: its host:port, an administrator's API
+    token, and the app."""
+    import httpx
+
+    settings = make_settings(f"sqlite:///{folder / 'kefuqa.db'}", folder)
+    wb = Workbench(settings)
+    wb.setup()
+    app = create_app(settings, wb)
+    try:
+        with serve_app(app) as base:
+            r = httpx.post(base + "/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+            yield base.removeprefix("http://"), r.json()["token"], app
+    finally:
+        wb.engine.dispose()

@@ -8,8 +8,6 @@ and a fixed order of texts for the reconnect and bad-input tests."""
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
 import struct
 import sys
 import threading
@@ -25,7 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import ADMIN_PASSWORD, make_settings
+from conftest import ADMIN_PASSWORD, make_settings, served_workbench
 from kefuqa.audio.asr import TranscriptPiece
 from kefuqa.live.audio import pcm_frames
 from kefuqa.service.app import create_app
@@ -395,29 +393,9 @@ def test_no_asr_configured_is_said(svc: tuple[Any, str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Any]]:
-    uvicorn = pytest.importorskip("uvicorn")
-    folder = tmp_path_factory.mktemp("assist-audiosocket")
-    settings = make_settings(f"sqlite:///{folder / 'kefuqa.db'}", folder)
-    wb = Workbench(settings)
-    wb.setup()
-    app = create_app(settings, wb)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        threading.Event().wait(0.02)
-    import urllib.request
-
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/auth/login", data=json.dumps(
-        {"username": "admin", "password": ADMIN_PASSWORD}).encode(), headers={"content-type": "application/json"})
-    token = json.load(urllib.request.urlopen(req))["token"]
-    yield f"127.0.0.1:{port}", token, app
-    server.should_exit = True
-    thread.join(timeout=30)
-    wb.engine.dispose()
+    pytest.importorskip("uvicorn")
+    with served_workbench(tmp_path_factory.mktemp("assist-audiosocket")) as (addr, token, app):
+        yield addr, token, app
 
 
 def _as_msg(kind: int, payload: bytes = b"") -> bytes:

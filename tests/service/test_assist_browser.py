@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, make_settings
-from kefuqa.service.app import create_app
-from kefuqa.service.workbench import Workbench
+from conftest import ADMIN_PASSWORD, served_workbench
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 uvicorn = pytest.importorskip("uvicorn")
@@ -42,28 +38,8 @@ SCRIPT: list[dict[str, Any]] = [
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    folder = tmp_path_factory.mktemp("assist-browser")
-    settings = make_settings(f"sqlite:///{folder / 'kefuqa.db'}", folder)
-    wb = Workbench(settings)
-    wb.setup()
-    app = create_app(settings, wb)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        threading.Event().wait(0.02)
-    import urllib.request
-
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/auth/login", data=json.dumps(
-        {"username": "admin", "password": ADMIN_PASSWORD}).encode(), headers={"content-type": "application/json"})
-    token = json.load(urllib.request.urlopen(req))["token"]
-    yield f"127.0.0.1:{port}", token
-    server.should_exit = True
-    thread.join(timeout=30)
-    wb.engine.dispose()
+    with served_workbench(tmp_path_factory.mktemp("assist-browser")) as (addr, token, app):
+        yield addr, token
 
 
 @pytest.fixture(scope="module")

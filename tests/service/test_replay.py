@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +14,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ADMIN_PASSWORD, make_settings
+from conftest import served_workbench
 from kefuqa.cli import app as cli
 from kefuqa.engine import Checker
 from kefuqa.readers import read_path
 from kefuqa.rules.rulebook import load_rulebook
-from kefuqa.service.app import create_app
-from kefuqa.service.workbench import Workbench
 
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("websockets")
@@ -33,26 +30,8 @@ WS = "/api/assist/v1/ws"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    folder = tmp_path_factory.mktemp("replay")
-    settings = make_settings(f"sqlite:///{folder / 'kefuqa.db'}", folder)
-    wb = Workbench(settings)
-    wb.setup()
-    app = create_app(settings, wb)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        threading.Event().wait(0.02)
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/auth/login", data=json.dumps(
-        {"username": "admin", "password": ADMIN_PASSWORD}).encode(), headers={"content-type": "application/json"})
-    token = json.load(urllib.request.urlopen(req))["token"]
-    yield f"127.0.0.1:{port}", token
-    server.should_exit = True
-    thread.join(timeout=30)
-    wb.engine.dispose()
+    with served_workbench(tmp_path_factory.mktemp("replay")) as (addr, token, app):
+        yield addr, token
 
 
 def _get(addr: str, token: str, path: str) -> dict:

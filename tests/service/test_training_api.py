@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from conftest import World
+from conftest import World, serve_app, together
 from kefuqa.service.models import AuditEntry, TrainingAssignment, TrainingAttempt
 from kefuqa.training import load_bank, play
 
@@ -166,33 +164,8 @@ uvicorn = pytest.importorskip("uvicorn")
 
 @pytest.fixture(scope="module")
 def served(world: World) -> Iterator[tuple[World, str]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(world.client.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        threading.Event().wait(0.02)
-    yield world, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-
-
-def together(*calls: Callable[[], httpx.Response]) -> list[httpx.Response]:
-    barrier = threading.Barrier(len(calls))
-    out: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        out[i] = calls[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    with serve_app(world.client.app) as base:
+        yield world, base
 
 
 def test_two_submissions_of_one_assignment_at_once(served: tuple[World, str]) -> None:
