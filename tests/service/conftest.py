@@ -146,6 +146,27 @@ class World:
         return _hidden(home.text, "csrf_token")
 
 
+    @contextmanager
+    def as_browser(self, username: str) -> Iterator[TestClient]:
+        """The test client logged in through the form as `username` (cookies), logged out again afterwards."""
+        self.client.cookies.clear()
+        self.browser_login(self.client, username)
+        try:
+            yield self.client
+        finally:
+            self.client.cookies.clear()
+
+    def ensure_inspector(self, username: str = "qa2", display_name: str = "质检二") -> int:
+        """A second QA inspector (created once per world): its user id; its token in `tokens`."""
+        if username not in self.users:
+            r = self.post("admin", "/api/users", json={"username": username, "role": "qa", "password": PASSWORD,
+                                                       "display_name": display_name})
+            assert r.status_code == 201, r.text
+            self.users[username] = r.json()["id"]
+            self.tokens[username] = self.login(username)
+        return self.users[username]
+
+
 def _hidden(html: str, name: str) -> str:
     import re
 

@@ -3,17 +3,7 @@ roles (agents and leaders never see calibration scores)."""
 
 from __future__ import annotations
 
-from conftest import PASSWORD, World
-
-
-def _qa2(w: World) -> int:
-    if "qa2" not in w.users:
-        r = w.post("admin", "/api/users", json={"username": "qa2", "role": "qa", "password": PASSWORD,
-                                                "display_name": "质检二"})
-        assert r.status_code == 201, r.text
-        w.users["qa2"] = r.json()["id"]
-        w.tokens["qa2"] = w.login("qa2")
-    return w.users["qa2"]
+from conftest import World
 
 
 def _machine(w: World, call: int) -> list[str]:
@@ -21,7 +11,7 @@ def _machine(w: World, call: int) -> list[str]:
 
 
 def test_blind_scoring_then_agreement_and_consensus(world: World) -> None:
-    qa2 = _qa2(world)
+    qa2 = world.ensure_inspector()
     inspectors = [world.users["qa1"], qa2, 1]
     refs = ["call-a1-02", "call-a2-01", "call-b1-01"]
     r = world.post("qa", "/api/calibration", json={"name": "第一次校准", "calls": refs, "inspectors": inspectors})
@@ -74,7 +64,7 @@ def test_blind_scoring_then_agreement_and_consensus(world: World) -> None:
 
 
 def test_only_members_score_and_other_roles_never_see_calibration(world: World) -> None:
-    qa2 = _qa2(world)
+    qa2 = world.ensure_inspector()
     r = world.post("qa", "/api/calibration", json={"name": "两人校准", "calls": ["call-a1-01"],
                                                    "inspectors": [world.users["qa1"], qa2]})
     assert r.status_code == 201, r.text

@@ -14,7 +14,7 @@ from typing import Any
 import svc_samples as samples
 from sqlalchemy import select, update
 
-from conftest import PASSWORD, World
+from conftest import World
 from kefuqa.service.models import CoachingItem, Conversation, MissedFinding, Score, Team
 
 DAY = 4  # sample day 4: the week the plans sample
@@ -116,18 +116,9 @@ def test_the_least_confident_judgement_findings_come_first(world: World) -> None
     assert plan["summary"]["reasons"]["low_confidence"] == 2
 
 
-def _qa2(w: World) -> int:
-    if "qa2" not in w.users:
-        r = w.post("admin", "/api/users", json={"username": "qa2", "role": "qa", "password": PASSWORD,
-                                                "display_name": "质检二"})
-        assert r.status_code == 201, r.text
-        w.users["qa2"] = r.json()["id"]
-        w.tokens["qa2"] = w.login("qa2")
-    return w.users["qa2"]
-
 
 def test_a_consensus_unlike_the_machine_becomes_the_reference(world: World) -> None:
-    _qa2(world)
+    world.ensure_inspector()
     call = world.new_call("A1", "refuse")
     machine = [f for f in world.findings("qa", call) if f["status"] == "open"]
     assert len({f["rule"] for f in machine}) >= 2, machine
@@ -198,11 +189,8 @@ def test_the_agent_page_says_whether_violations_went_down_after_coaching(world: 
         assert n_after >= 6 and effect["went_down"] == (after is not None and before is not None and after < before)
     assert items[down.json()["id"]]["effect"]["went_down"] is True  # no 红线 since
     assert items[up.json()["id"]]["effect"]["went_down"] is False  # half the calls since are refusals
-    client = world.client
-    client.cookies.clear()
-    world.browser_login(client, "zhaomin")
-    page = client.get("/agents/B1").text
-    client.cookies.clear()
+    with world.as_browser("zhaomin") as client:
+        page = client.get("/agents/B1").text
     assert 'data-testid="coaching-panel"' in page and "↓ 已下降" in page and "未下降" in page
 
 
@@ -243,11 +231,8 @@ def test_the_assignment_shows_the_transcript_beside_each_finding(world: World) -
     assert a["inspector"] == world.users["qa1"]
     data = world.get("qa", f"/api/calls/{call}").json()
     texts = [u["text"] for u in data["conversation"]["utterances"]]
-    client = world.client
-    client.cookies.clear()
-    world.browser_login(client, "qa1")
-    page = client.get(f"/queue/{a['id']}").text
-    client.cookies.clear()
+    with world.as_browser("qa1") as client:
+        page = client.get(f"/queue/{a['id']}").text
     items = re.findall(r'<li class="utt (\w+)" id="u(\d+)">(.*?)</li>', page, re.S)
     assert [int(i) for _, i, _ in items] == list(range(len(texts)))
     plain = [re.sub(r"<[^>]+>", "", body) for _, _, body in items]
@@ -266,12 +251,9 @@ def test_the_weekly_summary_csv_and_page_carry_the_figures(world: World) -> None
 
     week = samples.on_day(DAY).isoformat()
     t = world.get("qa", "/api/trends", params={"weeks": 2, "week": week}).json()
-    client = world.client
-    client.cookies.clear()
-    world.browser_login(client, "qa1")
-    r = client.get(f"/trends.csv?weeks=2&week={week}")
-    page = client.get(f"/trends/weekly?week={week}").text
-    client.cookies.clear()
+    with world.as_browser("qa1") as client:
+        r = client.get(f"/trends.csv?weeks=2&week={week}")
+        page = client.get(f"/trends/weekly?week={week}").text
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
@@ -336,34 +318,31 @@ def test_whole_call_review_on_the_assignment_page(world: World) -> None:
     r = world.post("qa", f"/api/calls/{other}/missed", json={"rule": "INF002", "comment": "另一通"})
     assert r.status_code == 201, r.text
     foreign_missed = r.json()["id"]
-    client = world.client
-    client.cookies.clear()
-    world.browser_login(client, "qa1")
-    base = f"/queue/{a['id']}"
-    csrf = _hidden_csrf(client.get(base).text)
-    r = client.post(f"{base}/findings/{first['id']}", data={"csrf_token": csrf, "verdict": "confirm"},
-                    follow_redirects=False)
-    assert r.status_code == 303
-    r = client.post(f"{base}/findings/{second['id']}", data={"csrf_token": csrf, "verdict": "reject", "reason": ""})
-    assert r.status_code == 422  # a rejection needs its reason
-    r = client.post(f"{base}/findings/{second['id']}", data={"csrf_token": csrf, "verdict": "reject",
-                                                              "reason": "客户同意改约"}, follow_redirects=False)
-    assert r.status_code == 303
-    r = client.post(f"{base}/missed", data={"csrf_token": csrf, "rule": "INF002", "utterance": "2",
-                                            "comment": "没有称呼客户"}, follow_redirects=False)
-    assert r.status_code == 303
-    # only this call's findings and missed findings are handled through this assignment
-    r = client.post(f"{base}/findings/{foreign['id']}", data={"csrf_token": csrf, "verdict": "reject",
-                                                               "reason": "不是这通"})
-    assert r.status_code == 404
-    r = client.post(f"{base}/missed/{foreign_missed}/delete", data={"csrf_token": csrf})
-    assert r.status_code == 404
-    page = client.get(base).text
-    mine = re.findall(rf'action="{base}/missed/(\d+)/delete"', page)
-    assert len(mine) == 1 and "没有称呼客户" in page
-    r = client.post(f"{base}/missed/{mine[0]}/delete", data={"csrf_token": csrf}, follow_redirects=False)
-    assert r.status_code == 303 and "没有称呼客户" not in client.get(base).text
-    client.cookies.clear()
+    with world.as_browser("qa1") as client:
+        base = f"/queue/{a['id']}"
+        csrf = _hidden_csrf(client.get(base).text)
+        r = client.post(f"{base}/findings/{first['id']}", data={"csrf_token": csrf, "verdict": "confirm"},
+                        follow_redirects=False)
+        assert r.status_code == 303
+        r = client.post(f"{base}/findings/{second['id']}", data={"csrf_token": csrf, "verdict": "reject", "reason": ""})
+        assert r.status_code == 422  # a rejection needs its reason
+        r = client.post(f"{base}/findings/{second['id']}", data={"csrf_token": csrf, "verdict": "reject",
+                                                                  "reason": "客户同意改约"}, follow_redirects=False)
+        assert r.status_code == 303
+        r = client.post(f"{base}/missed", data={"csrf_token": csrf, "rule": "INF002", "utterance": "2",
+                                                "comment": "没有称呼客户"}, follow_redirects=False)
+        assert r.status_code == 303
+        # only this call's findings and missed findings are handled through this assignment
+        r = client.post(f"{base}/findings/{foreign['id']}", data={"csrf_token": csrf, "verdict": "reject",
+                                                                   "reason": "不是这通"})
+        assert r.status_code == 404
+        r = client.post(f"{base}/missed/{foreign_missed}/delete", data={"csrf_token": csrf})
+        assert r.status_code == 404
+        page = client.get(base).text
+        mine = re.findall(rf'action="{base}/missed/(\d+)/delete"', page)
+        assert len(mine) == 1 and "没有称呼客户" in page
+        r = client.post(f"{base}/missed/{mine[0]}/delete", data={"csrf_token": csrf}, follow_redirects=False)
+        assert r.status_code == 303 and "没有称呼客户" not in client.get(base).text
     status = {f["id"]: f["status"] for f in world.findings("qa", call)}
     assert status[first["id"]] == "confirmed" and status[second["id"]] == "rejected"
     assert {f["id"]: f["status"] for f in world.findings("qa", other)}[foreign["id"]] == "open"
@@ -381,11 +360,8 @@ def test_a_plan_records_its_conditions_and_they_reproduce_the_sample(world: Worl
     assert again.status_code == 201, again.text
     assert {(a["call"], a["reason"]) for a in again.json()["assignments"]} == {
         (a["call"], a["reason"]) for a in plan["assignments"]}
-    client = world.client
-    client.cookies.clear()
-    world.browser_login(client, "qa1")
-    page = client.get(f"/plans/{plan['id']}").text
-    client.cookies.clear()
+    with world.as_browser("qa1") as client:
+        page = client.get(f"/plans/{plan['id']}").text
     shown = re.search(r'data-testid="conditions">(.*?)</p>', page, re.S)
     assert shown, "no sampling conditions on the plan page"
     text = re.sub(r"<[^>]+>", " ", shown.group(1))
