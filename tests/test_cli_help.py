@@ -78,3 +78,19 @@ def test_usage_error_in_the_installed_command(tmp_path: Any) -> None:
                        text=True, cwd=tmp_path)
     assert r.returncode == 2
     assert "错误：没有这个选项：--nope" in r.stderr and "用法：kefuqa" not in r.stdout
+
+
+def test_the_cli_starts_without_the_audio_extra() -> None:
+    # `make demo` installs the core only (no numpy, soundfile, onnxruntime): every command must still load, the
+    # audio ones saying what to install when used
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for m in ('numpy', 'soundfile', 'onnxruntime', 'scipy'): sys.modules[m] = None  # not installed\n"
+            "sys.argv = ['kefuqa', '--help']\n"
+            "from kefuqa.cli import main\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "用法：kefuqa" in r.stdout and "replay" in r.stdout

@@ -9,12 +9,14 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:  # numpy comes with kefuqa[audio]; `kefuqa --help` and text replay work without it
+    import numpy as np
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -23,6 +25,8 @@ ROLE_ZH = {"agent": "坐席", "customer": "客户", "system": "系统"}
 
 def load(path: str, channels: str | None) -> tuple[np.ndarray, int, list[str]]:
     """A recording as (channels, n) float32 at 8 or 16 kHz, and each channel's role."""
+    import numpy as np
+
     from .audio import parse_channels
     from .audio.decode import decode, to_rate
 
