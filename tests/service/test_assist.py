@@ -389,3 +389,32 @@ def test_many_calls_hanging_up_at_once_are_all_stored(svc: tuple[Any, str]) -> N
         stored = dict(db.execute(select(Conversation.call_id, Conversation.score)
                                  .where(Conversation.call_id.in_(ids))).all())
     assert stored == scores
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_stopping_server_journals_what_it_had_not_written_yet(backend: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deploy stops the server between two journal writes: the frames of its live calls go in at shutdown,
+    so a resume on the restarted server (or another worker) starts where the client was."""
+    from kefuqa.service import live_store
+
+    monkeypatch.setattr(live_store, "FLUSH_SECONDS", 3600.0)  # the background writer never gets to it
+    for url in database_url(backend, tmp_path):
+        settings = make_settings(url, tmp_path)
+        wb = Workbench(settings)
+        wb.setup()
+        app = create_app(settings, wb)
+        with TestClient(app) as client:
+            token = client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()["token"]
+            with client.websocket_connect(WS, headers={"Authorization": f"Bearer {token}"}) as ws:
+                _start(ws, "stopped-mid-call")
+                ws.receive_json()
+                _run(ws, SCRIPT[:3])
+            with wb.sessions() as db:
+                _, before = live_store.load(db, "stopped-mid-call")
+            assert before == []  # nothing journaled while the server runs
+        with wb.sessions() as db:
+            row, frames = live_store.load(db, "stopped-mid-call")
+        assert row is not None and row.received == 3 and row.status == "live"
+        assert [f.n for f in frames] == [1, 2, 3]
+        wb.engine.dispose()

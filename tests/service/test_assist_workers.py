@@ -150,7 +150,9 @@ def test_a_reconnect_on_another_worker_loses_and_repeats_nothing(server: Server)
         await c.ws.close()
         ready = await c.connect(resume=True, avoid=first_worker)
         assert ready["resumed"] and c.worker != first_worker
-        assert ready["received"] in (2, 3)  # 3 once the first worker's journal write was in
+        # whatever the first worker's journal had reached when this one took over (it writes every 0.2 s, so
+        # on a loaded machine possibly nothing yet): the client resends from there, and nothing is lost or repeated
+        assert 0 <= ready["received"] <= 3
         await c.send(SCRIPT[ready["received"]:4], ready["received"] + 1)  # resent and new frames
 
         # a watcher on the worker that does not hold the call follows it through the journal
@@ -203,7 +205,7 @@ def test_a_call_resumes_after_the_server_restarts(server: Server) -> None:
         c = Client(ws_url, token, "rs-call")
         await c.connect()
         await c.send(SCRIPT[:3], 1)
-        await asyncio.sleep(0.6)  # the journal is written
+        # no wait for the journal: a server that is stopped writes what it has not journaled yet
         c.whole = whole.items  # type: ignore[attr-defined]
         return c
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +108,15 @@ def create_app(settings: Settings | None = None, workbench: Workbench | None = N
     wb = workbench or Workbench(settings or Settings.from_env())
     if setup:
         wb.setup()
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        from .assist import flush_at_shutdown
+
+        await flush_at_shutdown(app)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="kefuqa 客服质检 API",
         version="1",
         description=(

@@ -153,6 +153,18 @@ async def flush(app: Any, check: list[LiveCall] | None = None) -> None:
                 await w.close(CLOSE_REPLACED)
 
 
+async def flush_at_shutdown(app: Any) -> None:
+    """A server stopping (SIGTERM, a deploy) writes what its live calls have not journaled yet, so that a resume
+    on the restarted server or on another worker loses no frame; calls it held are resumed from there."""
+    calls = getattr(app.state, "live_calls", None)
+    if calls is None:
+        return
+    for c in calls.calls.values():
+        c.view_at = 0.0  # the wall's view too
+    with contextlib.suppress(Exception):  # the database is away: the client resends from what the journal has
+        await flush(app)
+
+
 def _flush_lock(app: Any) -> asyncio.Lock:
     loop = asyncio.get_running_loop()
     held = getattr(app.state, "live_flush_lock", None)
