@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,48 @@ def test_migration_moves_old_sqlite_call_times_to_utc(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT call_at FROM conversations")).scalar() == "2026-11-20 15:30:00.000000"
     engine.dispose()
+
+
+def test_migration_0011_moves_naive_call_times_stored_as_utc_into_the_zone(any_db: str, tmp_path: Path) -> None:
+    """Calls stored before naive times were read in KEFUQA_TIMEZONE sit 8 hours late (Asia/Shanghai); 0011
+    moves them, and only them: a call stored since (already in the zone) and a time with an offset stay. The
+    day lists and the daily statistics follow, the same on SQLite and PostgreSQL."""
+    from sqlalchemy import text
+
+    from kefuqa.service import rollup
+    from kefuqa.service.db import migrate
+
+    a = Admin(any_db, tmp_path, timezone="Asia/Shanghai")
+    try:
+        old, new, aware = (f"tz-{k}-{uuid.uuid4().hex[:6]}" for k in ("old", "new", "aware"))
+        for cid, at in ((old, "2026-11-20T23:30:00"), (new, "2026-11-20T23:30:00"),
+                        (aware, "2026-11-20T23:30:00+08:00")):
+            assert a.post("/api/conversations", json=[_call_at(cid, at)]).json()["stored"] == 1
+        with a.wb.engine.begin() as conn:  # `old` as the workbench stored it before 96bf4f6: 23:30 UTC
+            conn.execute(text("UPDATE conversations SET call_at = :at WHERE call_id = :cid"),
+                         {"at": datetime(2026, 11, 20, 23, 30, tzinfo=timezone.utc)
+                          if a.wb.dialect == "postgresql" else "2026-11-20 23:30:00.000000", "cid": old})
+            conn.execute(text("UPDATE alembic_version SET version_num = '0010'"))
+
+        def day(d: str) -> set[str]:
+            return {c["call_id"] for c in a.get(f"/api/calls?date_from={d}&date_to={d}").json()["items"]}
+
+        def stats() -> list[tuple[Any, ...]]:
+            with a.wb.engine.connect() as conn:
+                return sorted(tuple(r) for r in conn.execute(text(
+                    "SELECT day, sum(calls) FROM stats_calls GROUP BY day HAVING sum(calls) <> 0")))
+
+        assert old in day("2026-11-21") and old not in day("2026-11-20")  # the bug: filed on the next day
+        assert migrate(a.wb.engine, "Asia/Shanghai") == ["0011"]
+        assert {old, new, aware} <= day("2026-11-20") and not {old, new, aware} & day("2026-11-21")
+        calls = {c["call_id"]: c for c in a.get("/api/calls?date_from=2026-11-20&date_to=2026-11-20").json()["items"]}
+        assert calls[old]["call_at"] == calls[new]["call_at"] == calls[aware]["call_at"]
+        kept = stats()
+        rollup.rebuild(a.wb.engine, "Asia/Shanghai")  # what the triggers kept is what a full rebuild gives
+        assert stats() == kept and len(kept) == 1
+        assert migrate(a.wb.engine, "Asia/Shanghai") == []  # once
+    finally:
+        a.close()
 
 
 # ---- item 10: the database gone -------------------------------------------------------------------------------

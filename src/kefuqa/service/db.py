@@ -50,8 +50,9 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> list[str]:
-    """Bring the schema to the newest revision; returns the revisions applied (empty when up to date)."""
+def migrate(engine: Engine, timezone: str | None = None) -> list[str]:
+    """Bring the schema to the newest revision; returns the revisions applied (empty when up to date).
+    `timezone`: the workbench's zone, for revisions that read stored times (else KEFUQA_TIMEZONE)."""
     cfg = alembic_config()
     script = ScriptDirectory.from_config(cfg)
     head = script.get_current_head()
@@ -64,6 +65,7 @@ def migrate(engine: Engine) -> list[str]:
             for rev in reversed(list(script.iterate_revisions(head, current)))
         ]
         cfg.attributes["connection"] = conn
+        cfg.attributes["timezone"] = timezone
         command.upgrade(cfg, "head")
     return applied
 

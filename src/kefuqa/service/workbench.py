@@ -45,7 +45,7 @@ class Workbench:
 
     def setup(self) -> SetupInfo:
         """Migrate, make sure a rulebook is active, and create the first administrator on an empty database."""
-        applied = migrate(self.engine)
+        applied = migrate(self.engine, self.settings.timezone)
         rollup.ensure(self.engine, self.settings.timezone)  # issue 13: the daily statistics, built for this zone
         with self.sessions() as db, db.begin():
             rec = ensure_active(db, self.settings)
