@@ -6,21 +6,16 @@ audio WebSocket as a PBX would (JSON start frame with the audio format, then 20 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+
+from .replay_follow import err, frame_lines, out, push
 
 if TYPE_CHECKING:  # numpy comes with kefuqa[audio]; `kefuqa --help` and text replay work without it
     import numpy as np
-
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-ROLE_ZH = {"agent": "坐席", "customer": "客户", "system": "系统"}
 
 
 def load(path: str, channels: str | None) -> tuple[np.ndarray, int, list[str]]:
@@ -44,77 +39,18 @@ def load(path: str, channels: str | None) -> tuple[np.ndarray, int, list[str]]:
     return np.asarray(x, np.float32), rate, roles
 
 
-def _line(f: dict[str, Any]) -> list[str]:
-    from .live.lines import line
-
-    lines = []
-    u = f.get("utterance")
-    if u:
-        lines.append(f"[{u['start']:.1f}–{u['end']:.1f}s] {ROLE_ZH.get(u['role'], u['role'])}：{u['text']}")
-    lines += [line(it) for it in f.get("items") or []]
-    return lines
-
-
 async def replay_audio(path: str, url: str, token: str | None, speed: float, *, call_id: str | None = None,
                        channels: str | None = None, direction: str = "inbound", as_json: bool = False,
                        frame_ms: int = 20) -> int:
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
-
     from .live.audio import pcm_frames
 
     x, rate, roles = load(path, channels)
-    frames = pcm_frames(x, rate, frame_ms)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    step = frame_ms / 1000
+    plan = ((k * step, b) for k, b in enumerate(pcm_frames(x, rate, frame_ms)))
     start = {"type": "start", "v": 1, "call": {"id": call_id or Path(path).stem, "channel": "phone",
                                               "direction": direction},
              "audio": {"rate": rate, "channels": int(x.shape[0]), "roles": roles}}
-    errors = 0
-    async with connect(url, additional_headers=headers, max_size=2**22) as ws:
-        await ws.send(json.dumps(start, ensure_ascii=False))
-
-        async def reader() -> None:
-            nonlocal errors
-            try:
-                async for raw in ws:
-                    msg = json.loads(raw)
-                    if as_json:
-                        out.print(escape(json.dumps(msg, ensure_ascii=False)))
-                    elif msg["type"] == "guidance":
-                        for ln in _line(msg):
-                            out.print(escape(ln))
-                    elif msg["type"] == "error":
-                        errors += 1
-                        err.print(f"错误 {msg['code']}：{escape(msg['message'])}")
-                    if msg["type"] == "ended" or (msg["type"] == "error" and msg["code"] in (
-                            "unauthorized", "bad_audio_format", "no_asr", "asr_unavailable", "no_start", "bad_version")):
-                        return
-            except ConnectionClosed as exc:  # refused (its error frame was printed) or the server went away
-                if not errors:
-                    errors += 1
-                    code = exc.rcvd.code if exc.rcvd is not None else "无"
-                    err.print(f"连接被服务端关闭（代码 {code}），通话未结束")
-
-        task = asyncio.create_task(reader())
-        t0 = time.monotonic()
-        step = frame_ms / 1000
-        for k, b in enumerate(frames):
-            if task.done():
-                break
-            wait = k * step / speed - (time.monotonic() - t0)
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                await ws.send(b)
-            except ConnectionClosed:
-                break
-        if not task.done():
-            try:
-                await ws.send(json.dumps({"type": "hangup", "n": 1}))
-            except ConnectionClosed:
-                pass
-        await asyncio.wait_for(task, 300)
-    return errors
+    return await push(url, token, start, plan, speed, as_json=as_json, last={"type": "hangup", "n": 1}, timeout=300)
 
 
 def audiosocket_cmd(
@@ -143,7 +79,7 @@ def audiosocket_cmd(
         if f.get("type") == "error":
             err.print(f"[{cid}] 错误 {f.get('code')}：{escape(str(f.get('message')))}")
         elif not quiet and f.get("type") == "guidance":
-            for ln in _line(f):
+            for ln in frame_lines(f):
                 out.print(f"[{cid}] {escape(ln)}")
         elif not quiet and f.get("type") == "ended":
             out.print(f"[{cid}] 通话结束（已保存：{f.get('stored')}）")

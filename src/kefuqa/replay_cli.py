@@ -6,72 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from .errors import InputError
 from .live.frames import frames, start_frame
-from .live.lines import KIND_ZH, line  # noqa: F401  (one wording for text and audio replay)
 from .model import Conversation
 from .readers import read_path
+from .replay_follow import err, push
 
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 async def replay(conv: Conversation, url: str, token: str | None, speed: float, *, call_id: str | None = None,
                  partials: bool = False, as_json: bool = False) -> int:
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    plan = frames(conv, partials=partials)
-    errors = 0
-    async with connect(url, additional_headers=headers, max_size=2**22) as ws:
-        await ws.send(json.dumps(start_frame(conv, call_id), ensure_ascii=False))
-
-        async def reader() -> None:
-            nonlocal errors
-            try:
-                async for raw in ws:
-                    msg = json.loads(raw)
-                    if as_json:
-                        out.print(escape(json.dumps(msg, ensure_ascii=False)))
-                    elif msg["type"] == "guidance":
-                        for it in msg["items"]:
-                            out.print(escape(line(it)))
-                    elif msg["type"] == "error":
-                        errors += 1
-                        err.print(f"错误 {msg['code']}：{escape(msg['message'])}")
-                    if msg["type"] == "ended":
-                        return
-            except ConnectionClosed as exc:  # refused (its error frame was printed) or the server went away
-                if not errors:
-                    errors += 1
-                    code = exc.rcvd.code if exc.rcvd is not None else "无"
-                    err.print(f"连接被服务端关闭（代码 {code}），通话未结束")
-                return
-            if not errors:  # closed without a report
-                errors += 1
-                err.print("连接被服务端关闭，通话未结束")
-
-        task = asyncio.create_task(reader())
-        t0 = time.monotonic()
-        for at, f in plan:
-            if task.done():  # the server refused the call or closed the connection
-                break
-            wait = at / speed - (time.monotonic() - t0)
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                await ws.send(json.dumps(f, ensure_ascii=False))
-            except ConnectionClosed:
-                break
-        await asyncio.wait_for(task, 60)
-    return errors
+    plan = [(at, json.dumps(f, ensure_ascii=False)) for at, f in frames(conv, partials=partials)]
+    return await push(url, token, start_frame(conv, call_id), plan, speed, as_json=as_json)
 
 
 def replay_cmd(

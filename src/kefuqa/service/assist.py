@@ -376,9 +376,7 @@ async def assist_ws(ws: WebSocket) -> None:
         await _refuse(ws, "bad_call", "start 帧需要 call.id", CLOSE_BAD)
         return
     cid = meta["id"]
-    after = resume.get("after_seq", 0) if isinstance(resume, dict) else 0
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        after = 0
+    after = after_seq(resume)
     call = calls.calls.get(cid)
     if call is not None and (resume is not None or first.get("watch") is True):
         await flush(app, check=[call])  # still this worker's? (another may have taken it over meanwhile)
@@ -418,14 +416,7 @@ async def assist_ws(ws: WebSocket) -> None:
             return
         await _refuse(ws, "call_in_progress", f"通话 {cid} 正在进行；重连请在 start 帧带 resume", CLOSE_BAD)
         return
-    old = call.connection
-    call.connection = ws
-    call.detached_at = None
-    call.dirty = True
-    if old is not None:
-        await _send(old, error("replaced", "同一通话的新连接已接管"))
-        with contextlib.suppress(Exception):
-            await old.close(CLOSE_REPLACED)
+    await attach(ws, call)
     await _send(ws, {"type": "ready", "v": PROTOCOL, "call_id": cid, "resumed": True, "received": call.received,
                      "last_seq": len(call.session.log), "worker": live_store.WORKER})
     await _send(ws, {"type": "guidance", "items": call.session.since(after), "replay": True})
@@ -644,6 +635,61 @@ def _transcript_frame(call: LiveCall, frame: dict[str, Any]) -> dict[str, Any] |
                                                       str(frame.get("text", "")), frame.get("start"), False)]}
 
 
+def incoming(call: LiveCall, raw: str, limits: Any) -> dict[str, Any]:
+    """A client frame of a live call (text or audio path), within the call's frame rate."""
+    assert call.bucket is not None
+    if not call.bucket.take():
+        raise LiveError("rate_limited", f"发送过快（上限每秒 {limits.frames_per_second:g} 帧）")
+    return parse(raw, limits)
+
+
+async def acked_again(ws: WebSocket, call: LiveCall, n: Any) -> bool:
+    """Frame `n` was already taken (the client resends after a reconnect): acked as a duplicate, not applied."""
+    if n is None or n > call.received:
+        return False
+    await ws.send_json({"type": "ack", "n": n, "duplicate": True})
+    return True
+
+
+def applied(calls: LiveCalls, call: LiveCall, frame: dict[str, Any]) -> list[dict[str, Any]]:
+    """The frame applied to the call and journalled; the guidance items it gave."""
+    items = apply(call, frame, calls.limits)
+    n = frame.get("n")
+    if n is not None:
+        call.received = n
+    calls.record(call, n, frame)
+    calls.note(call, items)
+    return items
+
+
+def detach(ws: WebSocket, call: LiveCall) -> bool:
+    """`ws` closed: if it was still the call's connection, the call waits for a resume (True)."""
+    if call.connection is not ws:
+        return False
+    call.connection = None
+    call.detached_at = time.monotonic()
+    call.dirty = True
+    return True
+
+
+async def attach(ws: WebSocket, call: LiveCall) -> None:
+    """A resumed call now on `ws`; the connection it had (if any) is told it was replaced and closed."""
+    old = call.connection
+    call.connection = ws
+    call.detached_at = None
+    call.dirty = True
+    if old is not None and old is not ws:
+        await _send(old, error("replaced", "同一通话的新连接已接管"))
+        with contextlib.suppress(Exception):
+            await old.close(CLOSE_REPLACED)
+
+
+def after_seq(resume: Any) -> int:
+    """The last guidance item a resuming client has (`resume.after_seq`), 0 when absent or not a count."""
+    after = resume.get("after_seq", 0) if isinstance(resume, dict) else 0
+    return after if isinstance(after, int) and not isinstance(after, bool) and after >= 0 else 0
+
+
 async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, call: LiveCall, seen: int = 0) -> None:
     """The call's input frames on this connection. `seen`: the last guidance item the client has; items at
     or below it (a frame the client resends after a take-over by another worker) are not sent again."""
@@ -660,22 +706,14 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, call: LiveCall,
             call.last_frame = time.monotonic()
             n: Any = None
             try:
-                assert call.bucket is not None
-                if not call.bucket.take():
-                    raise LiveError("rate_limited", f"发送过快（上限每秒 {limits.frames_per_second:g} 帧）")
-                frame = parse(raw, limits)
+                frame = incoming(call, raw, limits)
                 n = frame.get("n")
-                if n is not None and n <= call.received:
-                    await ws.send_json({"type": "ack", "n": n, "duplicate": True})
+                if await acked_again(ws, call, n):
                     continue
-                items = apply(call, frame, limits)
-                if n is not None:
-                    call.received = n
-                calls.record(call, n, frame)
+                items = applied(calls, call, frame)
             except LiveError as exc:
                 await ws.send_json(error(exc.code, exc.message, n))
                 continue
-            calls.note(call, items)
             fresh = [i for i in items if i["seq"] > seen]
             if items:
                 seen = max(seen, items[-1]["seq"])
@@ -695,10 +733,7 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, call: LiveCall,
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        if call.connection is ws:
-            call.connection = None
-            call.detached_at = time.monotonic()
-            call.dirty = True
+        detach(ws, call)
 
 
 @router.get("/api/assist/v1/calls", tags=["assist"])

@@ -43,7 +43,6 @@ from .assist import (
     CLOSE_BAD,
     CLOSE_NORMAL,
     CLOSE_NOT_FOUND,
-    CLOSE_REPLACED,
     FIRST_FRAME_SECONDS,
     _broadcast,
     _db,
@@ -56,6 +55,12 @@ from .assist import (
     _take_over,
     _transcript_frame,
     _who,
+    acked_again,
+    after_seq,
+    applied,
+    attach,
+    detach,
+    incoming,
     live_calls,
     open_call,
 )
@@ -365,9 +370,7 @@ async def assist_audio_ws(ws: WebSocket) -> None:
     cid = meta["id"]
     call = calls.calls.get(cid)
     resume = first.get("resume")
-    after = resume.get("after_seq", 0) if isinstance(resume, dict) else 0
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        after = 0
+    after = after_seq(resume)
     audio = first.get("audio") or {}
     if call is None and resume is not None:
         # held by another worker (or by none after a restart): rebuilt here from its journal; the audio goes
@@ -409,14 +412,7 @@ async def assist_audio_ws(ws: WebSocket) -> None:
             await _refuse(ws, "bad_audio_format", f"恢复时的音频格式 {fmt.to_dict()} 与通话原来的 "
                                                   f"{ac.fmt.to_dict()} 不同", CLOSE_BAD)
             return
-        old = call.connection
-        call.connection = ws
-        call.detached_at = None
-        call.dirty = True
-        if old is not None and old is not ws:
-            await _send(old, error("replaced", "同一通话的新连接已接管"))
-            with contextlib.suppress(Exception):
-                await old.close(CLOSE_REPLACED)
+        await attach(ws, call)
         if ac is not None:
             at = audio.get("at")
             async with ac.lock:  # the old connection's last frame may still be in the VAD
@@ -481,13 +477,9 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, ac: AudioCall) 
             text = message.get("text") or ""
             n: Any = None
             try:
-                assert call.bucket is not None
-                if not call.bucket.take():
-                    raise LiveError("rate_limited", f"发送过快（上限每秒 {limits.frames_per_second:g} 帧）")
-                frame = parse(text, limits)
+                frame = incoming(call, text, limits)
                 n = frame.get("n")
-                if n is not None and n <= call.received:
-                    await ws.send_json({"type": "ack", "n": n, "duplicate": True})
+                if await acked_again(ws, call, n):
                     continue
                 if frame["type"] == "hangup":
                     if n is not None:
@@ -503,26 +495,19 @@ async def _serve(ws: WebSocket, wb: Workbench, calls: LiveCalls, ac: AudioCall) 
                         frame["at"] = round(ac.pipe.clock, 3)
                 if frame["type"] == "tick" and frame.get("t") is None:
                     frame["t"] = round(ac.pipe.clock, 3)
-                items = apply(call, frame, limits)
-                if n is not None:
-                    call.received = n
-                calls.record(call, n, frame)
+                items = applied(calls, call, frame)
             except LiveError as exc:
                 await ws.send_json(error(exc.code, exc.message, n))
                 continue
-            calls.note(call, items)
             await ws.send_json({"type": "guidance", "ack": n, "items": items})
             if items and call.watchers:
                 await _broadcast(call, [{"type": "guidance", "items": items}])
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        if call.connection is ws:
+        if detach(ws, call):
             # the connection dropped: the call waits for a resume (audio.at says where the audio goes on);
             # if none comes within RESUME_GRACE, what was being said ends here and is transcribed
-            call.connection = None
-            call.detached_at = time.monotonic()
-            call.dirty = True
             ac.detached_wall = stamp = time.monotonic()
             if not call.session.ended:
                 task = asyncio.get_running_loop().create_task(ac.flush_later(stamp))
