@@ -566,7 +566,7 @@ def rule_quality(db: DBSession, user: User) -> list[dict[str, Any]]:
         func.sum(case((Finding.status == "overturned", 1), else_=0)),
     ).join(Conversation, and_(Conversation.id == Finding.conversation_id,
                               Conversation.current_score_id == Finding.score_id)).where(
-        Finding.kind == "finding").group_by(Finding.rule)
+        Finding.kind == "finding", Finding.status != "added").group_by(Finding.rule)  # the machine's findings
     out = []
     for rule, name, total, confirmed, rejected, overturned in db.execute(stmt).all():
         confirmed, rejected, overturned = int(confirmed or 0), int(rejected or 0), int(overturned or 0)

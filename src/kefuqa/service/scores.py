@@ -13,11 +13,21 @@ from ..model import Conversation as ConversationModel
 from ..rules.rulebook import Rulebook
 from ..scoring import rescore
 from .errors import Conflict
-from .models import Appeal, AuditEntry, Conversation, Finding, Score, utcnow
+from .models import Appeal, AuditEntry, Conversation, Finding, MissedFinding, Score, utcnow
 from .records import finding_rows, report_from_dict, score_values
 from .rulebooks import Loaded, Rulebooks
 
 VOIDED = ("rejected", "overturned")  # finding statuses that withdraw a finding: inspector's reject, accepted appeal
+ADDED = "added"  # the status of a finding an inspector added (a missed finding): it costs points, nobody reviews it
+# a missed finding in the stored report (DESIGN §3 shape): `source` says a person added it, the message starts
+# with the mark, the evidence is empty (no words of the call prove it; `utterance` null for a call-level one)
+HUMAN_SOURCE = "inspector"
+HUMAN_MARK = "人工补充"
+
+
+def human(f: dict[str, Any]) -> bool:
+    """A finding of a stored report that an inspector added (not the machine's)."""
+    return f.get("source") == HUMAN_SOURCE
 
 
 def effective(report: dict[str, Any], voided: set[int], rulebook: Rulebook) -> tuple[float, str, bool]:
@@ -32,7 +42,7 @@ def _effective(report: dict[str, Any], voided: set[int], rulebook: Rulebook
     """`effective`, and what each remaining finding (by position) costs now: when the finding a rule
     charged once is withdrawn, the rule's next finding is charged instead."""
     stored = report.get("findings") or []
-    if not voided:
+    if not voided and not any(human(f) for f in stored):
         points = {i: float(f.get("points") or 0.0) for i, f in enumerate(stored)}
         return float(report.get("score") or 0.0), str(report.get("grade") or ""), bool(report.get("fatal")), points
     core = report_from_dict(report)
@@ -64,9 +74,82 @@ def recompute(db: DBSession, rulebooks: Rulebooks, conv: Conversation, score: Sc
                                               Finding.position.in_(list(points)))):
         if f.points != points[f.position]:
             f.points = points[f.position]
+    added = [i for i, f in enumerate(score.report.get("findings") or []) if human(f) and i in points]
+    if added:  # what an added finding costs is in the report too (the machine's keep what the engine charged)
+        findings = [dict(f) for f in score.report["findings"]]
+        for i in added:
+            findings[i]["points"] = points[i]
+        score.report = {**score.report, "findings": findings}
     if conv.current_score_id == score.id:
         conv.score, conv.grade, conv.fatal = final, grade, fatal
         conv.insufficient = insufficient(score.report)
+
+
+def _human_finding(rulebook: Rulebook, data: dict[str, Any], m: MissedFinding) -> dict[str, Any]:
+    rule = rulebook.by_id[m.rule]
+    utts = data.get("utterances") or []
+    u = utts[m.utterance] if m.utterance is not None and 0 <= m.utterance < len(utts) else {}
+    return {"rule": m.rule, "name": rule.name, "severity": rule.severity, "points": 0.0,
+            "utterance": m.utterance if u else None, "start": u.get("start"), "end": u.get("end"), "evidence": "",
+            "message": f"{HUMAN_MARK}：{m.comment or rule.name}", "suggestion": rule.suggest,
+            "dimension": rule.dimension, "source": HUMAN_SOURCE}
+
+
+def add_missed(db: DBSession, rulebooks: Rulebooks, conv: Conversation, missed: list[MissedFinding],
+               score: Score | None = None) -> int:
+    """Inspectors' missed findings of `conv` as findings of its current score (or `score`), after the
+    machine's: in the stored report (`_human_finding`) and as finding rows (status added), then the score
+    recomputed by the core's arithmetic — a missed finding costs what its rule costs, as if the machine had
+    reported it. One of a rule the machine reported (at its utterance, for one with an utterance) is left
+    out: the machine's finding is that violation. How many were added."""
+    score = score or (db.get(Score, conv.current_score_id) if conv.current_score_id else None)
+    if score is None or not missed:
+        return 0
+    rulebook = rulebooks.get(db, score.rulebook_id).rulebook
+    findings = list(score.report.get("findings") or [])
+    machine = {(f.get("rule"), f.get("utterance")) for f in findings if not human(f)}
+    rows = []
+    for m in missed:
+        if m.rule not in rulebook.by_id or (m.rule, m.utterance) in machine or \
+                (m.utterance is None and any(r == m.rule for r, _u in machine)):
+            continue
+        f = _human_finding(rulebook, conv.data or {}, m)
+        rows.append(Finding(score_id=score.id, conversation_id=conv.id, kind="finding", position=len(findings),
+                            rule=f["rule"], name=f["name"], severity=f["severity"], points=0.0,
+                            dimension=f["dimension"], utterance=f["utterance"], start=f["start"], end=f["end"],
+                            evidence="", message=f["message"], suggestion=f["suggestion"], status=ADDED,
+                            reviewed_by=m.created_by, reviewed_at=m.created_at, review_reason=m.comment))
+        findings.append(f)
+    if rows:
+        score.report = {**score.report, "findings": findings}
+        db.add_all(rows)
+        db.flush()
+        recompute(db, rulebooks, conv, score)
+    return len(rows)
+
+
+def remove_missed(db: DBSession, rulebooks: Rulebooks, conv: Conversation, m: MissedFinding) -> None:
+    """A deleted missed finding no longer counts: its finding leaves the current score's report and rows
+    (the added ones after it move up one place), and the score is recomputed."""
+    score = db.get(Score, conv.current_score_id) if conv.current_score_id else None
+    if score is None:
+        return
+    findings = list(score.report.get("findings") or [])
+    at = next((i for i in range(len(findings) - 1, -1, -1) if human(findings[i]) and findings[i].get("rule") == m.rule
+               and findings[i].get("utterance") == m.utterance), None)
+    if at is None:
+        return
+    rows = {f.position: f for f in db.scalars(select(Finding).where(
+        Finding.score_id == score.id, Finding.kind == "finding", Finding.position >= at))}
+    if at in rows:
+        db.delete(rows.pop(at))
+        db.flush()
+    for pos in sorted(rows):
+        rows[pos].position = pos - 1
+    del findings[at]
+    score.report = {**score.report, "findings": findings}
+    db.flush()
+    recompute(db, rulebooks, conv, score)
 
 
 def _key(f: Finding) -> tuple[Any, ...]:
@@ -132,6 +215,8 @@ def rescore_conversation(db: DBSession, rulebooks: Rulebooks, conv: Conversation
     rows = finding_rows(report, score.id, conv.id)
     if rows:
         db.execute(insert(cast(Table, Finding.__table__)), rows)
+    add_missed(db, rulebooks, conv, list(db.scalars(select(MissedFinding).where(
+        MissedFinding.conversation_id == conv.id).order_by(MissedFinding.id))), score)
     new = list(db.scalars(select(Finding).where(Finding.score_id == score.id)))
     carry_over(db, old, new, user_id=user_id, call_id=conv.call_id)
     conv.current_score_id = score.id

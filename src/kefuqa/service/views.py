@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from .. import labels
 from .models import Appeal, Conversation, Finding, RulebookVersion, Score, User
 
-STATUS_LABELS = {"open": "待复核", "confirmed": "已确认", "rejected": "已驳回", "overturned": "申诉撤销"}
+STATUS_LABELS = {"open": "待复核", "confirmed": "已确认", "rejected": "已驳回", "overturned": "申诉撤销", "added": "人工补充"}
 APPEAL_LABELS = {"pending": "待裁决", "accepted": "申诉成立", "rejected": "维持扣分", "moot": "无需裁决"}
 SEVERITY_LABELS = labels.SEVERITY_LABELS  # the report's words too (kefuqa.labels)
 KIND_LABELS = labels.KIND_LABELS
@@ -99,10 +99,13 @@ def _cell(value: object) -> object:
 
 
 CSV_COLUMNS = ["会话编号", "通话时间", "渠道", "坐席工号", "坐席姓名", "班组", "得分", "等级", "红线", "扣分项数",
-               "扣分规则", "时长(秒)", "来源文件"]
+               "扣分规则", "时长(秒)", "来源文件", "人工补充"]
 
 
-def calls_csv(calls: Iterable[Conversation], rules_by_call: dict[int, list[str]], tz: str) -> str:
+def calls_csv(calls: Iterable[Conversation], rules_by_call: dict[int, list[str]], tz: str,
+              added_by_call: dict[int, list[str]] | None = None) -> str:
+    """One row per call; 扣分规则 lists every finding that counts, 人工补充 those of them an inspector added
+    (the machine missed them)."""
     buf = io.StringIO()
     buf.write("\ufeff")  # Excel opens UTF-8 CSV correctly only with a BOM
     w = csv.writer(buf)
@@ -113,7 +116,8 @@ def calls_csv(calls: Iterable[Conversation], rules_by_call: dict[int, list[str]]
             c.call_id, local(c.call_at, tz), CHANNEL_LABELS.get(c.channel or "", c.channel or ""),
             c.agent.code if c.agent else "", (c.agent.name or "") if c.agent else "", c.team.name if c.team else "",
             "" if c.score is None else c.score, c.grade or "", "是" if c.fatal else "否", len(rules),
-            " ".join(rules), "" if c.duration is None else round(c.duration, 1), c.source_name or "")])
+            " ".join(rules), "" if c.duration is None else round(c.duration, 1), c.source_name or "",
+            " ".join((added_by_call or {}).get(c.id, [])))])
     return buf.getvalue()
 
 

@@ -24,6 +24,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..scores import ADDED, add_missed, lock_call
 from . import reviews
 from .context import Ctx
 from .missed import rule_choices
@@ -217,7 +218,7 @@ def adopt_consensus(ctx: Ctx, session_id: int, call_id: int) -> dict[str, Any]:
     conv = ctx.db.get(Conversation, call_id)
     assert conv is not None
     findings = list(ctx.db.scalars(select(Finding).where(Finding.score_id == conv.current_score_id,
-                                                         Finding.kind == "finding")))
+                                                         Finding.kind == "finding", Finding.status != ADDED)))
     ctx.db.commit()
     out = {"confirmed": 0, "rejected": 0, "missed": 0, "skipped": 0}
     for f in findings:
@@ -233,9 +234,11 @@ def adopt_consensus(ctx: Ctx, session_id: int, call_id: int) -> dict[str, Any]:
     have = {f.rule for f in findings}
     with ctx.transaction() as db:
         already = set(db.scalars(select(MissedFinding.rule).where(MissedFinding.conversation_id == call_id)))
-        for rule in sorted(agreed - have - already):
-            db.add(MissedFinding(conversation_id=call_id, rule=rule, comment=f"校准「{rec.name}」共识", source="calibration",
-                                 created_by=user.id, created_at=utcnow()))
-            out["missed"] += 1
+        added = [MissedFinding(conversation_id=call_id, rule=rule, comment=f"校准「{rec.name}」共识", source="calibration",
+                               created_by=user.id, created_at=utcnow()) for rule in sorted(agreed - have - already)]
+        db.add_all(added)
+        db.flush()
+        add_missed(db, ctx.wb.rulebooks, lock_call(db, call_id), added)  # findings of the call from now on
+        out["missed"] += len(added)
         repo.audit(db, user, "calibration.adopt", "calibration", rec.id, ctx.ip, call=conv.call_id, **out)
     return out

@@ -12,7 +12,7 @@ from .. import repository as repo
 from .. import views
 from ..errors import NotFound
 from ..models import Conversation, Finding, Score
-from ..scores import VOIDED, rescore_conversation
+from ..scores import ADDED, VOIDED, rescore_conversation
 from .context import Ctx
 
 REVIEWERS = ("admin", "qa")
@@ -43,13 +43,16 @@ def export_csv(ctx: Ctx, f: repo.CallFilter) -> str:
         calls = repo.iter_calls(db, user, f, tz)
         score_ids = [c.current_score_id for c in calls if c.current_score_id]
         rules: dict[int, list[str]] = {}
+        added: dict[int, list[str]] = {}
         for chunk in range(0, len(score_ids), 5000):
-            for cid, rule in db.execute(select(Finding.conversation_id, Finding.rule).where(
+            for cid, rule, status in db.execute(select(Finding.conversation_id, Finding.rule, Finding.status).where(
                     Finding.score_id.in_(score_ids[chunk:chunk + 5000]), Finding.kind == "finding",
                     Finding.status.not_in(VOIDED)).order_by(Finding.id)):
                 rules.setdefault(cid, []).append(rule)
+                if status == ADDED:
+                    added.setdefault(cid, []).append(rule)
         repo.audit(db, user, "export.csv", None, None, ctx.ip, count=len(calls), filters=f.params())
-    return views.calls_csv(calls, rules, tz)
+    return views.calls_csv(calls, rules, tz, added)
 
 
 def recording(ctx: Ctx, call_id: int) -> Path:

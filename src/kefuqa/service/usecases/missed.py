@@ -19,6 +19,8 @@ from .. import repository as repo
 from .. import rulebooks as store
 from ..errors import Forbidden, Invalid, NotFound
 from ..models import Conversation, Finding, MissedFinding, utcnow
+from ..scores import add_missed as count_missed
+from ..scores import lock_call, remove_missed
 from .context import Ctx
 
 REVIEWERS = ("admin", "qa")
@@ -33,7 +35,8 @@ def rule_choices(ctx: Ctx | DBSession) -> list[dict[str, Any]]:
 def add_missed(ctx: Ctx, call_id: int, rule: str | None, utterance: int | str | None, comment: str | None,
                source: str = "review") -> MissedFinding:
     """An inspector adds a violation the machine did not report: a rule of the active rulebook, optionally the
-    utterance (0-based) and a comment."""
+    utterance (0-based) and a comment. It is a finding of the call's current score from then on (marked
+    人工补充, `scores.add_missed`): in its report, the exports and the agent's score."""
     user = ctx.acting()
     with ctx.transaction() as db:
         conv = repo.get_call(db, user, call_id)
@@ -58,6 +61,7 @@ def add_missed(ctx: Ctx, call_id: int, rule: str | None, utterance: int | str | 
                             created_by=user.id, created_at=utcnow())
         db.add(rec)
         db.flush()
+        count_missed(db, ctx.wb.rulebooks, lock_call(db, conv.id), [rec])
         repo.audit(db, user, "finding.missed", "conversation", conv.id, ctx.ip, call=conv.call_id, rule=rule,
                    utterance=index, comment=text)
     return rec
@@ -73,6 +77,7 @@ def delete_missed(ctx: Ctx, missed_id: int, call_id: int | None = None) -> None:
         repo.get_call(db, user, rec.conversation_id)
         if not repo.can_review(user):
             raise Forbidden("只有质检员和管理员可以删除漏报")
+        remove_missed(db, ctx.wb.rulebooks, lock_call(db, rec.conversation_id), rec)
         db.execute(delete(MissedFinding).where(MissedFinding.id == missed_id))
         repo.audit(db, user, "finding.missed_delete", "conversation", rec.conversation_id, ctx.ip, rule=rec.rule)
 

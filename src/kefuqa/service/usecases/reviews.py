@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from .. import repository as repo
 from ..errors import Conflict, Forbidden, Invalid
 from ..models import Appeal, Conversation, Finding, Review, Score, utcnow
-from ..scores import VOIDED, lock_call, recompute
+from ..scores import ADDED, VOIDED, lock_call, recompute
 from .context import Ctx
 
 REVIEWERS = ("admin", "qa")
@@ -45,6 +45,8 @@ def review_finding(ctx: Ctx, finding_id: int, verdict: str, reason: str | None) 
         db.refresh(finding)
         if finding.score_id != conv.current_score_id:
             raise Conflict("这条扣分属于历史评分，只能复核当前评分")
+        if finding.status == ADDED:
+            raise Conflict("这条扣分是人工补充的漏报，不需复核；不再计入请删除这条漏报")
         appeal = db.scalar(select(Appeal).where(Appeal.finding_id == finding.id))
         if appeal is not None and appeal.status != "pending":
             raise Conflict("该扣分的申诉已裁决，结论为最终结果")
@@ -117,7 +119,8 @@ def decide_appeal(ctx: Ctx, appeal_id: int, decision: str, reason: str | None) -
         db.refresh(appeal)
         finding = appeal.finding
         db.refresh(finding)
-        finding.status = "overturned" if decision == "accept" else "confirmed"
+        # a rejected appeal keeps an inspector's added finding what it is (人工补充), the machine's is confirmed
+        finding.status = "overturned" if decision == "accept" else ADDED if finding.status == ADDED else "confirmed"
         finding.reviewed_by, finding.reviewed_at = user.id, now
         finding.review_reason = reason or ("申诉成立" if decision == "accept" else None)
         _rescore(ctx, conv, finding)

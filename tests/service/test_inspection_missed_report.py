@@ -1,0 +1,125 @@
+"""A finding the machine missed, added by people — the consensus of a calibration session, or an inspector's
+whole-call review — is a finding of the call from then on, on both databases: in the call's findings report
+(DESIGN §3 shape: `utterance` null for a call-level one, empty evidence, marked 人工补充), the CSV export,
+the call page and the agent's score; it survives a re-scoring, an appeal can withdraw it, and deleting the
+missed finding takes it away again."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from conftest import World
+from kefuqa.service.models import User
+from kefuqa.service.usecases import missed
+from kefuqa.service.usecases.context import Ctx
+
+DESIGN_KEYS = {"rule", "name", "severity", "points", "utterance", "start", "end", "evidence", "message", "suggestion"}
+CANDIDATES = ("CLS003", "INF002", "LNG005", "CLS001")  # deducting rules a good call does not break
+
+
+def _report(w: World, call: int) -> dict[str, Any]:
+    r = w.get("qa", f"/api/calls/{call}/report")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _added(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in report["findings"] if f.get("source") == "inspector"]
+
+
+def _csv_row(w: World, call_id: str) -> dict[str, str]:
+    r = w.get("qa", "/api/calls.csv")
+    assert r.status_code == 200, r.text
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    return next(row for row in rows if row["会话编号"] == call_id)
+
+
+def _fresh_call(w: World, agent: str) -> tuple[int, str, str]:
+    """A good call of `agent`, its call id, and a deducting rule the machine did not report on it."""
+    call = w.new_call(agent, "good")
+    machine = {f["rule"] for f in w.findings("qa", call)}
+    rule = next(r for r in CANDIDATES if r not in machine)
+    return call, w.get("qa", f"/api/calls/{call}").json()["call_id"], rule
+
+
+def test_a_missed_finding_of_an_adopted_consensus_counts_everywhere(world: World) -> None:
+    qa2 = world.ensure_inspector()
+    call, call_id, rule = _fresh_call(world, "B1")
+    machine = sorted({f["rule"] for f in world.findings("qa", call)})
+    before = _report(world, call)
+    agent_before = world.get("qa", "/api/agents/B1").json()
+    assert rule not in {t["rule"] for t in agent_before["top_rules"]}
+
+    r = world.post("qa", "/api/calibration", json={"name": "漏报共识", "calls": [str(call)],
+                                                   "inspectors": [world.users["qa1"], qa2]})
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    for who in ("qa", "qa2"):
+        assert world.client.put(f"/api/calibration/{sid}/calls/{call}", headers=world.h(who),
+                                json={"rules": machine + [rule]}).status_code == 200
+    assert world.post("qa", f"/api/calibration/{sid}/close").status_code == 200
+    adopted = world.post("qa", f"/api/calibration/{sid}/calls/{call}/adopt")
+    assert adopted.status_code == 200 and adopted.json()["missed"] == 1, adopted.text
+
+    # the findings report: one more finding, in the DESIGN §3 shape, call-level, no evidence, marked
+    report = _report(world, call)
+    [f] = _added(report)
+    assert DESIGN_KEYS <= set(f) and f["rule"] == rule
+    assert f["utterance"] is None and f["start"] is None and f["end"] is None and f["evidence"] == ""
+    assert f["message"].startswith("人工补充") and f["points"] < 0
+    assert len(report["findings"]) == len(before["findings"]) + 1
+    assert report["final_score"] == round(before["final_score"] + f["points"], 2)
+    # the call's findings (API), the CSV export
+    rows = [x for x in world.findings("qa", call) if x["rule"] == rule]
+    assert [x["status"] for x in rows] == ["added"] and rows[0]["evidence"] == ""
+    row = _csv_row(world, call_id)
+    assert rule in row["扣分规则"].split() and row["人工补充"] == rule
+    assert float(row["得分"]) == report["final_score"]
+    # the agent's score and most violated rules
+    agent = world.get("qa", "/api/agents/B1").json()
+    assert agent["average"] < agent_before["average"]
+    assert rule in {t["rule"] for t in agent["top_rules"]}
+    # the call page says who found it and offers no review of it (nothing for a person to confirm)
+    with world.as_browser("qa1") as client:
+        page = client.get(f"/calls/{call}").text
+    assert "人工补充" in page and f'action="/findings/{rows[0]["id"]}/review"' not in page
+    refused = world.post("qa", f"/api/findings/{rows[0]['id']}/review", json={"verdict": "confirm"})
+    assert refused.status_code == 409, refused.text
+    # a re-scoring keeps it (same place, same cost)
+    assert world.post("qa", f"/api/calls/{call}/rescore").status_code == 200
+    again = _report(world, call)
+    assert [(x["rule"], x["points"]) for x in _added(again)] == [(rule, f["points"])]
+    assert again["final_score"] == report["final_score"]
+    assert [x["status"] for x in world.findings("qa", call) if x["rule"] == rule] == ["added"]
+
+
+def test_a_missed_finding_on_an_utterance_is_appealed_and_deleted(world: World) -> None:
+    call, call_id, rule = _fresh_call(world, "A1")
+    before = _report(world, call)
+    utts = world.get("qa", f"/api/calls/{call}").json()["conversation"]["utterances"]
+    r = world.post("qa", f"/api/calls/{call}/missed", json={"rule": rule, "utterance": 1, "comment": "没有称呼客户"})
+    assert r.status_code == 201, r.text
+    report = _report(world, call)
+    [f] = _added(report)
+    assert f["utterance"] == 1 and f["start"] == utts[1]["start"] and f["evidence"] == ""
+    assert f["message"] == "人工补充：没有称呼客户"
+    assert report["final_score"] == round(before["final_score"] + f["points"], 2) < before["final_score"]
+    # the agent appeals it and the appeal is accepted: it no longer costs points
+    row = next(x for x in world.findings("a1", call) if x["rule"] == rule)
+    appeal = world.post("a1", f"/api/findings/{row['id']}/appeal", json={"reason": "我称呼了客户"})
+    assert appeal.status_code == 201, appeal.text
+    assert world.post("qa", f"/api/appeals/{appeal.json()['id']}/decision",
+                      json={"decision": "accept", "reason": "录音里有称呼"}).status_code == 200
+    assert _report(world, call)["final_score"] == before["final_score"]
+    assert _csv_row(world, call_id)["人工补充"] == ""
+    # a second one, deleted again: the report is the machine's once more
+    r = world.post("qa", f"/api/calls/{call}/missed", json={"rule": rule})
+    assert r.status_code == 201, r.text
+    assert [x["utterance"] for x in _added(_report(world, call))] == [1, None]
+    with world.wb.sessions() as db:
+        missed.delete_missed(Ctx(world.wb, db, db.get(User, world.users["qa1"])), r.json()["id"])
+    after = _report(world, call)
+    assert [x["utterance"] for x in _added(after)] == [1]
+    assert after["final_score"] == before["final_score"]
