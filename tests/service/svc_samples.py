@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import copy
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from kefuqa.service.config import Settings
+
+SERVICE_TZ = Settings.timezone  # the workbench's default time zone, which "this week" and "today" are in
+
+
+def service_today() -> date:
+    """Today in the service's time zone, not the test machine's: from 16:00 UTC Asia/Shanghai is a day ahead,
+    and on a Sunday evening UTC a week ahead."""
+    return datetime.now(ZoneInfo(SERVICE_TZ)).date()
+
 
 # The sample calls happen in the last three weeks, so that "the last 30/90 days" views show them.
-DAY0 = date.today() - timedelta(days=21)
+DAY0 = service_today() - timedelta(days=21)
 
 
 def on_day(n: int) -> date:

@@ -30,13 +30,18 @@ def _rules(w: World, calls: list[int]) -> Counter[str]:
 
 
 def test_weekly_rates_rising_rules_and_new_phrases(world: World) -> None:
-    before = [_post(world, 14, "good") for _ in range(4)] + [_post(world, 14, "complaint") for _ in range(2)]
-    now = [_post(world, 21, "refuse") for _ in range(4)] + [_post(world, 21, "complaint", phrase=PHRASE)
-                                                            for _ in range(4)]
+    """The default view is the service's current week (Asia/Shanghai): the calls of "now" are dated today
+    there, as the test runs (not as the samples were imported, nor by the machine's own date), and those of
+    "before" a week earlier."""
+    today = (samples.service_today() - samples.DAY0).days
+    before = [_post(world, today - 7, "good") for _ in range(4)] + [_post(world, today - 7, "complaint")
+                                                                    for _ in range(2)]
+    now = [_post(world, today, "refuse") for _ in range(4)] + [_post(world, today, "complaint", phrase=PHRASE)
+                                                               for _ in range(4)]
     r = world.get("qa", "/api/trends", params={"weeks": 4})
     assert r.status_code == 200, r.text
     t: dict[str, Any] = r.json()
-    monday = samples.on_day(21) - timedelta(days=samples.on_day(21).weekday())
+    monday = samples.on_day(today) - timedelta(days=samples.on_day(today).weekday())
     assert t["weeks"][-1] == monday.isoformat() and len(t["weeks"]) == 4
     assert t["calls"][-2:] == [len(before), len(now)]
     expected_now, expected_before = _rules(world, now), _rules(world, before)
