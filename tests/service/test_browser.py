@@ -4,8 +4,9 @@ Screenshots go to test-artifacts/service/."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,7 +248,7 @@ def test_recording_with_timeline_and_player(page_for: object, served: tuple[Worl
     assert not page.errors, page.errors
 
 
-def _until(page: object, expr: str, timeout: float = 10.0) -> None:
+def _until(page: object, expr: str, timeout: float = 60.0) -> None:
     """Wait for a JS condition, evaluated from outside the page (its CSP forbids building functions)."""
     import time
 
@@ -255,6 +256,16 @@ def _until(page: object, expr: str, timeout: float = 10.0) -> None:
     while not page.evaluate(f"() => Boolean({expr})"):  # type: ignore[attr-defined]
         assert time.monotonic() < stop, f"timed out waiting for {expr}"
         time.sleep(0.05)
+
+
+def _seeked_by(page: Any, player: str, click: Callable[[], None]) -> float:
+    """Where `player` seeked to when `click` played it from a time, read at its 'seeked' event: it plays on at
+    once, so a poll of currentTime that comes late (a loaded machine) would find it past the mark for ever."""
+    page.evaluate(f"() => {{ const a = {player}; window.kqSeeked = null; a.addEventListener('seeked', "
+                  f"() => {{ window.kqSeeked = a.currentTime; }}, {{once: true}}); }}")
+    click()
+    _until(page, "window.kqSeeked !== null")
+    return float(page.evaluate("() => window.kqSeeked"))
 
 
 def test_export_of_recordings_transcripts_and_manifest(page_for: object, served: tuple[World, str]) -> None:
@@ -287,8 +298,7 @@ def test_export_of_recordings_transcripts_and_manifest(page_for: object, served:
     _until(page, f"{player}.readyState >= 1")
     utt = page.locator(".utt[data-start]").nth(2)
     start, end = float(utt.get_attribute("data-start")), float(utt.get_attribute("data-end"))
-    utt.click()
-    _until(page, f"Math.abs({player}.currentTime - {start}) < 0.5")
+    assert abs(_seeked_by(page, player, utt.click) - start) < 0.5
     page.evaluate(f"{player}.pause()")
     at = round((start + end) / 2, 2)
     page.evaluate(f"{player}.currentTime = {at}")
