@@ -377,3 +377,44 @@ def test_standard_rules_are_independent_on_one_clause():
     r = kefuqa.check(conv("C: 怎么弄", "A: 我不是说了吗"))
     assert sorted(f.rule for f in r.findings if f.rule.startswith("LNG")) == ["LNG001", "LNG004"]
     assert not any(rule.yields_to for rule in kefuqa.load_rulebook().rules)
+
+
+def test_intent_rest_a_later_clause_that_says_more_takes_the_finding_back(rulebook):
+    """`rest`: a clause after the label's words that the judge does not read as the label (nor as any of
+    `labels`) and that is more than filler is the reason or the other way; a topic before the no, filler, a
+    second no or a wait-and-see after it are not; the same rule without `rest` fires on all of them."""
+    rule = """
+    - id: X01
+      name: 生硬拒绝
+      kind: intent
+      label: flat_refusal
+      role: agent
+      points: 5
+      dimension: 礼貌
+      message: m
+      phrases: [退不了, 办不了]
+      judge_if: [不了]
+"""
+    rest = """      rest: {below: 0.5, labels: [open_no_commitment], filler: [不好意思, 抱歉, 请, 您, 理解, 啊, 了]}
+"""
+    with_rest, plain = rulebook(rule + rest), rulebook(rule)
+    says_more = ["退不了，这个券过了有效期了", "退不了，只能换码", "退不了 超過七天了 只能換貨"]
+    says_no_more = ["这张券啊，退不了", "不好意思啊，退不了", "退不了，请您理解", "办不了，我也办不了",
+                    "退不了，您再等等吧", "退不了这个券过了有效期了"]
+    for text in says_more + says_no_more:
+        r = kefuqa.check(conv("C: 能退吗？", "A: " + text), plain)
+        assert fired(r, "X01"), text
+        r = kefuqa.check(conv("C: 能退吗？", "A: " + text), with_rest)
+        assert bool(fired(r, "X01")) == (text in says_no_more), text
+    # `no_reason`: a clause saying one of them gives nothing, whatever the judge reads in it
+    pointed = "退不了，合同上写着呢"
+    assert not fired(kefuqa.check(conv("C: 能退吗？", "A: " + pointed), with_rest), "X01")
+    with_bare = rulebook(rule + rest.rstrip("}\n") + ", no_reason: [{regex: '合同(上|里)'}]}\n")
+    assert fired(kefuqa.check(conv("C: 能退吗？", "A: " + pointed), with_bare), "X01")
+
+
+def test_intent_rest_labels_must_be_known(rulebook):
+    with pytest.raises(kefuqa.RuleError, match="rest.labels"):
+        rulebook("""
+    - {id: X01, name: a, kind: intent, label: flat_refusal, role: agent, message: m, rest: {labels: [nope]}}
+    """)

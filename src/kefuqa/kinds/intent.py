@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
+from .. import normalize
 from ..engine.hits import Hit, NotApplicable
 from ..engine.windows import scoped
 from ..judge import Judgement, Undecided
@@ -24,6 +25,7 @@ from ..rules.matcher import Match
 from ..rules.schema import Phrases
 from .base import Compiler, register
 from .phrase import Phrase, PhraseRule
+from .rest import Rest, says_more
 
 if TYPE_CHECKING:
     from ..engine.context import Context
@@ -47,6 +49,8 @@ class IntentRule(PhraseRule):
     sure: float | None = Field(default=None, gt=0, lt=1)
     support: float = Field(default=0.5, gt=0, lt=1)
     support_turns: int = Field(default=3, ge=1)
+    # a clause after the label's words that is neither the label nor filler takes the finding back (rest.py)
+    rest: Rest | None = None
 
     @model_validator(mode="after")
     def _some(self) -> IntentRule:  # phrases are optional here: the label is the rule
@@ -56,6 +60,9 @@ class IntentRule(PhraseRule):
         want = known[self.label].role
         if self.role != want:
             raise ValueError(f"标签 {self.label} 判断的是 {want} 的话：请设置 role: {want}")
+        for other in self.rest.labels if self.rest is not None else []:
+            if other not in known:
+                raise ValueError(f"rest.labels：未知的判断标签 {other!r}；可用标签：{'、'.join(known)}")
         return self
 
 
@@ -75,6 +82,10 @@ class Intent(Phrase):
         # False (not asked), True (asked) or, once judged, the `Judgement` itself
         self._ask_slots = (("intent-ask", rule.id, False), ("intent-ask", rule.id, True))
         self._ask_cached = True
+        keys = {normalize.key(f) for f in rule.rest.filler} if rule.rest is not None else set()
+        self.filler = sorted(keys - {""}, key=len, reverse=True)
+        bare = rule.rest.no_reason if rule.rest is not None else []
+        self.bare_sid = compiler.phrases(bare, rule, pinyin=False) if bare else None
 
     def bind(self, index: Any) -> None:
         super().bind(index)
@@ -149,7 +160,26 @@ class Intent(Phrase):
             if hit.span is not None and m is not None:
                 hit.evidence, hit.span = ctx.clause_at(u, hit.span)
             hits.append(hit)
+        if r.rest is not None and hits:
+            hits = self._without_rest(ctx, hits)
         if undecided and not hits:
             raise NotApplicable(f"判断未完成：{undecided[0]}")
         hits.sort(key=lambda h: h.utterance if h.utterance is not None else -1)
         return hits
+
+    def _without_rest(self, ctx: Context, hits: list[Hit]) -> list[Hit]:
+        """The hits whose utterance says nothing more after the label's words (`rest`)."""
+        r = self.rule
+        assert r.rest is not None
+        own: dict[int, list[tuple[int, int]]] = {}
+        for h in hits:
+            if h.utterance is not None and h.span is not None:
+                own.setdefault(h.utterance, []).append(h.span)
+        taken_back = set()
+        for u, spans in own.items():
+            if self.gate_sid is not None:  # the words of refusal the model was asked about are the label's too
+                spans = spans + [ctx.evidence(u, m)[1] for m in ctx.matches(self.gate_sid, u)]
+            bare = [ctx.evidence(u, m)[1] for m in ctx.matches(self.bare_sid, u)] if self.bare_sid is not None else []
+            if says_more(ctx, u, spans, r.rest, self.filler, r.judge, r.label, bare):
+                taken_back.add(u)
+        return [h for h in hits if h.utterance not in taken_back]
