@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if SERVICE_TESTS in item.path.parents:
             item.add_marker(slow)
+
+
+EXPECT_TIMEOUT_MS = 30_000
+_expect_waits: list[bool] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Playwright's expect() gives up after 5 s by default, and Chromium, the server and the test share a loaded
+    2-core CI machine; once a browser test (its module or a fixture) has loaded Playwright, its assertions wait
+    up to 30 s for what they expect (they pass as soon as it is there: a slow machine waits longer, a broken
+    page still fails)."""
+    expect = getattr(sys.modules.get("playwright.sync_api"), "expect", None)
+    if expect is not None and not _expect_waits:
+        expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+        _expect_waits.append(True)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
