@@ -236,22 +236,26 @@ def sqlite_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def serve_app(app: Any) -> Iterator[str]:
     """Run ``app`` on a real uvicorn server in a thread (for parallel HTTP requests and browsers); its base URL.
 
-    The port is picked by the system; the server is stopped when the block ends."""
+    The port is picked by the system and stays bound from then on: the server is handed the bound socket, so
+    no other socket of the machine (a client's connection, another server) can take the port in between. The
+    server is stopped when the block ends."""
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started and thread.is_alive():
         threading.Event().wait(0.02)
     try:
+        assert server.started, "the test server did not start (see its log above)"
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        sock.close()
 
 
 def together(*calls: Callable[[], Any]) -> list[Any]:
