@@ -23,10 +23,19 @@ TZ = "Asia/Shanghai"
 GRADES = ["优秀", "良好", "合格", "不合格", None, ""]
 
 
+@pytest.fixture(autouse=True)
+def one_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`repository` (since = utcnow() - days) and the reference below read one clock, stopped for the test: the
+    generated calls sit on whole seconds around 16:00 UTC, so a run between 15:00 and 17:00 UTC would otherwise
+    find a call that one side's `since` had passed and the other's, a few milliseconds apart, had not."""
+    now = utcnow()
+    monkeypatch.setattr(repo, "utcnow", lambda: now)
+
+
 def reference_summary(db: Any, user: User, tz: str, *, agent_id: int | None = None, team_id: int | None = None,
                       days: int = repo.DEFAULT_DAYS) -> repo.Summary:
     """The Python computation `repository.summary` used before issue 13, verbatim but for the row limit."""
-    since = utcnow() - timedelta(days=days)
+    since = repo.utcnow() - timedelta(days=days)
     stmt = repo.scope_calls(select(Conversation.call_at, Conversation.score, Conversation.grade,
                                    Conversation.fatal, Conversation.insufficient), user).where(
         Conversation.score.is_not(None), Conversation.call_at >= since)
@@ -60,7 +69,7 @@ def _generate(wb: Workbench, seed: int, n: int = 1500) -> tuple[list[int], list[
     """Teams, agents (one without a team) and n scored calls over the last 100 days, most within minutes of
     Shanghai midnight; scores are halves (exact in binary, so every order of addition gives the same sum)."""
     rnd = random.Random(seed)
-    now = utcnow()
+    now = repo.utcnow()
     with wb.engine.begin() as conn:
         teams = [conn.execute(insert(Team).values(name=f"汇总组{seed}-{i}", created_at=now).returning(Team.id))
                  .scalar_one() for i in range(4)]
@@ -297,7 +306,7 @@ def test_overview_stats_cached_within_window_and_dropped_by_an_upload(world: Wor
         with wb.sessions() as db:
             s, teams, top = repo.overview_stats(db, admin, tz, 30)
             assert (s, teams) == (*repo.team_summaries(db, admin, tz, days=30),)
-            assert top == repo.top_rules(db, admin, since=utcnow() - timedelta(days=30), limit=8)
+            assert top == repo.top_rules(db, admin, since=repo.utcnow() - timedelta(days=30), limit=8)
             assert repo.overview_stats(db, User(role="qa"), tz, 30)[0] is s  # admin and qa: one scope
         with wb.engine.begin() as conn:  # a change by another process: shown once the window has passed
             cid = conn.execute(select(Conversation.id).where(Conversation.score.is_not(None),
