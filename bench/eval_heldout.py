@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,10 @@ def load(path: Path = HELDOUT) -> tuple[dict[str, list[str]], dict[str, dict[str
 
 
 def evaluate(checker: kefuqa.Checker, splits_wanted: list[str], verbose: bool = False,
-             path: Path = HELDOUT) -> dict[str, Any]:
+             path: Path = HELDOUT,
+             transform: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """``transform`` (a Conversation → Conversation) is applied to each call before it is checked, with the
+    same expected findings (bench/eval_robust.py)."""
     splits, convs = load(path)
     industry_split = {ind: s for s, inds in splits.items() for ind in inds}
     counts: dict[str, dict[str, list[int]]] = {s: defaultdict(lambda: [0, 0, 0]) for s in splits_wanted}
@@ -86,6 +90,8 @@ def evaluate(checker: kefuqa.Checker, splits_wanted: list[str], verbose: bool = 
         if len(items) != 1 or isinstance(items[0], InputError):
             raise SystemExit(f"{name}: cannot be read as one conversation: {items}")
         conv = items[0]
+        if transform is not None:
+            conv = transform(conv)
         report = checker.check(conv)
         exp = parse_expected(spec.get("expected") or [], name)
         got, evidence = produced(report)

@@ -52,3 +52,23 @@ def test_pinyin_key_keeps_offsets_and_merges_homophones():
     assert len(normalize.pinyin_key(a)) == len(a)
     assert normalize.pinyin_key(a) == normalize.pinyin_key(b)
     assert normalize.pinyin_key("abc123") == "abc123"
+
+
+def test_clean_view_drops_spaces_of_tokenised_asr_between_cjk_digits_and_punctuation():
+    assert normalize.clean("你 好 ， 请 讲") == "你好,请讲"
+    assert normalize.clean("号码是 1 3 8 0 0 1 3 8 0 0 0 。") == "号码是13800138000。"
+    assert normalize.clean("你　好") == "你好"  # full-width space
+    # spaces that separate Latin words, or a Latin word from Chinese, stay
+    assert normalize.clean("hello, world") == "hello, world"
+    assert normalize.clean("打开 app 查一下") == "打开 app 查一下"
+
+
+@pytest.mark.parametrize("text", ["你 好 ， 请 讲", "您 好_ 請 講 ， ok 好", "1 3 8 號 ， A B", "   你 好   "])
+def test_clean_map_follows_the_removed_spaces(text):
+    cleaned = normalize.clean(text)
+    cmap = normalize.clean_map(text)
+    assert len(cmap) == len(cleaned)
+    assert normalize.maps_from_clean(text, cleaned)[1] == cmap
+    assert normalize.views_many([text, "好的"])[0][0] == cleaned
+    for j, i in enumerate(cmap):  # each clean character comes from the original character it maps to
+        assert normalize.clean(text[i]) in (cleaned[j], "")

@@ -3,7 +3,8 @@
 Two views of every utterance are matched against:
 
 - ``clean``: Traditional → Simplified (OpenCC ``t2s``), full-width → half-width, lower case, ASR pause
-  marks (``_``) removed. Punctuation is kept, so regular expressions can use it.
+  marks (``_``) removed, spaces between two CJK characters, digits or punctuation marks removed (tokenised
+  ASR output: ``你 好 ， 1 3 8`` → ``你好,138``; Chinese puts no spaces between words). Punctuation is kept, so regular expressions can use it.
 - ``key``: ``clean`` without punctuation and spaces, and with CJK stutters collapsed (``我我我`` → ``我``;
   patterns are normalised the same way, so ``谢谢`` still matches ``谢谢``). Phrases are matched here.
 
@@ -25,6 +26,10 @@ _T2S = opencc.OpenCC("t2s")
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _STUTTER = re.compile(f"([{_CJK}])\\1+")
 _CJK_CHAR = re.compile(f"[{_CJK}]")
+# spaces (after the width table: full-width ones are plain spaces by then) between two CJK characters,
+# digits or Chinese punctuation marks (half-width by then): 你 好 ， 1 3 8 → 你好,138; "ok, 好的" keeps its
+_TIGHT = f"{_CJK}0-9,.!?;:、。"
+_CJK_SPACE = re.compile(f"(?<=[{_TIGHT}])[ \t]+(?=[{_TIGHT}])")
 
 
 def _build_width_table() -> dict[int, int | str | None]:
@@ -75,8 +80,8 @@ def _t2s_char(ch: str) -> str:
 
 
 def clean(text: str) -> str:
-    """The ``clean`` view: t2s, half-width, lower case, no ASR pause marks."""
-    return t2s(text).translate(_WIDTH)
+    """The ``clean`` view: t2s, half-width, lower case, no ASR pause marks, no spaces between CJK."""
+    return _CJK_SPACE.sub("", t2s(text).translate(_WIDTH))
 
 
 _NON_WORD = re.compile(r"[\W_]+")  # the same characters as _KEY deletes (checked on every code point)
@@ -109,10 +114,10 @@ def views_many(texts: list[str]) -> tuple[list[str], list[str], list[int]]:
     if len(parts) != len(texts) or any(len(a) != len(b) for a, b in zip(parts, texts, strict=False)):
         parts = [t2s(t) for t in texts]  # a text with its own newline, or a length-changing phrase
         conv = "\n".join(parts)
-    cleaned = conv.translate(_WIDTH)
+    cleaned = _CJK_SPACE.sub("", conv.translate(_WIDTH))
     cleans = cleaned.split("\n")
     if len(cleans) != len(texts) or _SEP in cleaned:
-        cleans = [p.translate(_WIDTH) for p in parts]
+        cleans = [_CJK_SPACE.sub("", p.translate(_WIDTH)) for p in parts]
         words = [_NON_WORD.sub("", c) for c in cleans]
     else:
         words = _NON_WORD.sub("", cleaned.replace("\n", _SEP)).split(_SEP)
@@ -149,8 +154,9 @@ def maps_from_clean(text: str, cleaned: str) -> tuple[list[int], list[int]]:
     """(key → original, clean → original) index maps, from a text and its already computed clean view.
 
     t2s keeps one character per character and the width table only deletes ASR pause marks, so the clean
-    view is the original less its ``_``; the key view keeps the word characters of the clean view that are
-    not a repeat of the CJK character before them.
+    view is the original less its ``_`` (and less the spaces between CJK characters: then the slow path);
+    the key view keeps the word characters of the clean view that are not a repeat of the CJK character
+    before them.
     """
     if len(cleaned) == len(text):
         cmap = list(range(len(text)))
@@ -175,13 +181,17 @@ def clean_map(text: str) -> list[int]:
     """For each character of ``clean(text)``, the index of the original character."""
     conv = t2s(text)
     mapping: list[int] = []
+    chars: list[str] = []
     for i, ch in enumerate(conv):
         w = _WIDTH.get(ord(ch), ch)
         if w is None:
             continue
-        for _ in str(w):
+        for c in w if isinstance(w, str) else chr(w):
             mapping.append(i)
-    return mapping
+            chars.append(c)
+    widened = "".join(chars)
+    dropped = {j for m in _CJK_SPACE.finditer(widened) for j in range(m.start(), m.end())}
+    return [i for j, i in enumerate(mapping) if j not in dropped] if dropped else mapping
 
 
 def original_span(text: str, start: int, end: int, *, view: str = "key") -> tuple[int, int]:
