@@ -72,3 +72,22 @@ def test_clean_map_follows_the_removed_spaces(text):
     assert normalize.views_many([text, "好的"])[0][0] == cleaned
     for j, i in enumerate(cmap):  # each clean character comes from the original character it maps to
         assert normalize.clean(text[i]) in (cleaned[j], "")
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("我的号码是幺三五八八四零二七幺六。", "我的号码是13588402716。"),
+        ("分机幺零零八", "分机1008"),  # four, with 幺/零: read out
+        ("幺 三 八 零 零 一 三 八", "13800138"),  # tokenised ASR
+        ("一三八0013八000", "13800138000"),  # digits and numerals mixed
+    ],
+)
+def test_numbers_read_out_digit_by_digit_become_digits(text, clean):
+    assert normalize.clean(text) == clean
+    assert len(normalize.key_map(text)) == len(normalize.key(text))
+
+
+@pytest.mark.parametrize("text", ["差不多七七八八了", "一二三四", "一五一十地说", "三十五块", "两三天", "一一对应"])
+def test_words_made_of_numerals_stay(text):
+    assert normalize.clean(text) == text

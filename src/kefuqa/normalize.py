@@ -30,6 +30,23 @@ _CJK_CHAR = re.compile(f"[{_CJK}]")
 # digits or Chinese punctuation marks (half-width by then): 你 好 ， 1 3 8 → 你好,138; "ok, 好的" keeps its
 _TIGHT = f"{_CJK}0-9,.!?;:、。"
 _CJK_SPACE = re.compile(f"(?<=[{_TIGHT}])[ \t]+(?=[{_TIGHT}])")
+# numbers read out digit by digit (phone, order, staff numbers: 幺三八零……), written as Arabic digits so
+# that regexes on digits see them; one character per character
+_SPOKEN_RUN = re.compile("[0-9〇零一二三四五六七八九幺]{4,}")
+_SPOKEN_DIGIT = str.maketrans("〇零一二三四五六七八九幺", "001234567891")
+
+
+def _spoken_digits(m: re.Match[str]) -> str:
+    run = m.group(0)
+    # five or more, or four with a sign of a read-out number (幺, 零): not 七七八八, 一二三四
+    if len(run) >= 5 or any(c in "幺零〇" for c in run):
+        return run.translate(_SPOKEN_DIGIT)
+    return run
+
+
+def _tidy(widened: str) -> str:
+    """The steps of the clean view after the width table (each keeps or deletes characters, never adds)."""
+    return _SPOKEN_RUN.sub(_spoken_digits, _CJK_SPACE.sub("", widened))
 
 
 def _build_width_table() -> dict[int, int | str | None]:
@@ -81,7 +98,7 @@ def _t2s_char(ch: str) -> str:
 
 def clean(text: str) -> str:
     """The ``clean`` view: t2s, half-width, lower case, no ASR pause marks, no spaces between CJK."""
-    return _CJK_SPACE.sub("", t2s(text).translate(_WIDTH))
+    return _tidy(t2s(text).translate(_WIDTH))
 
 
 _NON_WORD = re.compile(r"[\W_]+")  # the same characters as _KEY deletes (checked on every code point)
@@ -114,10 +131,10 @@ def views_many(texts: list[str]) -> tuple[list[str], list[str], list[int]]:
     if len(parts) != len(texts) or any(len(a) != len(b) for a, b in zip(parts, texts, strict=False)):
         parts = [t2s(t) for t in texts]  # a text with its own newline, or a length-changing phrase
         conv = "\n".join(parts)
-    cleaned = _CJK_SPACE.sub("", conv.translate(_WIDTH))
+    cleaned = _tidy(conv.translate(_WIDTH))
     cleans = cleaned.split("\n")
     if len(cleans) != len(texts) or _SEP in cleaned:
-        cleans = [_CJK_SPACE.sub("", p.translate(_WIDTH)) for p in parts]
+        cleans = [_tidy(p.translate(_WIDTH)) for p in parts]
         words = [_NON_WORD.sub("", c) for c in cleans]
     else:
         words = _NON_WORD.sub("", cleaned.replace("\n", _SEP)).split(_SEP)
@@ -128,42 +145,14 @@ def views_many(texts: list[str]) -> tuple[list[str], list[str], list[int]]:
 def key_map(text: str) -> list[int]:
     """For each character of ``key(text)``, the index of the original character it came from.
 
-    Mirrors `key` step by step; only called when a finding needs its evidence.
+    Built from the clean view and its map; only called when a finding needs its evidence.
     """
-    conv = t2s(text)
-    mapping: list[int] = []
-    prev = ""
-    width = _WIDTH
-    keyt = _KEY
-    for i, ch in enumerate(conv):
-        w = width.get(ord(ch), ch)
-        if w is None:
-            continue
-        for c in w if isinstance(w, str) else chr(w):
-            k = keyt[ord(c)]
-            if k is None:
-                continue
-            if k == prev and _CJK_CHAR.match(k):
-                continue  # stutter collapsed: keep the first occurrence
-            mapping.append(i)
-            prev = k
-    return mapping
+    return _key_map_of_clean(clean(text), clean_map(text))
 
 
-def maps_from_clean(text: str, cleaned: str) -> tuple[list[int], list[int]]:
-    """(key → original, clean → original) index maps, from a text and its already computed clean view.
-
-    t2s keeps one character per character and the width table only deletes ASR pause marks, so the clean
-    view is the original less its ``_`` (and less the spaces between CJK characters: then the slow path);
-    the key view keeps the word characters of the clean view that are not a repeat of the CJK character
-    before them.
-    """
-    if len(cleaned) == len(text):
-        cmap = list(range(len(text)))
-    else:
-        cmap = [i for i, ch in enumerate(text) if ch != "_" and ch != "＿"]
-        if len(cmap) != len(cleaned):  # not a view of this text after all: fall back to the slow path
-            return key_map(text), clean_map(text)
+def _key_map_of_clean(cleaned: str, cmap: list[int]) -> list[int]:
+    """The key view keeps the word characters of the clean view that are not a repeat of the CJK
+    character before them (a collapsed stutter keeps its first occurrence)."""
     kmap: list[int] = []
     prev = ""
     keyt = _KEY
@@ -174,7 +163,23 @@ def maps_from_clean(text: str, cleaned: str) -> tuple[list[int], list[int]]:
             continue
         kmap.append(cmap[j])
         prev = c
-    return kmap, cmap
+    return kmap
+
+
+def maps_from_clean(text: str, cleaned: str) -> tuple[list[int], list[int]]:
+    """(key → original, clean → original) index maps, from a text and its already computed clean view.
+
+    t2s keeps one character per character and the width table only deletes ASR pause marks, so the clean
+    view is the original less its ``_`` (and less the spaces between CJK characters: then the slow path).
+    """
+    if len(cleaned) == len(text):
+        cmap = list(range(len(text)))
+    else:
+        cmap = [i for i, ch in enumerate(text) if ch != "_" and ch != "＿"]
+        if len(cmap) != len(cleaned):  # not a view of this text after all: fall back to the slow path
+            cmap = clean_map(text)
+            return _key_map_of_clean(clean(text), cmap), cmap
+    return _key_map_of_clean(cleaned, cmap), cmap
 
 
 def clean_map(text: str) -> list[int]:
