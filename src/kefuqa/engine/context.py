@@ -75,6 +75,9 @@ class Context:
     def matches(self, sid: int, u: int) -> list[Match]:
         """Matches of phrase set `sid` in utterance `u`, exceptions applied, longest first, no overlaps."""
         view = self.views[u]
+        got = view.matches.get(sid)  # most calls ask again what the view already knows
+        if got is not None:
+            return got
         raw = view.raw.get(sid)
         pset = self.index.sets[sid]
         if raw is None and not pset.unfiltered_regex:

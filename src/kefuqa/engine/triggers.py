@@ -32,29 +32,13 @@ def positions(ctx: Context, trig: Trigger, trigger_sid: int | None) -> list[Pos]
     if trig.intent is not None:
         it = trig.intent
         said = {p.u for p in out}
-        # whether an utterance is such a trigger depends on its view alone: kept with the view once judged
-        slot = ("trigger", it.judge, it.label, it.threshold)
-        views = ctx.views
+        # as intent rules: 嗯、好的、再见 are listening, not statements, and are never judged; the judgements
+        # are kept with the views by `Context.judgements`, shared with the intent rules asking the same label
+        ask = [u for u in ctx.role_utts(it.role) if u not in said and ctx.word_count(u) >= INTENT_MIN_CHARS]
         hit: list[int] = []
-        ask: list[int] = []
-        for u in ctx.role_utts(it.role):
-            if u in said:
-                continue
-            known = views[u].extra.get(slot)
-            if known is None:
-                # as intent rules: 嗯、好的、再见 are listening, not statements, and are never judged
-                if ctx.word_count(u) >= INTENT_MIN_CHARS:
-                    ask.append(u)
-                else:
-                    views[u].extra[slot] = False
-            elif known:
-                hit.append(u)
         for u, j in zip(ask, ctx.judgements(it.judge, it.label, ask) if ask else [], strict=True):
-            score = getattr(j, "score", None)
-            yes = score is not None and score >= (it.threshold if it.threshold is not None else j.threshold)
-            if score is not None:  # an Undecided (endpoint down) is asked again next time
-                views[u].extra[slot] = yes
-            if yes:
+            score = getattr(j, "score", None)  # None: Undecided (endpoint down), asked again next time
+            if score is not None and score >= (it.threshold if it.threshold is not None else j.threshold):
                 hit.append(u)
         for u in hit:
             text = utts[u].text or ""

@@ -78,8 +78,8 @@ class Intent(Phrase):
         self.veto_sid = compiler.phrases(rule.unless, rule) if rule.unless else None
         self.gate_sid = compiler.phrases(rule.judge_if, rule, pinyin=False) if rule.judge_if else None
         # whether an utterance is asked at all (long enough, no veto, the gate said) depends on its view alone
-        # (and on whether the call shows quotation marks there): kept with the view, keyed by that flag, as
-        # False (not asked), True (asked) or, once judged, the `Judgement` itself
+        # (and on whether the call shows quotation marks there): kept with the view, keyed by that flag; the
+        # judgement itself is kept once, by `Context.judgements`, for every rule and trigger asking that label
         self._ask_slots = (("intent-ask", rule.id, False), ("intent-ask", rule.id, True))
         self._ask_cached = True
         keys = {normalize.key(f) for f in rule.rest.filler} if rule.rest is not None else set()
@@ -107,7 +107,6 @@ class Intent(Phrase):
             h.vars.setdefault("reason", "")
         said = {h.utterance for h in hits}
         ask: list[int] = []
-        judged: list[Any] = []  # None: not judged yet
         views, quoted, slots, cached = ctx.views, ctx.has_quotes, self._ask_slots, self._ask_cached
         for u in scoped(ctx, r.role, r.scope):
             if u in said:
@@ -120,15 +119,9 @@ class Intent(Phrase):
                     got = extra[slot] = self._askable(ctx, u)
             else:
                 got = self._askable(ctx, u)
-            if got is not False:
+            if got:
                 ask.append(u)
-                judged.append(None if got is True else got)
-        missing = [k for k, j in enumerate(judged) if j is None]
-        if missing:
-            for k, j in zip(missing, ctx.judgements(r.judge, r.label, [ask[k] for k in missing]), strict=True):
-                judged[k] = j
-                if cached and isinstance(j, Judgement):  # an Undecided is asked again next time
-                    views[ask[k]].extra[slots[quoted[ask[k]]]] = j
+        judged = ctx.judgements(r.judge, r.label, ask) if ask else []
         undecided: list[str] = []
         name = labels()[r.label].name
         role_us = ctx.role_utts(r.role)
