@@ -13,6 +13,9 @@ from .base import Compiler, Kind, register
 if TYPE_CHECKING:
     from ..engine.context import Context
 
+_DID_NOT_CATCH = ("没听清", "沒聽清", "听不清", "聽不清", "没听到", "沒聽到", "再说一遍", "再說一遍", "再说一次", "再說一次",
+                  "信号不", "信號不")
+
 
 class Slot(Strict):
     name: str
@@ -46,8 +49,11 @@ class RepeatAsk(Kind):
             if got is None:
                 continue
             g = got[0]
-            # an ask right after the answer is the agent confirming it; look past the next agent turn
-            later = [u for u in agent if u > g][1:]
+            # the agent's next turn asking for it again is a repeat ask too (the customer gave it unasked), unless
+            # it is a polite request to repeat what the agent did not catch (请您再说一遍, LNG007's business)
+            later = [u for u in agent if u > g]
+            if later and any(w in (ctx.conv.utterances[later[0]].text or "") for w in _DID_NOT_CATCH):
+                later = later[1:]
             again = ctx.said(ask_sid, later)
             if again is not None:
                 u, m = again
