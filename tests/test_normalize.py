@@ -91,3 +91,23 @@ def test_numbers_read_out_digit_by_digit_become_digits(text, clean):
 @pytest.mark.parametrize("text", ["差不多七七八八了", "一二三四", "一五一十地说", "三十五块", "两三天", "一一对应"])
 def test_words_made_of_numerals_stay(text):
     assert normalize.clean(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("請問有甚麼可以幫妳？", "请问有什么可以帮你?"),
+        ("專員會盡快聯絡您", "专员会尽快联系您"),
+        ("帳單和帳號都對帳了", "账单和账号都对账了"),
+        ("留著收據，別著急", "留着收据,别着急"),
+        ("用簡訊傳訊息", "用短信传信息"),
+    ],
+)
+def test_taiwan_and_hong_kong_wording_becomes_the_mainland_word(text, clean):
+    assert normalize.clean(text) == clean
+    assert len(normalize.clean_map(text)) == len(normalize.clean(text))
+
+
+@pytest.mark.parametrize("text", ["著名的帐篷", "效果显著", "一部名著", "蚊帐", "甚至"])
+def test_words_where_the_mainland_keeps_the_character_stay(text):
+    assert normalize.clean(text) == text

@@ -2,14 +2,16 @@
 
 Two views of every utterance are matched against:
 
-- ``clean``: Traditional → Simplified (OpenCC ``t2s``), full-width → half-width, lower case, ASR pause
+- ``clean``: Traditional → Simplified (OpenCC ``t2s``, then Taiwan/Hong Kong words such as 甚麼, 聯絡, 帳單,
+  留著 to the mainland ones: 什么, 联系, 账单, 留着), full-width → half-width, lower case, ASR pause
   marks (``_``) removed, spaces between two CJK characters, digits or punctuation marks removed (tokenised
-  ASR output: ``你 好 ， 1 3 8`` → ``你好,138``; Chinese puts no spaces between words). Punctuation is kept, so regular expressions can use it.
+  ASR output: ``你 好 ， 1 3 8`` → ``你好,138``; Chinese puts no spaces between words), numbers read out
+  digit by digit written as digits (幺三八零 → 1380). Punctuation is kept, so regular expressions can use it.
 - ``key``: ``clean`` without punctuation and spaces, and with CJK stutters collapsed (``我我我`` → ``我``;
   patterns are normalised the same way, so ``谢谢`` still matches ``谢谢``). Phrases are matched here.
 
 Building the views is on the hot path (every utterance of every call), so it is done with
-``str.translate`` and one regex; the map from a key position back to the original text is computed only
+``str.translate`` and a few regexes over the whole call; the map from a key position back to the original text is computed only
 when a finding needs evidence.
 """
 
@@ -44,9 +46,35 @@ def _spoken_digits(m: re.Match[str]) -> str:
     return run
 
 
+# Taiwan / Hong Kong wording that OpenCC's t2s leaves as it is (it converts characters, not vocabulary),
+# mapped to the mainland word the rules are written with; every entry keeps its length, so offsets hold.
+# Only words whose mainland reading is the same thing (not 支援, 影片, 行程, which tw2sp also rewrites).
+_REGIONAL_WORDS = {
+    "甚么": "什么", "妳": "你", "联络": "联系", "讯息": "信息", "资讯": "信息", "简讯": "短信",
+    "网路": "网络", "软体": "软件", "程式": "程序", "登入": "登录", "预设": "默认", "点选": "点击",
+    "列印": "打印", "宽频": "宽带", "视讯": "视频", "透过": "通过", "计程车": "出租车", "脚踏车": "自行车",
+}
+# 帳 (t2s: 帐) of accounts and bills is 账 on the mainland (帐单, 对帐; 帐篷, 蚊帐 stay); 著 is the particle
+# 着 (等著, 留著, 著急) except in 著名, 显著, 名著 …. Their context is looked at in `_regional`: a plain
+# alternation of literals is ten times faster than one with lookbehinds (this runs on every call).
+_REGIONAL = re.compile("|".join(sorted(_REGIONAL_WORDS, key=len, reverse=True)) + "|帐|著")
+
+
+def _regional(m: re.Match[str]) -> str:
+    w = m.group(0)
+    if len(w) > 1 or w == "妳":
+        return _REGIONAL_WORDS[w]
+    s, i = m.string, m.start()
+    before = s[i - 1] if i else ""
+    after = s[i + 1] if i + 1 < len(s) else ""
+    if w == "帐":
+        return "账" if (after and after in "单号户目款务") or (before and before in "对转记查结算到入销挂") else w
+    return w if (before and before in "显卓土原名论编专巨遗译合昭") or (after and after in "名作称述者录书") else "着"
+
+
 def _tidy(widened: str) -> str:
     """The steps of the clean view after the width table (each keeps or deletes characters, never adds)."""
-    return _SPOKEN_RUN.sub(_spoken_digits, _CJK_SPACE.sub("", widened))
+    return _REGIONAL.sub(_regional, _SPOKEN_RUN.sub(_spoken_digits, _CJK_SPACE.sub("", widened)))
 
 
 def _build_width_table() -> dict[int, int | str | None]:
