@@ -23,7 +23,8 @@ silently testing nothing.
 Where a finding should land: words that must not be said, on the utterance that says them; an opening or
 closing that lacks something, on its first or last turn; a missed answer to the other side's words (a
 complaint, abuse, an outage report), on the checked role's first turn after them, quoting nothing (the
-message names the words); a phone number not read back, on the number; a hold or transfer, on the agent's
+message names the words) — a phone number or address not read back too, on the agent's reply that takes it
+down; a hold or transfer, on the agent's
 turn that started it; a
 measured rule (rate, loudness, pitch), on the agent's turn furthest out; a whole-call omission (全程没有…)
 and a call field (ring time, response time, who hung up), call-level (`at: null`). Where the engine puts a

@@ -121,8 +121,9 @@ class Conditional(Kind):
 
 def _reply(ctx: Context, trigger_u: int | None, then: Then, us: list[int]) -> int | None:
     """The checked role's first turn in the window after a trigger another role said, or None (the
-    trigger is the checked role's own words, a read-back, or the role never spoke)."""
-    if then.echo or trigger_u is None or not us or then.role == "any":
+    trigger is the checked role's own words, or the role never spoke). A number or address not read back
+    sits there too: the fault is the reply that takes it down without repeating it (the message quotes it)."""
+    if trigger_u is None or not us or then.role == "any":
         return None
     if ctx.conv.utterances[trigger_u].role == then.role:
         return None
