@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 from conftest import World
@@ -123,3 +124,49 @@ def test_a_missed_finding_on_an_utterance_is_appealed_and_deleted(world: World) 
     after = _report(world, call)
     assert [x["utterance"] for x in _added(after)] == [1]
     assert after["final_score"] == before["final_score"]
+
+
+def _quality(w: World, rule: str) -> dict[str, Any]:
+    r = w.get("admin", "/api/rules/quality")
+    assert r.status_code == 200, r.text
+    zero = {"findings": 0, "reviewed": 0, "confirmed": 0, "rejected": 0, "overturned": 0, "precision": None, "missed": 0}
+    return next((row for row in r.json() if row["rule"] == rule), zero)
+
+
+def _examples(w: World, call_id: str, rule: str) -> list[dict[str, Any]]:
+    w.client.cookies.clear()
+    w.browser_login(w.client, "qa1")
+    try:
+        r = w.client.get("/training-examples.jsonl")
+    finally:
+        w.client.cookies.clear()
+    assert r.status_code == 200, r.text
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    return [x for x in lines if x["call_id"] == call_id and x["rule"] == rule]
+
+
+def test_an_appeal_that_withdraws_a_missed_finding_leaves_the_machines_precision_alone(world: World) -> None:
+    """An accepted appeal makes an added finding `overturned`, like a machine's one an appeal withdrew; it still is
+    no finding of the machine: the rule's precision does not count it, it is no longer missed (the inspector was
+    wrong), and the training export has its utterance once, as a hard negative."""
+    call, call_id, rule = _fresh_call(world, "A1")
+    before = _quality(world, rule)
+    r = world.post("qa", f"/api/calls/{call}/missed", json={"rule": rule, "utterance": 2, "comment": "漏了"})
+    assert r.status_code == 201, r.text
+    added = _quality(world, rule)
+    assert added["missed"] == before["missed"] + 1
+    assert [(x["y"], x["source"]) for x in _examples(world, call_id, rule)] == [(1, "review:missed:missed")]
+
+    row = next(x for x in world.findings("a1", call) if x["rule"] == rule)
+    appeal = world.post("a1", f"/api/findings/{row['id']}/appeal", json={"reason": "我没有违规"})
+    assert appeal.status_code == 201, appeal.text
+    assert world.post("qa", f"/api/appeals/{appeal.json()['id']}/decision",
+                      json={"decision": "accept", "reason": "录音里没有问题"}).status_code == 200
+    assert [x["status"] for x in world.findings("qa", call) if x["rule"] == rule] == ["overturned"]
+
+    after = _quality(world, rule)
+    machine = ("findings", "reviewed", "confirmed", "rejected", "overturned", "precision")
+    assert {k: after[k] for k in machine} == {k: before[k] for k in machine}
+    assert after["missed"] == before["missed"]
+    [example] = _examples(world, call_id, rule)
+    assert example["y"] == 0 and example["source"] == "review:missed:overturned" and example["utterance"] == 2

@@ -35,6 +35,7 @@ from .models import (
     User,
     utcnow,
 )
+from .scores import human_row
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -566,7 +567,7 @@ def rule_quality(db: DBSession, user: User) -> list[dict[str, Any]]:
         func.sum(case((Finding.status == "overturned", 1), else_=0)),
     ).join(Conversation, and_(Conversation.id == Finding.conversation_id,
                               Conversation.current_score_id == Finding.score_id)).where(
-        Finding.kind == "finding", Finding.status != "added").group_by(Finding.rule)  # the machine's findings
+        Finding.kind == "finding", ~human_row()).group_by(Finding.rule)  # the machine's findings only
     out = []
     for rule, name, total, confirmed, rejected, overturned in db.execute(stmt).all():
         confirmed, rejected, overturned = int(confirmed or 0), int(rejected or 0), int(overturned or 0)

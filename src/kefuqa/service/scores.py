@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session as DBSession
 
 from ..model import Conversation as ConversationModel
@@ -28,6 +28,13 @@ HUMAN_MARK = "人工补充"
 def human(f: dict[str, Any]) -> bool:
     """A finding of a stored report that an inspector added (not the machine's)."""
     return f.get("source") == HUMAN_SOURCE
+
+
+def human_row() -> ColumnElement[bool]:
+    """SQL condition: a finding row an inspector added (a missed finding), whatever its status now. An accepted
+    appeal makes it `overturned` like a machine's finding, but the row keeps what `add_missed` wrote: the
+    message starting with the mark and no evidence (the report's finding says `source: inspector`)."""
+    return or_(Finding.status == ADDED, and_(Finding.message.startswith(f"{HUMAN_MARK}："), Finding.evidence == ""))
 
 
 def effective(report: dict[str, Any], voided: set[int], rulebook: Rulebook) -> tuple[float, str, bool]:

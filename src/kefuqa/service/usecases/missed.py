@@ -4,6 +4,9 @@ utterances as training examples.
 - precision = confirmed ÷ (confirmed + rejected + overturned) — of what the machine reported, how much was right;
 - recall = confirmed ÷ (confirmed + missed) — of the violations people found on reviewed calls, how many the
   machine reported. Only rules with a human judgement get a figure.
+
+A missed finding counts as a finding of its call (marked 人工补充, `scores.add_missed`) but never in the machine's
+precision; one an accepted appeal withdrew is no violation: not missed, a hard negative in the training export.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, select
 from sqlalchemy.orm import Session as DBSession
 
 from .. import repository as repo
@@ -20,7 +23,7 @@ from .. import rulebooks as store
 from ..errors import Forbidden, Invalid, NotFound
 from ..models import Conversation, Finding, MissedFinding, utcnow
 from ..scores import add_missed as count_missed
-from ..scores import lock_call, remove_missed
+from ..scores import human_row, lock_call, remove_missed
 from .context import Ctx
 
 REVIEWERS = ("admin", "qa")
@@ -87,11 +90,20 @@ def missed_for(ctx: Ctx, call_id: int) -> list[MissedFinding]:
                                .order_by(MissedFinding.id)))
 
 
+def withdrawn(m: type[MissedFinding]) -> ColumnElement[bool]:
+    """SQL condition: the missed finding's finding (`scores.add_missed`, on the call's current score) was
+    withdrawn by an accepted appeal — the agent was right and the inspector wrong, so it is no violation."""
+    return select(Finding.id).join(Conversation, and_(
+        Conversation.id == Finding.conversation_id, Conversation.current_score_id == Finding.score_id)).where(
+        Finding.conversation_id == m.conversation_id, Finding.kind == "finding", Finding.rule == m.rule,
+        Finding.utterance.is_not_distinct_from(m.utterance), Finding.status == "overturned", human_row()).exists()
+
+
 def with_recall(db: DBSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rule-quality rows (`repository.rule_quality`) with `missed` and `recall`; rules only people found
     are added."""
     missed = dict(db.execute(select(MissedFinding.rule, func.count(MissedFinding.id))
-                                 .group_by(MissedFinding.rule)).all())
+                                 .where(~withdrawn(MissedFinding)).group_by(MissedFinding.rule)).all())
     names = {r["id"]: r.get("name") for r in rule_choices(db)}
     seen = set()
     for r in rows:
@@ -110,7 +122,8 @@ def training_examples(ctx: Ctx) -> Iterator[str]:
     """Reviewed utterances as JSON lines in the judgement corpus's shape (`data/intent/corpus.jsonl`: id, text,
     label, y, role, industry, register, source, split) plus rule, call_id and utterance: a confirmed finding
     and a missed one are positives (y=1), a rejected or overturned one a hard negative (y=0). `label` is the
-    rule's judgement label when it is an intent rule, else the rule id."""
+    rule's judgement label when it is an intent rule, else the rule id. A missed finding whose finding an
+    appeal withdrew is one hard negative (source review:missed:overturned), not a positive as well."""
     ctx.require(REVIEWERS, "只有质检员和管理员可以导出训练样本")
     db = ctx.db
     rb = ctx.wb.rulebooks.active(db).rulebook
@@ -120,11 +133,12 @@ def training_examples(ctx: Ctx) -> Iterator[str]:
             Conversation, and_(Conversation.id == Finding.conversation_id,
                                Conversation.current_score_id == Finding.score_id)).where(
             Finding.kind == "finding", Finding.status.in_(("confirmed", "rejected", "overturned")),
-            Finding.utterance.is_not(None)).order_by(Finding.id)):
+            Finding.utterance.is_not(None), ~human_row()).order_by(Finding.id)):  # the machine's findings
         rows.append((f[0], f[1], f[2], f[3], "finding"))
-    for m in db.execute(select(MissedFinding.rule, MissedFinding.conversation_id, MissedFinding.utterance)
-                        .where(MissedFinding.utterance.is_not(None)).order_by(MissedFinding.id)):
-        rows.append((m[0], m[1], m[2], "missed", "missed"))
+    for m in db.execute(select(MissedFinding.rule, MissedFinding.conversation_id, MissedFinding.utterance,
+                               withdrawn(MissedFinding)).where(MissedFinding.utterance.is_not(None))
+                        .order_by(MissedFinding.id)):
+        rows.append((m[0], m[1], m[2], "overturned" if m[3] else "missed", "missed"))
     calls: dict[int, tuple[str, list[Any]]] = {}
     ids = sorted({r[1] for r in rows})
     for i in range(0, len(ids), 500):
