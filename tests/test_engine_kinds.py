@@ -45,6 +45,27 @@ def test_phrase_kind_pinyin_matches_homophones_only_when_enabled(rulebook):
     assert not fired(r, "X02")
 
 
+def test_expected_phrases_match_by_sound_unless_the_rule_says_no(rulebook):
+    # an absence is not reported because ASR wrote a homophone of one character of the phrase that was said
+    rb = rulebook("""
+    - {id: X01, name: a, kind: required, points: 1, dimension: 礼貌, message: m, scope: {first_turns: 1}, phrases: [感谢您的耐心]}
+    - {id: X02, name: b, kind: required, points: 1, dimension: 礼貌, message: m, scope: {first_turns: 1}, pinyin: false, phrases: [感谢您的耐心]}
+    - {id: X03, name: c, kind: conditional, points: 1, dimension: 礼貌, message: m, if: {said: {role: customer, phrases: [投诉]}}, then: {phrases: [帮您记录]}}
+    - {id: X04, name: d, kind: sequence, points: 1, dimension: 礼貌, message: m, steps: [{name: 问候, phrases: [您好]}, {name: 致谢, phrases: [感谢来电]}]}
+    - {id: X05, name: e, kind: required, points: 1, dimension: 礼貌, message: m, scope: {first_turns: 1}, phrases: [工号, {text: 我姓, pinyin: true}]}
+    """)
+    r = kefuqa.check(conv("A: 您好，感谢您的耐新等待，赶谢来电", "C: 我要投诉", "A: 好的，帮您己录下来了"), rb)
+    assert not fired(r, "X01")
+    assert not fired(r, "X03")
+    assert not fired(r, "X04")
+    assert fired(r, "X02")  # pinyin: false — exact phrases only
+    # a 2-character phrase matches by sound only where the phrase says so
+    assert not fired(kefuqa.check(conv("A: 您好，我幸王"), rb), "X05")
+    assert fired(kefuqa.check(conv("A: 您好，供号1023"), rb), "X05")
+    # a trigger does not match by sound: 投素 is no complaint to answer
+    assert not fired(kefuqa.check(conv("A: 您好", "C: 我要投素", "A: 好的"), rb), "X03")
+
+
 def test_phrase_kind_tolerates_asr_marks_stutter_and_width(rulebook):
     rb = rulebook("""
     - {id: X01, name: a, kind: phrase, points: 1, dimension: 礼貌, message: m, phrases: [不行就是不行]}

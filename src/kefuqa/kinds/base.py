@@ -27,6 +27,13 @@ class Compiler(Protocol):
     def trigger(self, trig: Trigger | None, rule: Any) -> int | None: ...
 
 
+def by_sound(rule: Any) -> bool:
+    """Whether the phrases a rule expects to be said (required, conditional `then`, sequence steps) also
+    match by sound: unless the rule says `pinyin: false`. Missing one absence is better than reporting one
+    because ASR wrote one character of the phrase as a homophone (供号 for 工号)."""
+    return getattr(rule, "pinyin", None) is not False
+
+
 class Kind:
     """One compiled rule of one kind. Subclasses set the class attributes and implement `run`."""
 

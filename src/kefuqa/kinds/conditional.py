@@ -12,7 +12,7 @@ from ..engine.hits import Hit, NotApplicable
 from ..engine.triggers import groups_missing, positions, trigger_text
 from ..engine.windows import window
 from ..rules.schema import IntentRef, Phrases, RoleSel, RuleBase, Strict, Trigger, Window
-from .base import Compiler, Kind, register
+from .base import Compiler, Kind, by_sound, register
 
 if TYPE_CHECKING:
     from ..engine.context import Context
@@ -46,7 +46,10 @@ class ConditionalRule(RuleBase):
     if_: Trigger = Field(alias="if")
     then: Then
     window: Window = Field(default_factory=lambda: Window(direction="after"))
-    pinyin: bool = False
+    # `then`'s phrases also match by sound from pinyin_min_len characters unless `false` (see NeedsPhrases);
+    # the trigger only with `true`
+    pinyin: bool | None = None
+    pinyin_min_len: int = Field(default=3, ge=2)
     # every trigger is checked in its own window: a second open promise (会尽快的) after a first one is its
     # own finding, not hidden inside the first one's window (the default reports a stretch once)
     each: bool = False
@@ -63,9 +66,10 @@ class Conditional(Kind):
         then = rule.then
         self.groups: dict[str, int] = {}
         if then.phrases:
-            self.groups = {"": compiler.phrases(then.phrases, rule, then.role)}
+            self.groups = {"": compiler.phrases(then.phrases, rule, then.role, pinyin=by_sound(rule))}
         elif then.groups:
-            self.groups = {name: compiler.phrases(p, rule, then.role) for name, p in then.groups.items()}
+            self.groups = {name: compiler.phrases(p, rule, then.role, pinyin=by_sound(rule))
+                           for name, p in then.groups.items()}
         self.trigger_sid = compiler.trigger(rule.if_, rule)
 
     def run(self, ctx: Context) -> list[Hit]:

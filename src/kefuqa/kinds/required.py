@@ -8,7 +8,7 @@ from ..engine.hits import ROLE_NAMES, Hit, NotApplicable
 from ..engine.triggers import groups_missing, positions, trigger_text
 from ..engine.windows import scoped, window
 from ..rules.schema import NeedsPhrases, Scope, Trigger, Window
-from .base import Compiler, Kind, register
+from .base import Compiler, Kind, by_sound, register
 
 if TYPE_CHECKING:
     from ..engine.context import Context
@@ -30,9 +30,9 @@ class Required(Kind):
     def __init__(self, rule: RequiredRule, compiler: Compiler) -> None:
         super().__init__(rule, compiler)
         if rule.phrases:
-            self.groups = {"": compiler.phrases(rule.phrases, rule)}
+            self.groups = {"": compiler.phrases(rule.phrases, rule, pinyin=by_sound(rule))}
         else:
-            self.groups = {name: compiler.phrases(p, rule) for name, p in rule.groups.items()}
+            self.groups = {name: compiler.phrases(p, rule, pinyin=by_sound(rule)) for name, p in rule.groups.items()}
         self.trigger_sid = compiler.trigger(rule.after, rule)
 
     def run(self, ctx: Context) -> list[Hit]:

@@ -11,7 +11,7 @@ from ..engine.hits import Hit, NotApplicable, Pos
 from ..engine.triggers import positions, trigger_text
 from ..engine.windows import scoped, window
 from ..rules.schema import Phrases, RuleBase, Scope, Strict, Trigger, Window
-from .base import Compiler, Kind, register
+from .base import Compiler, Kind, by_sound, register
 
 if TYPE_CHECKING:
     from ..engine.context import Context
@@ -29,7 +29,10 @@ class SequenceRule(RuleBase):
     window: Window = Field(default_factory=lambda: Window(direction="before", turns=3))
     scope: Scope | None = None
     ordered: bool = True
-    pinyin: bool = False
+    # the steps' phrases also match by sound from pinyin_min_len characters unless `false` (see
+    # NeedsPhrases); the anchor only with `true`
+    pinyin: bool | None = None
+    pinyin_min_len: int = Field(default=3, ge=2)
 
 
 @register
@@ -40,7 +43,7 @@ class Sequence(Kind):
 
     def __init__(self, rule: SequenceRule, compiler: Compiler) -> None:
         super().__init__(rule, compiler)
-        self.steps = [(st.name, compiler.phrases(st.phrases, rule)) for st in rule.steps]
+        self.steps = [(st.name, compiler.phrases(st.phrases, rule, pinyin=by_sound(rule))) for st in rule.steps]
         self.trigger_sid = compiler.trigger(rule.anchor, rule)
         # steps looked for before an anchor (the hold request before a hold) are all said once the anchor
         # is there: such a rule is decided live, as the anchor arrives; steps after it or over the whole

@@ -238,7 +238,10 @@ class PhraseIndex:
             if not k:
                 continue  # punctuation only: nothing to match
             idx = len(pset.items)
-            py_ok = use_py and len(k) >= pinyin_min_len and bool(_HAS_CJK.search(k))
+            # a phrase marked `pinyin: true` itself may be as short as 2 characters (工号): the rule's minimum
+            # is for all of its phrases, where 2-character ones clash too often (我姓/我行, 好吗/号码)
+            min_len = 2 if item.pinyin is True else pinyin_min_len
+            py_ok = bool(use_py) and len(k) >= min_len and bool(_HAS_CJK.search(k))
             pset.items.append(Item(item.text, k, None, item.suggest, item.whole, py_ok, unless_set, near_set, hours))
             if item.whole is True:
                 # only ever a match as the whole utterance: look the utterance up, don't scan for it

@@ -38,6 +38,8 @@ class PhraseItem(Strict):
     text: PhraseStr | None = None
     regex: str | None = None
     suggest: str | None = None
+    # None: the rule's setting. True also for a phrase of 2 characters (the rule's pinyin_min_len is for its
+    # phrases as a whole; a 2-character one matched by sound is the author's choice, phrase by phrase)
     pinyin: bool | None = None
     # True: only a hit when the phrase is the whole utterance; False: only when it is not.
     whole: bool | None = None
@@ -220,7 +222,12 @@ class NeedsPhrases(RuleBase):
     # a group is also satisfied by an utterance a judge finds to be this label (the group may be only that)
     labels: dict[str, IntentRef] = Field(default_factory=dict)
     need: Literal["all", "any"] | int = "all"
-    pinyin: bool = False
+    # the phrases the role must say also match by sound (ASR homophones: 感谢您的耐新 for 耐心), from
+    # pinyin_min_len characters on; unset means yes — reporting an absence because ASR garbled one character
+    # of a phrase that was said is worse than missing one. `false` turns it off. A trigger (`after`) matches
+    # by sound only with `pinyin: true`.
+    pinyin: bool | None = None
+    pinyin_min_len: int = Field(default=3, ge=2)
 
     @model_validator(mode="after")
     def _some(self) -> NeedsPhrases:
