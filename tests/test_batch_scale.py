@@ -200,7 +200,12 @@ def test_a_killed_run_resumes_without_duplicates_or_losses(tmp_path):
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
-    proc.wait()
+    else:
+        if proc.poll() is None:  # 120 s and not 5 parts written: it hangs
+            proc.kill()
+            proc.wait(timeout=30)
+            raise AssertionError("the batch run wrote fewer than 5 parts in 120 s")
+    proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     first = read_table(str(out), "calls")
     assert 200 <= len(first) < 1500
@@ -227,7 +232,7 @@ def test_cli_batch_on_ray_prints_what_check_prints(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     kefuqa_bin = [sys.executable, "-m", "kefuqa.cli"]
     check = subprocess.run([*kefuqa_bin, "check", str(EXAMPLES), "-f", "jsonl"], capture_output=True, text=True,
-                           env=env)
+                           env=env, timeout=300)
     assert check.returncode == 0, check.stderr
     out = tmp_path / "out"
     run = subprocess.run([*kefuqa_bin, "batch", str(EXAMPLES), "--out", str(out), "--engine", "ray"],

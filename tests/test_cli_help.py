@@ -75,7 +75,7 @@ def test_usage_error_in_the_installed_command(tmp_path: Any) -> None:
     import sys
 
     r = subprocess.run([sys.executable, "-m", "kefuqa.cli", "check", "--nope", "x.json"], capture_output=True,
-                       text=True, cwd=tmp_path)
+                       text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 2
     assert "错误：没有这个选项：--nope" in r.stderr and "用法：kefuqa" not in r.stdout
 
@@ -91,6 +91,6 @@ def test_the_cli_starts_without_the_audio_extra() -> None:
             "sys.argv = ['kefuqa', '--help']\n"
             "from kefuqa.cli import main\n"
             "main()\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "用法：kefuqa" in r.stdout and "replay" in r.stdout

@@ -122,7 +122,8 @@ def test_syllable_features_are_named_by_reading_not_by_process_order():
         {f for f in names if f.startswith("p")}
     code = ("from kefuqa import normalize; normalize.pinyin_key('他她它塔踏再在载'); "
             "from kefuqa.judge.features import features; print(sorted(f for f, _, _ in features('我在这里等他')[1]))")
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           timeout=120).stdout
     assert other.strip() == str(sorted(names))
 
 

@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +40,51 @@ PG_URL = os.environ.get("KEFUQA_TEST_PG_URL", "postgresql+psycopg://postgres@127
 ADMIN_PASSWORD = "Admin-pass-1"
 PASSWORD = "Passw0rd-test"
 
+WS_TIMEOUT = 60.0  # seconds a test waits for the server's next WebSocket message, or for its threads at a barrier
+THREAD_TIMEOUT = 300.0  # seconds a test waits for the threads it started (each may make many requests)
+
 _pg_problem: list[str | None] = []
+
+
+def _receive_with_deadline(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Starlette's `WebSocketTestSession.receive` (behind receive_json/_text/_bytes and the accept in
+    `websocket_connect`) waits forever; this one fails after `WS_TIMEOUT` seconds, so a server that stopped
+    answering fails its test instead of hanging the run."""
+    import anyio
+
+    def receive(self: Any) -> Any:
+        rx = getattr(self, "_send_rx", None)  # the session's queue of the server's messages (Starlette ≥ 0.37)
+        if rx is None:
+            return original(self)
+
+        async def get() -> Any:
+            with anyio.fail_after(WS_TIMEOUT):
+                return await rx.receive()
+
+        try:
+            return self.portal.call(get)
+        except TimeoutError:
+            raise AssertionError(f"no WebSocket message from the server within {WS_TIMEOUT:g} s") from None
+
+    return receive
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _websocket_deadline() -> Iterator[None]:
+    from starlette.testclient import WebSocketTestSession
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(WebSocketTestSession, "receive", _receive_with_deadline(WebSocketTestSession.receive))
+        yield
+
+
+def join_all(threads: list[threading.Thread], what: str = "a thread") -> None:
+    """Join `threads` (started as daemons, so that one left hanging does not keep the run from ending), failing
+    when one is still running `THREAD_TIMEOUT` seconds after the join began."""
+    deadline = time.monotonic() + THREAD_TIMEOUT
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+        assert not t.is_alive(), f"{what} still running after {THREAD_TIMEOUT:g} s: it hangs"
 
 
 def pg_problem() -> str | None:
@@ -260,18 +305,17 @@ def serve_app(app: Any) -> Iterator[str]:
 
 def together(*calls: Callable[[], Any]) -> list[Any]:
     """Run the calls in parallel threads, released at the same moment; their results in order."""
-    barrier = threading.Barrier(len(calls))
+    barrier = threading.Barrier(len(calls), timeout=WS_TIMEOUT)
     out: list[Any] = [None] * len(calls)
 
     def run(i: int) -> None:
         barrier.wait()
         out[i] = calls[i]()
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join_all(threads, "a call run together with others")
     return out
 
 

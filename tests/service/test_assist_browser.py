@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, served_workbench
+from conftest import ADMIN_PASSWORD, WS_TIMEOUT, served_workbench
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 uvicorn = pytest.importorskip("uvicorn")
@@ -60,6 +60,14 @@ def page(served: tuple[str, str]) -> Iterator[Any]:
         browser.close()
 
 
+def _recv(feed: Any) -> dict[str, Any]:
+    """The server's next frame, or a failure when none comes within `WS_TIMEOUT` seconds."""
+    try:
+        return dict(json.loads(feed.recv(timeout=WS_TIMEOUT)))
+    except TimeoutError:
+        raise AssertionError(f"no WebSocket message from the server within {WS_TIMEOUT:g} s") from None
+
+
 def test_panel_shows_the_call_as_it_happens(served: tuple[str, str], page: Any) -> None:
     host, token = served
     expect = playwright_sync.expect
@@ -67,8 +75,8 @@ def test_panel_shows_the_call_as_it_happens(served: tuple[str, str], page: Any) 
     with ws_sync.connect(f"ws://{host}/api/assist/v1/ws", additional_headers={"Authorization": f"Bearer {token}"}) as feed:
         feed.send(json.dumps({"type": "start", "v": 1, "call": {"id": "browser-1", "direction": "inbound",
                                                                  "agent": {"id": "A7", "name": "王芳", "team": "一组"}}}))
-        assert json.loads(feed.recv())["type"] == "ready"
-        sent += json.loads(feed.recv())["items"]
+        assert _recv(feed)["type"] == "ready"
+        sent += _recv(feed)["items"]
         page.goto(f"http://{host}/assist/wall")
         expect(page.get_by_test_id("tile")).to_have_count(1)
         expect(page.get_by_test_id("tile")).to_contain_text("王芳")
@@ -76,7 +84,7 @@ def test_panel_shows_the_call_as_it_happens(served: tuple[str, str], page: Any) 
         expect(page.get_by_test_id("assist-status")).to_contain_text("已连接")
         for n, f in enumerate(SCRIPT, 1):
             feed.send(json.dumps({**f, "n": n}, ensure_ascii=False))
-            sent += json.loads(feed.recv())["items"]
+            sent += _recv(feed)["items"]
         expect(page.get_by_test_id("transcript").locator("li")).to_have_count(7)  # the partial was replaced
         # the words are a 服务禁语 (LNG001) and a reproach (LNG004): each alert carries its better wording
         alert = page.get_by_test_id("alerts").locator("li.alert").filter(has_text="我不是跟你说过了吗")
@@ -93,9 +101,9 @@ def test_panel_shows_the_call_as_it_happens(served: tuple[str, str], page: Any) 
         expect(page.locator("[data-check='inbound.offer']")).to_have_class("done")
         expect(page.locator("[data-check='complaint.promise']")).to_have_class("done")
         feed.send(json.dumps({"type": "hangup", "n": len(SCRIPT) + 1, "ended_by": "customer"}))
-        final = json.loads(feed.recv())
+        final = _recv(feed)
         assert any(i["kind"] == "report" for i in final["items"])
-        assert json.loads(feed.recv())["type"] == "ended"
+        assert _recv(feed)["type"] == "ended"
     expect(page.get_by_test_id("report")).to_be_visible()
     # the next turn gave the reason and another way: the flat no's alert is struck through with the reason
     # (sent with that turn's guidance, nothing more at hang-up), the others stand

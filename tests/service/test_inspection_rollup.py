@@ -19,7 +19,7 @@ import pytest
 import svc_samples as samples
 from sqlalchemy import delete, func, select, text, update
 
-from conftest import World, make_settings, serve_app
+from conftest import WS_TIMEOUT, World, join_all, make_settings, serve_app
 from kefuqa.service import repository as repo
 from kefuqa.service import rollup
 from kefuqa.service.models import Conversation, Finding, StatsCalls, StatsRules, StatsZone, User, utcnow
@@ -221,7 +221,7 @@ def test_workers_starting_together_build_it_once_and_right(world: World) -> None
         db.execute(delete(StatsCalls))
     built: list[bool] = []
     errors: list[str] = []
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(4, timeout=WS_TIMEOUT)
 
     def start() -> None:
         barrier.wait()
@@ -230,11 +230,10 @@ def test_workers_starting_together_build_it_once_and_right(world: World) -> None
         except Exception as exc:  # reported below
             errors.append(repr(exc))
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
+    threads = [threading.Thread(target=start, daemon=True) for _ in range(4)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join_all(threads, "a rollup build")
     assert errors == [] and True in built
     if world.backend == "postgresql":
         assert built.count(True) == 1
@@ -300,7 +299,7 @@ def test_parallel_writers_and_merges_keep_it_exact(served: tuple[World, str]) ->
     no lost update) and the rollup equals the recomputed numbers."""
     w, base = served
     errors: list[str] = []
-    barrier = threading.Barrier(9)
+    barrier = threading.Barrier(9, timeout=WS_TIMEOUT)
 
     def client(k: int) -> None:
         try:
@@ -342,11 +341,11 @@ def test_parallel_writers_and_merges_keep_it_exact(served: tuple[World, str]) ->
                     errors.append(repr(exc))
             threading.Event().wait(0.05)
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)] + [threading.Thread(target=merger)]
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(8)] + \
+        [threading.Thread(target=merger, daemon=True)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join_all(threads, "a client or the merger")
     assert errors == []
     assert_exact(w.wb)
     rollup.compact(w.wb.engine)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import svc_samples as samples
 
-from conftest import ADMIN_PASSWORD, _pg_schema
+from conftest import ADMIN_PASSWORD, WS_TIMEOUT, _pg_schema, join_all
 
 BURST = 60
 
@@ -56,7 +56,7 @@ def test_a_burst_of_uploads_is_queued_or_refused_never_lost(server: str) -> None
     headers = {"Authorization": f"Bearer {token}"}
     tag = uuid.uuid4().hex[:6]
     calls = [samples.conversation(f"burst-{tag}-{i}", ("A1", "A2", "B1")[i % 3], 3, "refuse") for i in range(BURST)]
-    barrier = threading.Barrier(BURST)
+    barrier = threading.Barrier(BURST, timeout=WS_TIMEOUT)
     first: list[int] = [0] * BURST
     stored: list[int] = [0] * BURST
 
@@ -77,12 +77,11 @@ def test_a_burst_of_uploads_is_queued_or_refused_never_lost(server: str) -> None
             stored[i] = r.json()["stored"] + r.json()["unchanged"]
             return
 
-    threads = [threading.Thread(target=upload, args=(i,)) for i in range(BURST)]
+    threads = [threading.Thread(target=upload, args=(i,), daemon=True) for i in range(BURST)]
     began = time.perf_counter()
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join_all(threads, "an upload of the burst")
     print(f"burst of {BURST}: {time.perf_counter() - began:.1f} s; first answers:", sorted(first))
     assert set(first) <= {200, 503}, sorted(first)
     assert stored == [1] * BURST

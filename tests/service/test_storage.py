@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -226,19 +229,11 @@ def test_serve_just_works_on_a_fresh_machine(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "kefuqa.service", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        lines = []
-        assert proc.stdout is not None
-        for line in proc.stdout:  # the banner ends with the URL line
-            lines.append(line)
-            if "api/docs" in line:
-                break
-        banner = "".join(lines)
+        banner = _output_until(proc, "api/docs")  # the banner ends with the URL line
         m = re.search(r"初始密码：(\S+)", banner)
         assert m, banner
         assert (tmp_path / "data" / "kefuqa.db").is_file()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            import time
-
             # wait for the socket (not a timing assertion: just readiness); the banner comes before the app is
             # imported and bound, which takes seconds more on a loaded machine
             deadline = time.monotonic() + 60
@@ -255,6 +250,32 @@ def test_serve_just_works_on_a_fresh_machine(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _output_until(proc: subprocess.Popen[str], marker: str, timeout: float = 60) -> str:
+    """What `proc` printed up to the line with `marker` (or up to its end); fails when neither came within
+    `timeout` seconds instead of reading a silent process's output forever."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+            if marker in line:
+                return
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    got: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no line with {marker!r} within {timeout:g} s: {''.join(got)}") from None
+        if line is None or marker in line:
+            return "".join(got + [line or ""])
+        got.append(line)
 
 
 @pytest.mark.parametrize("value", ["abc"])

@@ -236,7 +236,8 @@ def test_the_layers_of_the_service() -> None:
             "kefuqa.service.usecases.uploads, kefuqa.service.usecases.calls, kefuqa.service.usecases.reviews, "
             "kefuqa.service.usecases.rulebooks\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=120)
     assert out.stdout.strip() == "[]"
 
 
