@@ -11,8 +11,11 @@ import io
 import json
 from typing import Any
 
+from sqlalchemy import select
+
 from conftest import World
-from kefuqa.service.models import User
+from kefuqa.service.models import Finding, User
+from kefuqa.service.scores import human_row
 from kefuqa.service.usecases import missed
 from kefuqa.service.usecases.context import Ctx
 
@@ -170,3 +173,21 @@ def test_an_appeal_that_withdraws_a_missed_finding_leaves_the_machines_precision
     assert after["missed"] == before["missed"]
     [example] = _examples(world, call_id, rule)
     assert example["y"] == 0 and example["source"] == "review:missed:overturned" and example["utterance"] == 2
+
+
+def test_a_machine_finding_without_message_or_evidence_is_the_machines(world: World) -> None:
+    """`scores.human_row` is false, not NULL, on a machine's row with NULL message and evidence: negated, it keeps
+    the row (rule precision, training export)."""
+    call = world.new_call("B1", "refuse")
+    with world.wb.sessions() as db:
+        f = db.scalars(select(Finding).where(Finding.conversation_id == call, Finding.kind == "finding")).first()
+        assert f is not None and f.status != "added"
+        kept = (f.message, f.evidence)
+        f.message, f.evidence = None, None
+        db.flush()
+        try:
+            assert db.scalar(select(Finding.id).where(Finding.id == f.id, ~human_row())) == f.id
+            assert db.scalar(select(Finding.id).where(Finding.id == f.id, human_row())) is None
+        finally:
+            f.message, f.evidence = kept
+            db.commit()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session as DBSession
 
 from ..model import Conversation as ConversationModel
@@ -33,8 +33,10 @@ def human(f: dict[str, Any]) -> bool:
 def human_row() -> ColumnElement[bool]:
     """SQL condition: a finding row an inspector added (a missed finding), whatever its status now. An accepted
     appeal makes it `overturned` like a machine's finding, but the row keeps what `add_missed` wrote: the
-    message starting with the mark and no evidence (the report's finding says `source: inspector`)."""
-    return or_(Finding.status == ADDED, and_(Finding.message.startswith(f"{HUMAN_MARK}："), Finding.evidence == ""))
+    message starting with the mark and no evidence (the report's finding says `source: inspector`). Never NULL,
+    so that `~human_row()` keeps a machine's row without a message."""
+    return or_(Finding.status == ADDED, and_(Finding.message.is_not(None), Finding.message.startswith(f"{HUMAN_MARK}："),
+                                             func.coalesce(Finding.evidence, "") == ""))
 
 
 def effective(report: dict[str, Any], voided: set[int], rulebook: Rulebook) -> tuple[float, str, bool]:
