@@ -195,3 +195,21 @@ def test_precision_per_model_version_before_and_after_a_retraining(lw: Learning)
     finally:
         client2.close()
         wb2.engine.dispose()
+
+
+def test_an_appeal_on_an_added_finding_is_no_verdict_on_the_model(lw: Learning) -> None:
+    """An inspector's missed XTR001 (人工补充), appealed and withdrawn: the model did not report it, so its precision
+    per model version is what it was."""
+    w = lw.world
+    call = lw.call("好的，我马上帮您登记")
+    utts = w.get("qa", f"/api/calls/{call}").json()["conversation"]["utterances"]
+    at = next(i for i, u in enumerate(utts) if u["text"] == "好的，我马上帮您登记")
+    assert not [f for f in w.findings("qa", call) if f["rule"] == "XTR001"]
+    before = [r for r in w.get("admin", "/api/rules/quality/models").json() if r["rule"] == "XTR001"]
+    r = w.post("qa", f"/api/calls/{call}/missed", json={"rule": "XTR001", "utterance": at, "comment": "推诿"})
+    assert r.status_code == 201, r.text
+    added = lw.finding(call)
+    assert added["status"] == "added"
+    lw.appeal(added, "accept")
+    assert lw.finding(call)["status"] == "overturned"
+    assert [r for r in w.get("admin", "/api/rules/quality/models").json() if r["rule"] == "XTR001"] == before

@@ -35,6 +35,7 @@ from ...judge.labels import labels
 from ...rules.rulebook import Rulebook
 from ..models import Appeal, Conversation, Finding, Review, RulebookVersion, Score
 from ..rulebooks import load_version
+from ..scores import human_row
 from .context import Ctx
 
 EXPORTERS = ("admin", "qa")
@@ -205,6 +206,10 @@ def precision_by_model(db: DBSession) -> list[dict[str, Any]]:
     (a decided appeal, else the latest review); carried-over verdicts of a re-scoring are not counted again."""
     intent = intent_rules(db)
     per_finding = standing(verdicts(db), key="finding")
+    ids = sorted(per_finding)
+    for i in range(0, len(ids), 500):  # an inspector's added finding (appealed) is no verdict on the model
+        for fid in db.scalars(select(Finding.id).where(Finding.id.in_(ids[i:i + 500]), human_row())):
+            del per_finding[fid]
     score_ids = sorted({v.score_id for vs in per_finding.values() for v in vs})
     model_of: dict[int, tuple[str, datetime]] = {}
     models = Score.report["rulebook"]["models"].as_string()
