@@ -23,4 +23,6 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; the
   if [ -d /etc/postgresql ] && [ "$(id -u)" = "0" ]; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
   fi
+  # a cluster just started takes a few seconds to accept connections: wait (up to 60 s), so the tests find it
+  for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi

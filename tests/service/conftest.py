@@ -90,14 +90,19 @@ def join_all(threads: list[threading.Thread], what: str = "a thread") -> None:
 def pg_problem() -> str | None:
     """Why PostgreSQL cannot be used (None when it can); asked once per test run."""
     if not _pg_problem:
-        try:
-            engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-            with engine.connect() as conn:
-                conn.execute(text("select 1"))
-            engine.dispose()
-            _pg_problem.append(None)
-        except Exception as exc:  # any driver or network error means: no server here
-            _pg_problem.append(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}: {str(exc)[:200]}")
+        problem: str | None = None
+        for _ in range(5):  # a server still starting, or a loaded machine, gets a few tries before the skip
+            try:
+                engine = create_engine(PG_URL, connect_args={"connect_timeout": 5})
+                with engine.connect() as conn:
+                    conn.execute(text("select 1"))
+                engine.dispose()
+                problem = None
+                break
+            except Exception as exc:  # any driver or network error means: no server here (yet)
+                problem = f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}: {str(exc)[:200]}"
+                time.sleep(2)
+        _pg_problem.append(problem)
     return _pg_problem[0]
 
 
