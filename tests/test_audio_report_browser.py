@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from browser_wait import seeked_by, until
+
 np = pytest.importorskip("numpy")
 pytest.importorskip("soundfile")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -54,32 +56,11 @@ def test_audio_report_timeline_and_player(tmp_path):
         marker = page.locator("[data-kefuqa-seek]").first
         target = float(marker.get_attribute("data-kefuqa-seek"))
         page.wait_for_function("document.querySelector('audio').readyState >= 1", timeout=60000)
-        assert abs(_seeked_by(page, "document.querySelector('audio')", marker.click) - target) < 0.5
+        assert abs(seeked_by(page, "document.querySelector('audio')", marker.click) - target) < 0.5
         Path("test-artifacts").mkdir(exist_ok=True)
         page.screenshot(path="test-artifacts/audio-report.png", full_page=True)
         browser.close()
     assert not errors
-
-
-def _until(page, expr: str, timeout: float = 60.0) -> None:
-    """Wait for a JS condition by evaluating it from outside (wait_for_function builds a function inside
-    the page, which the report's Content-Security-Policy rightly forbids)."""
-    import time
-
-    stop = time.monotonic() + timeout
-    while not page.evaluate(f"() => Boolean({expr})"):
-        assert time.monotonic() < stop, f"timed out waiting for {expr}"
-        time.sleep(0.05)
-
-
-def _seeked_by(page, player: str, click) -> float:
-    """Where `player` seeked to when `click` played it from a time, read at its 'seeked' event: it plays on at
-    once, so a poll of currentTime that comes late (a loaded machine) would find it past the mark for ever."""
-    page.evaluate(f"() => {{ const a = {player}; window.kqSeeked = null; a.addEventListener('seeked', "
-                  f"() => {{ window.kqSeeked = a.currentTime; }}, {{once: true}}); }}")
-    click()
-    _until(page, "window.kqSeeked !== null")
-    return float(page.evaluate("() => window.kqSeeked"))
 
 
 def test_transcript_of_a_recording_plays_from_its_time_and_is_outlined_while_it_plays(tmp_path):
@@ -105,17 +86,17 @@ def test_transcript_of_a_recording_plays_from_its_time_and_is_outlined_while_it_
         start = float(utt.get_attribute("data-kefuqa-from"))
         end = float(utt.get_attribute("data-kefuqa-to"))
         player = "document.querySelector('section[data-call-id=\"TEL-0002\"] audio')"
-        _until(page, f"{player}.readyState >= 1")
-        assert abs(_seeked_by(page, player, utt.locator(".utt-meta .t").click) - start) < 0.5
-        _until(page, f"{player}.currentTime > {start} + 0.3")  # it plays
+        until(page, f"{player}.readyState >= 1")
+        assert abs(seeked_by(page, player, utt.locator(".utt-meta .t").click) - start) < 0.5
+        until(page, f"{player}.currentTime > {start} + 0.3")  # it plays
         page.evaluate(f"{player}.pause()")
         # the utterance under the play head is outlined, and only it
         first = call.locator(".transcript .utt").nth(0)
         for shown, other, at in ((utt, first, (start + end) / 2),
                                  (first, utt, float(first.get_attribute("data-kefuqa-from")) + 1.0)):
             page.evaluate(f"{player}.currentTime = {at:.2f}")
-            _until(page, f"Math.abs({player}.currentTime - {at:.2f}) < 0.05 && !{player}.seeking")
-            _until(page, "document.querySelectorAll('section[data-call-id=\"TEL-0002\"] .utt.kq-playing').length === 1")
+            until(page, f"Math.abs({player}.currentTime - {at:.2f}) < 0.05 && !{player}.seeking")
+            until(page, "document.querySelectorAll('section[data-call-id=\"TEL-0002\"] .utt.kq-playing').length === 1")
             assert "kq-playing" in (shown.get_attribute("class") or "")
             assert "kq-playing" not in (other.get_attribute("class") or "")
         # the first call's player did not move

@@ -4,12 +4,12 @@ Screenshots go to test-artifacts/service/."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from browser_wait import seeked_by, until
 from conftest import ADMIN_PASSWORD, PASSWORD, World, build_world, serve_app
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -248,26 +248,6 @@ def test_recording_with_timeline_and_player(page_for: object, served: tuple[Worl
     assert not page.errors, page.errors
 
 
-def _until(page: object, expr: str, timeout: float = 60.0) -> None:
-    """Wait for a JS condition, evaluated from outside the page (its CSP forbids building functions)."""
-    import time
-
-    stop = time.monotonic() + timeout
-    while not page.evaluate(f"() => Boolean({expr})"):  # type: ignore[attr-defined]
-        assert time.monotonic() < stop, f"timed out waiting for {expr}"
-        time.sleep(0.05)
-
-
-def _seeked_by(page: Any, player: str, click: Callable[[], None]) -> float:
-    """Where `player` seeked to when `click` played it from a time, read at its 'seeked' event: it plays on at
-    once, so a poll of currentTime that comes late (a loaded machine) would find it past the mark for ever."""
-    page.evaluate(f"() => {{ const a = {player}; window.kqSeeked = null; a.addEventListener('seeked', "
-                  f"() => {{ window.kqSeeked = a.currentTime; }}, {{once: true}}); }}")
-    click()
-    _until(page, "window.kqSeeked !== null")
-    return float(page.evaluate("() => window.kqSeeked"))
-
-
 def test_export_of_recordings_transcripts_and_manifest(page_for: object, served: tuple[World, str]) -> None:
     """examples/telephony uploaded as a QA lead would (recordings, ASR transcripts and the manifest, selected
     together): one call per manifest row with the manifest's agent and team; the call page draws both
@@ -295,15 +275,15 @@ def test_export_of_recordings_transcripts_and_manifest(page_for: object, served:
     voc3 = page.locator(".evidence", has_text="坐席音量 -12.3 dBFS")
     expect(voc3.locator(".lbl")).to_have_text("证据")
     player = "document.querySelector('.kq-tl audio')"
-    _until(page, f"{player}.readyState >= 1")
+    until(page, f"{player}.readyState >= 1")
     utt = page.locator(".utt[data-start]").nth(2)
     start, end = float(utt.get_attribute("data-start")), float(utt.get_attribute("data-end"))
-    assert abs(_seeked_by(page, player, utt.click) - start) < 0.5
+    assert abs(seeked_by(page, player, utt.click) - start) < 0.5
     page.evaluate(f"{player}.pause()")
     at = round((start + end) / 2, 2)
     page.evaluate(f"{player}.currentTime = {at}")
-    _until(page, f"Math.abs({player}.currentTime - {at}) < 0.05 && !{player}.seeking")
-    _until(page, "document.querySelectorAll('.utt.playing').length === 1")
+    until(page, f"Math.abs({player}.currentTime - {at}) < 0.05 && !{player}.seeking")
+    until(page, "document.querySelectorAll('.utt.playing').length === 1")
     assert "playing" in (utt.get_attribute("class") or "").split()
     shot(page, "19-qa-telephony-export")
     assert not page.errors, page.errors
